@@ -1,0 +1,16 @@
+//! Compiles `proto/` with prost-build driven by protox (a pure-Rust .proto compiler):
+//! no system `protoc`, no C++.
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "proto/tensorflow/core/protobuf/saved_model.proto",
+        "proto/tensorflow/core/protobuf/tensor_bundle.proto",
+        "proto/tensorflow/core/protobuf/trackable_object_graph.proto",
+        "proto/tensorflow/core/framework/graph.proto",
+    ];
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile(files, ["proto"])?;
+    prost_build::Config::new()
+        .btree_map(["."])
+        .compile_fds(fds)?;
+    Ok(())
+}

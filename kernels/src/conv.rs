@@ -1,0 +1,586 @@
+//! 2-D convolutions and pooling over NHWC `f32` tensors.
+//!
+//! Geometry is resolved by the caller (padding mode → explicit `pads` and output size), so
+//! these kernels only need the numbers: output pixel `(oy, ox)` reads input rows
+//! `iy = oy*stride_h + ky*dilation_h - pad_top` and columns
+//! `ix = ox*stride_w + kx*dilation_w - pad_left`; positions outside the input are padding
+//! (zero for convolutions, skipped for pooling).
+
+use crate::gemm::gemm_f32;
+use crate::simd::multiversion;
+use rayon::prelude::*;
+
+/// Geometry of a 2-D convolution or pooling window over an NHWC input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window2d {
+    /// Input shape `[batch, height, width, channels]`.
+    pub input: [usize; 4],
+    /// Window / kernel size `(kh, kw)`.
+    pub kernel: (usize, usize),
+    /// Strides `(sh, sw)`, each `>= 1`.
+    pub strides: (usize, usize),
+    /// Dilations `(dh, dw)`, each `>= 1` (pooling ignores this: use `(1, 1)`).
+    pub dilations: (usize, usize),
+    /// Padding before the first row and column `(top, left)`; bottom/right padding is implied
+    /// by the output size.
+    pub pads: (usize, usize),
+    /// Output spatial size `(oh, ow)`.
+    pub output: (usize, usize),
+}
+
+impl Window2d {
+    fn validate(&self, what: &str) {
+        assert!(
+            self.strides.0 >= 1 && self.strides.1 >= 1,
+            "{what}: strides must be >= 1"
+        );
+        assert!(
+            self.dilations.0 >= 1 && self.dilations.1 >= 1,
+            "{what}: dilations must be >= 1"
+        );
+    }
+
+    /// Input row for output row `oy` and kernel row `ky`, if inside the input.
+    #[inline(always)]
+    fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
+        let y = (oy * self.strides.0 + ky * self.dilations.0).checked_sub(self.pads.0)?;
+        (y < self.input[1]).then_some(y)
+    }
+
+    /// Input column for output column `ox` and kernel column `kx`, if inside the input.
+    #[inline(always)]
+    fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
+        let x = (ox * self.strides.1 + kx * self.dilations.1).checked_sub(self.pads.1)?;
+        (x < self.input[2]).then_some(x)
+    }
+
+    fn out_len(&self, channels: usize) -> usize {
+        self.input[0] * self.output.0 * self.output.1 * channels
+    }
+}
+
+/// Target size (floats) of one im2col chunk.
+const IM2COL_CHUNK: usize = 1 << 18;
+
+/// 2-D convolution, NHWC input, HWIO filter, groups = 1 (TF `Conv2D`):
+/// `out[b, oy, ox, co] = Σ_{ky, kx, ci} in[b, iy, ix, ci] · filter[ky, kx, ci, co]`
+/// with `iy, ix` as in the [module docs](self) (padding reads as zero).
+///
+/// * `input`: `[n, h, w, cin]` (`geom.input`) row-major.
+/// * `filter`: `[kh, kw, cin, cout]` row-major (`geom.kernel = (kh, kw)`).
+/// * `out`: `[n, oh, ow, cout]` row-major, overwritten.
+///
+/// A 1×1 kernel with unit stride and no padding is a single [`gemm_f32`] on the input in
+/// place; a 1×1 kernel with other strides is one strided GEMM per output row; anything else
+/// is im2col in chunks of output pixels (scratch of about 1 MB per task) followed by GEMM,
+/// with chunks run in parallel.
+///
+/// # Panics
+///
+/// If a stride or dilation is 0, or the slice lengths do not match the shapes.
+pub fn conv2d_nhwc_f32(
+    input: &[f32],
+    filter: &[f32],
+    cout: usize,
+    geom: &Window2d,
+    out: &mut [f32],
+) {
+    geom.validate("conv2d");
+    let [n, h, w, cin] = geom.input;
+    let (kh, kw) = geom.kernel;
+    let (oh, ow) = geom.output;
+    assert_eq!(input.len(), n * h * w * cin, "conv2d: input length");
+    assert_eq!(filter.len(), kh * kw * cin * cout, "conv2d: filter length");
+    assert_eq!(out.len(), geom.out_len(cout), "conv2d: output length");
+    if out.is_empty() {
+        return;
+    }
+    let kdim = kh * kw * cin;
+    if kh == 1 && kw == 1 && geom.pads == (0, 0) {
+        if geom.strides == (1, 1) && (oh, ow) == (h, w) {
+            gemm_f32(
+                n * h * w,
+                cout,
+                cin,
+                input,
+                (cin, 1),
+                filter,
+                (cout, 1),
+                out,
+                cout,
+                false,
+            );
+            return;
+        }
+        // Strided 1×1: each output row is a strided view of one input row.
+        if oh <= h.div_ceil(geom.strides.0) && ow <= w.div_ceil(geom.strides.1) {
+            let (sh, sw) = geom.strides;
+            let par = n * oh * ow * cin * cout >= 1 << 20;
+            let row = |(r, orow): (usize, &mut [f32])| {
+                let (b, oy) = (r / oh, r % oh);
+                let base = ((b * h + oy * sh) * w) * cin;
+                let a = &input[base..];
+                gemm_f32(
+                    ow,
+                    cout,
+                    cin,
+                    a,
+                    (sw * cin, 1),
+                    filter,
+                    (cout, 1),
+                    orow,
+                    cout,
+                    false,
+                );
+            };
+            if par {
+                out.par_chunks_mut(ow * cout).enumerate().for_each(row);
+            } else {
+                out.chunks_mut(ow * cout).enumerate().for_each(row);
+            }
+            return;
+        }
+    }
+    let m_total = n * oh * ow;
+    let chunk_rows = (IM2COL_CHUNK / kdim.max(1)).clamp(16, 4096).min(m_total);
+    let run_chunk = |(ci, ochunk): (usize, &mut [f32])| {
+        let m0 = ci * chunk_rows;
+        let rows = ochunk.len() / cout;
+        let mut col = vec![0.0f32; rows * kdim];
+        for (r, crow) in col.chunks_exact_mut(kdim).enumerate() {
+            let pix = m0 + r;
+            let (b, rem) = (pix / (oh * ow), pix % (oh * ow));
+            let (oy, ox) = (rem / ow, rem % ow);
+            for ky in 0..kh {
+                let dst_ky = &mut crow[ky * kw * cin..(ky + 1) * kw * cin];
+                let Some(iy) = geom.in_y(oy, ky) else {
+                    dst_ky.fill(0.0);
+                    continue;
+                };
+                for (kx, dst) in dst_ky.chunks_exact_mut(cin).enumerate() {
+                    match geom.in_x(ox, kx) {
+                        Some(ix) => {
+                            let src = ((b * h + iy) * w + ix) * cin;
+                            dst.copy_from_slice(&input[src..src + cin]);
+                        }
+                        None => dst.fill(0.0),
+                    }
+                }
+            }
+        }
+        gemm_f32(
+            rows,
+            cout,
+            kdim,
+            &col,
+            (kdim, 1),
+            filter,
+            (cout, 1),
+            ochunk,
+            cout,
+            false,
+        );
+    };
+    if m_total > chunk_rows {
+        out.par_chunks_mut(chunk_rows * cout)
+            .enumerate()
+            .for_each(run_chunk);
+    } else {
+        run_chunk((0, out));
+    }
+}
+
+multiversion! {
+    /// One output row (`ow` pixels × `cin*mult` channels) of a depthwise convolution.
+    fn depthwise_row / depthwise_row_with(
+        input: &[f32],
+        filter: &[f32],
+        mult: usize,
+        geom: &Window2d,
+        b: usize,
+        oy: usize,
+        orow: &mut [f32],
+    ) {
+        let [_, h, w, cin] = geom.input;
+        let (kh, kw) = geom.kernel;
+        let cout = cin * mult;
+        for (ox, o) in orow.chunks_exact_mut(cout).enumerate() {
+            o.fill(0.0);
+            for ky in 0..kh {
+                let Some(iy) = geom.in_y(oy, ky) else { continue };
+                for kx in 0..kw {
+                    let Some(ix) = geom.in_x(ox, kx) else { continue };
+                    let src = ((b * h + iy) * w + ix) * cin;
+                    let iv = &input[src..src + cin];
+                    let fv = &filter[(ky * kw + kx) * cout..(ky * kw + kx + 1) * cout];
+                    if mult == 1 {
+                        for ((ov, &x), &f) in o.iter_mut().zip(iv).zip(fv) {
+                            *ov += x * f;
+                        }
+                    } else {
+                        for ((oc, fc), &x) in o.chunks_exact_mut(mult).zip(fv.chunks_exact(mult)).zip(iv) {
+                            for (ov, &f) in oc.iter_mut().zip(fc) {
+                                *ov += x * f;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Depthwise 2-D convolution, NHWC (TF `DepthwiseConv2dNative`):
+/// `out[b, oy, ox, c*mult + q] = Σ_{ky, kx} in[b, iy, ix, c] · filter[ky, kx, c, q]`.
+///
+/// * `input`: `[n, h, w, cin]` (`geom.input`); `filter`: `[kh, kw, cin, mult]`;
+/// * `out`: `[n, oh, ow, cin*mult]`, overwritten.
+///
+/// Direct algorithm vectorized over channels, parallel over output rows. Each output sums
+/// its taps in `(ky, kx)` order.
+///
+/// # Panics
+///
+/// If a stride or dilation is 0, or the slice lengths do not match the shapes.
+pub fn depthwise_conv2d_nhwc_f32(
+    input: &[f32],
+    filter: &[f32],
+    mult: usize,
+    geom: &Window2d,
+    out: &mut [f32],
+) {
+    depthwise_conv2d_nhwc_f32_with(crate::simd::Isa::best(), input, filter, mult, geom, out)
+}
+
+/// [`depthwise_conv2d_nhwc_f32`] on an explicit instruction set (for tests and benchmarks).
+///
+/// # Panics
+///
+/// As [`depthwise_conv2d_nhwc_f32`].
+pub fn depthwise_conv2d_nhwc_f32_with(
+    isa: crate::simd::Isa,
+    input: &[f32],
+    filter: &[f32],
+    mult: usize,
+    geom: &Window2d,
+    out: &mut [f32],
+) {
+    geom.validate("depthwise_conv2d");
+    let [n, h, w, cin] = geom.input;
+    let (kh, kw) = geom.kernel;
+    let (oh, ow) = geom.output;
+    assert_eq!(
+        input.len(),
+        n * h * w * cin,
+        "depthwise_conv2d: input length"
+    );
+    assert_eq!(
+        filter.len(),
+        kh * kw * cin * mult,
+        "depthwise_conv2d: filter length"
+    );
+    assert_eq!(
+        out.len(),
+        geom.out_len(cin * mult),
+        "depthwise_conv2d: output length"
+    );
+    if out.is_empty() {
+        return;
+    }
+    let row = |(r, orow): (usize, &mut [f32])| {
+        depthwise_row_with(isa, input, filter, mult, geom, r / oh, r % oh, orow)
+    };
+    if out.len() * kh * kw >= 1 << 16 {
+        out.par_chunks_mut(ow * cin * mult)
+            .enumerate()
+            .for_each(row);
+    } else {
+        out.chunks_mut(ow * cin * mult).enumerate().for_each(row);
+    }
+}
+
+multiversion! {
+    /// One output row of max (`is_max`) or average pooling.
+    fn pool_row / pool_row_with(
+        input: &[f32],
+        geom: &Window2d,
+        is_max: bool,
+        b: usize,
+        oy: usize,
+        orow: &mut [f32],
+    ) {
+        let [_, h, w, c] = geom.input;
+        let (kh, kw) = geom.kernel;
+        for (ox, o) in orow.chunks_exact_mut(c).enumerate() {
+            o.fill(if is_max { f32::MIN } else { 0.0 });
+            let mut count = 0usize;
+            for ky in 0..kh {
+                let Some(iy) = geom.in_y(oy, ky) else { continue };
+                for kx in 0..kw {
+                    let Some(ix) = geom.in_x(ox, kx) else { continue };
+                    let src = ((b * h + iy) * w + ix) * c;
+                    let iv = &input[src..src + c];
+                    count += 1;
+                    if is_max {
+                        for (ov, &x) in o.iter_mut().zip(iv) {
+                            *ov = if x > *ov { x } else { *ov };
+                        }
+                    } else {
+                        for (ov, &x) in o.iter_mut().zip(iv) {
+                            *ov += x;
+                        }
+                    }
+                }
+            }
+            if !is_max && count > 1 {
+                let div = count as f32;
+                for ov in o.iter_mut() {
+                    *ov /= div;
+                }
+            }
+        }
+    }
+}
+
+fn pool(isa: crate::simd::Isa, input: &[f32], geom: &Window2d, is_max: bool, out: &mut [f32]) {
+    geom.validate("pool");
+    let [n, h, w, c] = geom.input;
+    let (oh, ow) = geom.output;
+    assert_eq!(input.len(), n * h * w * c, "pool: input length");
+    assert_eq!(out.len(), geom.out_len(c), "pool: output length");
+    if out.is_empty() {
+        return;
+    }
+    let row = |(r, orow): (usize, &mut [f32])| {
+        pool_row_with(isa, input, geom, is_max, r / oh, r % oh, orow)
+    };
+    if out.len() * geom.kernel.0 * geom.kernel.1 >= 1 << 16 {
+        out.par_chunks_mut(ow * c).enumerate().for_each(row);
+    } else {
+        out.chunks_mut(ow * c).enumerate().for_each(row);
+    }
+}
+
+/// Max pooling over NHWC `f32` (TF `MaxPool`): `out[b, oy, ox, c]` is the maximum of the
+/// in-bounds window elements (padding is skipped, never compared). An output whose window
+/// has no in-bounds element is `f32::MIN` (TF's "lowest" initial value). NaN inputs are not
+/// propagated unless first in the window.
+///
+/// `geom.dilations` must be `(1, 1)` for TF semantics (other values dilate the window).
+///
+/// # Panics
+///
+/// If a stride is 0, or the slice lengths do not match `geom` (`out` is `[n, oh, ow, c]`).
+pub fn max_pool_nhwc_f32(input: &[f32], geom: &Window2d, out: &mut [f32]) {
+    pool(crate::simd::Isa::best(), input, geom, true, out)
+}
+
+/// Average pooling over NHWC `f32` (TF `AvgPool`).
+///
+/// Each output is the sum of the **in-bounds** window elements divided by their count:
+/// padded positions are excluded from both numerator and denominator. This is TensorFlow's
+/// semantics for `SAME` padding (a 3×3 window at a corner averages 4 values, not 9). An
+/// output whose window has no in-bounds element is 0.
+///
+/// # Panics
+///
+/// If a stride is 0, or the slice lengths do not match `geom` (`out` is `[n, oh, ow, c]`).
+pub fn avg_pool_nhwc_f32(input: &[f32], geom: &Window2d, out: &mut [f32]) {
+    pool(crate::simd::Isa::best(), input, geom, false, out)
+}
+
+/// [`max_pool_nhwc_f32`] (`is_max`) or [`avg_pool_nhwc_f32`] on an explicit instruction set.
+///
+/// # Panics
+///
+/// As those functions.
+pub fn pool_nhwc_f32_with(
+    isa: crate::simd::Isa,
+    input: &[f32],
+    geom: &Window2d,
+    is_max: bool,
+    out: &mut [f32],
+) {
+    pool(isa, input, geom, is_max, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::Isa;
+    use crate::testutil::Rng;
+
+    fn naive_conv(
+        input: &[f32],
+        filter: &[f32],
+        cout: usize,
+        g: &Window2d,
+        depthwise_mult: Option<usize>,
+    ) -> Vec<f32> {
+        let [n, h, w, cin] = g.input;
+        let (kh, kw) = g.kernel;
+        let (oh, ow) = g.output;
+        let co_total = depthwise_mult.map_or(cout, |m| cin * m);
+        let mut out = vec![0.0f32; n * oh * ow * co_total];
+        for b in 0..n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for co in 0..co_total {
+                        let mut s = 0.0f64;
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * g.strides.0 + ky * g.dilations.0) as isize
+                                    - g.pads.0 as isize;
+                                let ix = (ox * g.strides.1 + kx * g.dilations.1) as isize
+                                    - g.pads.1 as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                let base = ((b * h + iy as usize) * w + ix as usize) * cin;
+                                match depthwise_mult {
+                                    None => {
+                                        for ci in 0..cin {
+                                            s += input[base + ci] as f64
+                                                * filter[((ky * kw + kx) * cin + ci) * cout + co]
+                                                    as f64;
+                                        }
+                                    }
+                                    Some(m) => {
+                                        let ci = co / m;
+                                        s += input[base + ci] as f64
+                                            * filter[(ky * kw + kx) * cin * m + co] as f64;
+                                    }
+                                }
+                            }
+                        }
+                        out[((b * oh + oy) * ow + ox) * co_total + co] = s as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn close(a: &[f32], b: &[f32], tol: f32) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= tol * (1.0 + y.abs()), "at {i}: {x} vs {y}");
+        }
+    }
+
+    fn geoms() -> Vec<(Window2d, usize)> {
+        let g = |input, kernel, strides, dilations, pads, output| Window2d {
+            input,
+            kernel,
+            strides,
+            dilations,
+            pads,
+            output,
+        };
+        vec![
+            (g([2, 5, 6, 3], (1, 1), (1, 1), (1, 1), (0, 0), (5, 6)), 4),
+            (g([1, 7, 7, 5], (1, 1), (2, 2), (1, 1), (0, 0), (4, 4)), 6),
+            (g([2, 6, 5, 3], (3, 3), (1, 1), (1, 1), (1, 1), (6, 5)), 7),
+            (g([1, 9, 8, 4], (3, 2), (2, 3), (1, 1), (1, 0), (5, 3)), 5),
+            (g([1, 9, 9, 2], (3, 3), (1, 1), (2, 2), (2, 2), (9, 9)), 3),
+            (
+                g([3, 20, 20, 16], (3, 3), (1, 1), (1, 1), (1, 1), (20, 20)),
+                32,
+            ),
+        ]
+    }
+
+    #[test]
+    fn conv2d_matches_naive() {
+        let mut rng = Rng::new(11);
+        for (g, cout) in geoms() {
+            let [n, h, w, cin] = g.input;
+            let input = rng.vec_f32(n * h * w * cin);
+            let filter = rng.vec_f32(g.kernel.0 * g.kernel.1 * cin * cout);
+            let mut out = vec![f32::NAN; g.out_len(cout)];
+            conv2d_nhwc_f32(&input, &filter, cout, &g, &mut out);
+            close(&out, &naive_conv(&input, &filter, cout, &g, None), 1e-4);
+        }
+    }
+
+    #[test]
+    fn depthwise_matches_naive_all_isas() {
+        let mut rng = Rng::new(12);
+        for (g, mult) in geoms() {
+            let mult = mult % 3 + 1;
+            let [n, h, w, cin] = g.input;
+            let input = rng.vec_f32(n * h * w * cin);
+            let filter = rng.vec_f32(g.kernel.0 * g.kernel.1 * cin * mult);
+            let want = naive_conv(&input, &filter, 0, &g, Some(mult));
+            for isa in Isa::available() {
+                let mut out = vec![f32::NAN; g.out_len(cin * mult)];
+                depthwise_conv2d_nhwc_f32_with(isa, &input, &filter, mult, &g, &mut out);
+                close(&out, &want, 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn pools_match_naive_all_isas() {
+        let mut rng = Rng::new(13);
+        for (mut g, _) in geoms() {
+            g.dilations = (1, 1);
+            let [n, h, w, c] = g.input;
+            let input = rng.vec_f32(n * h * w * c);
+            let (oh, ow) = g.output;
+            let mut want_max = vec![0.0f32; g.out_len(c)];
+            let mut want_avg = vec![0.0f32; g.out_len(c)];
+            for b in 0..n {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        for ch in 0..c {
+                            let (mut mx, mut s, mut cnt) = (f32::MIN, 0.0f64, 0);
+                            for ky in 0..g.kernel.0 {
+                                for kx in 0..g.kernel.1 {
+                                    let iy = (oy * g.strides.0 + ky) as isize - g.pads.0 as isize;
+                                    let ix = (ox * g.strides.1 + kx) as isize - g.pads.1 as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                        continue;
+                                    }
+                                    let v =
+                                        input[((b * h + iy as usize) * w + ix as usize) * c + ch];
+                                    mx = mx.max(v);
+                                    s += v as f64;
+                                    cnt += 1;
+                                }
+                            }
+                            let o = ((b * oh + oy) * ow + ox) * c + ch;
+                            want_max[o] = mx;
+                            want_avg[o] = if cnt == 0 {
+                                0.0
+                            } else {
+                                (s / cnt as f64) as f32
+                            };
+                        }
+                    }
+                }
+            }
+            for isa in Isa::available() {
+                let mut out = vec![f32::NAN; g.out_len(c)];
+                pool_nhwc_f32_with(isa, &input, &g, true, &mut out);
+                assert_eq!(out, want_max);
+                pool_nhwc_f32_with(isa, &input, &g, false, &mut out);
+                close(&out, &want_avg, 1e-6);
+            }
+        }
+        // SAME-padding corner: 3x3 window over a 2x2 input of ones averages 4 values.
+        let g = Window2d {
+            input: [1, 2, 2, 1],
+            kernel: (3, 3),
+            strides: (1, 1),
+            dilations: (1, 1),
+            pads: (1, 1),
+            output: (2, 2),
+        };
+        let mut out = [0.0f32; 4];
+        avg_pool_nhwc_f32(&[1.0, 2.0, 3.0, 4.0], &g, &mut out);
+        assert_eq!(out, [2.5; 4]);
+        max_pool_nhwc_f32(&[1.0, 2.0, 3.0, 4.0], &g, &mut out);
+        assert_eq!(out, [4.0; 4]);
+    }
+}

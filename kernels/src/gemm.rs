@@ -1,0 +1,1257 @@
+//! Dense matrix multiplication: `C = A·B` or `C += A·B`.
+//!
+//! # Layout
+//!
+//! Operands are described by a slice plus `(row_stride, col_stride)` in elements: element
+//! `(i, p)` of `A` is `a[i * a_strides.0 + p * a_strides.1]`. A row-major `m×k` matrix has
+//! strides `(k, 1)`; its transpose viewed as `k×m` has strides `(1, k)`. So TF's
+//! `transpose_a/b` / `adj_x/adj_y` (real types) need no copy: swap the strides. `C` is
+//! row-major with leading dimension `ldc` (`c[i * ldc + j]`).
+//!
+//! # Algorithm (f32)
+//!
+//! * `m == 1` or `n == 1`: a dedicated matrix–vector path (axpy over contiguous rows, or dot
+//!   products over contiguous columns), split over output columns with rayon when large.
+//! * otherwise the Goto/BLIS scheme: `B` is packed in `KC×NC` blocks of `NR`-wide panels,
+//!   `A` in `MC×KC` blocks of `MR`-tall panels (both zero-padded to full panels), and a
+//!   register-tile microkernel does `MR×NR` outer-product FMAs: 12×32 with AVX-512,
+//!   6×16 with AVX2+FMA, 4×8 portable. Block sizes fit Zen 4/5 caches (48 KB L1d holds a
+//!   `KC×NR` panel of `B`, 1 MB L2 holds the `MC×KC` block of `A`).
+//! * when `m·n·k` is large the problem is split into independent sub-problems along `M`
+//!   (or along `N` when `m` is small) run in parallel on the current rayon pool.
+//!
+//! Packing buffers are thread-local and reused between calls (a few MB per thread at most);
+//! they are the only memory the kernel allocates.
+//!
+//! # Batching
+//!
+//! Batched products (TF `BatchMatMul`) are left to callers: call [`gemm_f32`] once per batch
+//! entry on sub-slices. For many small matrices parallelise over the batch yourself (e.g.
+//! `par_chunks_mut` on the output); [`gemm_f32`] only goes parallel for large products, and
+//! nesting inside rayon is fine.
+//!
+//! # Summation order
+//!
+//! Each `C` element is accumulated over `k` in order within `KC`-sized chunks, with FMA on the
+//! SIMD paths; results therefore differ from a naive loop by normal rounding (a few ulp times
+//! `sqrt(k)`), and may differ slightly between instruction-set paths.
+
+use crate::simd::Isa;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// Raw pointer that may be shared between rayon tasks which touch disjoint elements.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: only used to hand disjoint regions of an exclusively borrowed output buffer to
+// parallel tasks; every use site documents the disjointness.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    #[inline(always)]
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Minimum `m*n*k` before the blocked product is split across threads.
+const PAR_MNK: usize = 1 << 21;
+/// Minimum `k*n` before the matrix-vector path is split across threads.
+const PAR_GEMV: usize = 1 << 17;
+
+/// Checks that the strided `rows×cols` operand lies inside a slice of `len` elements.
+fn check_operand(name: &str, rows: usize, cols: usize, strides: (usize, usize), len: usize) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let last = (rows - 1).checked_mul(strides.0).and_then(|r| {
+        (cols - 1)
+            .checked_mul(strides.1)
+            .and_then(|c| r.checked_add(c))
+    });
+    match last {
+        Some(last) if last < len => {}
+        _ => panic!(
+            "gemm: operand {name} ({rows}x{cols}, strides {strides:?}) does not fit in {len} elements"
+        ),
+    }
+}
+
+fn check_c(m: usize, n: usize, c_len: usize, ldc: usize) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(m == 1 || ldc >= n, "gemm: ldc ({ldc}) < n ({n})");
+    let last = (m - 1).checked_mul(ldc).and_then(|r| r.checked_add(n - 1));
+    assert!(
+        matches!(last, Some(l) if l < c_len),
+        "gemm: C ({m}x{n}, ldc {ldc}) does not fit in {c_len} elements"
+    );
+}
+
+/// Computes `C = A·B` (or `C += A·B` when `accumulate`) for `f32`, choosing the best
+/// instruction set and using the current rayon pool for large products.
+///
+/// * `A` is `m×k`: element `(i, p)` at `a[i * a_strides.0 + p * a_strides.1]`.
+/// * `B` is `k×n`: element `(p, j)` at `b[p * b_strides.0 + j * b_strides.1]`.
+/// * `C` is `m×n` row-major with leading dimension `ldc`: element `(i, j)` at `c[i*ldc + j]`.
+///   Elements of `c` outside the `m×n` window are not touched.
+///
+/// With `accumulate == false`, `C` is overwritten (its old contents, even NaN, are ignored);
+/// with `k == 0` that means `C` is zero-filled.
+///
+/// # Panics
+///
+/// If any operand does not fit in its slice for the given shape and strides, or if `m > 1`
+/// and `ldc < n`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_f32(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    gemm_f32_with(
+        Isa::best(),
+        true,
+        m,
+        n,
+        k,
+        a,
+        a_strides,
+        b,
+        b_strides,
+        c,
+        ldc,
+        accumulate,
+    )
+}
+
+/// [`gemm_f32`] with an explicit instruction set (clamped to what the CPU supports) and
+/// `parallel == false` to stay on the calling thread.
+///
+/// # Panics
+///
+/// As [`gemm_f32`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_f32_with(
+    isa: Isa,
+    parallel: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    check_operand("A", m, k, a_strides, a.len());
+    check_operand("B", k, n, b_strides, b.len());
+    check_c(m, n, c.len(), ldc);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let isa = isa.clamp_supported();
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                c[i * ldc..i * ldc + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    let threads = if parallel {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let cp = SendPtr(c.as_mut_ptr());
+    if m == 1 {
+        // y (1×n, stride 1) = x (1×k, stride a.1) · B
+        // SAFETY: operand extents were checked above; C row 0 holds n elements.
+        unsafe {
+            gemv_par(
+                isa,
+                threads,
+                n,
+                k,
+                a.as_ptr(),
+                a_strides.1,
+                b.as_ptr(),
+                b_strides,
+                cp,
+                1,
+                accumulate,
+            )
+        };
+        return;
+    }
+    if n == 1 {
+        // Cᵀ (1×m, stride ldc) = bᵀ (1×k, stride b.0) · Aᵀ (k×m, strides (a.1, a.0))
+        // SAFETY: as above; C column 0 holds m elements at stride ldc.
+        unsafe {
+            gemv_par(
+                isa,
+                threads,
+                m,
+                k,
+                b.as_ptr(),
+                b_strides.0,
+                a.as_ptr(),
+                (a_strides.1, a_strides.0),
+                cp,
+                ldc,
+                accumulate,
+            )
+        };
+        return;
+    }
+    let a = Operand {
+        ptr: a.as_ptr(),
+        rs: a_strides.0,
+        cs: a_strides.1,
+    };
+    let b = Operand {
+        ptr: b.as_ptr(),
+        rs: b_strides.0,
+        cs: b_strides.1,
+    };
+    let run = |m: usize, n: usize, a: Operand, b: Operand, c: SendPtr<f32>| {
+        // SAFETY: each call gets a sub-problem whose operands lie inside the checked
+        // extents, and whose C window is disjoint from every other concurrent call's.
+        unsafe {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => {
+                    gemm_blocked::<Avx512Kernel>(m, n, k, a, b, c.get(), ldc, accumulate)
+                }
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => gemm_blocked::<Avx2Kernel>(m, n, k, a, b, c.get(), ldc, accumulate),
+                _ => gemm_blocked::<ScalarKernel>(m, n, k, a, b, c.get(), ldc, accumulate),
+            }
+        }
+    };
+    let mnk = m.saturating_mul(n).saturating_mul(k);
+    if threads <= 1 || mnk < PAR_MNK {
+        run(m, n, a, b, cp);
+        return;
+    }
+    // Split along M in multiples of 16 rows (or along N when m is small), ~2 tasks per thread
+    // for load balance; each task packs its own panels.
+    let (split_m, len, unit) = if m >= 16 * 2 * threads || m >= n {
+        (true, m, 16)
+    } else {
+        (false, n, 32)
+    };
+    let units = len.div_ceil(unit);
+    let tasks = (2 * threads).min(units).max(1);
+    let per = units.div_ceil(tasks) * unit;
+    (0..len.div_ceil(per)).into_par_iter().for_each(|t| {
+        let lo = t * per;
+        let hi = (lo + per).min(len);
+        if split_m {
+            // SAFETY: rows lo..hi of A and C; C windows of different tasks are disjoint rows.
+            let (asub, csub) = unsafe { (a.offset(lo, 0), SendPtr(cp.get().add(lo * ldc))) };
+            run(hi - lo, n, asub, b, csub);
+        } else {
+            // SAFETY: columns lo..hi of B and C; C windows of different tasks are disjoint.
+            let (bsub, csub) = unsafe { (b.offset(0, lo), SendPtr(cp.get().add(lo))) };
+            run(m, hi - lo, a, bsub, csub);
+        }
+    });
+}
+
+/// Computes `C = A·B` (or `C += A·B`) for `f64` with the same layout contract as
+/// [`gemm_f32`]. Simple cache-friendly loops (auto-vectorized when `B` rows are contiguous),
+/// no packing, single-threaded.
+///
+/// # Panics
+///
+/// As [`gemm_f32`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_f64(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f64],
+    a_strides: (usize, usize),
+    b: &[f64],
+    b_strides: (usize, usize),
+    c: &mut [f64],
+    ldc: usize,
+    accumulate: bool,
+) {
+    check_operand("A", m, k, a_strides, a.len());
+    check_operand("B", k, n, b_strides, b.len());
+    check_c(m, n, c.len(), ldc);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (ars, acs) = a_strides;
+    let (brs, bcs) = b_strides;
+    for i in 0..m {
+        let crow = &mut c[i * ldc..i * ldc + n];
+        if !accumulate {
+            crow.fill(0.0);
+        }
+        for p in 0..k {
+            let aip = a[i * ars + p * acs];
+            if bcs == 1 {
+                let brow = &b[p * brs..p * brs + n];
+                for (cv, bv) in crow.iter_mut().zip(brow) {
+                    *cv += aip * bv;
+                }
+            } else {
+                for (j, cv) in crow.iter_mut().enumerate() {
+                    *cv += aip * b[p * brs + j * bcs];
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Blocked GEMM driver
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+struct Operand {
+    ptr: *const f32,
+    rs: usize,
+    cs: usize,
+}
+// SAFETY: read-only view of a borrowed slice, shared between tasks that only read it.
+unsafe impl Send for Operand {}
+// SAFETY: as above.
+unsafe impl Sync for Operand {}
+
+impl Operand {
+    /// # Safety
+    /// `(r, c)` must be inside the operand.
+    #[inline(always)]
+    unsafe fn offset(self, r: usize, c: usize) -> Operand {
+        Operand {
+            ptr: self.ptr.add(r * self.rs + c * self.cs),
+            ..self
+        }
+    }
+    /// # Safety
+    /// `(r, c)` must be inside the operand.
+    #[inline(always)]
+    unsafe fn at(self, r: usize, c: usize) -> f32 {
+        *self.ptr.add(r * self.rs + c * self.cs)
+    }
+}
+
+/// A register-tile microkernel and its cache blocking.
+trait Kernel {
+    const MR: usize;
+    const NR: usize;
+    const KC: usize;
+    const MC: usize;
+    const NC: usize;
+    /// `C[0..mr, 0..nr] (+)= Apanel(MR×kc) · Bpanel(kc×NR)`; panels are packed, zero-padded.
+    ///
+    /// # Safety
+    /// `a` holds `kc*MR`, `b` holds `kc*NR` floats; `c` is valid for `mr` rows of `nr`
+    /// elements at stride `ldc`; `mr <= MR`, `nr <= NR`, `kc >= 1`; CPU supports the ISA.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        acc: bool,
+    );
+}
+
+thread_local! {
+    static PACK_BUFS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Returns a 64-byte aligned sub-slice of `v` holding `len` floats (grows `v` if needed).
+fn aligned(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len + 16 {
+        v.resize(len + 16, 0.0);
+    }
+    let off = v.as_ptr().align_offset(64).min(16);
+    &mut v[off..off + len]
+}
+
+/// Packs `mc×kc` of `A` into `tile`-tall panels: panel `q`, step `p`, row `r` at
+/// `q*kc*tile + p*tile + r`; rows past `mc` are zero.
+///
+/// # Safety
+/// `a` must cover `mc×kc`.
+unsafe fn pack_a<K: Kernel>(mc: usize, kc: usize, a: Operand, dst: &mut [f32]) {
+    let tile = K::MR;
+    for (q, panel) in dst.chunks_exact_mut(kc * tile).enumerate() {
+        let i0 = q * tile;
+        let rows = (mc - i0).min(tile);
+        let ap = a.offset(i0, 0);
+        if rows == tile && a.rs == 1 {
+            for (p, d) in panel.chunks_exact_mut(tile).enumerate() {
+                let src = ap.ptr.add(p * a.cs);
+                d.copy_from_slice(std::slice::from_raw_parts(src, tile));
+            }
+        } else if rows == tile && a.cs == 1 {
+            // Row-major A: read each row contiguously, scatter into the panel (in L1).
+            for r in 0..tile {
+                let src = std::slice::from_raw_parts(ap.ptr.add(r * a.rs), kc);
+                for (p, &v) in src.iter().enumerate() {
+                    *panel.get_unchecked_mut(p * tile + r) = v;
+                }
+            }
+        } else if rows == tile {
+            for (p, d) in panel.chunks_exact_mut(tile).enumerate() {
+                for (r, dv) in d.iter_mut().enumerate() {
+                    *dv = ap.at(r, p);
+                }
+            }
+        } else {
+            for (p, d) in panel.chunks_exact_mut(tile).enumerate() {
+                for (r, dv) in d.iter_mut().enumerate() {
+                    *dv = if r < rows { ap.at(r, p) } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+/// Packs `kc×nc` of `B` into `tile`-wide panels: panel `q`, step `p`, column `j` at
+/// `q*kc*tile + p*tile + j`; columns past `nc` are zero.
+///
+/// # Safety
+/// `b` must cover `kc×nc`.
+unsafe fn pack_b<K: Kernel>(kc: usize, nc: usize, b: Operand, dst: &mut [f32]) {
+    let tile = K::NR;
+    let full = nc / tile;
+    if b.cs == 1 && full > 0 {
+        // Row-major B: stream each source row once (sequential reads) and scatter its
+        // full-width pieces into the panels; the ragged last panel is done below.
+        for p in 0..kc {
+            let src = std::slice::from_raw_parts(b.ptr.add(p * b.rs), full * tile);
+            for (q, piece) in src.chunks_exact(tile).enumerate() {
+                dst.get_unchecked_mut(q * kc * tile + p * tile..q * kc * tile + (p + 1) * tile)
+                    .copy_from_slice(piece);
+            }
+        }
+        if full * tile == nc {
+            return;
+        }
+        let rest = b.offset(0, full * tile);
+        pack_b_panels::<K>(kc, nc - full * tile, rest, &mut dst[full * kc * tile..]);
+        return;
+    }
+    pack_b_panels::<K>(kc, nc, b, dst)
+}
+
+/// Panel-by-panel packing of `B` (any strides), see [`pack_b`].
+///
+/// # Safety
+/// `b` must cover `kc×nc`.
+unsafe fn pack_b_panels<K: Kernel>(kc: usize, nc: usize, b: Operand, dst: &mut [f32]) {
+    let tile = K::NR;
+    for (q, panel) in dst.chunks_exact_mut(kc * tile).enumerate() {
+        let j0 = q * tile;
+        let cols = (nc - j0).min(tile);
+        let bp = b.offset(0, j0);
+        if cols == tile && b.cs == 1 {
+            for (p, d) in panel.chunks_exact_mut(tile).enumerate() {
+                let src = bp.ptr.add(p * b.rs);
+                d.copy_from_slice(std::slice::from_raw_parts(src, tile));
+            }
+        } else if cols == tile && b.rs == 1 {
+            // Column-major B (transposed weights): read each column contiguously.
+            for j in 0..tile {
+                let src = bp.ptr.add(j * b.cs);
+                for p in 0..kc {
+                    *panel.get_unchecked_mut(p * tile + j) = *src.add(p);
+                }
+            }
+        } else {
+            for (p, d) in panel.chunks_exact_mut(tile).enumerate() {
+                for (j, dv) in d.iter_mut().enumerate() {
+                    *dv = if j < cols { bp.at(p, j) } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+/// Single-threaded blocked GEMM.
+///
+/// # Safety
+/// Operands cover their extents, `c` is valid for `m` rows of `n` at stride `ldc`, and the
+/// CPU supports `K`'s instruction set.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_blocked<K: Kernel>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Operand,
+    b: Operand,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    PACK_BUFS.with(|bufs| {
+        let mut bufs = bufs.borrow_mut();
+        let (abuf, bbuf) = &mut *bufs;
+        let kc_max = k.min(K::KC);
+        let nc_max = n.min(K::NC).div_ceil(K::NR) * K::NR;
+        let mc_max = m.min(K::MC).div_ceil(K::MR) * K::MR;
+        let bpack = aligned(bbuf, kc_max * nc_max);
+        let apack = aligned(abuf, kc_max * mc_max);
+        let mut jc = 0;
+        while jc < n {
+            let nc = (n - jc).min(K::NC);
+            let nc_pad = nc.div_ceil(K::NR) * K::NR;
+            let mut pc = 0;
+            while pc < k {
+                let kc = (k - pc).min(K::KC);
+                let acc = accumulate || pc > 0;
+                let bp = &mut bpack[..kc * nc_pad];
+                pack_b::<K>(kc, nc, b.offset(pc, jc), bp);
+                let mut ic = 0;
+                while ic < m {
+                    let mc = (m - ic).min(K::MC);
+                    let mc_pad = mc.div_ceil(K::MR) * K::MR;
+                    let ap = &mut apack[..kc * mc_pad];
+                    pack_a::<K>(mc, kc, a.offset(ic, pc), ap);
+                    for jr in (0..nc).step_by(K::NR) {
+                        let nr = (nc - jr).min(K::NR);
+                        let bpanel = bp.as_ptr().add(jr * kc);
+                        for ir in (0..mc).step_by(K::MR) {
+                            let mr = (mc - ir).min(K::MR);
+                            K::run(
+                                kc,
+                                ap.as_ptr().add(ir * kc),
+                                bpanel,
+                                c.add((ic + ir) * ldc + jc + jr),
+                                ldc,
+                                mr,
+                                nr,
+                                acc,
+                            );
+                        }
+                    }
+                    ic += mc;
+                }
+                pc += kc;
+            }
+            jc += nc;
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Microkernels
+// ---------------------------------------------------------------------------------------
+
+/// Portable 4×8 microkernel.
+struct ScalarKernel;
+
+impl Kernel for ScalarKernel {
+    const MR: usize = 4;
+    const NR: usize = 8;
+    const KC: usize = 256;
+    const MC: usize = 128;
+    const NC: usize = 1024;
+
+    unsafe fn run(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        acc: bool,
+    ) {
+        let mut t = [[0.0f32; 8]; 4];
+        // SAFETY (whole fn): the caller guarantees `a`/`b` hold `kc` packed steps and `c`
+        // covers `mr×nr` at stride `ldc`.
+        let a = std::slice::from_raw_parts(a, kc * 4);
+        let b = std::slice::from_raw_parts(b, kc * 8);
+        for (av, bv) in a.chunks_exact(4).zip(b.chunks_exact(8)) {
+            for r in 0..4 {
+                for j in 0..8 {
+                    t[r][j] += av[r] * bv[j];
+                }
+            }
+        }
+        for (r, tr) in t.iter().enumerate().take(mr) {
+            let crow = std::slice::from_raw_parts_mut(c.add(r * ldc), nr);
+            for (cv, &tv) in crow.iter_mut().zip(tr) {
+                *cv = if acc { *cv + tv } else { tv };
+            }
+        }
+    }
+}
+
+/// AVX2+FMA 6×16 microkernel (12 accumulators of 8 lanes).
+#[cfg(target_arch = "x86_64")]
+struct Avx2Kernel;
+
+#[cfg(target_arch = "x86_64")]
+impl Kernel for Avx2Kernel {
+    const MR: usize = 6;
+    const NR: usize = 16;
+    const KC: usize = 256;
+    const MC: usize = 6 * 64;
+    const NC: usize = 3072;
+
+    unsafe fn run(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        acc: bool,
+    ) {
+        kernel_avx2_6x16(kc, a, b, c, ldc, mr, nr, acc)
+    }
+}
+
+/// # Safety
+/// See [`Kernel::run`]; needs AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel_avx2_6x16(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    acc: bool,
+) {
+    use std::arch::x86_64::*;
+    // Pull the C tile toward L1 while the k loop runs (prefetches never fault).
+    for r in 0..mr {
+        let cp = c.wrapping_add(r * ldc) as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(cp);
+        _mm_prefetch::<_MM_HINT_T0>(cp.wrapping_add(60));
+    }
+    let mut c0 = [_mm256_setzero_ps(); 6];
+    let mut c1 = [_mm256_setzero_ps(); 6];
+    let mut ap = a;
+    let mut bp = b;
+    for _ in 0..kc {
+        // SAFETY: packed panels hold kc steps of 6 (A) and 16 (B) floats.
+        let b0 = _mm256_loadu_ps(bp);
+        let b1 = _mm256_loadu_ps(bp.add(8));
+        for r in 0..6 {
+            let av = _mm256_broadcast_ss(&*ap.add(r));
+            c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+        }
+        ap = ap.add(6);
+        bp = bp.add(16);
+    }
+    if mr == 6 && nr == 16 {
+        for r in 0..6 {
+            // SAFETY: full tile: row r of C has 16 valid elements.
+            let cp = c.add(r * ldc);
+            let (mut v0, mut v1) = (c0[r], c1[r]);
+            if acc {
+                v0 = _mm256_add_ps(_mm256_loadu_ps(cp), v0);
+                v1 = _mm256_add_ps(_mm256_loadu_ps(cp.add(8)), v1);
+            }
+            _mm256_storeu_ps(cp, v0);
+            _mm256_storeu_ps(cp.add(8), v1);
+        }
+    } else {
+        let mut t = [0.0f32; 96];
+        for r in 0..6 {
+            _mm256_storeu_ps(t.as_mut_ptr().add(r * 16), c0[r]);
+            _mm256_storeu_ps(t.as_mut_ptr().add(r * 16 + 8), c1[r]);
+        }
+        for r in 0..mr {
+            // SAFETY: row r < mr of C has nr valid elements.
+            let crow = std::slice::from_raw_parts_mut(c.add(r * ldc), nr);
+            for (j, cv) in crow.iter_mut().enumerate() {
+                let tv = t[r * 16 + j];
+                *cv = if acc { *cv + tv } else { tv };
+            }
+        }
+    }
+}
+
+/// AVX-512 12×32 microkernel (24 accumulators of 16 lanes, masked edge stores).
+#[cfg(target_arch = "x86_64")]
+struct Avx512Kernel;
+
+#[cfg(target_arch = "x86_64")]
+impl Kernel for Avx512Kernel {
+    const MR: usize = 12;
+    const NR: usize = 32;
+    const KC: usize = 192;
+    const MC: usize = 12 * 40;
+    const NC: usize = 3072;
+
+    unsafe fn run(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        acc: bool,
+    ) {
+        kernel_avx512_12x32(kc, a, b, c, ldc, mr, nr, acc)
+    }
+}
+
+/// # Safety
+/// See [`Kernel::run`]; needs AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel_avx512_12x32(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    acc: bool,
+) {
+    use std::arch::x86_64::*;
+    // Pull the C tile toward L1 while the k loop runs (prefetches never fault).
+    for r in 0..mr {
+        let cp = c.wrapping_add(r * ldc) as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(cp);
+        _mm_prefetch::<_MM_HINT_T0>(cp.wrapping_add(64));
+        _mm_prefetch::<_MM_HINT_T0>(cp.wrapping_add(124));
+    }
+    let mut c0 = [_mm512_setzero_ps(); 12];
+    let mut c1 = [_mm512_setzero_ps(); 12];
+    let mut ap = a;
+    let mut bp = b;
+    for _ in 0..kc {
+        // SAFETY: packed panels hold kc steps of 12 (A) and 32 (B) floats.
+        let b0 = _mm512_loadu_ps(bp);
+        let b1 = _mm512_loadu_ps(bp.add(16));
+        for r in 0..12 {
+            let av = _mm512_set1_ps(*ap.add(r));
+            c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+        }
+        ap = ap.add(12);
+        bp = bp.add(32);
+    }
+    let m0: __mmask16 = if nr >= 16 {
+        0xffff
+    } else {
+        ((1u32 << nr) - 1) as u16
+    };
+    let m1: __mmask16 = if nr > 16 {
+        ((1u32 << (nr - 16)) - 1) as u16
+    } else {
+        0
+    };
+    for r in 0..mr {
+        // SAFETY: row r < mr of C has nr valid elements; masked-off lanes are neither read
+        // nor written (and cannot fault), and wrapping_add avoids out-of-bounds `add`.
+        let cp = c.add(r * ldc);
+        let cp1 = cp.wrapping_add(16);
+        let (mut v0, mut v1) = (c0[r], c1[r]);
+        if acc {
+            v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cp), v0);
+            v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cp1), v1);
+        }
+        _mm512_mask_storeu_ps(cp, m0, v0);
+        _mm512_mask_storeu_ps(cp1, m1, v1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Matrix-vector path
+// ---------------------------------------------------------------------------------------
+
+/// `y[j*ys] (+)= Σ_p x[p*xs] · M[p*rs + j*cs]` for `j < n`, split over `j` when large.
+///
+/// # Safety
+/// `x` covers `k` elements at stride `xs`, `mat` covers `k×n` at `(rs, cs)`, `y` covers `n`
+/// elements at stride `ys`; `isa` is supported.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemv_par(
+    isa: Isa,
+    threads: usize,
+    n: usize,
+    k: usize,
+    x: *const f32,
+    xs: usize,
+    mat: *const f32,
+    (rs, cs): (usize, usize),
+    y: SendPtr<f32>,
+    ys: usize,
+    acc: bool,
+) {
+    let xp = SendPtr(x as *mut f32);
+    let mp = SendPtr(mat as *mut f32);
+    if threads <= 1 || k.saturating_mul(n) < PAR_GEMV || n < 64 {
+        gemv_serial(isa, n, k, x, xs, mat, rs, cs, y.0, ys, acc);
+        return;
+    }
+    let tasks = (2 * threads).min(n / 32).max(1);
+    let per = n.div_ceil(tasks).div_ceil(16) * 16;
+    (0..n.div_ceil(per)).into_par_iter().for_each(|t| {
+        let lo = t * per;
+        let hi = (lo + per).min(n);
+        // SAFETY: columns lo..hi: inside the checked extents; tasks write disjoint y ranges.
+        unsafe {
+            gemv_serial(
+                isa,
+                hi - lo,
+                k,
+                xp.get(),
+                xs,
+                mp.get().add(lo * cs),
+                rs,
+                cs,
+                y.get().add(lo * ys),
+                ys,
+                acc,
+            )
+        }
+    });
+}
+
+/// Serial matrix-vector product, see [`gemv_par`].
+///
+/// # Safety
+/// As [`gemv_par`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemv_serial(
+    isa: Isa,
+    n: usize,
+    k: usize,
+    x: *const f32,
+    xs: usize,
+    mat: *const f32,
+    rs: usize,
+    cs: usize,
+    y: *mut f32,
+    ys: usize,
+    acc: bool,
+) {
+    if cs == 1 && ys == 1 {
+        let y = std::slice::from_raw_parts_mut(y, n);
+        if !acc {
+            y.fill(0.0);
+        }
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => gemv_rows_avx512(n, k, x, xs, mat, rs, y.as_mut_ptr()),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => gemv_rows_avx2(n, k, x, xs, mat, rs, y.as_mut_ptr()),
+            _ => {
+                for p in 0..k {
+                    let s = *x.add(p * xs);
+                    let row = std::slice::from_raw_parts(mat.add(p * rs), n);
+                    for (yv, &mv) in y.iter_mut().zip(row) {
+                        *yv += s * mv;
+                    }
+                }
+            }
+        }
+    } else if rs == 1 && xs == 1 {
+        let xv = std::slice::from_raw_parts(x, k);
+        let mut j = 0;
+        while j + 4 <= n {
+            let cols = [0, 1, 2, 3].map(|q| std::slice::from_raw_parts(mat.add((j + q) * cs), k));
+            let d = match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => dot4_avx512(xv, cols),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => dot4_avx2(xv, cols),
+                _ => dot4_scalar(xv, cols),
+            };
+            for (q, dv) in d.into_iter().enumerate() {
+                let yp = y.add((j + q) * ys);
+                *yp = if acc { *yp + dv } else { dv };
+            }
+            j += 4;
+        }
+        while j < n {
+            let col = std::slice::from_raw_parts(mat.add(j * cs), k);
+            let dv = dot4_scalar(xv, [col, col, col, col])[0];
+            let yp = y.add(j * ys);
+            *yp = if acc { *yp + dv } else { dv };
+            j += 1;
+        }
+    } else {
+        for j in 0..n {
+            let mut s = 0.0f32;
+            for p in 0..k {
+                s += *x.add(p * xs) * *mat.add(p * rs + j * cs);
+            }
+            let yp = y.add(j * ys);
+            *yp = if acc { *yp + s } else { s };
+        }
+    }
+}
+
+fn dot4_scalar(x: &[f32], cols: [&[f32]; 4]) -> [f32; 4] {
+    let mut out = [0.0f32; 4];
+    for (o, col) in out.iter_mut().zip(cols) {
+        let mut lanes = [0.0f32; 8];
+        let mut xc = x.chunks_exact(8);
+        let mut cc = col.chunks_exact(8);
+        for (xa, ca) in (&mut xc).zip(&mut cc) {
+            for l in 0..8 {
+                lanes[l] += xa[l] * ca[l];
+            }
+        }
+        let mut s: f32 = lanes.iter().sum();
+        for (xv, cv) in xc.remainder().iter().zip(cc.remainder()) {
+            s += xv * cv;
+        }
+        *o = s;
+    }
+    out
+}
+
+/// # Safety
+/// Needs AVX2+FMA; slices all have length `x.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot4_avx2(x: &[f32], cols: [&[f32]; 4]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let k = x.len();
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut p = 0;
+    while p + 8 <= k {
+        // SAFETY: p + 8 <= k and every column has k elements.
+        let xv = _mm256_loadu_ps(x.as_ptr().add(p));
+        for q in 0..4 {
+            acc[q] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(cols[q].as_ptr().add(p)), acc[q]);
+        }
+        p += 8;
+    }
+    let mut out = [0.0f32; 4];
+    for q in 0..4 {
+        let mut lanes = [0.0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), acc[q]);
+        let mut s: f32 = lanes.iter().sum();
+        for pp in p..k {
+            s = x[pp].mul_add(cols[q][pp], s);
+        }
+        out[q] = s;
+    }
+    out
+}
+
+/// # Safety
+/// Needs AVX-512F; slices all have length `x.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dot4_avx512(x: &[f32], cols: [&[f32]; 4]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let k = x.len();
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut p = 0;
+    while p < k {
+        let rem = k - p;
+        let m: __mmask16 = if rem >= 16 {
+            0xffff
+        } else {
+            ((1u32 << rem) - 1) as u16
+        };
+        // SAFETY: lanes past k are masked off (no access, no fault).
+        let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(p));
+        for q in 0..4 {
+            let cv = _mm512_maskz_loadu_ps(m, cols[q].as_ptr().add(p));
+            acc[q] = _mm512_fmadd_ps(xv, cv, acc[q]);
+        }
+        p += 16;
+    }
+    acc.map(|v| _mm512_reduce_add_ps(v))
+}
+
+/// `y[j] += Σ_p x[p*xs] · M[p*rs + j]`, four rows of `M` per pass over `y` (a ragged last
+/// group goes row by row, never multiplying a real row by a padding weight of 0, which would
+/// turn `inf` into NaN).
+///
+/// # Safety
+/// Needs AVX2+FMA; pointers cover their extents (see [`gemv_par`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemv_rows_avx2(
+    n: usize,
+    k: usize,
+    x: *const f32,
+    xs: usize,
+    mat: *const f32,
+    rs: usize,
+    y: *mut f32,
+) {
+    let mut p = 0;
+    while p + 4 <= k {
+        let s = [0, 1, 2, 3].map(|q| *x.add((p + q) * xs));
+        let r = [0, 1, 2, 3].map(|q| mat.add((p + q) * rs));
+        axpy_rows_avx2::<4>(n, s, r, y);
+        p += 4;
+    }
+    while p < k {
+        axpy_rows_avx2::<1>(n, [*x.add(p * xs)], [mat.add(p * rs)], y);
+        p += 1;
+    }
+}
+
+/// `y[j] += Σ_q s[q] · r[q][j]` for `j < n`.
+///
+/// # Safety
+/// Needs AVX2+FMA; every `r[q]` and `y` cover `n` elements.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn axpy_rows_avx2<const R: usize>(n: usize, s: [f32; R], r: [*const f32; R], y: *mut f32) {
+    use std::arch::x86_64::*;
+    let sv = s.map(|v| _mm256_set1_ps(v));
+    let mut j = 0;
+    while j + 8 <= n {
+        // SAFETY: j + 8 <= n.
+        let mut yv = _mm256_loadu_ps(y.add(j));
+        for q in 0..R {
+            yv = _mm256_fmadd_ps(sv[q], _mm256_loadu_ps(r[q].add(j)), yv);
+        }
+        _mm256_storeu_ps(y.add(j), yv);
+        j += 8;
+    }
+    while j < n {
+        let mut yv = *y.add(j);
+        for q in 0..R {
+            yv = s[q].mul_add(*r[q].add(j), yv);
+        }
+        *y.add(j) = yv;
+        j += 1;
+    }
+}
+
+/// AVX-512 version of [`gemv_rows_avx2`] with masked tails.
+///
+/// # Safety
+/// Needs AVX-512F; pointers cover their extents (see [`gemv_par`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gemv_rows_avx512(
+    n: usize,
+    k: usize,
+    x: *const f32,
+    xs: usize,
+    mat: *const f32,
+    rs: usize,
+    y: *mut f32,
+) {
+    let mut p = 0;
+    while p + 4 <= k {
+        let s = [0, 1, 2, 3].map(|q| *x.add((p + q) * xs));
+        let r = [0, 1, 2, 3].map(|q| mat.add((p + q) * rs));
+        axpy_rows_avx512::<4>(n, s, r, y);
+        p += 4;
+    }
+    while p < k {
+        axpy_rows_avx512::<1>(n, [*x.add(p * xs)], [mat.add(p * rs)], y);
+        p += 1;
+    }
+}
+
+/// `y[j] += Σ_q s[q] · r[q][j]` for `j < n`, masked tail.
+///
+/// # Safety
+/// Needs AVX-512F; every `r[q]` and `y` cover `n` elements.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn axpy_rows_avx512<const R: usize>(n: usize, s: [f32; R], r: [*const f32; R], y: *mut f32) {
+    use std::arch::x86_64::*;
+    let sv = s.map(|v| _mm512_set1_ps(v));
+    let mut j = 0;
+    while j < n {
+        let rem = n - j;
+        let m: __mmask16 = if rem >= 16 {
+            0xffff
+        } else {
+            ((1u32 << rem) - 1) as u16
+        };
+        // SAFETY: lanes past n are masked off (no access, no fault); wrapping_add keeps the
+        // pointer arithmetic defined.
+        let mut yv = _mm512_maskz_loadu_ps(m, y.wrapping_add(j));
+        for q in 0..R {
+            let rv = _mm512_maskz_loadu_ps(m, r[q].wrapping_add(j));
+            yv = _mm512_fmadd_ps(sv[q], rv, yv);
+        }
+        _mm512_mask_storeu_ps(y.wrapping_add(j), m, yv);
+        j += 16;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Rng;
+
+    #[allow(clippy::too_many_arguments)]
+    fn naive(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        (ars, acs): (usize, usize),
+        b: &[f32],
+        (brs, bcs): (usize, usize),
+        c: &mut [f64],
+        ldc: usize,
+        acc: bool,
+    ) {
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0f64;
+                for p in 0..k {
+                    s += a[i * ars + p * acs] as f64 * b[p * brs + j * bcs] as f64;
+                }
+                let cv = &mut c[i * ldc + j];
+                *cv = if acc { *cv + s } else { s };
+            }
+        }
+    }
+
+    /// Runs one case on every ISA, serial and parallel, with each operand layout.
+    fn check(m: usize, n: usize, k: usize, rng: &mut Rng) {
+        for layout in 0..4 {
+            let a_t = layout & 1 != 0;
+            let b_t = layout & 2 != 0;
+            // Padded leading dimensions to catch stride mistakes.
+            let a_strides = if a_t { (1, m + 3) } else { (k + 2, 1) };
+            let b_strides = if b_t { (1, k + 1) } else { (n + 5, 1) };
+            let a = rng.vec_f32((m + 3) * (k + 2) + 8);
+            let b = rng.vec_f32((k + 1) * (n + 5) + 8);
+            let ldc = n + 7;
+            let c0 = rng.vec_f32(m * ldc + 8);
+            for acc in [false, true] {
+                let mut want: Vec<f64> = c0.iter().map(|&v| v as f64).collect();
+                naive(m, n, k, &a, a_strides, &b, b_strides, &mut want, ldc, acc);
+                for isa in Isa::available() {
+                    for par in [false, true] {
+                        let mut c = c0.clone();
+                        gemm_f32_with(
+                            isa, par, m, n, k, &a, a_strides, &b, b_strides, &mut c, ldc, acc,
+                        );
+                        for (idx, (&got, &w)) in c.iter().zip(&want).enumerate() {
+                            let tol = 1e-5 * (k as f64 + 1.0) + 1e-6 * w.abs();
+                            assert!(
+                                (got as f64 - w).abs() <= tol,
+                                "{isa:?} par={par} m={m} n={n} k={k} layout={layout} acc={acc} idx={idx}: {got} vs {w}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_small_shapes_all_paths() {
+        let mut rng = Rng::new(1);
+        for &m in &[1, 2, 5, 6, 7, 12, 13, 25] {
+            for &n in &[1, 3, 16, 17, 33, 70] {
+                for &k in &[0, 1, 7, 64] {
+                    check(m, n, k, &mut rng);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_block_edges_all_paths() {
+        let mut rng = Rng::new(2);
+        // k > KC (several pc blocks), m > MC, n > NC, and a parallel-sized product.
+        check(3, 5, 600, &mut rng);
+        check(500, 37, 300, &mut rng);
+        check(13, 3100, 20, &mut rng);
+        check(130, 150, 140, &mut rng);
+        check(1, 3000, 300, &mut rng);
+        check(700, 1, 300, &mut rng);
+    }
+
+    #[test]
+    fn gemv_inf_row_does_not_leak_nan() {
+        // k = 5: a ragged row group; row 4 holds inf with weight 1, others finite.
+        let (k, n) = (5, 19);
+        let mut b = vec![1.0f32; k * n];
+        b[4 * n + 3] = f32::INFINITY;
+        let a = vec![1.0f32; k];
+        for isa in Isa::available() {
+            let mut c = vec![0.0f32; n];
+            gemm_f32_with(
+                isa,
+                false,
+                1,
+                n,
+                k,
+                &a,
+                (k, 1),
+                &b,
+                (n, 1),
+                &mut c,
+                n,
+                false,
+            );
+            assert_eq!(c[3], f32::INFINITY, "{isa:?}");
+            assert!(
+                c.iter().enumerate().all(|(j, &v)| j == 3 || v == 5.0),
+                "{isa:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn gemm_f64_matches_naive() {
+        let mut rng = Rng::new(3);
+        let (m, n, k) = (7, 9, 11);
+        let a: Vec<f64> = (0..m * k).map(|_| rng.f32() as f64).collect();
+        let b: Vec<f64> = (0..k * n).map(|_| rng.f32() as f64).collect();
+        let mut c = vec![1.0f64; m * n];
+        gemm_f64(m, n, k, &a, (1, m), &b, (n, 1), &mut c, n, true);
+        for i in 0..m {
+            for j in 0..n {
+                let s: f64 = (0..k).map(|p| a[p * m + i] * b[p * n + j]).sum();
+                assert!((c[i * n + j] - 1.0 - s).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "does not fit")]
+    fn gemm_panics_on_short_operand() {
+        let a = [0.0f32; 5];
+        let b = [0.0f32; 6];
+        let mut c = [0.0f32; 4];
+        gemm_f32(2, 2, 3, &a, (3, 1), &b, (2, 1), &mut c, 2, false);
+    }
+}

@@ -1,0 +1,165 @@
+//! The JSON tensor contract shared by fixtures, `tfhub run` and tools:
+//! inputs are nested lists (`{"name": [[1, 2], [3, 4]]}`), outputs are
+//! `{"dtype": "float32", "shape": [2, 2], "values": [flat row-major]}`.
+//! Strings are UTF-8 JSON strings; bytes that are not UTF-8 are written as `{"b64": "..."}`
+//! and read back the same way, so they survive untouched.
+
+use base64::Engine;
+use half::{bf16, f16};
+use serde_json::{json, Value};
+
+use crate::tensor::{DType, Tensor};
+
+/// Why JSON could not become a tensor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonTensorError {
+    /// Nested lists are ragged.
+    #[error("ragged nested list: {0}")]
+    Ragged(String),
+    /// A value does not fit the dtype.
+    #[error("value {value} is not a valid {dtype}")]
+    Value {
+        /// The value, as JSON.
+        value: String,
+        /// The dtype asked for.
+        dtype: DType,
+    },
+    /// The dtype cannot be given as JSON.
+    #[error("dtype {0} cannot be read from JSON")]
+    DType(DType),
+    /// Too deeply nested or too large.
+    #[error("input too large or too deeply nested")]
+    TooLarge,
+}
+
+fn shape_of(v: &Value, depth: usize) -> Result<Vec<usize>, JsonTensorError> {
+    if depth > 32 {
+        return Err(JsonTensorError::TooLarge);
+    }
+    match v {
+        Value::Array(items) => {
+            let mut s = vec![items.len()];
+            if let Some(first) = items.first() {
+                let inner = shape_of(first, depth + 1)?;
+                for it in &items[1..] {
+                    if shape_of(it, depth + 1)? != inner {
+                        return Err(JsonTensorError::Ragged(format!(
+                            "sub-lists of different shapes at depth {depth}"
+                        )));
+                    }
+                }
+                s.extend(inner);
+            }
+            Ok(s)
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Array(items) if !is_b64(v) => items.iter().for_each(|i| flatten(i, out)),
+        other => out.push(other),
+    }
+}
+
+fn is_b64(v: &Value) -> bool {
+    matches!(v, Value::Object(m) if m.contains_key("b64"))
+}
+
+fn bad(v: &Value, dtype: DType) -> JsonTensorError {
+    JsonTensorError::Value {
+        value: v.to_string(),
+        dtype,
+    }
+}
+
+/// Builds a tensor of `dtype` from a nested JSON list (or a scalar).
+///
+/// # Errors
+/// Ragged lists, values outside the dtype's range, unsupported dtypes.
+pub fn tensor_from_json(v: &Value, dtype: DType) -> Result<Tensor, JsonTensorError> {
+    let shape = shape_of(v, 0)?;
+    let mut flat = Vec::new();
+    flatten(v, &mut flat);
+    macro_rules! nums {
+        ($t:ty, $get:expr) => {{
+            let vals = flat
+                .iter()
+                .map(|x| $get(x).ok_or_else(|| bad(x, dtype)))
+                .collect::<Result<Vec<$t>, _>>()?;
+            Tensor::from_vec(&shape, vals)
+        }};
+    }
+    let f = |x: &Value| x.as_f64();
+    let i = |x: &Value| x.as_i64();
+    let t = match dtype {
+        DType::F32 => nums!(f32, |x| f(x).map(|v| v as f32)),
+        DType::F64 => nums!(f64, f),
+        DType::F16 => nums!(f16, |x| f(x).map(f16::from_f64)),
+        DType::BF16 => nums!(bf16, |x| f(x).map(bf16::from_f64)),
+        DType::I8 => nums!(i8, |x| i(x).and_then(|v| i8::try_from(v).ok())),
+        DType::I16 => nums!(i16, |x| i(x).and_then(|v| i16::try_from(v).ok())),
+        DType::I32 => nums!(i32, |x| i(x).and_then(|v| i32::try_from(v).ok())),
+        DType::I64 => nums!(i64, i),
+        DType::U8 => nums!(u8, |x| i(x).and_then(|v| u8::try_from(v).ok())),
+        DType::U16 => nums!(u16, |x| i(x).and_then(|v| u16::try_from(v).ok())),
+        DType::U32 => nums!(u32, |x| i(x).and_then(|v| u32::try_from(v).ok())),
+        DType::U64 => nums!(u64, |x: &Value| x.as_u64()),
+        DType::Bool => nums!(bool, |x: &Value| x.as_bool()),
+        DType::String => nums!(Vec<u8>, |x: &Value| match x {
+            Value::String(s) => Some(s.as_bytes().to_vec()),
+            Value::Object(m) => m
+                .get("b64")
+                .and_then(Value::as_str)
+                .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok()),
+            _ => None,
+        }),
+        other => return Err(JsonTensorError::DType(other)),
+    };
+    t.map_err(|_| JsonTensorError::Ragged("element count does not match shape".into()))
+}
+
+/// A string element as JSON: a string if UTF-8, else `{"b64": ...}`.
+pub fn bytes_to_json(b: &[u8]) -> Value {
+    match std::str::from_utf8(b) {
+        Ok(s) => Value::String(s.to_string()),
+        Err(_) => json!({"b64": base64::engine::general_purpose::STANDARD.encode(b)}),
+    }
+}
+
+/// `{"dtype", "shape", "values"}` for a tensor (resource/variant values are their names).
+pub fn tensor_to_json(t: &Tensor) -> Value {
+    use crate::tensor::Data;
+    let values: Vec<Value> = match t.data() {
+        Data::F32(b) => b.iter().map(|&v| float(v as f64)).collect(),
+        Data::F64(b) => b.iter().map(|&v| float(v)).collect(),
+        Data::F16(b) => b.iter().map(|v| float(v.to_f64())).collect(),
+        Data::BF16(b) => b.iter().map(|v| float(v.to_f64())).collect(),
+        Data::Bool(b) => b.iter().map(|&v| json!(v)).collect(),
+        Data::String(b) => b.iter().map(|v| bytes_to_json(v)).collect(),
+        Data::Resource(b) | Data::Variant(b) => b.iter().map(|h| json!(&*h.name)).collect(),
+        Data::I8(b) => b.iter().map(|v| json!(v)).collect(),
+        Data::I16(b) => b.iter().map(|v| json!(v)).collect(),
+        Data::I32(b) => b.iter().map(|v| json!(v)).collect(),
+        Data::I64(b) => b.iter().map(|v| json!(v)).collect(),
+        Data::U8(b) => b.iter().map(|v| json!(v)).collect(),
+        Data::U16(b) => b.iter().map(|v| json!(v)).collect(),
+        Data::U32(b) => b.iter().map(|v| json!(v)).collect(),
+        Data::U64(b) => b.iter().map(|v| json!(v)).collect(),
+    };
+    json!({"dtype": t.dtype().name(), "shape": t.shape(), "values": values})
+}
+
+fn float(v: f64) -> Value {
+    if v.is_finite() {
+        json!(v)
+    } else if v.is_nan() {
+        json!("nan")
+    } else if v > 0.0 {
+        json!("inf")
+    } else {
+        json!("-inf")
+    }
+}

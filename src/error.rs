@@ -1,0 +1,110 @@
+//! `tfhub::Error`: every failure a user can see, with the *where* (file, node, op, signature)
+//! added once by the layer that knows it. Lower layers' errors ride along as `#[source]`.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::ops::OpError;
+use crate::saved_model::checkpoint::CheckpointError;
+use crate::tensor::TensorError;
+
+/// One op the interpreter does not implement, and a node that uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsupportedOp {
+    /// TensorFlow op type.
+    pub op: String,
+    /// A node (`function/node` inside functions) that uses it.
+    pub node: String,
+}
+
+fn fmt_ops(ops: &[UnsupportedOp]) -> String {
+    ops.iter()
+        .map(|u| format!("{} (node {})", u.op, u.node))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Any tfhub failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("cannot read {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A protobuf file did not decode.
+    #[error("{}: not a valid {what} protobuf", path.display())]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// The expected message (`SavedModel`, `GraphDef`).
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: prost::DecodeError,
+    },
+    /// The model is structurally invalid (missing pieces, inconsistent references).
+    #[error("{}: {what}", path.display())]
+    InvalidModel {
+        /// The model file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// A checkpoint tensor could not be read (the error names the file and key).
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// An op failed (at load, while building or folding, or during a call).
+    #[error("node {node:?} ({op})")]
+    Node {
+        /// Node name (`function/node` inside functions).
+        node: String,
+        /// Op type.
+        op: String,
+        /// The cause.
+        #[source]
+        source: OpError,
+    },
+    /// The graph uses ops tfhub does not implement; every one is listed.
+    #[error("unsupported ops: {}", fmt_ops(.0))]
+    UnsupportedOps(Vec<UnsupportedOp>),
+    /// A signature, meta graph or tensor that was asked for does not exist.
+    #[error("{what} {name:?} not found; available: {}", available.join(", "))]
+    NotFound {
+        /// What kind of thing (`signature`, `meta graph with tags`, `output`).
+        what: &'static str,
+        /// The name asked for.
+        name: String,
+        /// What exists.
+        available: Vec<String>,
+    },
+    /// Inputs given to a signature do not match it.
+    #[error("signature {signature:?}: {what}")]
+    Input {
+        /// The signature.
+        signature: String,
+        /// What is wrong (names the expected input, dtype or shape).
+        what: String,
+    },
+    /// A tensor could not be built as asked.
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+}
+
+impl Error {
+    pub(crate) fn invalid(path: impl Into<PathBuf>, what: impl fmt::Display) -> Error {
+        Error::InvalidModel {
+            path: path.into(),
+            what: what.to_string(),
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,682 @@
+//! Compiling a `GraphDef` or `FunctionDef` body into a [`Plan`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use super::{FunctionPlan, FunctionRef, Plan, Slot, Step};
+use crate::error::{Error, UnsupportedOp};
+use crate::ops::{self, BuildCtx, Callable, EvalCtx, FunctionResolver, Limits, Op, OpError};
+use crate::ops::{Registry, Session};
+use crate::proto::{AttrValue, FunctionDef, NodeDef, OpDef, OpList};
+use crate::tensor::Tensor;
+
+/// A tensor fed by the caller: output `index` of node `node`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Feed {
+    /// Node name.
+    pub node: String,
+    /// Output index.
+    pub index: usize,
+}
+
+impl Feed {
+    /// Parses a tensor name `node:idx` (or `node`, meaning output 0).
+    pub fn parse(name: &str) -> Feed {
+        let (node, index) = split_tensor_name(name);
+        Feed {
+            node: node.to_string(),
+            index,
+        }
+    }
+}
+
+/// Something a plan must produce or run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetch {
+    /// A tensor to return.
+    Tensor(Feed),
+    /// A node to run for its effects (`^name` or a bare op name such as an init `NoOp`).
+    Target(String),
+}
+
+fn split_tensor_name(name: &str) -> (&str, usize) {
+    match name.rsplit_once(':') {
+        Some((n, i)) => match i.parse() {
+            Ok(i) => (n, i),
+            Err(_) => (name, 0),
+        },
+        None => (name, 0),
+    }
+}
+
+/// Where a value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Src {
+    /// Caller-provided argument `i`.
+    Arg(usize),
+    /// Output `flat index` of node `i`.
+    Out(usize, usize),
+}
+
+/// Compiles graphs and the functions they reach.
+pub struct Compiler<'a> {
+    registry: &'a Registry,
+    library: HashMap<&'a str, &'a FunctionDef>,
+    op_defs: HashMap<&'a str, &'a OpDef>,
+    functions: HashMap<String, FunctionRef>,
+    pending: Vec<FunctionRef>,
+    unsupported: Vec<UnsupportedOp>,
+    fold_session: Session,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Compiler<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Compiler({} functions)", self.functions.len())
+    }
+}
+
+impl FunctionResolver for Compiler<'_> {
+    fn function(&mut self, name: &str) -> Result<Arc<dyn Callable>, OpError> {
+        Ok(self.function_ref(name)?)
+    }
+}
+
+impl<'a> Compiler<'a> {
+    /// A compiler for a graph's function library and the op definitions that fill in stripped
+    /// default attributes.
+    pub fn new(
+        registry: &'a Registry,
+        library: Option<&'a crate::proto::FunctionDefLibrary>,
+        op_list: Option<&'a OpList>,
+        limits: Limits,
+    ) -> Self {
+        let library = library
+            .map(|l| {
+                l.function
+                    .iter()
+                    .filter_map(|f| f.signature.as_ref().map(|s| (s.name.as_str(), f)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let op_defs = op_list
+            .map(|l| l.op.iter().map(|o| (o.name.as_str(), o)).collect())
+            .unwrap_or_default();
+        Compiler {
+            registry,
+            library,
+            op_defs,
+            functions: HashMap::new(),
+            pending: Vec::new(),
+            unsupported: Vec::new(),
+            fold_session: Session::new(PathBuf::new(), None, limits.clone()),
+            limits,
+        }
+    }
+
+    fn function_ref(&mut self, name: &str) -> Result<FunctionRef, OpError> {
+        if let Some(f) = self.functions.get(name) {
+            return Ok(f.clone());
+        }
+        if !self.library.contains_key(name) {
+            return Err(OpError::invalid(format!(
+                "function {name:?} is not in the graph's function library"
+            )));
+        }
+        let f = Arc::new(FunctionPlan {
+            name: name.to_string(),
+            plan: OnceLock::new(),
+        });
+        self.functions.insert(name.to_string(), f.clone());
+        self.pending.push(f.clone());
+        Ok(f)
+    }
+
+    /// Compiles a top-level graph: `feeds` become the plan's arguments (in order), `fetches`
+    /// its outputs and targets. Every function reached is compiled too (iteratively, so deep
+    /// call chains cannot overflow the stack).
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedOps`] listing every missing op reached, or the first build error.
+    pub fn compile_graph(
+        &mut self,
+        nodes: &'a [NodeDef],
+        feeds: &[Feed],
+        fetches: &[Fetch],
+    ) -> Result<Plan, Error> {
+        let body = Body::graph(nodes, feeds)?;
+        let mut outs = Vec::new();
+        let mut targets = Vec::new();
+        for f in fetches {
+            match f {
+                Fetch::Tensor(t) => outs.push(body.tensor_src(&t.node, t.index, &t.node)?),
+                Fetch::Target(n) => targets.push(body.node_index(n.trim_start_matches('^'))?),
+            }
+        }
+        let plan = self.compile_body("", &body, &outs, &targets)?;
+        self.drain()?;
+        self.check_unsupported()?;
+        Ok(plan)
+    }
+
+    /// The unsupported ops found so far.
+    fn check_unsupported(&mut self) -> Result<(), Error> {
+        if self.unsupported.is_empty() {
+            return Ok(());
+        }
+        let mut seen = HashSet::new();
+        let list: Vec<UnsupportedOp> = std::mem::take(&mut self.unsupported)
+            .into_iter()
+            .filter(|u| seen.insert(u.op.clone()))
+            .collect();
+        Err(Error::UnsupportedOps(list))
+    }
+
+    fn drain(&mut self) -> Result<(), Error> {
+        let mut budget = 1_000_000usize;
+        while let Some(f) = self.pending.pop() {
+            budget = budget.saturating_sub(1);
+            if budget == 0 {
+                return Err(Error::invalid(&f.name, "too many functions"));
+            }
+            let fdef = self.library[f.name.as_str()];
+            let body = Body::function(fdef)?;
+            let sig = fdef.signature.as_ref().expect("library entries have signatures");
+            let mut outs = Vec::new();
+            for arg in &sig.output_arg {
+                let r = fdef.ret.get(&arg.name).ok_or_else(|| {
+                    Error::invalid(&f.name, format!("output {:?} has no return value", arg.name))
+                })?;
+                outs.push(body.input_src(r, &f.name)?);
+            }
+            let mut targets = Vec::new();
+            for n in fdef.control_ret.values() {
+                targets.push(body.node_index(n)?);
+            }
+            let plan = self.compile_body(&f.name, &body, &outs, &targets)?;
+            // `set` only fails if already set, which cannot happen: each is queued once.
+            let _ = f.plan.set(plan);
+        }
+        Ok(())
+    }
+
+    fn filled_attrs(&self, node: &NodeDef) -> BTreeMap<String, AttrValue> {
+        let mut attrs = node.attr.clone();
+        if let Some(def) = self.op_defs.get(node.op.as_str()) {
+            for a in &def.attr {
+                if let Some(d) = &a.default_value {
+                    attrs.entry(a.name.clone()).or_insert_with(|| d.clone());
+                }
+            }
+        }
+        attrs
+    }
+
+    fn compile_body(
+        &mut self,
+        name: &str,
+        body: &Body<'a>,
+        outs: &[Src],
+        targets: &[usize],
+    ) -> Result<Plan, Error> {
+        let order = body.order(outs, targets, name)?;
+        // Resolve every needed node's inputs first (needs attrs for output-arg offsets).
+        let mut steps: Vec<(usize, Box<dyn Op>, Vec<Src>)> = Vec::new();
+        let mut consts: HashMap<Src, Tensor> = HashMap::new();
+        for &ni in &order {
+            let node = &body.nodes[ni];
+            let attrs = self.filled_attrs(node);
+            let mut inputs = Vec::new();
+            for inp in &node.input {
+                if inp.starts_with('^') {
+                    continue;
+                }
+                inputs.push(self.resolve_input(body, inp, name, &node.name)?);
+            }
+            let op = match self.build(node, &attrs, inputs.len(), name) {
+                Ok(Some(op)) => op,
+                Ok(None) => continue, // unsupported: recorded
+                Err(source) => {
+                    return Err(Error::Node {
+                        node: qualify(name, &node.name),
+                        op: node.op.clone(),
+                        source,
+                    })
+                }
+            };
+            if let Some(c) = op.constant() {
+                consts.insert(Src::Out(ni, 0), c.clone());
+                continue;
+            }
+            if !op.is_stateful() && !inputs.is_empty() && inputs.iter().all(|s| consts.contains_key(s))
+            {
+                let vals: Vec<Tensor> = inputs.iter().map(|s| consts[s].clone()).collect();
+                let mut cx = EvalCtx::new(&self.fold_session);
+                if let Ok(outs) = op.eval(&mut cx, vals) {
+                    for (i, t) in outs.into_iter().enumerate() {
+                        consts.insert(Src::Out(ni, i), t);
+                    }
+                    continue;
+                }
+            }
+            steps.push((ni, op, inputs));
+        }
+        if !self.unsupported.is_empty() {
+            // Keep collecting across functions, but a plan with holes is never run.
+            return Ok(Plan {
+                name: name.to_string(),
+                steps: Vec::new(),
+                num_slots: 0,
+                arg_slots: Vec::new(),
+                outputs: Vec::new(),
+                consts: Vec::new(),
+            });
+        }
+        // Slots.
+        let mut slot_of: HashMap<Src, Slot> = HashMap::new();
+        let mut next = 0usize;
+        let mut slot = |s: Src, slot_of: &mut HashMap<Src, Slot>| {
+            *slot_of.entry(s).or_insert_with(|| {
+                next += 1;
+                next - 1
+            })
+        };
+        let arg_slots: Vec<Slot> = (0..body.num_args).map(|i| slot(Src::Arg(i), &mut slot_of)).collect();
+        let mut last_use: HashMap<Slot, (usize, usize)> = HashMap::new();
+        let mut built: Vec<Step> = Vec::new();
+        for (si, (ni, op, inputs)) in steps.into_iter().enumerate() {
+            let node = &body.nodes[ni];
+            let ins: Vec<(Slot, bool)> = inputs
+                .iter()
+                .enumerate()
+                .map(|(pos, s)| {
+                    let sl = slot(*s, &mut slot_of);
+                    last_use.insert(sl, (si, pos));
+                    (sl, false)
+                })
+                .collect();
+            built.push(Step {
+                node: node.name.clone(),
+                op_type: node.op.clone(),
+                op,
+                inputs: ins,
+                outputs: Vec::new(),
+            });
+        }
+        let out_slots: Vec<Slot> = outs.iter().map(|s| slot(*s, &mut slot_of)).collect();
+        for s in &out_slots {
+            last_use.remove(s);
+        }
+        for (sl, (si, pos)) in &last_use {
+            built[*si].inputs[*pos].1 = true;
+            let _ = sl;
+        }
+        // Outputs each step must store.
+        let step_of_node: HashMap<usize, usize> = built
+            .iter()
+            .enumerate()
+            .filter_map(|(si, st)| body.index.get(st.node.as_str()).map(|&ni| (ni, si)))
+            .collect();
+        let mut const_slots = Vec::new();
+        for (src, &sl) in &slot_of {
+            match src {
+                Src::Out(ni, idx) => {
+                    if let Some(&si) = step_of_node.get(ni) {
+                        built[si].outputs.push((*idx, sl));
+                    } else if let Some(c) = consts.get(src) {
+                        const_slots.push((sl, c.clone()));
+                    } else {
+                        return Err(Error::invalid(
+                            qualify(name, &body.nodes[*ni].name),
+                            format!("output {idx} is used but never produced"),
+                        ));
+                    }
+                }
+                Src::Arg(_) => {}
+            }
+        }
+        for st in &mut built {
+            st.outputs.sort_unstable();
+        }
+        const_slots.sort_by_key(|(s, _)| *s);
+        Ok(Plan {
+            name: name.to_string(),
+            steps: built,
+            num_slots: next,
+            arg_slots,
+            outputs: out_slots,
+            consts: const_slots,
+        })
+    }
+
+    fn build(
+        &mut self,
+        node: &NodeDef,
+        attrs: &BTreeMap<String, AttrValue>,
+        num_inputs: usize,
+        scope: &str,
+    ) -> Result<Option<Box<dyn Op>>, OpError> {
+        if let Some(b) = self.registry.get(&node.op) {
+            let max_const_elements = self.limits.max_const_elements;
+            let mut cx = BuildCtx {
+                node: &node.name,
+                op: &node.op,
+                attrs,
+                num_inputs,
+                scope,
+                max_const_elements,
+                functions: self,
+            };
+            return b(&mut cx).map(Some);
+        }
+        if self.library.contains_key(node.op.as_str()) {
+            let f = self.function_ref(&node.op)?;
+            return Ok(Some(ops::direct_call(f)));
+        }
+        self.unsupported.push(UnsupportedOp {
+            op: node.op.clone(),
+            node: qualify(scope, &node.name),
+        });
+        Ok(None)
+    }
+
+    fn resolve_input(
+        &self,
+        body: &Body<'a>,
+        inp: &str,
+        scope: &str,
+        node: &str,
+    ) -> Result<Src, Error> {
+        if !body.is_function {
+            let (n, i) = split_tensor_name(inp);
+            return body.tensor_src(n, i, &qualify(scope, node));
+        }
+        body.input_src_with(inp, scope, |op, out_arg, idx, attrs| {
+            self.output_offset(op, out_arg, idx, attrs)
+        })
+    }
+
+    /// Flat output index of `out_arg:idx` on an op of type `op` with these attributes.
+    fn output_offset(
+        &self,
+        op: &str,
+        out_arg: &str,
+        idx: usize,
+        attrs: &BTreeMap<String, AttrValue>,
+    ) -> Option<usize> {
+        if let Some(f) = self.library.get(op) {
+            let sig = f.signature.as_ref()?;
+            let pos = sig.output_arg.iter().position(|a| a.name == out_arg)?;
+            return Some(pos + idx);
+        }
+        let Some(def) = self.op_defs.get(op) else {
+            // No OpDef (frozen graphs, hand-made functions): single-output-arg assumption.
+            return Some(idx);
+        };
+        let mut off = 0usize;
+        for a in &def.output_arg {
+            if a.name == out_arg {
+                return Some(off + idx);
+            }
+            off += arg_len(a, attrs, &self.op_defs, op)?;
+        }
+        None
+    }
+}
+
+fn arg_len(
+    a: &crate::proto::op_def::ArgDef,
+    attrs: &BTreeMap<String, AttrValue>,
+    op_defs: &HashMap<&str, &OpDef>,
+    op: &str,
+) -> Option<usize> {
+    use crate::proto::attr_value::Value;
+    let get = |name: &str| {
+        attrs.get(name).and_then(|v| v.value.clone()).or_else(|| {
+            op_defs.get(op).and_then(|d| {
+                d.attr
+                    .iter()
+                    .find(|x| x.name == name)
+                    .and_then(|x| x.default_value.as_ref())
+                    .and_then(|v| v.value.clone())
+            })
+        })
+    };
+    if !a.number_attr.is_empty() {
+        match get(&a.number_attr)? {
+            Value::I(n) => usize::try_from(n).ok(),
+            _ => None,
+        }
+    } else if !a.type_list_attr.is_empty() {
+        match get(&a.type_list_attr)? {
+            Value::List(l) => Some(l.r#type.len()),
+            _ => None,
+        }
+    } else {
+        Some(1)
+    }
+}
+
+fn qualify(scope: &str, node: &str) -> String {
+    if scope.is_empty() {
+        node.to_string()
+    } else {
+        format!("{scope}/{node}")
+    }
+}
+
+/// A graph or function body, indexed.
+struct Body<'a> {
+    nodes: &'a [NodeDef],
+    index: HashMap<&'a str, usize>,
+    /// Function argument names → index; top-level feeds → index.
+    args: HashMap<String, usize>,
+    feeds: HashMap<(String, usize), usize>,
+    num_args: usize,
+    is_function: bool,
+}
+
+impl<'a> Body<'a> {
+    fn graph(nodes: &'a [NodeDef], feeds: &[Feed]) -> Result<Body<'a>, Error> {
+        let index = index_nodes(nodes, "")?;
+        let mut fm = HashMap::new();
+        for (i, f) in feeds.iter().enumerate() {
+            if !index.contains_key(f.node.as_str()) {
+                return Err(Error::NotFound {
+                    what: "feed node",
+                    name: f.node.clone(),
+                    available: Vec::new(),
+                });
+            }
+            fm.insert((f.node.clone(), f.index), i);
+        }
+        Ok(Body {
+            nodes,
+            index,
+            args: HashMap::new(),
+            feeds: fm,
+            num_args: feeds.len(),
+            is_function: false,
+        })
+    }
+
+    fn function(f: &'a FunctionDef) -> Result<Body<'a>, Error> {
+        let sig = f
+            .signature
+            .as_ref()
+            .ok_or_else(|| Error::invalid("function", "function without signature"))?;
+        let index = index_nodes(&f.node_def, &sig.name)?;
+        let args = sig
+            .input_arg
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.name.clone(), i))
+            .collect();
+        Ok(Body {
+            nodes: &f.node_def,
+            index,
+            args,
+            feeds: HashMap::new(),
+            num_args: sig.input_arg.len(),
+            is_function: true,
+        })
+    }
+
+    fn node_index(&self, name: &str) -> Result<usize, Error> {
+        self.index.get(name).copied().ok_or_else(|| Error::NotFound {
+            what: "node",
+            name: name.to_string(),
+            available: Vec::new(),
+        })
+    }
+
+    fn tensor_src(&self, node: &str, idx: usize, ctx: &str) -> Result<Src, Error> {
+        if let Some(&a) = self.feeds.get(&(node.to_string(), idx)) {
+            return Ok(Src::Arg(a));
+        }
+        let ni = self
+            .index
+            .get(node)
+            .copied()
+            .ok_or_else(|| Error::invalid(ctx, format!("input {node:?} names no node")))?;
+        Ok(Src::Out(ni, idx))
+    }
+
+    /// A function-body reference (`arg`, `node:out_arg:idx`, `node:idx`, `node`) without
+    /// output-arg offsets (only for return values resolved by [`Compiler`]).
+    fn input_src(&self, r: &str, scope: &str) -> Result<Src, Error> {
+        self.input_src_with(r, scope, |_, _, idx, _| Some(idx))
+    }
+
+    fn input_src_with(
+        &self,
+        r: &str,
+        scope: &str,
+        offset: impl Fn(&str, &str, usize, &BTreeMap<String, AttrValue>) -> Option<usize>,
+    ) -> Result<Src, Error> {
+        let parts: Vec<&str> = r.split(':').collect();
+        match parts.as_slice() {
+            [a] => {
+                if let Some(&i) = self.args.get(*a) {
+                    return Ok(Src::Arg(i));
+                }
+                self.tensor_src(a, 0, scope)
+            }
+            [n, i] => {
+                let idx = i
+                    .parse()
+                    .map_err(|_| Error::invalid(scope, format!("bad input reference {r:?}")))?;
+                self.tensor_src(n, idx, scope)
+            }
+            [n, out, i] => {
+                let idx: usize = i
+                    .parse()
+                    .map_err(|_| Error::invalid(scope, format!("bad input reference {r:?}")))?;
+                let ni = self.node_index(n)?;
+                let node = &self.nodes[ni];
+                let flat = offset(&node.op, out, idx, &node.attr).ok_or_else(|| {
+                    Error::invalid(
+                        scope,
+                        format!("cannot resolve output {out:?} of {} ({})", node.name, node.op),
+                    )
+                })?;
+                Ok(Src::Out(ni, flat))
+            }
+            _ => Err(Error::invalid(scope, format!("bad input reference {r:?}"))),
+        }
+    }
+
+    /// Needed nodes in a deterministic topological order (data and control edges).
+    fn order(&self, outs: &[Src], targets: &[usize], scope: &str) -> Result<Vec<usize>, Error> {
+        let mut needed = vec![false; self.nodes.len()];
+        let mut stack: Vec<usize> = targets.to_vec();
+        for s in outs {
+            if let Src::Out(n, _) = s {
+                stack.push(*n);
+            }
+        }
+        let deps_of = |ni: usize| -> Vec<usize> {
+            let node = &self.nodes[ni];
+            let mut d = Vec::new();
+            for inp in &node.input {
+                let name = inp.trim_start_matches('^');
+                let base = name.split(':').next().unwrap_or(name);
+                if !inp.starts_with('^') {
+                    if self.args.contains_key(base) {
+                        continue;
+                    }
+                    let (n, i) = split_tensor_name(name);
+                    if !self.is_function && self.feeds.contains_key(&(n.to_string(), i)) {
+                        continue;
+                    }
+                }
+                if let Some(&j) = self.index.get(base) {
+                    d.push(j);
+                }
+            }
+            d
+        };
+        while let Some(n) = stack.pop() {
+            if needed[n] {
+                continue;
+            }
+            needed[n] = true;
+            stack.extend(deps_of(n));
+        }
+        // Kahn's algorithm, lowest node index first.
+        let mut indeg = vec![0usize; self.nodes.len()];
+        let mut users: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
+        for n in (0..self.nodes.len()).filter(|&n| needed[n]) {
+            for d in deps_of(n) {
+                indeg[n] += 1;
+                users[d].push(n);
+            }
+        }
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..self
+            .nodes
+            .len())
+            .filter(|&n| needed[n] && indeg[n] == 0)
+            .map(std::cmp::Reverse)
+            .collect();
+        let mut order = Vec::new();
+        while let Some(std::cmp::Reverse(n)) = ready.pop() {
+            order.push(n);
+            for &u in &users[n] {
+                indeg[u] -= 1;
+                if indeg[u] == 0 {
+                    ready.push(std::cmp::Reverse(u));
+                }
+            }
+        }
+        let total = needed.iter().filter(|&&b| b).count();
+        if order.len() != total {
+            let stuck: Vec<&str> = (0..self.nodes.len())
+                .filter(|&n| needed[n] && indeg[n] > 0)
+                .take(5)
+                .map(|n| self.nodes[n].name.as_str())
+                .collect();
+            return Err(Error::invalid(
+                if scope.is_empty() { "graph" } else { scope },
+                format!(
+                    "graph has a cycle (TF1 Enter/Merge/NextIteration control flow is not \
+                     implemented) through {stuck:?}"
+                ),
+            ));
+        }
+        Ok(order)
+    }
+}
+
+fn index_nodes<'a>(nodes: &'a [NodeDef], scope: &str) -> Result<HashMap<&'a str, usize>, Error> {
+    let mut index = HashMap::with_capacity(nodes.len());
+    for (i, n) in nodes.iter().enumerate() {
+        if index.insert(n.name.as_str(), i).is_some() {
+            return Err(Error::invalid(
+                if scope.is_empty() { "graph" } else { scope },
+                format!("duplicate node name {:?}", n.name),
+            ));
+        }
+    }
+    Ok(index)
+}

@@ -1,0 +1,168 @@
+//! Plans: a graph or function compiled once into an ordered list of built ops.
+//!
+//! Owns pruning (only what the requested outputs and targets need), topological order
+//! (data and control edges), constant folding (stateless ops whose inputs are all constant
+//! run once at load), and lifetimes (each value is dropped right after its last use, so a call
+//! holds only its live set). Unsupported ops are collected across the whole reachable program
+//! and reported together. Functions (`FunctionDef`s) are compiled lazily on first reference
+//! and memoised, so a function that calls itself compiles once and recursion is bounded at run
+//! time by the call-depth cap.
+//!
+//! Does not know op semantics (that is `ops`), nor how signatures map to feeds (that is `api`).
+
+mod compile;
+
+pub use compile::{Compiler, Feed, Fetch};
+
+use std::sync::{Arc, OnceLock};
+
+use crate::error::Error;
+use crate::ops::{Callable, EvalCtx, Op, OpError};
+use crate::tensor::Tensor;
+
+/// Index of a value slot in a plan.
+pub(crate) type Slot = usize;
+
+#[derive(Debug)]
+pub(crate) struct Step {
+    pub node: String,
+    pub op_type: String,
+    pub op: Box<dyn Op>,
+    /// Input slots and whether this is the slot's last use (then it is moved, not cloned).
+    pub inputs: Vec<(Slot, bool)>,
+    /// (output index, slot) for every output somebody reads.
+    pub outputs: Vec<(usize, Slot)>,
+}
+
+/// A compiled graph or function body.
+#[derive(Debug)]
+pub struct Plan {
+    pub(crate) name: String,
+    pub(crate) steps: Vec<Step>,
+    pub(crate) num_slots: usize,
+    /// Slots filled by the caller (feeds or function arguments), in order.
+    pub(crate) arg_slots: Vec<Slot>,
+    /// Slots returned, in order (a slot may appear twice).
+    pub(crate) outputs: Vec<Slot>,
+    /// Constant values known at plan time (folded), copied into their slots at call start.
+    pub(crate) consts: Vec<(Slot, Tensor)>,
+}
+
+impl Plan {
+    /// Number of steps (ops evaluated per call).
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// True if the plan evaluates nothing.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Runs the plan on `args` (one per feed or function argument, in order).
+    pub fn run(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
+        if args.len() != self.arg_slots.len() {
+            return Err(Error::invalid(
+                &self.name,
+                format!(
+                    "plan takes {} arguments, got {}",
+                    self.arg_slots.len(),
+                    args.len()
+                ),
+            ));
+        }
+        let mut values: Vec<Option<Tensor>> = vec![None; self.num_slots];
+        for (slot, t) in &self.consts {
+            values[*slot] = Some(t.clone());
+        }
+        for (&slot, t) in self.arg_slots.iter().zip(args) {
+            values[slot] = Some(t);
+        }
+        for step in &self.steps {
+            let mut inputs = Vec::with_capacity(step.inputs.len());
+            for &(slot, last) in &step.inputs {
+                let v = if last {
+                    values[slot].take()
+                } else {
+                    values[slot].clone()
+                };
+                inputs.push(v.ok_or_else(|| Error::Node {
+                    node: self.qualified(&step.node),
+                    op: step.op_type.clone(),
+                    source: OpError::invalid(format!("input slot {slot} has no value")),
+                })?);
+            }
+            let outs = step.op.eval(cx, inputs).map_err(|source| Error::Node {
+                node: self.qualified(&step.node),
+                op: step.op_type.clone(),
+                source,
+            })?;
+            let n = outs.len();
+            let mut outs: Vec<Option<Tensor>> = outs.into_iter().map(Some).collect();
+            for &(idx, slot) in &step.outputs {
+                let t = outs.get_mut(idx).and_then(Option::take).ok_or_else(|| Error::Node {
+                    node: self.qualified(&step.node),
+                    op: step.op_type.clone(),
+                    source: OpError::invalid(format!(
+                        "output {idx} requested but the op produced {n}"
+                    )),
+                })?;
+                values[slot] = Some(t);
+            }
+        }
+        self.outputs
+            .iter()
+            .map(|&slot| {
+                values[slot]
+                    .clone()
+                    .ok_or_else(|| Error::invalid(&self.name, format!("output slot {slot} empty")))
+            })
+            .collect()
+    }
+
+    fn qualified(&self, node: &str) -> String {
+        if self.name.is_empty() {
+            node.to_string()
+        } else {
+            format!("{}/{}", self.name, node)
+        }
+    }
+}
+
+/// A library function: compiled lazily, callable by ops.
+#[derive(Debug)]
+pub(crate) struct FunctionPlan {
+    pub name: String,
+    pub plan: OnceLock<Plan>,
+}
+
+impl Callable for FunctionPlan {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn call(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let plan = self
+            .plan
+            .get()
+            .ok_or_else(|| OpError::invalid(format!("function {} was not compiled", self.name)))?;
+        if cx.depth >= cx.limits().max_call_depth {
+            return Err(OpError::Limit(format!(
+                "function call depth {} exceeds the cap of {} (at {})",
+                cx.depth + 1,
+                cx.limits().max_call_depth,
+                self.name
+            )));
+        }
+        let mut inner = EvalCtx {
+            session: cx.session,
+            depth: cx.depth + 1,
+        };
+        plan.run(&mut inner, args).map_err(|e| OpError::Call {
+            function: self.name.clone(),
+            source: Box::new(e),
+        })
+    }
+}
+
+pub(crate) type FunctionRef = Arc<FunctionPlan>;

@@ -1,0 +1,109 @@
+//! Shared test helpers: fixture paths, golden files, tolerances.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tfhub::api::json::tensor_from_json;
+use tfhub::{DType, Tensor};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+pub fn read_json(p: &Path) -> Value {
+    let s = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&s).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// How close two outputs must be.
+#[derive(Debug, Clone, Copy)]
+pub enum Tolerance {
+    /// Bit-exact (ints, strings, bools).
+    Exact,
+    /// |a - b| <= abs + rel * |b|.
+    F32 { rel: f64, abs: f64 },
+}
+
+pub const DENSE: Tolerance = Tolerance::F32 { rel: 1e-5, abs: 1e-6 };
+
+/// Inputs of `inputs[_<sig>].json` as tensors typed by the signature.
+pub fn inputs(model: &tfhub::Model, dir: &Path, sig: &str) -> Vec<(String, Tensor)> {
+    let file = if sig == "serving_default" {
+        dir.join("inputs.json")
+    } else {
+        dir.join(format!("inputs_{sig}.json"))
+    };
+    let v = read_json(&file);
+    let s = model.signature(sig).expect("signature");
+    v.as_object()
+        .expect("object")
+        .iter()
+        .map(|(k, val)| {
+            let spec = s.inputs().iter().find(|i| &i.key == k).expect("input in signature");
+            (k.clone(), tensor_from_json(val, spec.dtype).expect("input decodes"))
+        })
+        .collect()
+}
+
+/// Compares outputs with `golden[_<sig>].json`; panics with a precise message on mismatch.
+pub fn check_golden(outs: &BTreeMap<String, Tensor>, dir: &Path, sig: &str, tol: Tolerance) {
+    let file = if sig == "serving_default" {
+        dir.join("golden.json")
+    } else {
+        dir.join(format!("golden_{sig}.json"))
+    };
+    let g = read_json(&file);
+    let g = g.as_object().expect("golden object");
+    assert_eq!(
+        outs.keys().collect::<Vec<_>>(),
+        g.keys().collect::<Vec<_>>(),
+        "output names"
+    );
+    for (k, want) in g {
+        let got = &outs[k];
+        let dtype = DType::from_name(want["dtype"].as_str().expect("dtype")).expect("known dtype");
+        assert_eq!(got.dtype(), dtype, "{k}: dtype");
+        let shape: Vec<usize> = want["shape"]
+            .as_array()
+            .expect("shape")
+            .iter()
+            .map(|d| d.as_u64().expect("dim") as usize)
+            .collect();
+        assert_eq!(got.shape(), &shape[..], "{k}: shape");
+        let got_json = tfhub::api::json::tensor_to_json(got);
+        let gv = got_json["values"].as_array().expect("values");
+        let wv = want["values"].as_array().expect("values");
+        assert_eq!(gv.len(), wv.len(), "{k}: element count");
+        let float = dtype.is_float();
+        let mut worst = 0f64;
+        for (i, (a, b)) in gv.iter().zip(wv).enumerate() {
+            match (float, tol) {
+                (true, Tolerance::F32 { rel, abs }) => {
+                    let (a, b) = (a.as_f64().expect("num"), b.as_f64().expect("num"));
+                    let err = (a - b).abs();
+                    worst = worst.max(err);
+                    assert!(
+                        err <= abs + rel * b.abs(),
+                        "{k}[{i}]: got {a}, TF {b} (err {err:e})"
+                    );
+                }
+                _ => assert_eq!(a, b, "{k}[{i}]"),
+            }
+        }
+        eprintln!("{k}: {} values match (worst abs err {worst:e})", wv.len());
+    }
+}
+
+/// Loads a fixture, runs `sig` on its inputs and checks the golden outputs.
+pub fn run_fixture(name: &str, sig: &str, tol: Tolerance) -> TestResult {
+    let dir = fixture(name);
+    let model = tfhub::load(&dir)?;
+    let ins = inputs(&model, &dir, sig);
+    let outs = model.signature(sig)?.call(ins)?;
+    check_golden(&outs, &dir, sig, tol);
+    Ok(())
+}
