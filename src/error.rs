@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::hub::HubError;
 use crate::ops::OpError;
 use crate::saved_model::checkpoint::CheckpointError;
 use crate::tensor::TensorError;
@@ -59,7 +60,7 @@ pub enum Error {
     },
     /// A checkpoint tensor could not be read (the error names the file and key).
     #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
+    Checkpoint(Box<CheckpointError>),
     /// An op failed (at load, while building or folding, or during a call).
     #[error("node {node:?} ({op})")]
     Node {
@@ -69,7 +70,7 @@ pub enum Error {
         op: String,
         /// The cause.
         #[source]
-        source: OpError,
+        source: Box<OpError>,
     },
     /// The graph uses ops tfhub does not implement; every one is listed.
     #[error("unsupported ops: {}", fmt_ops(.0))]
@@ -92,6 +93,9 @@ pub enum Error {
         /// What is wrong (names the expected input, dtype or shape).
         what: String,
     },
+    /// Resolving or downloading a handle failed.
+    #[error(transparent)]
+    Hub(Box<HubError>),
     /// A tensor could not be built as asked.
     #[error(transparent)]
     Tensor(#[from] TensorError),
@@ -103,6 +107,18 @@ impl Error {
             path: path.into(),
             what: what.to_string(),
         }
+    }
+}
+
+impl From<CheckpointError> for Error {
+    fn from(e: CheckpointError) -> Self {
+        Error::Checkpoint(Box::new(e))
+    }
+}
+
+impl From<HubError> for Error {
+    fn from(e: HubError) -> Self {
+        Error::Hub(Box::new(e))
     }
 }
 

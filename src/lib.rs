@@ -14,6 +14,6 @@ pub mod proto;
 pub mod saved_model;
 pub mod tensor;
 
-pub use api::{load, Model, Signature};
+pub use api::{load, KerasLayer, Model, Signature};
 pub use error::{Error, Result};
 pub use tensor::{DType, Tensor};

@@ -235,7 +235,9 @@ impl<T> Clone for Buf<T> {
     fn clone(&self) -> Self {
         let repr = match &self.repr {
             Repr::Owned(v) => Repr::Owned(v.clone()),
-            Repr::Mapped { src, start, len, .. } => Repr::Mapped {
+            Repr::Mapped {
+                src, start, len, ..
+            } => Repr::Mapped {
                 src: src.clone(),
                 start: *start,
                 len: *len,
@@ -282,7 +284,9 @@ impl<T> Deref for Buf<T> {
     fn deref(&self) -> &[T] {
         match &self.repr {
             Repr::Owned(v) => v,
-            Repr::Mapped { src, start, len, .. } => {
+            Repr::Mapped {
+                src, start, len, ..
+            } => {
                 let bytes = &src.bytes()[*start..];
                 // SAFETY: `Repr::Mapped` is only built by `Buf::mapped`, which requires
                 // `T: Pod`, checked that `start + len * size_of::<T>()` is in bounds and that the
@@ -528,8 +532,7 @@ pub fn num_elements(shape: &[usize]) -> Option<usize> {
 impl Tensor {
     /// Builds a tensor from a shape and data, checking the element count.
     pub fn new(shape: &[usize], data: Data) -> Result<Tensor, TensorError> {
-        let expected =
-            num_elements(shape).ok_or_else(|| TensorError::Overflow(shape.to_vec()))?;
+        let expected = num_elements(shape).ok_or_else(|| TensorError::Overflow(shape.to_vec()))?;
         let got = match_any!(&data, b => b.len());
         if expected != got {
             return Err(TensorError::Len {
@@ -662,8 +665,17 @@ impl Tensor {
     /// Approximate bytes held (for memory accounting); strings count their payloads.
     pub fn nbytes(&self) -> usize {
         match &self.data {
-            Data::String(b) => b.iter().map(|s| s.len() + std::mem::size_of::<Vec<u8>>()).sum(),
-            _ => self.len() * self.dtype().size_of().unwrap_or(std::mem::size_of::<Handle>()),
+            Data::String(b) => b
+                .iter()
+                .map(|s| s.len() + std::mem::size_of::<Vec<u8>>())
+                .sum(),
+            _ => {
+                self.len()
+                    * self
+                        .dtype()
+                        .size_of()
+                        .unwrap_or(std::mem::size_of::<Handle>())
+            }
         }
     }
 
@@ -820,7 +832,14 @@ mod tests {
     #[test]
     fn new_checks_element_count() {
         let err = Tensor::from_vec(&[2, 2], vec![1i32, 2, 3]).unwrap_err();
-        assert!(matches!(err, TensorError::Len { expected: 4, got: 3, .. }));
+        assert!(matches!(
+            err,
+            TensorError::Len {
+                expected: 4,
+                got: 3,
+                ..
+            }
+        ));
         assert!(matches!(
             Tensor::zeros(DType::F32, &[usize::MAX, 2]),
             Err(TensorError::Overflow(_))

@@ -5,15 +5,7 @@ use common::{run_fixture, Tolerance, DENSE};
 
 /// Fixtures not yet passing, with the reason. Each one is still loaded and must fail only with
 /// the listed reason kind (an unsupported-op error), so a regression elsewhere is caught.
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    ("attention", "math/array ops not yet implemented"),
-    ("cnn", "nn ops not yet implemented"),
-    ("hub_classifier", "lookup/string ops not yet implemented"),
-    ("mlp", "math ops not yet implemented"),
-    ("nnlm_en_dim128", "string/lookup/sparse ops not yet implemented"),
-    ("nnlm_norm_dim32", "string/lookup/sparse ops not yet implemented"),
-    ("sharded", "math/string ops not yet implemented"),
-];
+const KNOWN_GAPS: &[(&str, &str)] = &[];
 
 /// Known gaps must still load far enough to report exactly which ops are missing.
 #[test]
@@ -51,7 +43,83 @@ macro_rules! golden {
     };
 }
 
-golden! {}
+golden! {
+    attention: "serving_default", DENSE;
+    cnn: "serving_default", DENSE;
+    control_flow: "serving_default", DENSE;
+    hub_classifier: "serving_default", DENSE;
+    mlp: "serving_default", DENSE;
+    mobilenet_v2_small: "serving_default", DENSE;
+    nnlm_en_dim128: "serving_default", TEXT;
+    nnlm_norm_dim32: "serving_default", TEXT;
+    sharded: "serving_default", DENSE;
+}
 
-#[allow(dead_code)]
-const _: (Tolerance, fn(&str, &str, Tolerance) -> common::TestResult) = (DENSE, run_fixture);
+/// Text embeddings: TF's sums of a handful of rows; token ids must be exact.
+const TEXT: Tolerance = Tolerance::F32 {
+    rel: 1e-6,
+    abs: 1e-6,
+};
+
+#[test]
+fn nnlm_en_dim128_token_ids_are_exact() -> common::TestResult {
+    run_fixture("nnlm_en_dim128", "tokens", Tolerance::Exact)
+}
+
+#[test]
+fn nnlm_norm_dim32_token_ids_are_exact() -> common::TestResult {
+    run_fixture("nnlm_norm_dim32", "tokens", Tolerance::Exact)
+}
+
+/// A TF1-style frozen GraphDef: fed by node name, fetched by tensor name.
+#[test]
+fn frozen_mlp_graphdef() -> common::TestResult {
+    let dir = common::fixture("frozen_mlp");
+    let model = tfhub::load(dir.join("model.pb"))?;
+    assert!(model.is_frozen());
+    let inputs = common::read_json(&dir.join("inputs.json"));
+    let outputs = common::read_json(&dir.join("outputs.json"));
+    let mut feeds = Vec::new();
+    for (k, v) in inputs.as_object().unwrap() {
+        let dt = model.placeholder_dtype(k).expect("placeholder dtype");
+        feeds.push((k.as_str(), tfhub::api::json::tensor_from_json(v, dt)?));
+    }
+    let names: Vec<&str> = outputs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let vals = model.run_graph(&feeds, &names)?;
+    let outs = names.iter().map(|n| n.to_string()).zip(vals).collect();
+    common::check_golden(&outs, &dir, "serving_default", DENSE);
+    Ok(())
+}
+
+/// The headline: `KerasLayer::call` on sentences gives TF's `(n, 128)` embedding.
+#[test]
+fn keras_layer_embeds_like_tensorflow() -> common::TestResult {
+    let dir = common::fixture("nnlm_en_dim128");
+    let layer = tfhub::KerasLayer::new(&dir)?;
+    let inputs = common::read_json(&dir.join("inputs.json"));
+    let sentences: Vec<&str> = inputs["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let emb = layer.call(&sentences)?;
+    assert_eq!(emb.shape(), &[sentences.len(), 128]);
+    let golden = common::read_json(&dir.join("golden.json"));
+    let want: Vec<f64> = golden["default"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    for (i, (g, w)) in emb.iter().zip(&want).enumerate() {
+        let err = (*g as f64 - w).abs();
+        assert!(err <= 1e-6 + 1e-6 * w.abs(), "[{i}]: {g} vs TF {w}");
+    }
+    Ok(())
+}

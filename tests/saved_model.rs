@@ -40,9 +40,19 @@ fn inspect_matches_tensorflow_signatures_and_variables() -> TestResult {
             .as_object()
             .unwrap()
             .iter()
-            .map(|(k, v)| (k.clone(), serde_json::json!({"dtype": v["dtype"], "shape": v["shape"]})))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    serde_json::json!({"dtype": v["dtype"], "shape": v["shape"]}),
+                )
+            })
             .collect();
-        assert_eq!(Value::Object(got_vars), want_vars, "{}: variables", dir.display());
+        assert_eq!(
+            Value::Object(got_vars),
+            want_vars,
+            "{}: variables",
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -59,7 +69,9 @@ fn every_variable_reads_back_as_tensorflow_wrote_it() -> TestResult {
     let mut checked = 0;
     for dir in model_fixtures() {
         let values = read_json(&dir.join("variable_values.json"));
-        let Some(prefix) = SavedModel::open(&dir)?.variables_prefix() else { continue };
+        let Some(prefix) = SavedModel::open(&dir)?.variables_prefix() else {
+            continue;
+        };
         let reader = BundleReader::open(&prefix)?;
         for (key, want) in values.as_object().unwrap() {
             let t = checkpoint_tensor(&reader, key)
@@ -72,8 +84,10 @@ fn every_variable_reads_back_as_tensorflow_wrote_it() -> TestResult {
                 assert_eq!(Value::String(digest), *sha, "{}: {key}", dir.display());
             }
             if let (Some(vals), Ok(strings)) = (want.get("values"), t.as_slice::<Vec<u8>>()) {
-                let got: Vec<Value> =
-                    strings.iter().map(|s| tfhub::api::json::bytes_to_json(s)).collect();
+                let got: Vec<Value> = strings
+                    .iter()
+                    .map(|s| tfhub::api::json::bytes_to_json(s))
+                    .collect();
                 assert_eq!(Value::Array(got), *vals, "{key}");
             }
             checked += 1;
@@ -172,7 +186,10 @@ fn wrong_magic_is_an_error() {
 fn missing_shard_is_an_error_naming_it() {
     let tmp = corrupted(|d| std::fs::remove_file(data_shard(d)).unwrap());
     let err = tfhub::load(tmp.path()).unwrap_err();
-    assert!(err.to_string().contains("variables.data-00000-of-00001"), "{err}");
+    assert!(
+        err.to_string().contains("variables.data-00000-of-00001"),
+        "{err}"
+    );
 }
 
 fn hex(b: &[u8]) -> String {

@@ -420,6 +420,43 @@ def _randomize_batchnorm(model, rng):
             layer.moving_variance.assign(rng.uniform(0.5, 2.0, n).astype(np.float32))
 
 
+def calibrate_batchnorm(model, calib, rng):
+    """Random BatchNormalization parameters whose moving stats fit the data.
+
+    `_randomize_batchnorm`'s stats ignore the activations, which is fine for a few layers but
+    makes a deep randomly initialised network (MobileNetV2, ResNet50...) forget its input:
+    activations shrink layer after layer until the output is the same for every image, so a
+    golden test could no longer see a wrong op. Here gamma and beta are random, then one
+    training-mode pass over `calib` with momentum 0 sets each layer's moving stats to its batch
+    stats (each layer then sees normalised inputs), which are finally perturbed a little so
+    mean and variance still matter.
+    """
+    keras = keras3()
+    bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    drops = [l for l in model.layers if isinstance(l, keras.layers.Dropout)]
+    saved = [(l, l.momentum) for l in bns] + [(l, l.rate) for l in drops]
+    for layer in bns:
+        n = layer.gamma.shape[0]
+        layer.gamma.assign(rng.uniform(0.5, 1.5, n).astype(np.float32))
+        layer.beta.assign(rng.uniform(-0.5, 0.5, n).astype(np.float32))
+        layer.momentum = 0.0
+    for layer in drops:
+        layer.rate = 0.0  # deterministic calibration pass
+    model(calib, training=True)
+    for layer, value in saved:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = value
+        else:
+            layer.rate = value
+    for layer in bns:
+        n = layer.gamma.shape[0]
+        var = np.asarray(layer.moving_variance.numpy(), np.float64)
+        mean = np.asarray(layer.moving_mean.numpy(), np.float64)
+        layer.moving_mean.assign(
+            (mean + rng.uniform(-0.1, 0.1, n) * np.sqrt(var)).astype(np.float32))
+        layer.moving_variance.assign((var * rng.uniform(0.8, 1.25, n)).astype(np.float32))
+
+
 def build_cnn():
     keras = keras3()
     L = keras.layers
@@ -457,6 +494,22 @@ def build_attention():
     rng = np.random.RandomState(SEED)
     inputs = {"tokens": rng.standard_normal((2, 8, 32)).astype(np.float32).tolist()}
     return export_keras3(model, "attention", inputs)
+
+
+def build_mobilenet_v2_small():
+    """keras.applications.MobileNetV2 (weights=None), shrunk to fit the fixture budget."""
+    keras = keras3()
+    seed_everything()
+    model = keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(96, 96, 3),
+                                           classes=10)
+    rng = np.random.RandomState(SEED)
+    calib = rng.uniform(-1.0, 1.0, (8, 96, 96, 3)).astype(np.float32)
+    calibrate_batchnorm(model, calib, rng)
+    # MobileNetV2 expects preprocess_input()'s range [-1, 1]. Multiples of 1/128 are exact in
+    # float32 and print short, which keeps inputs.json (55k values) small.
+    image = (rng.randint(-128, 129, (2, 96, 96, 3)) / 128.0).astype(np.float32)
+    (input_name,) = [t.name for t in model.inputs]
+    return export_keras3(model, "mobilenet_v2_small", {input_name: image.tolist()})
 
 
 # --------------------------------------------------------------------------
@@ -550,9 +603,73 @@ def build_sharded():
     return out
 
 
+class ControlFlow(tf.Module):
+    """tf.cond, tf.while_loop and tf.switch_case: exported as functional If/While/Case ops."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = tf.Variable(tf.random.normal([4, 4], seed=SEED), name="w")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32),
+                                  tf.TensorSpec([], tf.int32)])
+    def serve(self, x, n):
+        def body(i, acc):
+            return i + 1, tf.tanh(tf.matmul(acc, self.w))
+        _, looped = tf.while_loop(lambda i, acc: i < n, body, [tf.constant(0), x])
+        total = tf.reduce_sum(looped)
+        picked = tf.cond(total > 0.0, lambda: looped * 2.0, lambda: looped - 1.0)
+        branch = tf.switch_case(n % 3, [lambda: tf.constant(10.0), lambda: tf.constant(20.0),
+                                        lambda: tf.constant(30.0)])
+        return {"looped": looped, "picked": picked, "branch": branch}
+
+
+def build_control_flow():
+    seed_everything()
+    out = fresh_dir("control_flow")
+    module = ControlFlow()
+    tf.saved_model.save(module, out, signatures={"serving_default": module.serve})
+    rng = np.random.RandomState(SEED + 2)
+    inputs = {"x": rng.standard_normal((3, 4)).astype(np.float32).tolist(), "n": 5}
+    finish_model(out, inputs)
+    return out
+
+
+def build_frozen_mlp():
+    """A TF1-style frozen GraphDef (`model.pb`): variables folded into Consts."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+    seed_everything()
+    out = fresh_dir("frozen_mlp")
+    w1 = tf.Variable(tf.random.normal([8, 16], seed=SEED))
+    b1 = tf.Variable(tf.random.normal([16], seed=SEED + 1))
+    w2 = tf.Variable(tf.random.normal([16, 3], seed=SEED + 2))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32, name="x")])
+    def f(x):
+        h = tf.nn.relu(tf.matmul(x, w1) + b1)
+        return tf.nn.softmax(tf.matmul(h, w2), name="probs")
+
+    frozen = convert_variables_to_constants_v2(f.get_concrete_function())
+    gd = frozen.graph.as_graph_def()
+    with open(os.path.join(out, "model.pb"), "wb") as fh:
+        fh.write(gd.SerializeToString())
+    in_name = frozen.inputs[0].name.split(":")[0]
+    out_name = frozen.outputs[0].name
+    rng = np.random.RandomState(SEED + 3)
+    x = rng.standard_normal((2, 8)).astype(np.float32)
+    y = frozen(tf.constant(x))
+    y = y[0] if isinstance(y, (list, tuple)) else y
+    write_json(os.path.join(out, "inputs.json"), {in_name: x.tolist()})
+    write_json(os.path.join(out, "golden.json"), {out_name: tensor_to_json(y)})
+    write_json(os.path.join(out, "outputs.json"), [out_name])
+    return out
+
+
 # --------------------------------------------------------------------------
 
 BUILDERS = collections.OrderedDict([
+    ("control_flow", build_control_flow),
+    ("frozen_mlp", build_frozen_mlp),
     ("nnlm_en_dim128", build_nnlm_en_dim128),
     ("nnlm_norm_dim32", build_nnlm_norm_dim32),
     ("fingerprint64", build_fingerprint64),
@@ -560,6 +677,7 @@ BUILDERS = collections.OrderedDict([
     ("hub_classifier", build_hub_classifier),
     ("cnn", build_cnn),
     ("attention", build_attention),
+    ("mobilenet_v2_small", build_mobilenet_v2_small),
     ("sharded", build_sharded),
 ])
 

@@ -69,7 +69,11 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
                        "outputs": io(&sd.outputs)}),
             );
         }
-        let mut assets: Vec<&str> = mg.asset_file_def.iter().map(|a| a.filename.as_str()).collect();
+        let mut assets: Vec<&str> = mg
+            .asset_file_def
+            .iter()
+            .map(|a| a.filename.as_str())
+            .collect();
         assets.sort_unstable();
         let graph = mg.graph_def.as_ref();
         metas.push(json!({

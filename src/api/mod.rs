@@ -7,8 +7,10 @@
 
 mod inspect;
 pub mod json;
+mod keras_layer;
 
 pub use inspect::{inspect, Inspection};
+pub use keras_layer::KerasLayer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -66,6 +68,18 @@ pub struct Model {
     dir: PathBuf,
     session: Arc<Session>,
     signatures: BTreeMap<String, Signature>,
+    /// Frozen GraphDefs have no signatures: callers name feeds and fetches; plans are cached.
+    frozen: Option<Frozen>,
+}
+
+/// (feeds, fetches) of a cached frozen-graph plan.
+type PlanKey = (Vec<String>, Vec<String>);
+
+#[derive(Debug)]
+struct Frozen {
+    meta: MetaGraphDef,
+    plans: std::sync::Mutex<BTreeMap<PlanKey, Arc<Plan>>>,
+    limits: Limits,
 }
 
 /// A callable signature of a [`Model`].
@@ -78,12 +92,29 @@ pub struct Signature {
     session: Arc<Session>,
 }
 
-/// Loads a SavedModel directory (or frozen GraphDef `.pb`) with default options.
+/// Loads a model with default options. `handle` is a local SavedModel directory, a frozen
+/// GraphDef `.pb`, or any handle the hub resolves (`https://tfhub.dev/...`, Kaggle URLs,
+/// tarball URLs, `file://`), downloaded once into the cache.
 ///
 /// # Errors
-/// Unreadable or invalid files, checkpoint corruption, unsupported ops (all listed at once).
-pub fn load(path: impl AsRef<Path>) -> Result<Model> {
-    Model::load_with(path.as_ref(), &LoadOptions::default())
+/// Resolution or download failures, unreadable or invalid files, checkpoint corruption,
+/// unsupported ops (all listed at once).
+pub fn load(handle: impl AsRef<Path>) -> Result<Model> {
+    let dir = resolve(handle.as_ref())?;
+    Model::load_with(&dir, &LoadOptions::default())
+}
+
+/// A local path as is; anything else through [`crate::hub::Hub::from_env`].
+///
+/// # Errors
+/// [`Error::Hub`] when the handle cannot be resolved.
+pub fn resolve(handle: &Path) -> Result<PathBuf> {
+    if handle.exists() {
+        return Ok(handle.to_path_buf());
+    }
+    let s = handle.to_string_lossy();
+    let hub = crate::hub::Hub::from_env()?;
+    Ok(hub.resolve(&s)?.into_path_buf())
 }
 
 fn spec(key: &str, info: &TensorInfo) -> TensorSpec {
@@ -95,9 +126,10 @@ fn spec(key: &str, info: &TensorInfo) -> TensorSpec {
         key: key.to_string(),
         tensor: name,
         dtype: DType::from_proto(info.dtype).unwrap_or(DType::Variant),
-        shape: info.tensor_shape.as_ref().and_then(|s| {
-            (!s.unknown_rank).then(|| s.dim.iter().map(|d| d.size).collect())
-        }),
+        shape: info
+            .tensor_shape
+            .as_ref()
+            .and_then(|s| (!s.unknown_rank).then(|| s.dim.iter().map(|d| d.size).collect())),
     }
 }
 
@@ -106,7 +138,11 @@ fn asset_defs(mg: &MetaGraphDef) -> Vec<AssetFileDef> {
         return mg.asset_file_def.clone();
     }
     use crate::proto::collection_def::Kind;
-    match mg.collection_def.get("saved_model_assets").and_then(|c| c.kind.as_ref()) {
+    match mg
+        .collection_def
+        .get("saved_model_assets")
+        .and_then(|c| c.kind.as_ref())
+    {
         Some(Kind::AnyList(l)) => l
             .value
             .iter()
@@ -151,14 +187,26 @@ impl Model {
             Some(prefix) => Some(Arc::new(BundleReader::open(&prefix)?)),
             None => None,
         };
+        // Absolute and canonical: asset paths fed to the graph and the confinement root agree.
+        let root = sm.dir.canonicalize().map_err(|source| Error::Io {
+            path: sm.dir.clone(),
+            source,
+        })?;
         let session = Arc::new(Session::new(
-            sm.dir.clone(),
+            root.clone(),
             checkpoint.clone(),
             opts.limits.clone(),
         ));
-        let op_list = mg.meta_info_def.as_ref().and_then(|m| m.stripped_op_list.as_ref());
-        let mut compiler =
-            Compiler::new(registry(), graph.library.as_ref(), op_list, opts.limits.clone());
+        let op_list = mg
+            .meta_info_def
+            .as_ref()
+            .and_then(|m| m.stripped_op_list.as_ref());
+        let mut compiler = Compiler::new(
+            registry(),
+            graph.library.as_ref(),
+            op_list,
+            opts.limits.clone(),
+        );
         let mut unsupported: Vec<UnsupportedOp> = Vec::new();
         let mut collect = |r: Result<Plan>| -> Result<Option<Plan>> {
             match r {
@@ -180,8 +228,11 @@ impl Model {
             let s = spec("", info);
             let feed = Feed::parse(&s.tensor);
             if node_names.contains(feed.node.as_str()) {
-                let p = sm.dir.join("assets").join(&a.filename);
-                asset_feeds.push((feed, Tensor::scalar(p.to_string_lossy().as_bytes().to_vec())));
+                let p = root.join("assets").join(&a.filename);
+                asset_feeds.push((
+                    feed,
+                    Tensor::scalar(p.to_string_lossy().as_bytes().to_vec()),
+                ));
             }
         }
 
@@ -207,7 +258,9 @@ impl Model {
         if let Some(op) = init_op_name(mg) {
             let feeds: Vec<Feed> = asset_feeds.iter().map(|(f, _)| f.clone()).collect();
             let args: Vec<Tensor> = asset_feeds.iter().map(|(_, t)| t.clone()).collect();
-            let fetch = [Fetch::Target(op.split(':').next().unwrap_or(&op).to_string())];
+            let fetch = [Fetch::Target(
+                op.split(':').next().unwrap_or(&op).to_string(),
+            )];
             if let Some(p) = collect(compiler.compile_graph(&graph.node, &feeds, &fetch))? {
                 init = Some((p, args));
             }
@@ -257,10 +310,16 @@ impl Model {
             let mut cx = EvalCtx::new(&session);
             plan.run(&mut cx, args)?;
         }
+        let frozen = sm.frozen.then(|| Frozen {
+            meta: mg.clone(),
+            plans: Default::default(),
+            limits: opts.limits.clone(),
+        });
         Ok(Model {
             dir: sm.dir,
             session,
             signatures,
+            frozen,
         })
     }
 
@@ -284,6 +343,68 @@ impl Model {
             name: name.to_string(),
             available: self.signatures.keys().cloned().collect(),
         })
+    }
+
+    /// Runs a graph by tensor names (`node` or `node:idx`): for frozen GraphDefs (TF1 `.pb`
+    /// files), which have no signatures. Plans are compiled on first use and cached.
+    ///
+    /// # Errors
+    /// Unknown nodes, unsupported ops, op failures.
+    pub fn run_graph(&self, feeds: &[(&str, Tensor)], fetches: &[&str]) -> Result<Vec<Tensor>> {
+        let Some(fr) = &self.frozen else {
+            return Err(Error::invalid(
+                &self.dir,
+                "run_graph is for frozen GraphDefs; this SavedModel has signatures",
+            ));
+        };
+        let key = (
+            feeds.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>(),
+            fetches.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+        );
+        let cached = fr.plans.lock().ok().and_then(|m| m.get(&key).cloned());
+        let plan = match cached {
+            Some(p) => p,
+            None => {
+                let graph = fr
+                    .meta
+                    .graph_def
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid(&self.dir, "meta graph has no graph_def"))?;
+                let mut c =
+                    Compiler::new(registry(), graph.library.as_ref(), None, fr.limits.clone());
+                let fd: Vec<Feed> = key.0.iter().map(|n| Feed::parse(n)).collect();
+                let ft: Vec<Fetch> = key
+                    .1
+                    .iter()
+                    .map(|n| Fetch::Tensor(Feed::parse(n)))
+                    .collect();
+                let p = Arc::new(c.compile_graph(&graph.node, &fd, &ft)?);
+                if let Ok(mut m) = fr.plans.lock() {
+                    m.insert(key.clone(), p.clone());
+                }
+                p
+            }
+        };
+        let mut cx = EvalCtx::new(&self.session);
+        plan.run(&mut cx, feeds.iter().map(|(_, t)| t.clone()).collect())
+    }
+
+    /// The `dtype` attribute of a frozen graph's node (its Placeholders' input types).
+    pub fn placeholder_dtype(&self, node: &str) -> Option<DType> {
+        let g = self.frozen.as_ref()?.meta.graph_def.as_ref()?;
+        let n = g
+            .node
+            .iter()
+            .find(|n| n.name == node.split(':').next().unwrap_or(node))?;
+        match n.attr.get("dtype")?.value.as_ref()? {
+            crate::proto::attr_value::Value::Type(t) => DType::from_proto(*t),
+            _ => None,
+        }
+    }
+
+    /// True for a frozen GraphDef (use [`Model::run_graph`]).
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.is_some()
     }
 
     /// The shared session (resources, caps).
@@ -324,10 +445,9 @@ impl Signature {
         }
         let mut args = Vec::with_capacity(self.inputs.len());
         for spec in &self.inputs {
-            let t = given.remove(&spec.key).ok_or_else(|| self.input_err(format!(
-                "missing input {:?}",
-                spec.key
-            )))?;
+            let t = given
+                .remove(&spec.key)
+                .ok_or_else(|| self.input_err(format!("missing input {:?}", spec.key)))?;
             self.check(spec, &t)?;
             args.push(t);
         }
@@ -394,7 +514,11 @@ fn fmt_shape(s: &Option<Vec<i64>>) -> String {
         Some(d) => format!(
             "[{}]",
             d.iter()
-                .map(|&x| if x < 0 { "?".to_string() } else { x.to_string() })
+                .map(|&x| if x < 0 {
+                    "?".to_string()
+                } else {
+                    x.to_string()
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         ),

@@ -1,4 +1,7 @@
-//! `tfhub` subcommands: `inspect`, `run` (and more as they land).
+//! `tfhub` subcommands: `inspect`, `run`, `embed`, `bench`, `download`, `cache`.
+//! Every model-taking command accepts a directory, a `.pb` file or a hub handle.
+
+pub mod hub;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,11 +22,55 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Download a model into the cache and print its directory.
+    Download(hub::DownloadArgs),
+    /// Inspect or clean the model cache.
+    Cache(hub::CacheArgs),
     /// Show a model's tags, signatures, assets and variables (like `saved_model_cli show --all`).
     Inspect {
         /// SavedModel directory or frozen GraphDef `.pb`.
         model: PathBuf,
         /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Embed sentences with a text-embedding model (default: the bundled nnlm-style model).
+    Embed {
+        /// Model directory or hub handle; defaults to the bundled model.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Signature to run.
+        #[arg(long, default_value = "serving_default")]
+        signature: String,
+        /// Output key (when the signature has several outputs).
+        #[arg(long)]
+        output_key: Option<String>,
+        /// Print JSON (`{"shape", "dtype", "values": [[...], ...]}`).
+        #[arg(long)]
+        json: bool,
+        /// Sentences; read from stdin (one per line) when none are given.
+        sentences: Vec<String>,
+    },
+    /// Time a signature: one warm-up call, then calls for `--seconds`; prints one JSON object.
+    Bench {
+        /// Model directory or hub handle.
+        model: PathBuf,
+        /// `{"<input name>": nested list}`; the first dimension is tiled up to `--batch`.
+        #[arg(long)]
+        inputs: PathBuf,
+        /// Signature to run.
+        #[arg(long, default_value = "serving_default")]
+        signature: String,
+        /// Batch size (rows of every input, tiled cyclically).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Seconds to time calls for.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print JSON (the only format; kept for the documented contract).
         #[arg(long)]
         json: bool,
     },
@@ -40,7 +87,16 @@ enum Cmd {
         /// Write here instead of stdout.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Frozen GraphDefs: comma-separated tensors to fetch (`node` or `node:idx`); inputs are
+        /// fed by node name and outputs keyed by these names.
+        #[arg(long, value_delimiter = ',')]
+        outputs: Vec<String>,
     },
+}
+
+/// The model bundled in the repository (an nnlm-style embedding made by tools/make_fixtures.py).
+fn default_model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nnlm_en_dim128")
 }
 
 /// Runs the CLI; errors print their whole cause chain joined by `: `.
@@ -56,50 +112,212 @@ pub fn main() -> ExitCode {
     }
 }
 
+fn read_inputs(path: &std::path::Path) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(anyhow!("{}: expected a JSON object", path.display())),
+    }
+}
+
+fn feeds_for(
+    sig: &tfhub::Signature,
+    obj: &serde_json::Map<String, Value>,
+    batch: Option<usize>,
+) -> anyhow::Result<Vec<(String, tfhub::Tensor)>> {
+    let mut feeds = Vec::new();
+    for (k, val) in obj {
+        let spec = sig.inputs().iter().find(|s| &s.key == k).ok_or_else(|| {
+            anyhow!(
+                "signature {:?} has no input {k:?}; expected {}",
+                sig.name(),
+                sig.describe_inputs()
+            )
+        })?;
+        let val = match (batch, val) {
+            (Some(n), Value::Array(rows)) if !rows.is_empty() => {
+                Value::Array(rows.iter().cycle().take(n).cloned().collect())
+            }
+            _ => val.clone(),
+        };
+        let t = tensor_from_json(&val, spec.dtype).with_context(|| format!("input {k:?}"))?;
+        feeds.push((k.clone(), t));
+    }
+    Ok(feeds)
+}
+
+/// Frozen graphs carry no input dtypes in a signature: floats become float32, integers int32
+/// (TF's Placeholder defaults in exported graphs), strings string, booleans bool.
+fn frozen_input(v: &Value) -> anyhow::Result<tfhub::Tensor> {
+    let mut leaf = v;
+    while let Value::Array(a) = leaf {
+        match a.first() {
+            Some(x) => leaf = x,
+            None => break,
+        }
+    }
+    let dtype = match leaf {
+        Value::String(_) => tfhub::DType::String,
+        Value::Bool(_) => tfhub::DType::Bool,
+        Value::Number(n) if n.is_f64() => tfhub::DType::F32,
+        Value::Number(_) => tfhub::DType::I32,
+        _ => tfhub::DType::F32,
+    };
+    Ok(tensor_from_json(v, dtype)?)
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn bench(
+    model: &std::path::Path,
+    inputs: &std::path::Path,
+    signature: &str,
+    batch: Option<usize>,
+    seconds: f64,
+    threads: Option<usize>,
+) -> anyhow::Result<()> {
+    use std::time::Instant;
+    if let Some(t) = threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()?;
+    }
+    let obj = read_inputs(inputs)?;
+    let t0 = Instant::now();
+    let m = tfhub::load(model)?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let sig = m.signature(signature)?;
+    let feeds = feeds_for(sig, &obj, batch)?;
+    let rows = feeds
+        .first()
+        .and_then(|(_, t)| t.shape().first().copied())
+        .unwrap_or(1);
+    let t1 = Instant::now();
+    sig.call(feeds.clone())?;
+    let first_call_ms = t1.elapsed().as_secs_f64() * 1e3;
+    let mut lat = Vec::new();
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < seconds || lat.len() < 3 {
+        let t = Instant::now();
+        sig.call(feeds.clone())?;
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    lat.sort_by(f64::total_cmp);
+    let median = lat[lat.len() / 2];
+    let v = serde_json::json!({
+        "load_ms": load_ms,
+        "first_call_ms": first_call_ms,
+        "latency_ms": median,
+        "per_s": rows as f64 / (median / 1e3),
+        "peak_rss_mb": peak_rss_mb(),
+        "calls": lat.len(),
+        "batch": rows,
+    });
+    println!("{v}");
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
+        Cmd::Download(a) => hub::run_download(&a)?,
+        Cmd::Cache(a) => hub::run_cache(&a)?,
         Cmd::Inspect { model, json } => {
-            let i = tfhub::api::inspect(&model)?;
+            let i = tfhub::api::inspect(&tfhub::api::resolve(&model)?)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&i.json)?);
             } else {
                 print!("{}", i.to_text());
             }
         }
+        Cmd::Embed {
+            model,
+            signature,
+            output_key,
+            json,
+            mut sentences,
+        } => {
+            let model = model.unwrap_or_else(default_model);
+            if sentences.is_empty() {
+                use std::io::BufRead;
+                for line in std::io::stdin().lock().lines() {
+                    sentences.push(line.context("reading stdin")?);
+                }
+            }
+            let layer = tfhub::KerasLayer::with_options(&model, &signature, output_key.as_deref())?;
+            let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+            let emb = layer.call(&refs)?;
+            if json {
+                let rows: Vec<Vec<f32>> = emb.outer_iter().map(|r| r.to_vec()).collect();
+                let v =
+                    serde_json::json!({"shape": emb.shape(), "dtype": "float32", "values": rows});
+                println!("{v}");
+            } else {
+                println!("({}, {}) float32", emb.nrows(), emb.ncols());
+                for (s, row) in sentences.iter().zip(emb.outer_iter()) {
+                    let head: Vec<String> = row.iter().take(6).map(|x| format!("{x:.4}")).collect();
+                    println!(
+                        "{s:?}: [{}{}]",
+                        head.join(", "),
+                        if row.len() > 6 { ", ..." } else { "" }
+                    );
+                }
+            }
+        }
+        Cmd::Bench {
+            model,
+            inputs,
+            signature,
+            batch,
+            seconds,
+            threads,
+            json: _,
+        } => bench(&model, &inputs, &signature, batch, seconds, threads)?,
         Cmd::Run {
             model,
             inputs,
             signature,
             output,
+            outputs,
         } => {
             let m = tfhub::load(&model)?;
-            let sig = m.signature(&signature)?;
-            let text = std::fs::read_to_string(&inputs)
-                .with_context(|| format!("cannot read {}", inputs.display()))?;
-            let v: Value = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not valid JSON", inputs.display()))?;
-            let obj = v
-                .as_object()
-                .ok_or_else(|| anyhow!("{}: expected a JSON object", inputs.display()))?;
-            let mut feeds = Vec::new();
-            for (k, val) in obj {
-                let spec = sig
-                    .inputs()
-                    .iter()
-                    .find(|s| &s.key == k)
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "signature {signature:?} has no input {k:?}; expected {}",
-                            sig.describe_inputs()
-                        )
-                    })?;
-                let t = tensor_from_json(val, spec.dtype)
-                    .with_context(|| format!("input {k:?}"))?;
-                feeds.push((k.clone(), t));
-            }
-            let outs = sig.call(feeds)?;
-            let j: BTreeMap<String, Value> =
-                outs.iter().map(|(k, t)| (k.clone(), tensor_to_json(t))).collect();
+            let obj = read_inputs(&inputs)?;
+            let outs: BTreeMap<String, tfhub::Tensor> = if m.is_frozen() {
+                if outputs.is_empty() {
+                    anyhow::bail!("a frozen GraphDef has no signatures: pass --outputs NAME,...");
+                }
+                let mut feeds = Vec::new();
+                for (k, v) in &obj {
+                    let t = match m.placeholder_dtype(k) {
+                        Some(dt) => tensor_from_json(v, dt)?,
+                        None => frozen_input(v)?,
+                    };
+                    feeds.push((k.as_str(), t));
+                }
+                let fetch: Vec<&str> = outputs.iter().map(String::as_str).collect();
+                let vals = m.run_graph(&feeds, &fetch)?;
+                outputs.iter().cloned().zip(vals).collect()
+            } else {
+                let sig = m.signature(&signature)?;
+                sig.call(feeds_for(sig, &obj, None)?)?
+            };
+            let j: BTreeMap<String, Value> = outs
+                .iter()
+                .map(|(k, t)| (k.clone(), tensor_to_json(t)))
+                .collect();
             let s = serde_json::to_string(&j)?;
             match output {
                 Some(p) => std::fs::write(&p, s)

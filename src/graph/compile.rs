@@ -182,11 +182,17 @@ impl<'a> Compiler<'a> {
             }
             let fdef = self.library[f.name.as_str()];
             let body = Body::function(fdef)?;
-            let sig = fdef.signature.as_ref().expect("library entries have signatures");
+            let sig = fdef
+                .signature
+                .as_ref()
+                .expect("library entries have signatures");
             let mut outs = Vec::new();
             for arg in &sig.output_arg {
                 let r = fdef.ret.get(&arg.name).ok_or_else(|| {
-                    Error::invalid(&f.name, format!("output {:?} has no return value", arg.name))
+                    Error::invalid(
+                        &f.name,
+                        format!("output {:?} has no return value", arg.name),
+                    )
                 })?;
                 outs.push(body.input_src(r, &f.name)?);
             }
@@ -241,7 +247,7 @@ impl<'a> Compiler<'a> {
                     return Err(Error::Node {
                         node: qualify(name, &node.name),
                         op: node.op.clone(),
-                        source,
+                        source: Box::new(source),
                     })
                 }
             };
@@ -249,7 +255,9 @@ impl<'a> Compiler<'a> {
                 consts.insert(Src::Out(ni, 0), c.clone());
                 continue;
             }
-            if !op.is_stateful() && !inputs.is_empty() && inputs.iter().all(|s| consts.contains_key(s))
+            if !op.is_stateful()
+                && !inputs.is_empty()
+                && inputs.iter().all(|s| consts.contains_key(s))
             {
                 let vals: Vec<Tensor> = inputs.iter().map(|s| consts[s].clone()).collect();
                 let mut cx = EvalCtx::new(&self.fold_session);
@@ -282,7 +290,9 @@ impl<'a> Compiler<'a> {
                 next - 1
             })
         };
-        let arg_slots: Vec<Slot> = (0..body.num_args).map(|i| slot(Src::Arg(i), &mut slot_of)).collect();
+        let arg_slots: Vec<Slot> = (0..body.num_args)
+            .map(|i| slot(Src::Arg(i), &mut slot_of))
+            .collect();
         let mut last_use: HashMap<Slot, (usize, usize)> = HashMap::new();
         let mut built: Vec<Step> = Vec::new();
         for (si, (ni, op, inputs)) in steps.into_iter().enumerate() {
@@ -524,11 +534,14 @@ impl<'a> Body<'a> {
     }
 
     fn node_index(&self, name: &str) -> Result<usize, Error> {
-        self.index.get(name).copied().ok_or_else(|| Error::NotFound {
-            what: "node",
-            name: name.to_string(),
-            available: Vec::new(),
-        })
+        self.index
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::NotFound {
+                what: "node",
+                name: name.to_string(),
+                available: Vec::new(),
+            })
     }
 
     fn tensor_src(&self, node: &str, idx: usize, ctx: &str) -> Result<Src, Error> {
@@ -578,7 +591,10 @@ impl<'a> Body<'a> {
                 let flat = offset(&node.op, out, idx, &node.attr).ok_or_else(|| {
                     Error::invalid(
                         scope,
-                        format!("cannot resolve output {out:?} of {} ({})", node.name, node.op),
+                        format!(
+                            "cannot resolve output {out:?} of {} ({})",
+                            node.name, node.op
+                        ),
                     )
                 })?;
                 Ok(Src::Out(ni, flat))
@@ -633,12 +649,11 @@ impl<'a> Body<'a> {
                 users[d].push(n);
             }
         }
-        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..self
-            .nodes
-            .len())
-            .filter(|&n| needed[n] && indeg[n] == 0)
-            .map(std::cmp::Reverse)
-            .collect();
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+            (0..self.nodes.len())
+                .filter(|&n| needed[n] && indeg[n] == 0)
+                .map(std::cmp::Reverse)
+                .collect();
         let mut order = Vec::new();
         while let Some(std::cmp::Reverse(n)) = ready.pop() {
             order.push(n);

@@ -89,24 +89,27 @@ impl Plan {
                 inputs.push(v.ok_or_else(|| Error::Node {
                     node: self.qualified(&step.node),
                     op: step.op_type.clone(),
-                    source: OpError::invalid(format!("input slot {slot} has no value")),
+                    source: Box::new(OpError::invalid(format!("input slot {slot} has no value"))),
                 })?);
             }
             let outs = step.op.eval(cx, inputs).map_err(|source| Error::Node {
                 node: self.qualified(&step.node),
                 op: step.op_type.clone(),
-                source,
+                source: Box::new(source),
             })?;
             let n = outs.len();
             let mut outs: Vec<Option<Tensor>> = outs.into_iter().map(Some).collect();
             for &(idx, slot) in &step.outputs {
-                let t = outs.get_mut(idx).and_then(Option::take).ok_or_else(|| Error::Node {
-                    node: self.qualified(&step.node),
-                    op: step.op_type.clone(),
-                    source: OpError::invalid(format!(
-                        "output {idx} requested but the op produced {n}"
-                    )),
-                })?;
+                let t = outs
+                    .get_mut(idx)
+                    .and_then(Option::take)
+                    .ok_or_else(|| Error::Node {
+                        node: self.qualified(&step.node),
+                        op: step.op_type.clone(),
+                        source: Box::new(OpError::invalid(format!(
+                            "output {idx} requested but the op produced {n}"
+                        ))),
+                    })?;
                 values[slot] = Some(t);
             }
         }

@@ -479,7 +479,11 @@ pub(crate) fn inspect(path: &Path) -> Result<EntryState, HubError> {
     let Some(marker) = marker else {
         return Ok(if has_model {
             EntryState::Unverified
-        } else if fs::read_dir(path).map_err(|e| cache_io(path, e))?.next().is_none() {
+        } else if fs::read_dir(path)
+            .map_err(|e| cache_io(path, e))?
+            .next()
+            .is_none()
+        {
             EntryState::Damaged("empty directory".into())
         } else {
             EntryState::Damaged("no saved_model.pb".into())
@@ -533,7 +537,8 @@ fn recorded_handle(module: &Path) -> Option<String> {
                 .find_map(|l| l.strip_prefix(prefix).map(str::to_owned))
         })
     };
-    from(module.join(MARKER), "handle ").or_else(|| from(sibling(module, ".descriptor.txt"), "Module: "))
+    from(module.join(MARKER), "handle ")
+        .or_else(|| from(sibling(module, ".descriptor.txt"), "Module: "))
 }
 
 /// Python's descriptor, written atomically (temp + rename, overwriting).

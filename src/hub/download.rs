@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use md5::{Digest, Md5};
 use reqwest::blocking::{Client, Response};
-use reqwest::header::{HeaderMap, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
+use reqwest::header::{
+    HeaderMap, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE,
+};
 
 use super::error::{cache_io, HubError};
 use super::extract::{self, Limits};
@@ -113,9 +115,10 @@ fn fetch_once(
     let mut body = Body::new(client, url, net, resp, progress);
     let head = body.head(512).map_err(|e| body.failure(e))?;
     let content_type = body.content_type.clone();
+    // The bytes decide, not Content-Type: buckets often label tarballs loosely.
     let kind = match extract::sniff(&head) {
-        Some(kind) if !content_type.starts_with("text/html") => kind,
-        _ => {
+        Some(kind) => kind,
+        None => {
             return Err(Failure::Fatal(HubError::NotAnArchive {
                 url: body.final_url.clone(),
                 content_type,
@@ -315,6 +318,12 @@ impl<'a> Body<'a> {
                     self.resp = resp;
                     return Ok(());
                 }
+                // Nothing consumed yet: a full answer is as good as the first one.
+                200 if self.offset == 0 => {
+                    self.total = resp.content_length();
+                    self.resp = resp;
+                    return Ok(());
+                }
                 200 | 206 => {
                     return self.fail(Failure::Restart(HubError::Download {
                         url: self.url.clone(),
@@ -349,8 +358,7 @@ impl<'a> Body<'a> {
         let Some(v) = headers.get(CONTENT_RANGE).and_then(|v| v.to_str().ok()) else {
             return false;
         };
-        let Some((range, total)) = v.strip_prefix("bytes ").and_then(|r| r.split_once('/'))
-        else {
+        let Some((range, total)) = v.strip_prefix("bytes ").and_then(|r| r.split_once('/')) else {
             return false;
         };
         let start_ok = range
@@ -431,7 +439,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

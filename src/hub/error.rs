@@ -8,6 +8,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HubError {
+    /// Another process holds the entry's lock (removal refuses to race a download).
+    #[error("{} is locked by {holder}", path.display())]
+    Busy { path: PathBuf, holder: String },
     /// A cache path could not be created, read, written or renamed.
     #[error("cache path {}", path.display())]
     CacheIo {
@@ -38,9 +41,6 @@ pub enum HubError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// Another process holds the entry's lock (removal refuses to race a download).
-    #[error("{} is locked by {holder}", path.display())]
-    Busy { path: PathBuf, holder: String },
     /// An environment variable read by [`Hub::from_env`](crate::hub::Hub::from_env) has a value
     /// this layer does not understand.
     #[error("environment variable {var}={value:?}: {expected}")]
@@ -116,12 +116,12 @@ pub enum ExtractError {
     /// A device, fifo or other non-file, non-directory entry.
     #[error("entry {entry:?} is a {kind}; only files and directories are allowed")]
     SpecialFile { entry: String, kind: String },
-    /// More entries than the configured cap.
-    #[error("more than {limit} entries")]
-    TooManyFiles { limit: u64 },
     /// More extracted bytes than the configured cap (zip-bomb guard).
     #[error("more than {limit} bytes once extracted")]
     TooLarge { limit: u64 },
+    /// More entries than the configured cap.
+    #[error("more than {limit} entries")]
+    TooManyFiles { limit: u64 },
     /// Writing an extracted file failed.
     #[error("cannot write {}", path.display())]
     Write {

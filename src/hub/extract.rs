@@ -50,7 +50,13 @@ fn tar_checksum_ok(h: &[u8]) -> bool {
     let sum: u64 = h
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(b)
+            }
+        })
         .sum();
     sum == want && h.iter().any(|&b| b != 0)
 }
@@ -78,11 +84,19 @@ pub(crate) fn unpack(
     match kind {
         ArchiveKind::Gzip => {
             let gz = flate2::read::MultiGzDecoder::new(reader);
-            unpack_tar(Capped::new(gz, stream_cap, over.clone()), dest, limits, &over)
+            unpack_tar(
+                Capped::new(gz, stream_cap, over.clone()),
+                dest,
+                limits,
+                &over,
+            )
         }
-        ArchiveKind::Tar => {
-            unpack_tar(Capped::new(reader, stream_cap, over.clone()), dest, limits, &over)
-        }
+        ArchiveKind::Tar => unpack_tar(
+            Capped::new(reader, stream_cap, over.clone()),
+            dest,
+            limits,
+            &over,
+        ),
     }
 }
 
@@ -306,8 +320,14 @@ mod tests {
         let p = |s: &str| checked_relative(Path::new(s), s);
         assert_eq!(p("./a/./b").ok().flatten(), Some(PathBuf::from("a/b")));
         assert!(matches!(p("."), Ok(None)));
-        assert!(matches!(p("a/../../b"), Err(ExtractError::ParentDir { .. })));
-        assert!(matches!(p("/etc/passwd"), Err(ExtractError::AbsolutePath { .. })));
+        assert!(matches!(
+            p("a/../../b"),
+            Err(ExtractError::ParentDir { .. })
+        ));
+        assert!(matches!(
+            p("/etc/passwd"),
+            Err(ExtractError::AbsolutePath { .. })
+        ));
     }
 
     #[test]

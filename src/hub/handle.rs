@@ -123,7 +123,10 @@ impl CacheKey {
 
     /// Accepts a 40-digit lowercase hex string (a cache directory name).
     pub fn from_hex(hex: &str) -> Option<Self> {
-        let ok = hex.len() == 40 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let ok = hex.len() == 40
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         ok.then(|| Self(hex.to_owned()))
     }
 
@@ -307,13 +310,11 @@ fn kaggle_download_url(handle: &str, u: &UrlParts<'_>) -> Result<String, HubErro
         [owner, model, "frameworks", fw, "variations", var, "versions", ver] => {
             [owner, model, fw, var, ver]
         }
-        _ => {
-            return Err(invalid(
-                handle,
-                "Kaggle model URL must be /models/<owner>/<model>/<framework>/<variation>/<version> \
+        _ => return Err(invalid(
+            handle,
+            "Kaggle model URL must be /models/<owner>/<model>/<framework>/<variation>/<version> \
                  (or the long /frameworks/../variations/../versions/.. form)",
-            ))
-        }
+        )),
     };
     if !parts[4].bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(handle, "Kaggle model version must be a number"));
@@ -331,7 +332,10 @@ fn kaggle_download_url(handle: &str, u: &UrlParts<'_>) -> Result<String, HubErro
 /// request for every well-formed query). A query that already names `tf-hub-format` is kept.
 fn append_format_query(u: &UrlParts<'_>) -> String {
     let query = match u.query {
-        Some(q) if q.split('&').any(|kv| kv.split('=').next() == Some("tf-hub-format")) => {
+        Some(q)
+            if q.split('&')
+                .any(|kv| kv.split('=').next() == Some("tf-hub-format")) =>
+        {
             q.to_owned()
         }
         Some(q) if !q.is_empty() => format!("{q}&tf-hub-format=compressed"),
@@ -359,8 +363,14 @@ mod tests {
     #[test]
     fn cache_key_matches_tensorflow_hub() {
         let cases = [
-            ("https://tfhub.dev/google/nnlm-en-dim128/1", "32f2b2259e1cc8ca58c876921748361283e73997"),
-            ("https://tfhub.dev/google/yamnet/1", "9616fd04ec2360621642ef9455b84f4b668e219e"),
+            (
+                "https://tfhub.dev/google/nnlm-en-dim128/1",
+                "32f2b2259e1cc8ca58c876921748361283e73997",
+            ),
+            (
+                "https://tfhub.dev/google/yamnet/1",
+                "9616fd04ec2360621642ef9455b84f4b668e219e",
+            ),
             (
                 "https://tfhub.dev/google/tf2-preview/mobilenet_v2/feature_vector/4",
                 "145bb06ec3b59b08fb564ab752bd5aa222bfb50a",
@@ -390,7 +400,10 @@ mod tests {
     #[test]
     fn archives_and_gs() {
         assert_eq!(remote("https://x.org/m.tar.gz"), "https://x.org/m.tar.gz");
-        assert_eq!(remote("http://x.org/a/m.TGZ?sig=1"), "http://x.org/a/m.TGZ?sig=1");
+        assert_eq!(
+            remote("http://x.org/a/m.TGZ?sig=1"),
+            "http://x.org/a/m.TGZ?sig=1"
+        );
         assert_eq!(
             remote("gs://bucket/dir/m.tar.gz"),
             "https://storage.googleapis.com/bucket/dir/m.tar.gz"
@@ -405,8 +418,12 @@ mod tests {
 
     #[test]
     fn kaggle_short_and_long() {
-        let api = "https://www.kaggle.com/api/v1/models/google/nnlm/tensorFlow2/en-dim128/2/download";
-        assert_eq!(remote("https://www.kaggle.com/models/google/nnlm/tensorFlow2/en-dim128/2"), api);
+        let api =
+            "https://www.kaggle.com/api/v1/models/google/nnlm/tensorFlow2/en-dim128/2/download";
+        assert_eq!(
+            remote("https://www.kaggle.com/models/google/nnlm/tensorFlow2/en-dim128/2"),
+            api
+        );
         assert_eq!(
             remote("https://www.kaggle.com/models/google/nnlm/frameworks/tensorFlow2/variations/en-dim128/versions/2"),
             api

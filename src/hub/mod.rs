@@ -323,9 +323,8 @@ impl Hub {
     #[cfg(feature = "http")]
     fn fetch_remote(&self, handle: &Handle, url: &str) -> Result<PathBuf, HubError> {
         let mut progress = self.progress.reporter();
-        let mut fill = |tmp: &Path, p: &mut dyn Progress| {
-            download::fetch(url, tmp, &self.net, self.limits, p)
-        };
+        let mut fill =
+            |tmp: &Path, p: &mut dyn Progress| download::fetch(url, tmp, &self.net, self.limits, p);
         self.cache
             .get_or_install(handle, url, progress.as_mut(), &mut fill)
     }

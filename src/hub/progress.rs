@@ -53,6 +53,7 @@ pub struct Bar {
 
 impl Progress for Bar {
     fn start(&mut self, label: &str, total: Option<u64>) {
+        self.finish();
         let bar = match total {
             Some(n) => indicatif::ProgressBar::new(n),
             None => indicatif::ProgressBar::new_spinner(),
@@ -102,8 +103,16 @@ pub struct Lines {
 
 impl Lines {
     fn line(&self, prefix: &str) {
-        let total = self.total.map(|t| format!(" of {}", human(t))).unwrap_or_default();
-        let _ = writeln!(std::io::stderr(), "{prefix} {}: {}{total}", self.label, human(self.pos));
+        let total = self
+            .total
+            .map(|t| format!(" of {}", human(t)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            std::io::stderr(),
+            "{prefix} {}: {}{total}",
+            self.label,
+            human(self.pos)
+        );
     }
 }
 
@@ -117,7 +126,10 @@ impl Progress for Lines {
     }
     fn advance(&mut self, bytes: u64) {
         self.pos += bytes;
-        if self.last.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(2))
+        {
             self.last = Some(Instant::now());
             self.line("Downloading");
         }

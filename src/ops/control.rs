@@ -272,7 +272,9 @@ impl Op for While {
         let mut i = 0u64;
         loop {
             let c = self.cond.call(cx, vars.clone())?;
-            let c = c.first().ok_or_else(|| OpError::invalid("cond returned nothing"))?;
+            let c = c
+                .first()
+                .ok_or_else(|| OpError::invalid("cond returned nothing"))?;
             if !truthy(c)? {
                 return Ok(vars);
             }

@@ -289,18 +289,20 @@ impl BuildCtx<'_> {
     /// List-of-string attribute (empty if absent).
     pub fn attr_list_str(&self, name: &str) -> Vec<String> {
         match self.value(name) {
-            Some(attr_value::Value::List(l)) => l
-                .s
-                .iter()
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect(),
+            Some(attr_value::Value::List(l)) => {
+                l.s.iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect()
+            }
             _ => Vec::new(),
         }
     }
     /// Tensor attribute, decoded and size-checked.
     pub fn attr_tensor(&self, name: &str) -> Result<Tensor, OpError> {
         match self.value(name) {
-            Some(attr_value::Value::Tensor(t)) => Ok(tensor_from_proto(t, self.max_const_elements)?),
+            Some(attr_value::Value::Tensor(t)) => {
+                Ok(tensor_from_proto(t, self.max_const_elements)?)
+            }
             Some(_) => Err(attr_err(name, "expected tensor")),
             None => Err(attr_err(name, "missing")),
         }
@@ -434,7 +436,10 @@ impl Session {
             }
             return Err(OpError::Resource {
                 name: key.to_string(),
-                what: format!("exists with another type than {}", std::any::type_name::<T>()),
+                what: format!(
+                    "exists with another type than {}",
+                    std::any::type_name::<T>()
+                ),
             });
         }
         let h = Handle {
@@ -493,7 +498,9 @@ impl<'a> EvalCtx<'a> {
 /// Checks an input's dtype-independent presence and returns it.
 pub(crate) fn take_inputs<const N: usize>(inputs: Vec<Tensor>) -> Result<[Tensor; N], OpError> {
     let got = inputs.len();
-    inputs.try_into().map_err(|_| OpError::Arity { expected: N, got })
+    inputs
+        .try_into()
+        .map_err(|_| OpError::Arity { expected: N, got })
 }
 
 /// Builds an op from its node.

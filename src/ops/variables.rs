@@ -237,7 +237,9 @@ struct ResourceGather;
 impl ResourceGather {
     fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
         if cx.attr_opt_i64("batch_dims").unwrap_or(0) != 0 {
-            return Err(OpError::Unimplemented("ResourceGather with batch_dims != 0".into()));
+            return Err(OpError::Unimplemented(
+                "ResourceGather with batch_dims != 0".into(),
+            ));
         }
         Ok(Box::new(ResourceGather))
     }

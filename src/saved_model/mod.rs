@@ -55,12 +55,10 @@ impl SavedModel {
                 return Err(Error::invalid(path, what));
             }
             let bytes = read(&file)?;
-            let sm = SavedModelProto::decode(bytes.as_slice()).map_err(|source| {
-                Error::Decode {
-                    path: file.clone(),
-                    what: "SavedModel",
-                    source,
-                }
+            let sm = SavedModelProto::decode(bytes.as_slice()).map_err(|source| Error::Decode {
+                path: file.clone(),
+                what: "SavedModel",
+                source,
             })?;
             if sm.meta_graphs.is_empty() {
                 return Err(Error::invalid(&file, "SavedModel has no meta graphs"));
@@ -189,8 +187,7 @@ pub fn checkpoint_tensor(
     let data = match tb {
         TensorBytes::Strings { values, .. } => Data::String(Buf::from(values)),
         TensorBytes::Pod { dtype, data, .. } => {
-            let dt = crate::tensor::DType::from_proto(dtype as i32)
-                .ok_or_else(|| bad("dtype"))?;
+            let dt = crate::tensor::DType::from_proto(dtype as i32).ok_or_else(|| bad("dtype"))?;
             let size = dt.size_of().ok_or_else(|| bad("dtype"))?;
             let n = data.len() / size;
             if dt == crate::tensor::DType::Bool {

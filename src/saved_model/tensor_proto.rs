@@ -61,7 +61,9 @@ pub fn shape_from_proto(
     if p.unknown_rank || dims.iter().any(|&d| d < 0) {
         return Err(TensorProtoError::Shape(dims));
     }
-    let elements = dims.iter().fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
+    let elements = dims
+        .iter()
+        .fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
     if elements > max_elements as u128 {
         return Err(TensorProtoError::TooLarge {
             elements,
@@ -210,7 +212,10 @@ mod tests {
         let mut p = proto(DType::F32, &[2, 3]);
         p.float_val = vec![1.0, 2.0];
         let t = tensor_from_proto(&p, 1 << 20).unwrap();
-        assert_eq!(t.as_slice::<f32>().unwrap(), &[1.0, 2.0, 2.0, 2.0, 2.0, 2.0]);
+        assert_eq!(
+            t.as_slice::<f32>().unwrap(),
+            &[1.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+        );
     }
 
     #[test]
@@ -219,7 +224,11 @@ mod tests {
         p.tensor_content = vec![0; 12];
         assert!(matches!(
             tensor_from_proto(&p, 1 << 20),
-            Err(TensorProtoError::ContentSize { expected: 16, got: 12, .. })
+            Err(TensorProtoError::ContentSize {
+                expected: 16,
+                got: 12,
+                ..
+            })
         ));
         let p = proto(DType::F32, &[1 << 40, 1 << 40]);
         assert!(matches!(

@@ -11,7 +11,9 @@ use tfhub::{DType, Tensor};
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 pub fn read_json(p: &Path) -> Value {
@@ -28,7 +30,10 @@ pub enum Tolerance {
     F32 { rel: f64, abs: f64 },
 }
 
-pub const DENSE: Tolerance = Tolerance::F32 { rel: 1e-5, abs: 1e-6 };
+pub const DENSE: Tolerance = Tolerance::F32 {
+    rel: 1e-5,
+    abs: 1e-6,
+};
 
 /// Inputs of `inputs[_<sig>].json` as tensors typed by the signature.
 pub fn inputs(model: &tfhub::Model, dir: &Path, sig: &str) -> Vec<(String, Tensor)> {
@@ -43,8 +48,15 @@ pub fn inputs(model: &tfhub::Model, dir: &Path, sig: &str) -> Vec<(String, Tenso
         .expect("object")
         .iter()
         .map(|(k, val)| {
-            let spec = s.inputs().iter().find(|i| &i.key == k).expect("input in signature");
-            (k.clone(), tensor_from_json(val, spec.dtype).expect("input decodes"))
+            let spec = s
+                .inputs()
+                .iter()
+                .find(|i| &i.key == k)
+                .expect("input in signature");
+            (
+                k.clone(),
+                tensor_from_json(val, spec.dtype).expect("input decodes"),
+            )
         })
         .collect()
 }

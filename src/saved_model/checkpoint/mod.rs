@@ -1,9 +1,10 @@
 //! Variable checkpoints in TF's tensor_bundle (V2) format: `<prefix>.index` plus
 //! `<prefix>.data-NNNNN-of-MMMMM` shards.
 //!
-//! Owns the bytes-to-entries step only: the SSTable index ([`table`]), the bundle header and
-//! entry protos, and checked, zero-copy access to tensor bytes ([`bundle`]). It knows no graph,
-//! op or `Tensor` type; callers turn [`TensorBytes`] into tensors.
+//! Owns the bytes-to-entries step only: the SSTable index (`table`), the bundle header and
+//! entry protos plus checked, zero-copy access to tensor bytes (`bundle`), and reassembly of
+//! partitioned variables (`slice`). It knows no graph, op or `Tensor` type; callers turn
+//! [`TensorBytes`] into tensors.
 //!
 //! Key decision: the index is parsed and validated completely at open (it is small and every
 //! later lookup trusts it), while data shards are memory-mapped and each tensor's checksum is

@@ -1,0 +1,289 @@
+use std::io::Write;
+use std::path::Path;
+
+use super::*;
+use crate::ops::{Limits, Session};
+
+fn session(dir: &Path) -> Session {
+    Session::new(dir.to_path_buf(), None, Limits::default())
+}
+
+fn table(cx: &mut EvalCtx<'_>, name: &str, k: DType, v: DType, mutable: bool) -> Tensor {
+    let op = TableOp {
+        key: name.into(),
+        key_dtype: k,
+        value_dtype: v,
+        mutable,
+    };
+    op.eval(cx, vec![]).unwrap().remove(0)
+}
+
+fn strs(v: &[&str]) -> Tensor {
+    Tensor::vector(v.iter().map(|s| s.as_bytes().to_vec()).collect())
+}
+
+fn text_init(key_index: i64, value_index: i64) -> InitFromTextFile {
+    InitFromTextFile {
+        key_index,
+        value_index,
+        vocab_size: -1,
+        delimiter: b'\t',
+        offset: 0,
+    }
+}
+
+fn path_tensor(p: &Path) -> Tensor {
+    Tensor::scalar(p.to_string_lossy().as_bytes().to_vec())
+}
+
+#[test]
+fn vocab_whole_line_to_line_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let vocab = dir.path().join("vocab.txt");
+    std::fs::write(&vocab, "the\r\nof\nand").unwrap();
+    let s = session(dir.path());
+    let mut cx = EvalCtx::new(&s);
+    let t = table(&mut cx, "t", DType::String, DType::I64, false);
+    let find = |cx: &mut EvalCtx<'_>| {
+        Find.eval(
+            cx,
+            vec![
+                t.clone(),
+                strs(&["and", "the", "zzz", "of"]),
+                Tensor::scalar(-1i64),
+            ],
+        )
+    };
+    assert!(find(&mut cx).is_err(), "lookup before initialization");
+    assert_eq!(
+        Size.eval(&mut cx, vec![t.clone()]).unwrap()[0]
+            .to_i64_vec()
+            .unwrap(),
+        [0]
+    );
+    text_init(-2, -1)
+        .eval(&mut cx, vec![t.clone(), path_tensor(&vocab)])
+        .unwrap();
+    assert_eq!(
+        find(&mut cx).unwrap()[0].to_i64_vec().unwrap(),
+        [2, 0, -1, 1]
+    );
+    assert_eq!(
+        Size.eval(&mut cx, vec![t.clone()]).unwrap()[0]
+            .to_i64_vec()
+            .unwrap(),
+        [3]
+    );
+    // A second initialization (another load of the init op) is ignored, as in TF.
+    std::fs::write(&vocab, "x\n").unwrap();
+    text_init(-2, -1)
+        .eval(&mut cx, vec![t.clone(), path_tensor(&vocab)])
+        .unwrap();
+    assert_eq!(
+        Size.eval(&mut cx, vec![t]).unwrap()[0]
+            .to_i64_vec()
+            .unwrap(),
+        [3]
+    );
+}
+
+#[test]
+fn vocab_columns_offset_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let vocab = dir.path().join("v.tsv");
+    std::fs::write(&vocab, "a,7,x\nb,8,y\n").unwrap();
+    let s = session(dir.path());
+    let mut cx = EvalCtx::new(&s);
+    // TF quirk: offset is added to parsed int32 values (and line numbers), not int64 ones.
+    let init = InitFromTextFile {
+        delimiter: b',',
+        offset: 100,
+        ..text_init(0, 1)
+    };
+    let t32 = table(&mut cx, "i32", DType::String, DType::I32, false);
+    init.eval(&mut cx, vec![t32.clone(), path_tensor(&vocab)])
+        .unwrap();
+    let out = Find
+        .eval(&mut cx, vec![t32, strs(&["b", "a"]), Tensor::scalar(0i32)])
+        .unwrap();
+    assert_eq!(out[0].to_i64_vec().unwrap(), [108, 107]);
+    let t64 = table(&mut cx, "i64", DType::String, DType::I64, false);
+    init.eval(&mut cx, vec![t64.clone(), path_tensor(&vocab)])
+        .unwrap();
+    let out = Find
+        .eval(&mut cx, vec![t64, strs(&["b"]), Tensor::scalar(0i64)])
+        .unwrap();
+    assert_eq!(out[0].to_i64_vec().unwrap(), [8]);
+    // int64 keys from column 1, line number + offset as value.
+    let tk = table(&mut cx, "keys", DType::I64, DType::I64, false);
+    let init = InitFromTextFile {
+        delimiter: b',',
+        offset: 10,
+        ..text_init(1, -1)
+    };
+    init.eval(&mut cx, vec![tk.clone(), path_tensor(&vocab)])
+        .unwrap();
+    let keys = Tensor::from_vec(&[1, 2], vec![8i64, 9]).unwrap();
+    let out = Find
+        .eval(&mut cx, vec![tk, keys, Tensor::scalar(-1i64)])
+        .unwrap();
+    assert_eq!(out[0].shape(), [1, 2]);
+    assert_eq!(out[0].to_i64_vec().unwrap(), [11, -1]);
+
+    let fails = |init: InitFromTextFile, content: &str, name: &str| {
+        std::fs::write(&vocab, content).unwrap();
+        let mut cx = EvalCtx::new(&s);
+        let t = table(&mut cx, name, DType::String, DType::I64, false);
+        init.eval(&mut cx, vec![t, path_tensor(&vocab)]).is_err()
+    };
+    assert!(fails(text_init(-2, -1), "a\n\nb\n", "empty line"));
+    assert!(fails(
+        InitFromTextFile {
+            vocab_size: 3,
+            ..text_init(-2, -1)
+        },
+        "a\nb\n",
+        "short"
+    ));
+    assert!(!fails(
+        InitFromTextFile {
+            vocab_size: 1,
+            ..text_init(-2, -1)
+        },
+        "a\nb\n",
+        "trunc"
+    ));
+    assert!(fails(text_init(0, 2), "a\tb\n", "columns"));
+    assert!(fails(text_init(0, 1), "a\tx\n", "not an int"));
+    assert!(fails(
+        text_init(0, -1),
+        "a\nb\na\n",
+        "duplicate key, other value"
+    ));
+}
+
+#[test]
+fn vocab_path_is_confined() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(outside.path(), "secret\n").unwrap();
+    let s = session(dir.path());
+    let mut cx = EvalCtx::new(&s);
+    let t = table(&mut cx, "t", DType::String, DType::I64, false);
+    let err = text_init(-2, -1).eval(&mut cx, vec![t.clone(), path_tensor(outside.path())]);
+    assert!(matches!(err, Err(OpError::Refused(_))), "{err:?}");
+    let rel = format!(
+        "../{}",
+        outside.path().file_name().unwrap().to_string_lossy()
+    );
+    let err = text_init(-2, -1).eval(&mut cx, vec![t.clone(), path_tensor(Path::new(&rel))]);
+    assert!(matches!(err, Err(OpError::Refused(_))), "{err:?}");
+    // A FIFO inside the model dir is refused before it is opened (opening would block).
+    let fifo = dir.path().join("fifo");
+    if std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let err = text_init(-2, -1).eval(&mut cx, vec![t.clone(), path_tensor(&fifo)]);
+        assert!(matches!(err, Err(OpError::Refused(_))), "{err:?}");
+    }
+    let err = text_init(-2, -1).eval(&mut cx, vec![t, path_tensor(dir.path())]);
+    assert!(matches!(err, Err(OpError::Refused(_))), "{err:?}");
+}
+
+#[test]
+fn million_line_vocab_is_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let vocab = dir.path().join("big.txt");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&vocab).unwrap());
+    for i in 0..1_000_000u32 {
+        writeln!(f, "tok{i:07}").unwrap();
+    }
+    drop(f);
+    let s = session(dir.path());
+    let mut cx = EvalCtx::new(&s);
+    let t = table(&mut cx, "big", DType::String, DType::I64, false);
+    let start = std::time::Instant::now();
+    text_init(-2, -1)
+        .eval(&mut cx, vec![t.clone(), path_tensor(&vocab)])
+        .unwrap();
+    let took = start.elapsed();
+    eprintln!("1M-line vocab initialized in {took:?}");
+    let out = Find.eval(
+        &mut cx,
+        vec![
+            t,
+            strs(&["tok0999999", "tok0000000", "x"]),
+            Tensor::scalar(-1i64),
+        ],
+    );
+    assert_eq!(out.unwrap()[0].to_i64_vec().unwrap(), [999_999, 0, -1]);
+    // Well under a second in release; generous here for unoptimized test builds.
+    assert!(took.as_secs_f64() < 5.0, "1M-line vocab took {took:?}");
+}
+
+#[test]
+fn static_and_mutable_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = session(dir.path());
+    let mut cx = EvalCtx::new(&s);
+    let t = table(&mut cx, "s", DType::I64, DType::F32, false);
+    let keys = Tensor::vector(vec![1i64, 2]);
+    let vals = Tensor::vector(vec![0.5f32, 1.5]);
+    let fill = Fill { insert: false };
+    fill.eval(&mut cx, vec![t.clone(), keys.clone(), vals.clone()])
+        .unwrap();
+    fill.eval(&mut cx, vec![t.clone(), keys.clone(), vals.clone()])
+        .unwrap();
+    let other = Tensor::vector(vec![0.5f32, 9.0]);
+    assert!(fill
+        .eval(&mut cx, vec![t.clone(), keys.clone(), other])
+        .is_err());
+    assert!(Fill { insert: true }
+        .eval(&mut cx, vec![t.clone(), keys.clone(), vals.clone()])
+        .is_err());
+    let out = Find.eval(
+        &mut cx,
+        vec![
+            t.clone(),
+            Tensor::vector(vec![2i64, 3]),
+            Tensor::scalar(0f32),
+        ],
+    );
+    assert_eq!(out.unwrap()[0].as_slice::<f32>().unwrap(), [1.5, 0.0]);
+    // Same resource key, another dtype: refused.
+    let clash = TableOp {
+        key: "s".into(),
+        key_dtype: DType::String,
+        value_dtype: DType::F32,
+        mutable: false,
+    };
+    assert!(clash.eval(&mut cx, vec![]).is_err());
+
+    let m = table(&mut cx, "m", DType::String, DType::String, true);
+    let ins = Fill { insert: true };
+    ins.eval(
+        &mut cx,
+        vec![m.clone(), strs(&["a", "b"]), strs(&["x", "y"])],
+    )
+    .unwrap();
+    ins.eval(&mut cx, vec![m.clone(), strs(&["a"]), strs(&["z"])])
+        .unwrap();
+    Remove
+        .eval(&mut cx, vec![m.clone(), strs(&["b", "nope"])])
+        .unwrap();
+    let out = Find
+        .eval(
+            &mut cx,
+            vec![m.clone(), strs(&["a", "b"]), Tensor::scalar(b"-".to_vec())],
+        )
+        .unwrap();
+    assert_eq!(
+        out[0].as_slice::<Vec<u8>>().unwrap(),
+        [b"z".to_vec(), b"-".to_vec()]
+    );
+    let out = Export.eval(&mut cx, vec![m]).unwrap();
+    assert_eq!(out[0].as_slice::<Vec<u8>>().unwrap(), [b"a".to_vec()]);
+    assert_eq!(out[1].as_slice::<Vec<u8>>().unwrap(), [b"z".to_vec()]);
+}

@@ -1,0 +1,181 @@
+//! `InitializeTableFromTextFileV2`. TF reference: core/kernels/lookup_util.cc
+//! (`TextFileLineIterator`).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use super::store::{Field, Store};
+use super::table_of;
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::tensor::{DType, Tensor};
+
+/// `InitializeTableFromTextFileV2`: one entry per line of a vocabulary file inside the model
+/// directory. `key_index`/`value_index`: `-2` the whole line, `-1` the line number (+
+/// `offset`), `n >= 0` the n-th `delimiter`-separated column. Empty lines are an error; a
+/// trailing `\r` is dropped; `vocab_size >= 0` stops after that many lines and requires at
+/// least that many. A table that is already initialized is left as is (TF ignores the
+/// re-initialization of file-backed tables).
+#[derive(Debug)]
+pub(super) struct InitFromTextFile {
+    pub(super) key_index: i64,
+    pub(super) value_index: i64,
+    pub(super) vocab_size: i64,
+    pub(super) delimiter: u8,
+    pub(super) offset: i64,
+}
+
+impl InitFromTextFile {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        let key_index = cx.attr_i64("key_index")?;
+        let value_index = cx.attr_i64("value_index")?;
+        if key_index < -2 || value_index < -2 {
+            return Err(OpError::invalid("key_index and value_index must be >= -2"));
+        }
+        let delim = cx.attr_opt_bytes("delimiter").unwrap_or(b"\t");
+        Ok(Box::new(InitFromTextFile {
+            key_index,
+            value_index,
+            vocab_size: cx.attr_opt_i64("vocab_size").unwrap_or(-1),
+            // TF passes `delimiter[0]` to the line iterator.
+            delimiter: delim.first().copied().unwrap_or(b'\t'),
+            offset: cx.attr_opt_i64("offset").unwrap_or(0),
+        }))
+    }
+
+    fn field<'a>(&self, index: i64, line: &'a [u8], cols: &[(usize, usize)], n: i64) -> Field<'a> {
+        match index {
+            -1 => Field::Line(n),
+            -2 => Field::Text(line),
+            i => {
+                let (a, b) = cols[i as usize];
+                Field::Text(&line[a..b])
+            }
+        }
+    }
+
+    fn load(&self, cx: &EvalCtx<'_>, path: &Path, store: &mut dyn Store) -> Result<(), OpError> {
+        // The loader feeds `<model_dir>/assets/<file>`; when `model_dir` is relative (to the
+        // working directory), so is that path, while `confine` resolves relative paths
+        // against the model directory: strip the prefix so both agree.
+        let path = match path.strip_prefix(&cx.session.model_dir) {
+            Ok(rest) if path.is_relative() => rest,
+            _ => path,
+        };
+        let path = cx.session.confine(path)?;
+        // Refuse FIFOs, devices and directories before opening (opening a FIFO blocks).
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| OpError::Refused(format!("{}: {e}", path.display())))?;
+        if !meta.is_file() {
+            return Err(OpError::Refused(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
+        if meta.len() > cx.limits().max_tensor_bytes as u64 {
+            return Err(OpError::Limit(format!(
+                "vocabulary file {} is larger than the {} byte cap",
+                path.display(),
+                cx.limits().max_tensor_bytes
+            )));
+        }
+        let io_err = |e: std::io::Error| OpError::invalid(format!("{}: {e}", path.display()));
+        let file = std::fs::File::open(&path).map_err(io_err)?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        // Room for the lines up front (a vocabulary line is rarely under 16 bytes): no
+        // rehashing while a large file loads.
+        let guess = usize::try_from(self.vocab_size).unwrap_or((meta.len() / 16) as usize);
+        store.reserve(guess.min(1 << 24));
+        let need = self.key_index.max(self.value_index);
+        let (mut buf, mut cols) = (Vec::new(), Vec::new());
+        let mut n: i64 = 0;
+        loop {
+            if self.vocab_size >= 0 && n >= self.vocab_size {
+                break;
+            }
+            buf.clear();
+            if reader.read_until(b'\n', &mut buf).map_err(io_err)? == 0 {
+                break;
+            }
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+            }
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            if buf.is_empty() {
+                return Err(OpError::invalid(format!(
+                    "invalid content in {}: empty line found at line {n}",
+                    path.display()
+                )));
+            }
+            if need >= 0 {
+                cols.clear();
+                let mut start = 0;
+                for (i, &c) in buf.iter().enumerate() {
+                    if c == self.delimiter {
+                        cols.push((start, i));
+                        start = i + 1;
+                    }
+                }
+                cols.push((start, buf.len()));
+                if (cols.len() as i64) <= need {
+                    return Err(OpError::invalid(format!(
+                        "invalid number of columns in {} line {n}: expected at least {}, got {}",
+                        path.display(),
+                        need + 1,
+                        cols.len()
+                    )));
+                }
+            }
+            let key = self.field(self.key_index, &buf, &cols, n);
+            let value = self.field(self.value_index, &buf, &cols, n);
+            store
+                .insert_line(key, value, self.offset)
+                .map_err(|e| OpError::invalid(format!("{} line {n}: {e}", path.display())))?;
+            n += 1;
+        }
+        if self.vocab_size >= 0 && n != self.vocab_size {
+            return Err(OpError::invalid(format!(
+                "invalid vocab_size in {}: expected {} but got {n}",
+                path.display(),
+                self.vocab_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Op for InitFromTextFile {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [handle, filename] = take_inputs(inputs)?;
+        let (_, table) = table_of(&handle)?;
+        if self.key_index == -1 && table.key_dtype != DType::I64 {
+            return Err(OpError::invalid(
+                "key index for line number requires int64 keys",
+            ));
+        }
+        if self.value_index == -1 && table.value_dtype != DType::I64 {
+            return Err(OpError::invalid(
+                "value index for line number requires int64 values",
+            ));
+        }
+        let name = filename
+            .scalar_value::<Vec<u8>>()
+            .map_err(|_| OpError::shape("filename must be a scalar string"))?;
+        let name =
+            String::from_utf8(name).map_err(|_| OpError::invalid("filename is not UTF-8"))?;
+        let mut state = table.write();
+        if state.initialized {
+            return Ok(vec![]);
+        }
+        if let Err(e) = self.load(cx, Path::new(&name), state.store.as_mut()) {
+            state.store.clear();
+            return Err(e);
+        }
+        state.initialized = true;
+        Ok(vec![])
+    }
+    fn is_stateful(&self) -> bool {
+        true
+    }
+}

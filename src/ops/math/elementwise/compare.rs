@@ -1,0 +1,428 @@
+//! Comparisons, logic, `Select`/`SelectV2` and `ClipByValue`. TF reference:
+//! tensorflow/core/kernels/cwise_op_{equal_to,not_equal_to,less,greater,...}.cc,
+//! cwise_op_select.cc, cwise_op_clip.cc.
+
+use super::{alloc_len, broadcast_shape, map1, map2_to, with_numeric, Plan};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Limits, Op, OpError};
+use crate::tensor::{Buf, DType, Data, Element, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CmpOp {
+    Equal,
+    Greater,
+    GreaterEqual,
+    Less,
+    LessEqual,
+    LogicalAnd,
+    LogicalOr,
+    NotEqual,
+}
+
+/// `Equal`, `NotEqual` (any dtype incl. bool and string), `Less`, `LessEqual`, `Greater`,
+/// `GreaterEqual` (numeric), `LogicalAnd`, `LogicalOr` (bool): broadcasting, bool output.
+#[derive(Debug)]
+pub(super) struct Compare {
+    op: CmpOp,
+    /// `incompatible_shape_error` (Equal/NotEqual): when false, unbroadcastable shapes give
+    /// a scalar `false` (Equal) or `true` (NotEqual) instead of an error.
+    shape_error: bool,
+}
+
+impl Compare {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        use CmpOp::*;
+        cx.expect_inputs(2)?;
+        let op = match cx.op {
+            "Equal" => Equal,
+            "Greater" => Greater,
+            "GreaterEqual" => GreaterEqual,
+            "Less" => Less,
+            "LessEqual" => LessEqual,
+            "LogicalAnd" => LogicalAnd,
+            "LogicalOr" => LogicalOr,
+            "NotEqual" => NotEqual,
+            other => return Err(OpError::Unimplemented(format!("comparison {other}"))),
+        };
+        let shape_error = cx.attr_opt_bool("incompatible_shape_error").unwrap_or(true);
+        Ok(Box::new(Compare { op, shape_error }))
+    }
+}
+
+impl Op for Compare {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        use CmpOp::*;
+        let [a, b] = take_inputs(inputs)?;
+        let dt = a.dtype();
+        if b.dtype() != dt {
+            return Err(OpError::dtype(1, dt.name(), b.dtype()));
+        }
+        let eq = matches!(self.op, Equal | NotEqual);
+        if eq && !self.shape_error && broadcast_shape(a.shape(), b.shape()).is_err() {
+            return Ok(vec![Tensor::scalar(self.op == NotEqual)]);
+        }
+        let l = cx.limits();
+        let out = match (self.op, a.data()) {
+            (LogicalAnd, Data::Bool(_)) => map2_to::<bool, bool>(l, &a, &b, |x, y| *x && *y)?,
+            (LogicalOr, Data::Bool(_)) => map2_to::<bool, bool>(l, &a, &b, |x, y| *x || *y)?,
+            (LogicalAnd | LogicalOr, _) => return Err(OpError::dtype(0, "bool", dt)),
+            (_, Data::Bool(buf)) if eq => compare(buf, l, self.op, &a, &b)?,
+            (_, Data::String(buf)) if eq => compare(buf, l, self.op, &a, &b)?,
+            (op, data) => crate::match_numeric!(data, buf => compare(buf, l, op, &a, &b)?,
+                _ => return Err(OpError::dtype(0, "a numeric type", dt))),
+        };
+        Ok(vec![out])
+    }
+}
+
+/// IEEE comparisons (NaN compares unequal and unordered), typed by `_buf`.
+fn compare<T: Element + PartialOrd>(
+    _buf: &Buf<T>,
+    l: &Limits,
+    op: CmpOp,
+    a: &Tensor,
+    b: &Tensor,
+) -> Result<Tensor, OpError> {
+    use CmpOp::*;
+    match op {
+        Equal => map2_to::<T, bool>(l, a, b, |x, y| x == y),
+        NotEqual => map2_to::<T, bool>(l, a, b, |x, y| x != y),
+        Less => map2_to::<T, bool>(l, a, b, |x, y| x < y),
+        LessEqual => map2_to::<T, bool>(l, a, b, |x, y| x <= y),
+        Greater => map2_to::<T, bool>(l, a, b, |x, y| x > y),
+        GreaterEqual => map2_to::<T, bool>(l, a, b, |x, y| x >= y),
+        LogicalAnd | LogicalOr => unreachable!("logic ops are dispatched on bool only"),
+    }
+}
+
+/// `LogicalNot`.
+#[derive(Debug)]
+pub(super) struct LogicalNot;
+
+impl LogicalNot {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        cx.expect_inputs(1)?;
+        Ok(Box::new(LogicalNot))
+    }
+}
+
+impl Op for LogicalNot {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [x] = take_inputs(inputs)?;
+        if x.dtype() != DType::Bool {
+            return Err(OpError::dtype(0, "bool", x.dtype()));
+        }
+        Ok(vec![map1::<bool>(x, |v| !v)?])
+    }
+}
+
+/// `out = f(a, b, c)` over the broadcast of three shapes (`shape` is the output's), into a
+/// new buffer.
+#[allow(clippy::too_many_arguments)]
+fn map3<A: Element, B: Element, O: Element>(
+    l: &Limits,
+    shape: &[usize],
+    shapes: [&[usize]; 3],
+    a: &[A],
+    b: &[B],
+    c: &[B],
+    f: impl Fn(&A, &B, &B) -> O + Sync,
+) -> Result<Tensor, OpError> {
+    let n = alloc_len(l, shape, O::DTYPE)?;
+    if n == 0 {
+        return Ok(Tensor::from_vec::<O>(shape, Vec::new())?);
+    }
+    let fill = f(&a[0], &b[0], &c[0]);
+    let mut out = vec![fill; n];
+    let plan = Plan::new(shape, shapes);
+    let (len, [ia, ib, ic]) = (plan.row_len(), plan.inner());
+    plan.par_rows(&mut out, |first, chunk| {
+        let count = chunk.len() / len;
+        let mut rows = chunk.chunks_exact_mut(len);
+        plan.rows(first, count, |_, [oa, ob, oc]| {
+            let row = rows.next().expect("one chunk per row");
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = f(&a[oa + j * ia], &b[ob + j * ib], &c[oc + j * ic]);
+            }
+        });
+    });
+    Ok(Tensor::from_vec(shape, out)?)
+}
+
+/// `Select` (TF1: `cond` is a scalar, has the shape of `t`, or is a vector picking rows of
+/// `t`/`e`, which must have one shape) and `SelectV2` (all three broadcast).
+#[derive(Debug)]
+pub(super) struct Select {
+    v2: bool,
+}
+
+impl Select {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        cx.expect_inputs(3)?;
+        Ok(Box::new(Select {
+            v2: cx.op == "SelectV2",
+        }))
+    }
+}
+
+impl Op for Select {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [cond, t, e] = take_inputs(inputs)?;
+        if t.dtype() != e.dtype() {
+            return Err(OpError::dtype(2, t.dtype().name(), e.dtype()));
+        }
+        let c = cond
+            .as_slice::<bool>()
+            .map_err(|_| OpError::dtype(0, "bool", cond.dtype()))?;
+        let (shape, cond_shape) = if self.v2 {
+            let s = broadcast_shape(t.shape(), e.shape())?;
+            (broadcast_shape(cond.shape(), &s)?, cond.shape().to_vec())
+        } else {
+            if t.shape() != e.shape() {
+                return Err(OpError::invalid(format!(
+                    "'then' and 'else' must have the same size. but received: {:?} vs. {:?}",
+                    t.shape(),
+                    e.shape()
+                )));
+            }
+            let ts = t.shape();
+            let cs = if cond.rank() == 0 || cond.shape() == ts {
+                cond.shape().to_vec()
+            } else if cond.rank() == 1 && ts.len() > 1 && cond.len() == ts[0] {
+                // One condition per row: view cond as [n, 1, 1, ...].
+                let mut s = vec![1; ts.len()];
+                s[0] = ts[0];
+                s
+            } else {
+                return Err(OpError::invalid(format!(
+                    "'cond' must be a scalar, a vector of size then.shape[0], or have the \
+                     shape of 'then': {:?} vs. {:?}",
+                    cond.shape(),
+                    ts
+                )));
+            };
+            (ts.to_vec(), cs)
+        };
+        let shapes = [cond_shape.as_slice(), t.shape(), e.shape()];
+        let l = cx.limits();
+        let out = crate::match_any!(t.data(), tb => pick(l, &shape, shapes, c, tb, &e)?);
+        Ok(vec![out])
+    }
+}
+
+/// `cond ? t : e` elementwise, typed by `t`.
+fn pick<T: Element>(
+    l: &Limits,
+    shape: &[usize],
+    shapes: [&[usize]; 3],
+    cond: &[bool],
+    t: &Buf<T>,
+    e: &Tensor,
+) -> Result<Tensor, OpError> {
+    let eb = e
+        .as_slice::<T>()
+        .map_err(|_| OpError::dtype(2, T::DTYPE.name(), e.dtype()))?;
+    map3(l, shape, shapes, cond, t, eb, |c, x, y| {
+        if *c {
+            x.clone()
+        } else {
+            y.clone()
+        }
+    })
+}
+
+/// `ClipByValue`: `min(max(t, lo), hi)` computed as TF does, `max(min(t, hi), lo)` with
+/// Eigen's `a < b ? b : a` maximum and `b < a ? b : a` minimum (so `lo > hi` gives `lo`, a NaN
+/// in `t` passes through, a NaN bound is ignored). `lo`/`hi` are scalars or of `t`'s shape.
+#[derive(Debug)]
+pub(super) struct ClipByValue;
+
+impl ClipByValue {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        cx.expect_inputs(3)?;
+        Ok(Box::new(ClipByValue))
+    }
+}
+
+impl Op for ClipByValue {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [t, lo, hi] = take_inputs(inputs)?;
+        for (i, b) in [(1, &lo), (2, &hi)] {
+            if b.dtype() != t.dtype() {
+                return Err(OpError::dtype(i, t.dtype().name(), b.dtype()));
+            }
+            if b.rank() != 0 && b.shape() != t.shape() {
+                return Err(OpError::invalid(format!(
+                    "clip_value_min and clip_value_max must be either of the same shape as \
+                     input, or a scalar. input shape: {:?} clip_value shape: {:?}",
+                    t.shape(),
+                    b.shape()
+                )));
+            }
+        }
+        let l = cx.limits();
+        let dt = t.dtype();
+        let out = with_numeric!(dt, T => clip::<T>(l, t, &lo, &hi)?,
+            _ => return Err(OpError::dtype(0, "a numeric type", dt)));
+        Ok(vec![out])
+    }
+}
+
+fn clip<T: Element + Copy + PartialOrd + Default>(
+    l: &Limits,
+    t: Tensor,
+    lo: &Tensor,
+    hi: &Tensor,
+) -> Result<Tensor, OpError> {
+    let f = |x: T, lo: T, hi: T| {
+        let m = if hi < x { hi } else { x };
+        if m < lo {
+            lo
+        } else {
+            m
+        }
+    };
+    if lo.rank() == 0 && hi.rank() == 0 {
+        let (lo, hi) = (lo.scalar_value::<T>()?, hi.scalar_value::<T>()?);
+        return map1::<T>(t, move |x| f(x, lo, hi));
+    }
+    let shapes = [t.shape(), lo.shape(), hi.shape()];
+    let (x, a, b) = (t.as_slice::<T>()?, lo.as_slice::<T>()?, hi.as_slice::<T>()?);
+    map3(l, t.shape(), shapes, x, a, b, |x, lo, hi| f(*x, *lo, *hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Session;
+
+    fn eval(op: &dyn Op, inputs: Vec<Tensor>) -> Result<Tensor, OpError> {
+        let session = Session::new(".".into(), None, Default::default());
+        let mut cx = EvalCtx::new(&session);
+        Ok(op.eval(&mut cx, inputs)?.remove(0))
+    }
+    fn v<T: Element>(x: &[T]) -> Tensor {
+        Tensor::vector(x.to_vec())
+    }
+    fn bools(t: Tensor) -> Vec<bool> {
+        t.into_vec::<bool>().unwrap()
+    }
+
+    #[test]
+    fn comparisons() {
+        let cmp = |op, shape_error| Compare { op, shape_error };
+        let r = eval(
+            &cmp(CmpOp::Less, true),
+            vec![v(&[1.0f32, f32::NAN, 3.0]), Tensor::scalar(2.0f32)],
+        );
+        assert_eq!(bools(r.unwrap()), [true, false, false]);
+        // tf.raw_ops.Equal(x=["a","b"], y="a") -> [True, False]
+        let r = eval(
+            &cmp(CmpOp::Equal, true),
+            vec![
+                v(&[b"a".to_vec(), b"b".to_vec()]),
+                Tensor::scalar(b"a".to_vec()),
+            ],
+        );
+        assert_eq!(bools(r.unwrap()), [true, false]);
+        // Equal(x=[1,2], y=[1,2,3], incompatible_shape_error=False) -> False (scalar)
+        let r = eval(
+            &cmp(CmpOp::Equal, false),
+            vec![v(&[1i32, 2]), v(&[1i32, 2, 3])],
+        )
+        .unwrap();
+        assert_eq!((r.rank(), bools(r)), (0, vec![false]));
+        let r = eval(
+            &cmp(CmpOp::NotEqual, false),
+            vec![v(&[1i32, 2]), v(&[1i32, 2, 3])],
+        );
+        assert_eq!(bools(r.unwrap()), [true]);
+        assert!(eval(
+            &cmp(CmpOp::Equal, true),
+            vec![v(&[1i32, 2]), v(&[1i32, 2, 3])]
+        )
+        .is_err());
+        assert!(eval(&cmp(CmpOp::Less, true), vec![v(&[true]), v(&[false])]).is_err());
+        // LogicalAnd(x=[[True],[False]], y=[True, False]) -> [[T, F], [F, F]]
+        let a = Tensor::from_vec(&[2, 1], vec![true, false]).unwrap();
+        let r = eval(&cmp(CmpOp::LogicalAnd, true), vec![a, v(&[true, false])]).unwrap();
+        assert_eq!(r.shape(), &[2, 2]);
+        assert_eq!(bools(r), [true, false, false, false]);
+        assert_eq!(
+            bools(eval(&LogicalNot, vec![v(&[true, false])]).unwrap()),
+            [false, true]
+        );
+    }
+
+    #[test]
+    fn select_v1_and_v2() {
+        let m = |v: Vec<i32>| Tensor::from_vec(&[2, 2], v).unwrap();
+        // Select(condition=[True, False], x=[[1,2],[3,4]], y=[[5,6],[7,8]]) -> [[1,2],[7,8]]
+        let r = eval(
+            &Select { v2: false },
+            vec![v(&[true, false]), m(vec![1, 2, 3, 4]), m(vec![5, 6, 7, 8])],
+        );
+        assert_eq!(r.unwrap().as_slice::<i32>().unwrap(), [1, 2, 7, 8]);
+        // Select(condition=[True, False], x=[1, 2], y=[5, 6]) -> [1, 6]
+        let r = eval(
+            &Select { v2: false },
+            vec![v(&[true, false]), v(&[1i32, 2]), v(&[5i32, 6])],
+        );
+        assert_eq!(r.unwrap().as_slice::<i32>().unwrap(), [1, 6]);
+        let bad = Tensor::from_vec(&[1, 2], vec![true, false]).unwrap();
+        assert!(eval(
+            &Select { v2: false },
+            vec![bad, m(vec![0; 4]), m(vec![0; 4])]
+        )
+        .is_err());
+        // SelectV2(condition=[True, False], t=[[1,2],[3,4]], e=9) -> [[1,9],[3,9]]
+        let r = eval(
+            &Select { v2: true },
+            vec![v(&[true, false]), m(vec![1, 2, 3, 4]), Tensor::scalar(9i32)],
+        );
+        assert_eq!(r.unwrap().as_slice::<i32>().unwrap(), [1, 9, 3, 9]);
+        let r = eval(
+            &Select { v2: true },
+            vec![
+                Tensor::scalar(false),
+                v(&[b"a".to_vec()]),
+                v(&[b"b".to_vec()]),
+            ],
+        );
+        assert_eq!(r.unwrap().as_slice::<Vec<u8>>().unwrap(), [b"b".to_vec()]);
+    }
+
+    #[test]
+    fn clip_by_value_matches_tf() {
+        // ClipByValue(t=[1., 5.], clip_value_min=3., clip_value_max=2.) -> [3., 3.]
+        let r = eval(
+            &ClipByValue,
+            vec![
+                v(&[1.0f32, 5.0]),
+                Tensor::scalar(3.0f32),
+                Tensor::scalar(2.0f32),
+            ],
+        );
+        assert_eq!(r.unwrap().as_slice::<f32>().unwrap(), [3.0, 3.0]);
+        // t=[nan, 1., 5.], min=[0., nan, 0.], max=[2., 2., nan] -> [nan, 1., 5.]
+        let r = eval(
+            &ClipByValue,
+            vec![
+                v(&[f32::NAN, 1.0, 5.0]),
+                v(&[0.0f32, f32::NAN, 0.0]),
+                v(&[2.0f32, 2.0, f32::NAN]),
+            ],
+        )
+        .unwrap();
+        let r = r.as_slice::<f32>().unwrap();
+        assert!(r[0].is_nan() && r[1] == 1.0 && r[2] == 5.0);
+        let bad = eval(
+            &ClipByValue,
+            vec![
+                Tensor::zeros(DType::F32, &[2, 2]).unwrap(),
+                v(&[0.0f32, 1.0]),
+                Tensor::scalar(2.0f32),
+            ],
+        );
+        assert!(matches!(bad, Err(OpError::Invalid(_))));
+    }
+}

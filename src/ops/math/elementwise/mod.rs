@@ -1,0 +1,547 @@
+//! Elementwise math ops with NumPy broadcasting: arithmetic, activations, comparisons and
+//! logic, `Select`, `Cast`. TF reference: tensorflow/core/kernels/cwise_op_*.cc,
+//! relu_op.cc, bias_op.cc, aggregate_ops.cc, cast_op.cc.
+//!
+//! Children: `num` (per-dtype scalar semantics), `binary`, `unary`, `compare` (comparisons,
+//! logic, selection, clipping), `cast`, `erf` (fdlibm erf/erfc port). This module holds the
+//! drivers they share: a strided broadcasting loop over rows, run compiled for AVX2 when the
+//! CPU has it and split across rayon tasks when large.
+//!
+//! Key decision: an op's output reuses an input's buffer when that input already has the
+//! output shape and dtype (inputs are moved in on their last use, so the copy-on-write
+//! `as_mut_slice` is free then). Memory-mapped inputs are never chosen for that, as writing
+//! to them would copy first. f16/bf16 compute in f32 and round once per op, like Eigen.
+
+mod binary;
+mod cast;
+mod compare;
+mod erf;
+mod num;
+mod unary;
+
+use rayon::prelude::*;
+
+use crate::ops::{OpError, Registry};
+use crate::tensor::{num_elements, Element, Tensor};
+
+pub(crate) fn register(r: &mut Registry) {
+    r.add("Abs", unary::Unary::build);
+    r.add("Acos", unary::Unary::build);
+    r.add("Acosh", unary::Unary::build);
+    r.add("Add", binary::Binary::build);
+    r.add("AddN", binary::AddN::build);
+    r.add("AddV2", binary::Binary::build);
+    r.add("Asin", unary::Unary::build);
+    r.add("Asinh", unary::Unary::build);
+    r.add("Atan", unary::Unary::build);
+    r.add("Atan2", binary::Binary::build);
+    r.add("Atanh", unary::Unary::build);
+    r.add("BiasAdd", binary::BiasAdd::build);
+    r.add("BiasAddV1", binary::BiasAdd::build);
+    r.add("Cast", cast::Cast::build);
+    r.add("Ceil", unary::Unary::build);
+    r.add("ClipByValue", compare::ClipByValue::build);
+    r.add("Cos", unary::Unary::build);
+    r.add("Cosh", unary::Unary::build);
+    r.add("Div", binary::Binary::build);
+    r.add("DivNoNan", binary::Binary::build);
+    r.add("Elu", unary::Unary::build);
+    r.add("Equal", compare::Compare::build);
+    r.add("Erf", unary::Unary::build);
+    r.add("Erfc", unary::Unary::build);
+    r.add("Exp", unary::Unary::build);
+    r.add("Expm1", unary::Unary::build);
+    r.add("Floor", unary::Unary::build);
+    r.add("FloorDiv", binary::Binary::build);
+    r.add("FloorMod", binary::Binary::build);
+    r.add("Greater", compare::Compare::build);
+    r.add("GreaterEqual", compare::Compare::build);
+    r.add("Inv", unary::Unary::build);
+    r.add("IsFinite", unary::Unary::build);
+    r.add("IsInf", unary::Unary::build);
+    r.add("IsNan", unary::Unary::build);
+    r.add("LeakyRelu", unary::Unary::build);
+    r.add("Less", compare::Compare::build);
+    r.add("LessEqual", compare::Compare::build);
+    r.add("Log", unary::Unary::build);
+    r.add("Log1p", unary::Unary::build);
+    r.add("LogicalAnd", compare::Compare::build);
+    r.add("LogicalNot", compare::LogicalNot::build);
+    r.add("LogicalOr", compare::Compare::build);
+    r.add("Maximum", binary::Binary::build);
+    r.add("Minimum", binary::Binary::build);
+    r.add("Mod", binary::Binary::build);
+    r.add("Mul", binary::Binary::build);
+    r.add("Neg", unary::Unary::build);
+    r.add("NotEqual", compare::Compare::build);
+    r.add("Pow", binary::Binary::build);
+    r.add("RealDiv", binary::Binary::build);
+    r.add("Reciprocal", unary::Unary::build);
+    r.add("Relu", unary::Unary::build);
+    r.add("Relu6", unary::Unary::build);
+    r.add("Rint", unary::Unary::build);
+    r.add("Round", unary::Unary::build);
+    r.add("Rsqrt", unary::Unary::build);
+    r.add("Select", compare::Select::build);
+    r.add("SelectV2", compare::Select::build);
+    r.add("Selu", unary::Unary::build);
+    r.add("Sigmoid", unary::Unary::build);
+    r.add("Sign", unary::Unary::build);
+    r.add("Sin", unary::Unary::build);
+    r.add("Sinh", unary::Unary::build);
+    r.add("Softplus", unary::Unary::build);
+    r.add("Softsign", unary::Unary::build);
+    r.add("Sqrt", unary::Unary::build);
+    r.add("Square", unary::Unary::build);
+    r.add("SquaredDifference", binary::Binary::build);
+    r.add("Sub", binary::Binary::build);
+    r.add("Tan", unary::Unary::build);
+    r.add("Tanh", unary::Unary::build);
+    r.add("TruncateDiv", binary::Binary::build);
+    r.add("TruncateMod", binary::Binary::build);
+}
+
+/// NumPy broadcast of two shapes.
+pub(crate) fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, OpError> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => {
+                return Err(OpError::shape(format!(
+                    "incompatible shapes: {a:?} vs. {b:?}"
+                )))
+            }
+        };
+    }
+    Ok(out)
+}
+
+/// Evaluates `$body` with the type alias `$t` bound to the element type of numeric dtype
+/// `$dt`, or `$other` for non-numeric dtypes.
+macro_rules! with_numeric {
+    ($dt:expr, $t:ident => $body:expr, _ => $other:expr) => {{
+        use crate::tensor::DType as D;
+        match $dt {
+            D::F32 => {
+                type $t = f32;
+                $body
+            }
+            D::F64 => {
+                type $t = f64;
+                $body
+            }
+            D::F16 => {
+                type $t = half::f16;
+                $body
+            }
+            D::BF16 => {
+                type $t = half::bf16;
+                $body
+            }
+            D::I8 => {
+                type $t = i8;
+                $body
+            }
+            D::I16 => {
+                type $t = i16;
+                $body
+            }
+            D::I32 => {
+                type $t = i32;
+                $body
+            }
+            D::I64 => {
+                type $t = i64;
+                $body
+            }
+            D::U8 => {
+                type $t = u8;
+                $body
+            }
+            D::U16 => {
+                type $t = u16;
+                $body
+            }
+            D::U32 => {
+                type $t = u32;
+                $body
+            }
+            D::U64 => {
+                type $t = u64;
+                $body
+            }
+            _ => $other,
+        }
+    }};
+}
+pub(super) use with_numeric;
+
+/// Slices at least this long are split across rayon tasks.
+const PAR_MIN: usize = 1 << 15;
+
+/// Runs `f` compiled for AVX2+FMA when the CPU has them, so the plain loops inlined into it
+/// are vectorized 8 lanes wide. Results are identical on every path: Rust never contracts
+/// `a * b + c` into an FMA on its own.
+#[inline(always)]
+fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the running CPU has the features `avx2` is compiled for.
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
+}
+
+/// Row-major strides of `shape` right-aligned to `rank` axes, 0 on broadcast (size-1) axes.
+fn bcast_strides(shape: &[usize], rank: usize) -> Vec<usize> {
+    let mut st = vec![0; rank];
+    let off = rank - shape.len();
+    let mut s = 1;
+    for i in (0..shape.len()).rev() {
+        st[off + i] = if shape[i] == 1 { 0 } else { s };
+        s *= shape[i];
+    }
+    st
+}
+
+/// Drops size-1 axes and merges adjacent axes that are contiguous in every operand.
+fn collapse<const K: usize>(
+    shape: &[usize],
+    strides: [&[usize]; K],
+) -> (Vec<usize>, [Vec<usize>; K]) {
+    let mut dims: Vec<usize> = Vec::new();
+    let mut st: [Vec<usize>; K] = std::array::from_fn(|_| Vec::new());
+    for (i, &d) in shape.iter().enumerate() {
+        if d == 1 {
+            continue;
+        }
+        let merge = !dims.is_empty()
+            && (0..K).all(|k| st[k].last().is_some_and(|&l| l == strides[k][i] * d));
+        if merge {
+            *dims.last_mut().expect("non-empty") *= d;
+            for k in 0..K {
+                *st[k].last_mut().expect("non-empty") = strides[k][i];
+            }
+        } else {
+            dims.push(d);
+            for k in 0..K {
+                st[k].push(strides[k][i]);
+            }
+        }
+    }
+    if dims.is_empty() {
+        dims.push(1);
+        for s in &mut st {
+            s.push(0);
+        }
+    }
+    (dims, st)
+}
+
+/// A broadcast iteration plan: collapsed dims, each operand's strides, and the innermost
+/// (row) length.
+struct Plan<const K: usize> {
+    dims: Vec<usize>,
+    strides: [Vec<usize>; K],
+}
+
+impl<const K: usize> Plan<K> {
+    /// Plan for an output of `shape` reading operands with `shapes` (NumPy broadcasting).
+    fn new(shape: &[usize], shapes: [&[usize]; K]) -> Self {
+        let st: [Vec<usize>; K] = std::array::from_fn(|k| bcast_strides(shapes[k], shape.len()));
+        Self::with_strides(shape, st.each_ref().map(|s| s.as_slice()))
+    }
+    fn with_strides(shape: &[usize], strides: [&[usize]; K]) -> Self {
+        let (dims, strides) = collapse(shape, strides);
+        Plan { dims, strides }
+    }
+    fn row_len(&self) -> usize {
+        *self.dims.last().expect("plan has at least one axis")
+    }
+    fn inner(&self) -> [usize; K] {
+        std::array::from_fn(|k| *self.strides[k].last().expect("same rank as dims"))
+    }
+    /// Calls `f(row, offsets)` for rows `first..first + count`, with each operand's offset of
+    /// the row's first element.
+    fn rows(&self, first: usize, count: usize, mut f: impl FnMut(usize, [usize; K])) {
+        let outer = &self.dims[..self.dims.len() - 1];
+        let mut idx = vec![0; outer.len()];
+        let mut rem = first;
+        for ax in (0..outer.len()).rev() {
+            idx[ax] = rem % outer[ax];
+            rem /= outer[ax];
+        }
+        let mut off: [usize; K] =
+            std::array::from_fn(|k| idx.iter().zip(&self.strides[k]).map(|(i, s)| i * s).sum());
+        for r in first..first + count {
+            f(r, off);
+            for ax in (0..outer.len()).rev() {
+                idx[ax] += 1;
+                for (o, s) in off.iter_mut().zip(&self.strides) {
+                    *o += s[ax];
+                }
+                if idx[ax] < outer[ax] {
+                    break;
+                }
+                for (o, s) in off.iter_mut().zip(&self.strides) {
+                    *o -= s[ax] * outer[ax];
+                }
+                idx[ax] = 0;
+            }
+        }
+    }
+    /// Runs `body(first_row, out_rows)` over `out` in row-aligned chunks, in parallel when
+    /// large, each chunk compiled for the best vector ISA.
+    fn par_rows<O: Send>(&self, out: &mut [O], body: impl Fn(usize, &mut [O]) + Sync) {
+        let n = self.row_len().max(1);
+        if out.len() < 2 * PAR_MIN {
+            return vectorized(|| body(0, out));
+        }
+        let per = PAR_MIN.div_ceil(n);
+        out.par_chunks_mut(per * n)
+            .enumerate()
+            .for_each(|(i, c)| vectorized(|| body(i * per, c)));
+    }
+}
+
+/// Checks the element count of `shape` against the per-tensor cap.
+fn alloc_len(
+    limits: &crate::ops::Limits,
+    shape: &[usize],
+    dtype: crate::tensor::DType,
+) -> Result<usize, OpError> {
+    let n =
+        num_elements(shape).ok_or_else(|| OpError::Limit(format!("shape {shape:?} overflows")))?;
+    limits.check_alloc(n, dtype)?;
+    Ok(n)
+}
+
+/// `f(a, b)` elementwise with broadcasting, into a new tensor of element type `O`.
+fn map2_to<T: Element, O: Element + Default>(
+    limits: &crate::ops::Limits,
+    a: &Tensor,
+    b: &Tensor,
+    f: impl Fn(&T, &T) -> O + Sync,
+) -> Result<Tensor, OpError> {
+    let shape = broadcast_shape(a.shape(), b.shape())?;
+    let n = alloc_len(limits, &shape, O::DTYPE)?;
+    let (x, y) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
+    let mut out = vec![O::default(); n];
+    if n > 0 {
+        let plan = Plan::new(&shape, [a.shape(), b.shape()]);
+        let (len, [ia, ib]) = (plan.row_len(), plan.inner());
+        plan.par_rows(&mut out, |first, chunk| {
+            let count = chunk.len() / len;
+            let mut rows = chunk.chunks_exact_mut(len);
+            plan.rows(first, count, |_, [oa, ob]| {
+                let o = rows.next().expect("one chunk per row");
+                match (ia, ib) {
+                    (1, 1) => {
+                        for ((o, x), y) in o.iter_mut().zip(&x[oa..oa + len]).zip(&y[ob..ob + len])
+                        {
+                            *o = f(x, y);
+                        }
+                    }
+                    (0, 1) => {
+                        let x = &x[oa];
+                        for (o, y) in o.iter_mut().zip(&y[ob..ob + len]) {
+                            *o = f(x, y);
+                        }
+                    }
+                    (1, 0) => {
+                        let y = &y[ob];
+                        for (o, x) in o.iter_mut().zip(&x[oa..oa + len]) {
+                            *o = f(x, y);
+                        }
+                    }
+                    _ => {
+                        for (j, o) in o.iter_mut().enumerate() {
+                            *o = f(&x[oa + j * ia], &y[ob + j * ib]);
+                        }
+                    }
+                }
+            });
+        });
+    }
+    Ok(Tensor::from_vec(&shape, out)?)
+}
+
+/// `out = f(out, b)` where `out` already has the output shape and `b` is read through
+/// `b_strides` (one per output axis, 0 on broadcast axes).
+fn zip_in_place<T: Element + Copy>(
+    out: &mut [T],
+    shape: &[usize],
+    b: &[T],
+    b_strides: &[usize],
+    f: impl Fn(T, T) -> T + Sync,
+) {
+    if out.is_empty() {
+        return;
+    }
+    let out_strides = bcast_strides(shape, shape.len());
+    let plan = Plan::with_strides(shape, [&out_strides, b_strides]);
+    let (len, [_, ib]) = (plan.row_len(), plan.inner());
+    plan.par_rows(out, |first, chunk| {
+        let count = chunk.len() / len;
+        let mut rows = chunk.chunks_exact_mut(len);
+        plan.rows(first, count, |_, [_, ob]| {
+            let o = rows.next().expect("one chunk per row");
+            match ib {
+                1 => {
+                    for (o, &y) in o.iter_mut().zip(&b[ob..ob + len]) {
+                        *o = f(*o, y);
+                    }
+                }
+                0 => {
+                    let y = b[ob];
+                    for o in o.iter_mut() {
+                        *o = f(*o, y);
+                    }
+                }
+                _ => {
+                    for (j, o) in o.iter_mut().enumerate() {
+                        *o = f(*o, b[ob + j * ib]);
+                    }
+                }
+            }
+        });
+    });
+}
+
+/// True if `t` may be written in place cheaply (not borrowed from a mapped file).
+fn writable<T: Element>(t: &Tensor) -> bool {
+    t.buf::<T>().is_ok_and(|b| !b.is_mapped())
+}
+
+/// `f(a, b)` elementwise with broadcasting, same element type in and out; reuses `a`'s or
+/// `b`'s buffer when it has the output shape.
+fn map2<T: Element + Copy + Default>(
+    limits: &crate::ops::Limits,
+    a: Tensor,
+    b: Tensor,
+    f: impl Fn(T, T) -> T + Sync,
+) -> Result<Tensor, OpError> {
+    let shape = broadcast_shape(a.shape(), b.shape())?;
+    alloc_len(limits, &shape, T::DTYPE)?;
+    let a_fits = a.shape() == shape.as_slice() && writable::<T>(&a);
+    if a_fits || (b.shape() == shape.as_slice() && writable::<T>(&b)) {
+        let (mut out, other, swap) = if a_fits { (a, b, false) } else { (b, a, true) };
+        let st = bcast_strides(other.shape(), shape.len());
+        let src = other.as_slice::<T>()?;
+        let dst = out.as_mut_slice::<T>()?;
+        if swap {
+            zip_in_place(dst, &shape, src, &st, |o, x| f(x, o));
+        } else {
+            zip_in_place(dst, &shape, src, &st, f);
+        }
+        return Ok(out);
+    }
+    map2_to::<T, T>(limits, &a, &b, |x, y| f(*x, *y))
+}
+
+/// `f(x)` elementwise, in place when `x` is writable.
+fn map1<T: Element + Copy + Default>(
+    x: Tensor,
+    f: impl Fn(T) -> T + Sync,
+) -> Result<Tensor, OpError> {
+    if writable::<T>(&x) {
+        let mut x = x;
+        map_slice(x.as_mut_slice::<T>()?, f);
+        return Ok(x);
+    }
+    map1_to(&x, f)
+}
+
+/// Applies `f` to every element of `s` in place, vectorized and in parallel when large.
+fn map_slice<T: Copy + Send>(s: &mut [T], f: impl Fn(T) -> T + Sync) {
+    let go = |c: &mut [T]| {
+        vectorized(|| {
+            for v in c.iter_mut() {
+                *v = f(*v);
+            }
+        })
+    };
+    if s.len() < 2 * PAR_MIN {
+        go(s)
+    } else {
+        s.par_chunks_mut(PAR_MIN).for_each(go)
+    }
+}
+
+/// `f(x)` elementwise into a new tensor of element type `O`.
+fn map1_to<T: Element + Copy, O: Element + Default>(
+    x: &Tensor,
+    f: impl Fn(T) -> O + Sync,
+) -> Result<Tensor, OpError> {
+    let src = x.as_slice::<T>()?;
+    let mut out = vec![O::default(); src.len()];
+    let go = |(o, s): (&mut [O], &[T])| {
+        vectorized(|| {
+            for (o, &v) in o.iter_mut().zip(s) {
+                *o = f(v);
+            }
+        })
+    };
+    if src.len() < 2 * PAR_MIN {
+        go((&mut out, src))
+    } else {
+        out.par_chunks_mut(PAR_MIN)
+            .zip(src.par_chunks(PAR_MIN))
+            .for_each(go)
+    }
+    Ok(Tensor::from_vec(x.shape(), out)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_shapes_like_numpy() {
+        assert_eq!(broadcast_shape(&[2, 1, 3], &[4, 1]).unwrap(), vec![2, 4, 3]);
+        assert_eq!(broadcast_shape(&[], &[3]).unwrap(), vec![3]);
+        assert_eq!(broadcast_shape(&[0, 1], &[1, 5]).unwrap(), vec![0, 5]);
+        assert!(broadcast_shape(&[2], &[3]).is_err());
+    }
+
+    #[test]
+    fn map2_broadcasts_and_parallel_chunks_agree() {
+        let limits = crate::ops::Limits::default();
+        // [3, 1, 4] + [5, 1]: strided on both sides.
+        let a = Tensor::from_vec(&[3, 1, 4], (0..12).map(|v| v as i64).collect()).unwrap();
+        let b = Tensor::from_vec(&[5, 1], (0..5).map(|v| 100 * v as i64).collect()).unwrap();
+        let out = map2::<i64>(&limits, a, b, |x, y| x + y).unwrap();
+        assert_eq!(out.shape(), &[3, 5, 4]);
+        let v = out.as_slice::<i64>().unwrap();
+        assert_eq!(v[(2 * 5 + 3) * 4 + 1], 9 + 300);
+        // Large enough to split into parallel chunks, with a broadcast row operand.
+        let rows = 3 * PAR_MIN / 7 + 1;
+        let a = Tensor::from_vec(&[rows, 7], vec![1.0f32; rows * 7]).unwrap();
+        let b = Tensor::from_vec(&[7], (0..7).map(|v| v as f32).collect()).unwrap();
+        let out = map2_to::<f32, f32>(&limits, &b, &a, |x, y| x - y).unwrap();
+        let v = out.as_slice::<f32>().unwrap();
+        assert!(v
+            .chunks(7)
+            .all(|r| r == [-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]));
+    }
+}

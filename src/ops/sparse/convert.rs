@@ -1,0 +1,478 @@
+//! `SparseFillEmptyRows`, `SparseReshape`, `SparseToDense`, `RaggedTensorToSparse`,
+//! `DenseBincount` / `Bincount`.
+
+use super::{dims, index_matrix, shape_vector};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::tensor::{DType, Data, Element, Tensor};
+
+/// `SparseFillEmptyRows`: adds `[row, 0, ..., 0] = default_value` for every empty row.
+/// Outputs `output_indices`, `output_values`, `empty_row_indicator` (bool `[rows]`) and
+/// `reverse_index_map` (int64 `[n]`, input entry -> output position). Output rows are in
+/// ascending order and entries of one row keep their input order, as TF's CPU kernel does
+/// even for unordered input.
+#[derive(Debug)]
+pub(super) struct FillEmptyRows;
+
+impl FillEmptyRows {
+    pub(super) fn build(_: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        Ok(Box::new(FillEmptyRows))
+    }
+}
+
+impl Op for FillEmptyRows {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [indices, values, dense_shape, default] = take_inputs(inputs)?;
+        let (n, rank, idx) = index_matrix(&indices, "indices")?;
+        let shape = shape_vector(&dense_shape, "dense_shape")?;
+        if shape.len() != rank || rank == 0 || values.rank() != 1 || values.len() != n {
+            return Err(OpError::shape(format!(
+                "indices {:?}, values {:?} and dense_shape {:?} do not describe a sparse tensor",
+                indices.shape(),
+                values.shape(),
+                dense_shape.shape()
+            )));
+        }
+        if default.len() != 1 || default.dtype() != values.dtype() {
+            return Err(OpError::shape(
+                "default_value must be a scalar of the values' dtype",
+            ));
+        }
+        let rows = usize::try_from(shape[0])
+            .map_err(|_| OpError::invalid(format!("dense_shape[0] = {} is negative", shape[0])))?;
+        if rows == 0 && n > 0 {
+            return Err(OpError::invalid(format!(
+                "received SparseTensor with dense_shape[0] = 0 but indices.shape[0] = {n}"
+            )));
+        }
+        cx.limits().check_alloc(rows, DType::I64)?;
+        let mut count = vec![0usize; rows];
+        for i in 0..n {
+            let r = idx[i * rank];
+            if r < 0 || r as usize >= rows {
+                return Err(OpError::invalid(format!(
+                    "indices({i}, 0) is invalid: {r} >= {rows}"
+                )));
+            }
+            count[r as usize] += 1;
+        }
+        let empty: Vec<bool> = count.iter().map(|&c| c == 0).collect();
+        // Start of each row in the output; an empty row takes one slot.
+        let mut start = Vec::with_capacity(rows);
+        let mut total = 0usize;
+        for &c in &count {
+            start.push(total);
+            total += c.max(1);
+        }
+        cx.limits()
+            .check_alloc(total.saturating_mul(rank), DType::I64)?;
+        let mut out_idx = vec![0i64; total * rank];
+        let mut reverse = Vec::with_capacity(n);
+        let mut fill = vec![0usize; rows];
+        for i in 0..n {
+            let r = idx[i * rank] as usize;
+            let pos = start[r] + fill[r];
+            fill[r] += 1;
+            out_idx[pos * rank..(pos + 1) * rank].copy_from_slice(&idx[i * rank..(i + 1) * rank]);
+            reverse.push(pos as i64);
+        }
+        for (r, &e) in empty.iter().enumerate() {
+            if e {
+                out_idx[start[r] * rank] = r as i64;
+            }
+        }
+        fn place<T: Element>(v: &[T], d: &T, reverse: &[i64], total: usize) -> Data {
+            let mut out = vec![d.clone(); total];
+            for (x, &p) in v.iter().zip(reverse) {
+                out[p as usize] = x.clone();
+            }
+            T::wrap(out.into())
+        }
+        let out_vals = crate::match_any!(values.data(), b => {
+            let d = Element::buf(default.data()).expect("dtype checked above");
+            place(&b[..], &d[0], &reverse, total)
+        });
+        Ok(vec![
+            Tensor::from_vec(&[total, rank], out_idx)?,
+            Tensor::new(&[total], out_vals)?,
+            Tensor::from_vec(&[rows], empty)?,
+            Tensor::from_vec(&[n], reverse)?,
+        ])
+    }
+}
+
+/// `SparseReshape`: re-linearizes the indices for `new_shape` (at most one `-1`).
+#[derive(Debug)]
+pub(super) struct SparseReshape;
+
+impl SparseReshape {
+    pub(super) fn build(_: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        Ok(Box::new(SparseReshape))
+    }
+}
+
+impl Op for SparseReshape {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [indices, in_shape, new_shape] = take_inputs(inputs)?;
+        let (n, rank, idx) = index_matrix(&indices, "input_indices")?;
+        let in_shape = shape_vector(&in_shape, "input_shape")?;
+        if in_shape.len() != rank {
+            return Err(OpError::shape(format!(
+                "input_indices has rank {rank} but input_shape has {} dims",
+                in_shape.len()
+            )));
+        }
+        let (in_dims, dense) = dims(&in_shape, "input_shape")?;
+        let mut out = shape_vector(&new_shape, "new_shape")?;
+        let mut unknown = None;
+        let mut product = 1usize;
+        for (d, &v) in out.iter().enumerate() {
+            match v {
+                -1 if unknown.is_none() => unknown = Some(d),
+                -1 => return Err(OpError::invalid("only one output dimension may be -1")),
+                v if v < 0 => {
+                    return Err(OpError::invalid(format!(
+                        "size {d} must be non-negative, not {v}"
+                    )))
+                }
+                v => {
+                    product = product
+                        .checked_mul(v as usize)
+                        .ok_or_else(|| OpError::Limit("new_shape overflows".into()))?
+                }
+            }
+        }
+        if let Some(d) = unknown {
+            if product == 0 {
+                return Err(OpError::invalid(
+                    "reshape cannot infer the missing input size for an empty tensor unless all \
+                     specified input sizes are non-zero",
+                ));
+            }
+            out[d] = (dense / product) as i64;
+            product *= dense / product;
+        }
+        if product != dense {
+            return Err(OpError::invalid(format!(
+                "input to reshape is a tensor with {dense} dense values, but the requested \
+                 shape has {product}"
+            )));
+        }
+        let out_rank = out.len();
+        cx.limits()
+            .check_alloc(n.saturating_mul(out_rank), DType::I64)?;
+        let (out_dims, _) = dims(&out, "new_shape")?;
+        let mut result = vec![0i64; n * out_rank];
+        for i in 0..n {
+            let mut linear = 0usize;
+            for (d, &size) in in_dims.iter().enumerate() {
+                let v = idx[i * rank + d];
+                if v < 0 || v as usize >= size {
+                    return Err(OpError::invalid(format!(
+                        "index {v} of entry {i} is out of range for input_shape {in_shape:?}"
+                    )));
+                }
+                linear = linear * size + v as usize;
+            }
+            for d in (0..out_rank).rev() {
+                result[i * out_rank + d] = (linear % out_dims[d]) as i64;
+                linear /= out_dims[d];
+            }
+        }
+        Ok(vec![
+            Tensor::from_vec(&[n, out_rank], result)?,
+            Tensor::vector(out),
+        ])
+    }
+}
+
+/// `SparseToDense`: scatters `sparse_values` (scalar or `[n]`) into a dense tensor of
+/// `output_shape` filled with `default_value`. Indices are always bounds-checked; with
+/// `validate_indices` (default) they must also be strictly increasing (no duplicates).
+#[derive(Debug)]
+pub(super) struct SparseToDense {
+    validate: bool,
+}
+
+impl SparseToDense {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        Ok(Box::new(SparseToDense {
+            validate: cx.attr_opt_bool("validate_indices").unwrap_or(true),
+        }))
+    }
+}
+
+impl Op for SparseToDense {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [indices, out_shape, values, default] = take_inputs(inputs)?;
+        let shape = shape_vector(&out_shape, "output_shape")?;
+        let (out_dims, total) = dims(&shape, "output_shape")?;
+        let rank = out_dims.len();
+        let idx = indices.to_i64_vec()?;
+        let (n, cols) = match indices.shape() {
+            [] => (1, idx.len()),
+            &[n] => (n, 1),
+            &[n, c] => (n, c),
+            s => {
+                return Err(OpError::shape(format!(
+                    "sparse_indices has rank {}",
+                    s.len()
+                )))
+            }
+        };
+        if cols != rank {
+            return Err(OpError::shape(format!(
+                "sparse_indices has {cols} columns but output_shape has rank {rank}"
+            )));
+        }
+        if (values.len() != n && values.len() != 1) || values.rank() > 1 || default.len() != 1 {
+            return Err(OpError::shape(format!(
+                "sparse_values {:?} / default_value {:?} do not fit {n} indices",
+                values.shape(),
+                default.shape()
+            )));
+        }
+        if values.dtype() != default.dtype() {
+            return Err(OpError::dtype(3, values.dtype().name(), default.dtype()));
+        }
+        cx.limits().check_alloc(total, values.dtype())?;
+        let mut flat = Vec::with_capacity(n);
+        for i in 0..n {
+            let row = &idx[i * rank..(i + 1) * rank];
+            let mut linear = 0usize;
+            for (d, &v) in row.iter().enumerate() {
+                if v < 0 || v as usize >= out_dims[d] {
+                    return Err(OpError::invalid(format!(
+                        "indices[{i}] = {row:?} is out of bounds: need 0 <= index < {out_dims:?}"
+                    )));
+                }
+                linear = linear * out_dims[d] + v as usize;
+            }
+            if self.validate && i > 0 && flat[i - 1] >= linear {
+                let what = if flat[i - 1] == linear {
+                    "is repeated"
+                } else {
+                    "is out of order"
+                };
+                return Err(OpError::invalid(format!("indices[{i}] = {row:?} {what}")));
+            }
+            flat.push(linear);
+        }
+        fn scatter<T: Element>(v: &[T], d: &T, flat: &[usize], total: usize) -> Data {
+            let mut out = vec![d.clone(); total];
+            for (i, &p) in flat.iter().enumerate() {
+                out[p] = v[if v.len() == 1 { 0 } else { i }].clone();
+            }
+            T::wrap(out.into())
+        }
+        let data = crate::match_any!(values.data(), b => {
+            let d = Element::buf(default.data()).expect("dtype checked above");
+            scatter(&b[..], &d[0], &flat, total)
+        });
+        Ok(vec![Tensor::new(&out_dims, data)?])
+    }
+}
+
+/// `RaggedTensorToSparse`: `RAGGED_RANK` row-splits vectors plus dense values to a sparse
+/// tensor; the dense shape uses the longest row at each ragged level.
+#[derive(Debug)]
+pub(super) struct RaggedToSparse {
+    ragged_rank: usize,
+}
+
+impl RaggedToSparse {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        let ragged_rank = cx.attr_usize("RAGGED_RANK")?;
+        if ragged_rank == 0 || cx.num_inputs != ragged_rank + 1 {
+            return Err(OpError::Arity {
+                expected: ragged_rank + 1,
+                got: cx.num_inputs,
+            });
+        }
+        Ok(Box::new(RaggedToSparse { ragged_rank }))
+    }
+}
+
+impl Op for RaggedToSparse {
+    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        if inputs.len() != self.ragged_rank + 1 {
+            return Err(OpError::Arity {
+                expected: self.ragged_rank + 1,
+                got: inputs.len(),
+            });
+        }
+        let values = inputs.pop().expect("length checked");
+        let nvals = *values
+            .shape()
+            .first()
+            .ok_or_else(|| OpError::shape("rt_dense_values must have rank >= 1"))?;
+        let inner = &values.shape()[1..];
+        let inner_n: usize = inner.iter().product();
+        // `prefix[p]` = index path (one entry per level so far) of position p.
+        let mut prefix: Vec<i64> = Vec::new();
+        let mut width = 0;
+        let mut dense_shape = Vec::new();
+        for (k, t) in inputs.iter().enumerate() {
+            let s = t.to_i64_vec()?;
+            if t.rank() != 1 || s.first() != Some(&0) || s.windows(2).any(|w| w[0] > w[1]) {
+                return Err(OpError::invalid(format!(
+                    "rt_nested_splits[{k}] is not a valid row partition"
+                )));
+            }
+            let parents = s.len() - 1;
+            if k == 0 {
+                dense_shape.push(parents as i64);
+                prefix = (0..parents as i64).collect();
+                width = 1;
+            } else if parents * width != prefix.len() {
+                return Err(OpError::invalid(format!(
+                    "rt_nested_splits[{k}] has {parents} rows, expected {}",
+                    prefix.len() / width.max(1)
+                )));
+            }
+            let children = *s.last().expect("non-empty") as usize;
+            cx.limits()
+                .check_alloc(children.saturating_mul(width + 1), DType::I64)?;
+            let mut next = Vec::with_capacity(children * (width + 1));
+            let mut longest = 0;
+            for p in 0..parents {
+                let (a, b) = (s[p], s[p + 1]);
+                longest = longest.max(b - a);
+                for j in 0..b - a {
+                    next.extend_from_slice(&prefix[p * width..(p + 1) * width]);
+                    next.push(j);
+                }
+            }
+            dense_shape.push(longest);
+            prefix = next;
+            width += 1;
+        }
+        if prefix.len() / width != nvals {
+            return Err(OpError::invalid(format!(
+                "last row split ends at {} but rt_dense_values has {nvals} rows",
+                prefix.len() / width
+            )));
+        }
+        let out_rank = width + inner.len();
+        let total = nvals * inner_n;
+        cx.limits()
+            .check_alloc(total.saturating_mul(out_rank), DType::I64)?;
+        let mut idx = Vec::with_capacity(total * out_rank);
+        let mut pos = vec![0usize; inner.len()];
+        for v in 0..nvals {
+            for e in 0..inner_n {
+                idx.extend_from_slice(&prefix[v * width..(v + 1) * width]);
+                let mut rem = e;
+                for d in (0..inner.len()).rev() {
+                    pos[d] = rem % inner[d];
+                    rem /= inner[d];
+                }
+                idx.extend(pos.iter().map(|&p| p as i64));
+            }
+        }
+        dense_shape.extend(inner.iter().map(|&d| d as i64));
+        let flat = values.reshape(&[total])?;
+        Ok(vec![
+            Tensor::from_vec(&[total, out_rank], idx)?,
+            flat,
+            Tensor::vector(dense_shape),
+        ])
+    }
+}
+
+/// `DenseBincount` / `Bincount`: counts (or sums `weights` of) each value of a 1-D or 2-D
+/// int input into `size` bins; values `>= size` are ignored, negative ones are an error.
+/// With `binary_output`, a bin is 1 if its value occurs.
+#[derive(Debug)]
+pub(super) struct Bincount {
+    binary: bool,
+}
+
+impl Bincount {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        Ok(Box::new(Bincount {
+            binary: cx.attr_opt_bool("binary_output").unwrap_or(false),
+        }))
+    }
+}
+
+fn bincount<T>(arr: &[i64], w: Option<&[T]>, size: usize, binary: bool) -> Vec<T>
+where
+    T: Copy + Default + std::ops::AddAssign + From<u8>,
+{
+    let mut out = vec![T::default(); size];
+    for (i, &v) in arr.iter().enumerate() {
+        if let Some(bin) = out.get_mut(v as usize) {
+            match (binary, w) {
+                (true, _) => *bin = T::from(1),
+                (false, Some(w)) => *bin += w[i],
+                (false, None) => *bin += T::from(1),
+            }
+        }
+    }
+    out
+}
+
+impl Op for Bincount {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [arr, size, weights] = take_inputs(inputs)?;
+        let size = size.scalar_value_i64()?;
+        let size = usize::try_from(size)
+            .map_err(|_| OpError::invalid(format!("size ({size}) must be non-negative")))?;
+        let values = arr.to_i64_vec()?;
+        if values.iter().any(|&v| v < 0) {
+            return Err(OpError::invalid("input arr must be non-negative"));
+        }
+        let (rows, out_shape) = match arr.shape() {
+            [] | [_] => (1, vec![size]),
+            &[b, _] => (b, vec![b, size]),
+            s => {
+                return Err(OpError::shape(format!(
+                    "input must be 1-D or 2-D, got {s:?}"
+                )))
+            }
+        };
+        let has_w = !weights.is_empty();
+        if has_w && weights.shape() != arr.shape() {
+            return Err(OpError::shape(format!(
+                "weights {:?} must be empty or have the input's shape {:?}",
+                weights.shape(),
+                arr.shape()
+            )));
+        }
+        cx.limits()
+            .check_alloc(rows.saturating_mul(size), weights.dtype())?;
+        let per = values.len() / rows.max(1);
+        macro_rules! go {
+            ($t:ty) => {{
+                let w = if has_w {
+                    Some(weights.as_slice::<$t>()?)
+                } else {
+                    None
+                };
+                let mut out = Vec::with_capacity(rows * size);
+                for r in 0..rows {
+                    let (a, b) = (r * per, (r + 1) * per);
+                    out.extend(bincount::<$t>(
+                        &values[a..b],
+                        w.map(|w| &w[a..b]),
+                        size,
+                        self.binary,
+                    ));
+                }
+                Tensor::from_vec(&out_shape, out)?
+            }};
+        }
+        let out = match weights.dtype() {
+            DType::F32 => go!(f32),
+            DType::F64 => go!(f64),
+            DType::I32 => go!(i32),
+            DType::I64 => go!(i64),
+            d => return Err(OpError::dtype(2, "float, double, int32 or int64", d)),
+        };
+        Ok(vec![out])
+    }
+}
+
+#[cfg(test)]
+#[path = "convert_tests.rs"]
+mod tests;

@@ -1,0 +1,230 @@
+use super::*;
+use crate::ops::{Limits, Session};
+
+fn eval(op: &dyn Op, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    let session = Session::new(".".into(), None, Limits::default());
+    op.eval(&mut EvalCtx::new(&session), inputs)
+}
+fn m(rows: usize, cols: usize, v: Vec<i64>) -> Tensor {
+    Tensor::from_vec(&[rows, cols], v).unwrap()
+}
+fn ints(t: &Tensor) -> Vec<i64> {
+    t.to_i64_vec().unwrap()
+}
+
+#[test]
+fn fill_empty_rows_unordered() {
+    // sparse_fill_empty_rows([[1,0],[1,2],[3,1],[0,0]], [10,20,30,40], [5,4], -1)
+    let out = eval(
+        &FillEmptyRows,
+        vec![
+            m(4, 2, vec![1, 0, 1, 2, 3, 1, 0, 0]),
+            Tensor::vector(vec![10i32, 20, 30, 40]),
+            Tensor::vector(vec![5i64, 4]),
+            Tensor::scalar(-1i32),
+        ],
+    )
+    .unwrap();
+    assert_eq!(ints(&out[0]), [0, 0, 1, 0, 1, 2, 2, 0, 3, 1, 4, 0]);
+    assert_eq!(ints(&out[1]), [40, 10, 20, -1, 30, -1]);
+    assert_eq!(
+        out[2].as_slice::<bool>().unwrap(),
+        [false, false, true, false, true]
+    );
+    assert_eq!(ints(&out[3]), [1, 2, 4, 0]);
+    // No entries: every row gets the default.
+    let out = eval(
+        &FillEmptyRows,
+        vec![
+            m(0, 2, vec![]),
+            Tensor::vector(Vec::<i32>::new()),
+            Tensor::vector(vec![3i64, 4]),
+            Tensor::scalar(7i32),
+        ],
+    )
+    .unwrap();
+    assert_eq!(ints(&out[0]), [0, 0, 1, 0, 2, 0]);
+    assert_eq!(ints(&out[1]), [7, 7, 7]);
+    let bad = eval(
+        &FillEmptyRows,
+        vec![
+            m(1, 2, vec![5, 0]),
+            Tensor::vector(vec![1i32]),
+            Tensor::vector(vec![3i64, 4]),
+            Tensor::scalar(0i32),
+        ],
+    );
+    assert!(bad.is_err());
+}
+
+#[test]
+fn sparse_reshape() {
+    // sparse_reshape([[0,1],[2,3]], [3,4], [-1,2]) -> [[0,1],[5,1]], [6,2]
+    let out = eval(
+        &SparseReshape,
+        vec![
+            m(2, 2, vec![0, 1, 2, 3]),
+            Tensor::vector(vec![3i64, 4]),
+            Tensor::vector(vec![-1i64, 2]),
+        ],
+    )
+    .unwrap();
+    assert_eq!(ints(&out[0]), [0, 1, 5, 1]);
+    assert_eq!(ints(&out[1]), [6, 2]);
+    let empty = eval(
+        &SparseReshape,
+        vec![
+            m(0, 2, vec![]),
+            Tensor::vector(vec![0i64, 4]),
+            Tensor::vector(vec![-1i64, 0]),
+        ],
+    );
+    assert!(empty.is_err(), "cannot infer -1 next to a 0 dim");
+    let bad = eval(
+        &SparseReshape,
+        vec![
+            m(1, 2, vec![0, 1]),
+            Tensor::vector(vec![3i64, 4]),
+            Tensor::vector(vec![5i64, 2]),
+        ],
+    );
+    assert!(bad.is_err());
+}
+
+#[test]
+fn sparse_to_dense() {
+    // sparse_to_dense([[0,1],[2,0]], [3,2], [5,6], 0)
+    let op = SparseToDense { validate: true };
+    let out = eval(
+        &op,
+        vec![
+            m(2, 2, vec![0, 1, 2, 0]),
+            Tensor::vector(vec![3i64, 2]),
+            Tensor::vector(vec![5i32, 6]),
+            Tensor::scalar(0i32),
+        ],
+    )
+    .unwrap();
+    assert_eq!(ints(&out[0]), [0, 5, 0, 0, 6, 0]);
+    let unsorted = eval(
+        &op,
+        vec![
+            m(2, 2, vec![2, 0, 0, 1]),
+            Tensor::vector(vec![3i64, 2]),
+            Tensor::vector(vec![5i32, 6]),
+            Tensor::scalar(0i32),
+        ],
+    );
+    assert!(unsorted.is_err());
+    // sparse_to_dense([1,0], [3], 9, 0, validate_indices=False) -> [9, 9, 0]
+    let op = SparseToDense { validate: false };
+    let out = eval(
+        &op,
+        vec![
+            Tensor::vector(vec![1i64, 0]),
+            Tensor::vector(vec![3i64]),
+            Tensor::scalar(9i32),
+            Tensor::scalar(0i32),
+        ],
+    )
+    .unwrap();
+    assert_eq!(ints(&out[0]), [9, 9, 0]);
+    let oob = eval(
+        &op,
+        vec![
+            Tensor::vector(vec![3i64]),
+            Tensor::vector(vec![3i64]),
+            Tensor::scalar(9i32),
+            Tensor::scalar(0i32),
+        ],
+    );
+    assert!(oob.is_err());
+}
+
+#[test]
+fn ragged_to_sparse() {
+    // ragged_tensor_to_sparse([[0,2,2,5]], [1,2,3,4,5])
+    let op = RaggedToSparse { ragged_rank: 1 };
+    let out = eval(
+        &op,
+        vec![
+            Tensor::vector(vec![0i64, 2, 2, 5]),
+            Tensor::vector(vec![1i32, 2, 3, 4, 5]),
+        ],
+    )
+    .unwrap();
+    assert_eq!(ints(&out[0]), [0, 0, 0, 1, 2, 0, 2, 1, 2, 2]);
+    assert_eq!(ints(&out[2]), [3, 3]);
+    // ragged_tensor_to_sparse([[0,1,3],[0,2,2,3]], [[1,2],[3,4],[5,6]])
+    let op = RaggedToSparse { ragged_rank: 2 };
+    let vals = Tensor::from_vec(&[3, 2], vec![1i32, 2, 3, 4, 5, 6]).unwrap();
+    let out = eval(
+        &op,
+        vec![
+            Tensor::vector(vec![0i64, 1, 3]),
+            Tensor::vector(vec![0i64, 2, 2, 3]),
+            vals,
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        ints(&out[0]),
+        [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1]
+    );
+    assert_eq!(ints(&out[1]), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(ints(&out[2]), [2, 2, 2, 2]);
+    let op = RaggedToSparse { ragged_rank: 1 };
+    let bad = eval(
+        &op,
+        vec![
+            Tensor::vector(vec![0i64, 2, 9]),
+            Tensor::vector(vec![1i32, 2]),
+        ],
+    );
+    assert!(bad.is_err());
+}
+
+#[test]
+fn bincount() {
+    // dense_bincount([1,1,3,7], 5, []) -> [0,2,0,1,0]; weights [0.5,1,2] -> [0,1.5,0,2,0]
+    let op = Bincount { binary: false };
+    let out = eval(
+        &op,
+        vec![
+            Tensor::vector(vec![1i32, 1, 3, 7]),
+            Tensor::scalar(5i32),
+            Tensor::vector(Vec::<f32>::new()),
+        ],
+    )
+    .unwrap();
+    assert_eq!(out[0].as_slice::<f32>().unwrap(), [0.0, 2.0, 0.0, 1.0, 0.0]);
+    let out = eval(
+        &op,
+        vec![
+            Tensor::vector(vec![1i64, 1, 3]),
+            Tensor::scalar(5i64),
+            Tensor::vector(vec![0.5f32, 1.0, 2.0]),
+        ],
+    )
+    .unwrap();
+    assert_eq!(out[0].as_slice::<f32>().unwrap(), [0.0, 1.5, 0.0, 2.0, 0.0]);
+    // dense_bincount([[1,1],[3,0]], 4, [], binary_output=True)
+    let op = Bincount { binary: true };
+    let arr = Tensor::from_vec(&[2, 2], vec![1i32, 1, 3, 0]).unwrap();
+    let out = eval(
+        &op,
+        vec![arr, Tensor::scalar(4i32), Tensor::vector(Vec::<i64>::new())],
+    )
+    .unwrap();
+    assert_eq!(out[0].shape(), [2, 4]);
+    assert_eq!(ints(&out[0]), [0, 1, 0, 0, 1, 0, 0, 1]);
+    let neg = eval(
+        &op,
+        vec![
+            Tensor::vector(vec![-1i32]),
+            Tensor::scalar(4i32),
+            Tensor::vector(Vec::<i64>::new()),
+        ],
+    );
+    assert!(neg.is_err());
+}

@@ -1,0 +1,74 @@
+//! Sparse, ragged and segment ops. TF reference: core/kernels/{sparse_fill_empty_rows_op,
+//! reshape_util,sparse_to_dense_op,segment_reduction_ops_impl.h,bincount_op}.cc,
+//! core/kernels/ragged_tensor_to_sparse_kernel.cc.
+//!
+//! A TF `SparseTensor` travels as three tensors: `indices` int64 `[n, rank]`, `values` `[n]`
+//! and `dense_shape` int64 `[rank]`. Every index and shape here comes from data, so each is
+//! range-checked and every output sized from one goes through `check_alloc` first. Children:
+//! `segment` (segment reductions, including the fused embedding gather of
+//! `SparseSegment{Sum,Mean,SqrtN}`) and `convert` (the sparse/ragged/dense conversions).
+
+mod convert;
+mod segment;
+
+use super::{OpError, Registry};
+use crate::tensor::Tensor;
+
+pub(crate) fn register(r: &mut Registry) {
+    r.add("Bincount", convert::Bincount::build);
+    r.add("DenseBincount", convert::Bincount::build);
+    r.add("RaggedTensorToSparse", convert::RaggedToSparse::build);
+    r.add("SegmentSum", segment::SegmentSum::build);
+    r.add("SparseFillEmptyRows", convert::FillEmptyRows::build);
+    r.add("SparseReshape", convert::SparseReshape::build);
+    r.add("SparseSegmentMean", segment::SparseSegment::build);
+    r.add(
+        "SparseSegmentMeanWithNumSegments",
+        segment::SparseSegment::build,
+    );
+    r.add("SparseSegmentSqrtN", segment::SparseSegment::build);
+    r.add(
+        "SparseSegmentSqrtNWithNumSegments",
+        segment::SparseSegment::build,
+    );
+    r.add("SparseSegmentSum", segment::SparseSegment::build);
+    r.add(
+        "SparseSegmentSumWithNumSegments",
+        segment::SparseSegment::build,
+    );
+    r.add("SparseToDense", convert::SparseToDense::build);
+    r.add("UnsortedSegmentSum", segment::UnsortedSegmentSum::build);
+}
+
+/// A `[n, rank]` int64 index matrix: `(n, rank, flat values)`.
+fn index_matrix(t: &Tensor, what: &str) -> Result<(usize, usize, Vec<i64>), OpError> {
+    match t.shape() {
+        &[n, rank] => Ok((n, rank, t.to_i64_vec()?)),
+        s => Err(OpError::shape(format!(
+            "{what} must be a matrix, got shape {s:?}"
+        ))),
+    }
+}
+
+/// A 1-D shape tensor as i64 dims.
+fn shape_vector(t: &Tensor, what: &str) -> Result<Vec<i64>, OpError> {
+    if t.rank() != 1 {
+        return Err(OpError::shape(format!(
+            "{what} must be a vector, got shape {:?}",
+            t.shape()
+        )));
+    }
+    Ok(t.to_i64_vec()?)
+}
+
+/// Non-negative dims as `usize`, with their product checked for overflow.
+fn dims(shape: &[i64], what: &str) -> Result<(Vec<usize>, usize), OpError> {
+    let d: Vec<usize> = shape
+        .iter()
+        .map(|&v| usize::try_from(v))
+        .collect::<Result<_, _>>()
+        .map_err(|_| OpError::invalid(format!("{what} {shape:?} has a negative dimension")))?;
+    let n = crate::tensor::num_elements(&d)
+        .ok_or_else(|| OpError::Limit(format!("{what} {shape:?} overflows")))?;
+    Ok((d, n))
+}

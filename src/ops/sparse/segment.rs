@@ -1,0 +1,384 @@
+//! `SparseSegment{Sum,Mean,SqrtN}[WithNumSegments]`, `SegmentSum`, `UnsortedSegmentSum`.
+//! TF reference: core/kernels/segment_reduction_ops_impl.h.
+
+use crate::ops::kernels::segment::{
+    sparse_segment_reduce_f32, unsorted_segment_sum, SegmentReduction,
+};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::tensor::{DType, Tensor};
+
+/// Rows of `data` (its first dim) and the elements per row.
+fn rows_and_dim(data: &Tensor) -> Result<(usize, usize), OpError> {
+    match data.shape() {
+        [] => Err(OpError::shape("data must be at least rank 1")),
+        [rows, inner @ ..] => Ok((*rows, inner.iter().product())),
+    }
+}
+
+/// Output shape `[segments, data.shape[1..]]`, checked against the caps.
+fn out_shape(cx: &EvalCtx<'_>, data: &Tensor, segments: usize) -> Result<Vec<usize>, OpError> {
+    let mut shape = data.shape().to_vec();
+    shape[0] = segments;
+    let n = crate::tensor::num_elements(&shape)
+        .ok_or_else(|| OpError::Limit("segment output overflows".into()))?;
+    cx.limits().check_alloc(n, data.dtype())?;
+    Ok(shape)
+}
+
+/// Segments implied by sorted ids without `num_segments`: last id + 1 (0 if none).
+fn implied_segments(ids: &[i64]) -> Result<usize, OpError> {
+    match ids.last() {
+        None => Ok(0),
+        Some(&last) => usize::try_from(last)
+            .ok()
+            .and_then(|l| l.checked_add(1))
+            .ok_or_else(|| OpError::invalid(format!("segment id {last} is out of range"))),
+    }
+}
+
+fn num_segments(t: &Tensor) -> Result<usize, OpError> {
+    let n = t.scalar_value_i64()?;
+    usize::try_from(n).map_err(|_| OpError::invalid(format!("num_segments {n} is negative")))
+}
+
+/// `SparseSegment{Sum,Mean,SqrtN}` and their `WithNumSegments` forms:
+/// `out[s] = combine(data[indices[p]] for p with segment_ids[p] == s)`; ids must be sorted.
+/// float32 runs the fused gather + reduce kernel (reading each needed row of a possibly
+/// memory-mapped embedding matrix once); f16/bf16 go through it in float32, float64 through
+/// a plain loop.
+#[derive(Debug)]
+pub(super) struct SparseSegment {
+    mode: SegmentReduction,
+    with_num: bool,
+}
+
+impl SparseSegment {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        let (base, with_num) = match cx.op.strip_suffix("WithNumSegments") {
+            Some(b) => (b, true),
+            None => (cx.op, false),
+        };
+        let mode = match base {
+            "SparseSegmentSum" => SegmentReduction::Sum,
+            "SparseSegmentMean" => SegmentReduction::Mean,
+            _ => SegmentReduction::SqrtN,
+        };
+        cx.expect_inputs(if with_num { 4 } else { 3 })?;
+        Ok(Box::new(SparseSegment { mode, with_num }))
+    }
+}
+
+impl Op for SparseSegment {
+    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let segments = if self.with_num {
+            Some(num_segments(&inputs.pop().ok_or(OpError::Arity {
+                expected: 4,
+                got: 0,
+            })?)?)
+        } else {
+            None
+        };
+        let [data, indices, ids] = take_inputs(inputs)?;
+        if indices.rank() != 1 || ids.shape() != indices.shape() {
+            return Err(OpError::shape(format!(
+                "indices {:?} and segment_ids {:?} must be vectors of one length",
+                indices.shape(),
+                ids.shape()
+            )));
+        }
+        let (_, dim) = rows_and_dim(&data)?;
+        let (idx, ids) = (indices.to_i64_vec()?, ids.to_i64_vec()?);
+        let segments = match segments {
+            Some(n) => n,
+            None => implied_segments(&ids)?,
+        };
+        let shape = out_shape(cx, &data, segments)?;
+        let run = |d: &[f32]| -> Result<Vec<f32>, OpError> {
+            let mut out = vec![0f32; segments * dim];
+            sparse_segment_reduce_f32(d, dim, &idx, &ids, segments, self.mode, &mut out)?;
+            Ok(out)
+        };
+        let out = match data.dtype() {
+            DType::F32 => Tensor::from_vec(&shape, run(data.as_slice::<f32>()?)?)?,
+            DType::F16 => {
+                let d: Vec<f32> = data
+                    .as_slice::<half::f16>()?
+                    .iter()
+                    .map(|v| v.to_f32())
+                    .collect();
+                let o = run(&d)?
+                    .into_iter()
+                    .map(half::f16::from_f32)
+                    .collect::<Vec<_>>();
+                Tensor::from_vec(&shape, o)?
+            }
+            DType::BF16 => {
+                let d: Vec<f32> = data
+                    .as_slice::<half::bf16>()?
+                    .iter()
+                    .map(|v| v.to_f32())
+                    .collect();
+                let o = run(&d)?
+                    .into_iter()
+                    .map(half::bf16::from_f32)
+                    .collect::<Vec<_>>();
+                Tensor::from_vec(&shape, o)?
+            }
+            DType::F64 => {
+                let d = data.as_slice::<f64>()?;
+                let mut out = vec![0f64; segments * dim];
+                // Same validation as the f32 kernel, then a plain loop.
+                let rows = d.len().checked_div(dim).unwrap_or(0);
+                reduce_f64(d, dim, rows, &idx, &ids, segments, self.mode, &mut out)?;
+                Tensor::from_vec(&shape, out)?
+            }
+            d => return Err(OpError::dtype(0, "a float type", d)),
+        };
+        Ok(vec![out])
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reduce_f64(
+    data: &[f64],
+    dim: usize,
+    rows: usize,
+    idx: &[i64],
+    ids: &[i64],
+    segments: usize,
+    mode: SegmentReduction,
+    out: &mut [f64],
+) -> Result<(), OpError> {
+    let mut counts = vec![0usize; segments];
+    let mut prev = 0;
+    for (p, (&i, &s)) in idx.iter().zip(ids).enumerate() {
+        if s < prev {
+            return Err(OpError::invalid("segment ids are not increasing"));
+        }
+        prev = s;
+        if s < 0 || s as usize >= segments {
+            return Err(OpError::invalid(format!(
+                "segment id {s} is out of range [0, {segments})"
+            )));
+        }
+        if dim > 0 && (i < 0 || i as usize >= rows) {
+            return Err(OpError::invalid(format!(
+                "indices[{p}] = {i} is not in [0, {rows})"
+            )));
+        }
+        let (s, i) = (s as usize, i as usize);
+        counts[s] += 1;
+        for k in 0..dim {
+            out[s * dim + k] += data[i * dim + k];
+        }
+    }
+    for (s, &c) in counts.iter().enumerate() {
+        let scale = match mode {
+            SegmentReduction::Sum => continue,
+            SegmentReduction::Mean if c > 0 => 1.0 / c as f64,
+            SegmentReduction::SqrtN if c > 0 => 1.0 / (c as f64).sqrt(),
+            _ => continue,
+        };
+        out[s * dim..(s + 1) * dim]
+            .iter_mut()
+            .for_each(|v| *v *= scale);
+    }
+    Ok(())
+}
+
+/// `SegmentSum`: sums rows with equal, sorted `segment_ids` (a vector over data's first
+/// dim); the output has `last id + 1` rows, missing segments are zero.
+#[derive(Debug)]
+pub(super) struct SegmentSum;
+
+impl SegmentSum {
+    pub(super) fn build(_: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        Ok(Box::new(SegmentSum))
+    }
+}
+
+impl Op for SegmentSum {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [data, ids] = take_inputs(inputs)?;
+        let (rows, _) = rows_and_dim(&data)?;
+        if ids.rank() != 1 || ids.len() != rows {
+            return Err(OpError::shape(format!(
+                "segment_ids {:?} must be a vector of data's first dim {rows}",
+                ids.shape()
+            )));
+        }
+        let ids = ids.to_i64_vec()?;
+        if let Some(w) = ids.windows(2).find(|w| w[0] > w[1]) {
+            return Err(OpError::invalid(format!(
+                "segment ids are not increasing: {} follows {}",
+                w[1], w[0]
+            )));
+        }
+        if ids.first().is_some_and(|&i| i < 0) {
+            return Err(OpError::invalid("segment ids must be non-negative"));
+        }
+        let segments = implied_segments(&ids)?;
+        scatter_sum(cx, &data, &ids, segments)
+    }
+}
+
+/// `UnsortedSegmentSum`: `segment_ids` has a prefix of data's shape; ids `< 0` are dropped
+/// (TF's CPU kernel), ids `>= num_segments` are an error.
+#[derive(Debug)]
+pub(super) struct UnsortedSegmentSum;
+
+impl UnsortedSegmentSum {
+    pub(super) fn build(_: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        Ok(Box::new(UnsortedSegmentSum))
+    }
+}
+
+impl Op for UnsortedSegmentSum {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [data, ids, n] = take_inputs(inputs)?;
+        if !data.shape().starts_with(ids.shape()) {
+            return Err(OpError::shape(format!(
+                "segment_ids {:?} must be a prefix of data's shape {:?}",
+                ids.shape(),
+                data.shape()
+            )));
+        }
+        let k = ids.rank();
+        let flat: Vec<usize> = std::iter::once(ids.len())
+            .chain(data.shape()[k..].iter().copied())
+            .collect();
+        let data = data.reshape(&flat)?;
+        scatter_sum(cx, &data, &ids.to_i64_vec()?, num_segments(&n)?)
+    }
+}
+
+fn scatter_sum(
+    cx: &EvalCtx<'_>,
+    data: &Tensor,
+    ids: &[i64],
+    segments: usize,
+) -> Result<Vec<Tensor>, OpError> {
+    let (_, dim) = rows_and_dim(data)?;
+    let shape = out_shape(cx, data, segments)?;
+    macro_rules! go {
+        ($t:ty) => {{
+            let mut out = vec![<$t>::default(); segments * dim];
+            unsorted_segment_sum(data.as_slice::<$t>()?, dim, ids, segments, &mut out)?;
+            Tensor::from_vec(&shape, out)?
+        }};
+    }
+    let out = match data.dtype() {
+        DType::F32 => go!(f32),
+        DType::F64 => go!(f64),
+        DType::I32 => go!(i32),
+        DType::I64 => go!(i64),
+        d => return Err(OpError::dtype(0, "float, double, int32 or int64", d)),
+    };
+    Ok(vec![out])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{Limits, Session};
+
+    fn eval(op: &dyn Op, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let session = Session::new(".".into(), None, Limits::default());
+        op.eval(&mut EvalCtx::new(&session), inputs)
+    }
+
+    #[test]
+    fn sparse_segment_mean_and_sqrtn() {
+        let data = Tensor::from_vec(&[3, 2], vec![1f32, 2., 3., 4., 5., 6.]).unwrap();
+        // sparse_segment_mean(data, [0,2,1], [0,0,2]) -> [[3,4],[0,0],[3,4]]
+        let op = SparseSegment {
+            mode: SegmentReduction::Mean,
+            with_num: false,
+        };
+        let ins = vec![
+            data.clone(),
+            Tensor::vector(vec![0i32, 2, 1]),
+            Tensor::vector(vec![0i32, 0, 2]),
+        ];
+        let out = eval(&op, ins).unwrap();
+        assert_eq!(out[0].shape(), [3, 2]);
+        assert_eq!(out[0].as_slice::<f32>().unwrap(), [3., 4., 0., 0., 3., 4.]);
+        // sparse_segment_sqrt_n_with_num_segments(data, [0,2,1], [0,0,2], 4)
+        let op = SparseSegment {
+            mode: SegmentReduction::SqrtN,
+            with_num: true,
+        };
+        let ins = vec![
+            data.clone(),
+            Tensor::vector(vec![0i64, 2, 1]),
+            Tensor::vector(vec![0i64, 0, 2]),
+            Tensor::scalar(4i32),
+        ];
+        let out = eval(&op, ins).unwrap();
+        // The kernel scales by 1/sqrt(n) where TF divides by sqrt(n): within 1 ulp.
+        let want = [4.242_640_5f32, 5.656_854, 0., 0., 3., 4., 0., 0.];
+        for (g, w) in out[0].as_slice::<f32>().unwrap().iter().zip(want) {
+            assert!((g - w).abs() <= 1e-6 * w.abs(), "{g} vs {w}");
+        }
+        let d64 = Tensor::from_vec(&[3, 2], vec![1f64, 2., 3., 4., 5., 6.]).unwrap();
+        let ins = vec![
+            d64,
+            Tensor::vector(vec![0i64, 2, 1]),
+            Tensor::vector(vec![0i64, 0, 2]),
+            Tensor::scalar(4i32),
+        ];
+        let out = eval(&op, ins).unwrap();
+        assert!((out[0].as_slice::<f64>().unwrap()[0] - 6.0 / 2f64.sqrt()).abs() < 1e-12);
+        let op = SparseSegment {
+            mode: SegmentReduction::Sum,
+            with_num: false,
+        };
+        let unsorted = eval(
+            &op,
+            vec![
+                data.clone(),
+                Tensor::vector(vec![0i32, 1]),
+                Tensor::vector(vec![1i32, 0]),
+            ],
+        );
+        assert!(unsorted.is_err());
+        let empty = eval(
+            &op,
+            vec![
+                data,
+                Tensor::vector(Vec::<i32>::new()),
+                Tensor::vector(Vec::<i32>::new()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(empty[0].shape(), [0, 2]);
+    }
+
+    #[test]
+    fn segment_sums() {
+        // segment_sum([1,2,3,4], [0,0,2,2]) -> [3,0,7]
+        let out = eval(
+            &SegmentSum,
+            vec![
+                Tensor::vector(vec![1i32, 2, 3, 4]),
+                Tensor::vector(vec![0i32, 0, 2, 2]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(out[0].to_i64_vec().unwrap(), [3, 0, 7]);
+        // unsorted_segment_sum([1,2,3,4], [0,-1,2,2], 4) -> [1,0,7,0]
+        let ins = vec![
+            Tensor::vector(vec![1i64, 2, 3, 4]),
+            Tensor::vector(vec![0i32, -1, 2, 2]),
+            Tensor::scalar(4i32),
+        ];
+        let out = eval(&UnsortedSegmentSum, ins).unwrap();
+        assert_eq!(out[0].to_i64_vec().unwrap(), [1, 0, 7, 0]);
+        let ins = vec![
+            Tensor::vector(vec![1f32]),
+            Tensor::vector(vec![4i32]),
+            Tensor::scalar(4i32),
+        ];
+        assert!(eval(&UnsortedSegmentSum, ins).is_err());
+    }
+}

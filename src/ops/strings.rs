@@ -1,5 +1,0 @@
-//! (op family `strings`; ops land here)
-
-use super::Registry;
-
-pub(crate) fn register(_r: &mut Registry) {}

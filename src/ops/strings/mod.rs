@@ -1,0 +1,88 @@
+//! String ops: splitting, regex replacement, case mapping, hashing, joining and slicing.
+//! TF reference: core/kernels/{string_split_op,regex_replace_op,string_lower_op,
+//! string_to_hash_bucket_op,string_join_op,substr_op,string_length_op,reduce_join_op}.cc.
+//!
+//! Strings are byte strings (`Vec<u8>`), as in TF: nothing here assumes UTF-8 unless the op
+//! asks for it (`encoding = "utf-8"`, `unit = "UTF8_CHAR"`, regexes), and bytes that are not
+//! UTF-8 never make an op fail where TF succeeds. Children: `split` (StringSplit, StringSplitV2),
+//! `regex` (RE2-compatible replacement), `hash` (StringToHashBucket*), `format` (AsString), `misc` (the rest).
+
+mod format;
+mod hash;
+mod misc;
+mod regex;
+mod split;
+
+use super::{OpError, Registry};
+use crate::tensor::{DType, Tensor};
+
+pub(crate) fn register(r: &mut Registry) {
+    r.add("AsString", format::AsString::build);
+    r.add("ReduceJoin", misc::ReduceJoin::build);
+    r.add("RegexReplace", regex::RegexReplace::build);
+    r.add("StaticRegexReplace", regex::StaticRegexReplace::build);
+    r.add("StringJoin", misc::StringJoin::build);
+    r.add("StringLength", misc::StringLength::build);
+    r.add("StringLower", misc::CaseMap::build);
+    r.add("StringSplit", split::StringSplit::build);
+    r.add("StringSplitV2", split::StringSplitV2::build);
+    r.add("StringStrip", misc::StringStrip::build);
+    r.add("StringToHashBucket", hash::HashBucket::build);
+    r.add("StringToHashBucketFast", hash::HashBucket::build);
+    r.add("StringToHashBucketStrong", hash::HashBucket::build);
+    r.add("StringUpper", misc::CaseMap::build);
+    r.add("Substr", misc::Substr::build);
+}
+
+/// The elements of a string input, or a dtype error naming input `index`.
+fn strings(t: &Tensor, index: usize) -> Result<&[Vec<u8>], OpError> {
+    t.as_slice::<Vec<u8>>()
+        .map_err(|_| OpError::dtype(index, "string", t.dtype()))
+}
+
+/// The only element of a scalar string input.
+fn scalar_string(t: &Tensor, index: usize, what: &str) -> Result<Vec<u8>, OpError> {
+    match strings(t, index)? {
+        [s] if t.rank() == 0 => Ok(s.clone()),
+        _ => Err(OpError::shape(format!(
+            "{what} must be a scalar, got shape {:?}",
+            t.shape()
+        ))),
+    }
+}
+
+/// Maps every element of a string tensor through `f`, keeping the shape; the input buffer is
+/// reused when this is its last use.
+fn map_strings(t: Tensor, f: impl Fn(&mut Vec<u8>)) -> Result<Tensor, OpError> {
+    if t.dtype() != DType::String {
+        return Err(OpError::dtype(0, "string", t.dtype()));
+    }
+    let shape = t.shape().to_vec();
+    let mut v = t.into_vec::<Vec<u8>>()?;
+    v.iter_mut().for_each(f);
+    Ok(Tensor::from_vec(&shape, v)?)
+}
+
+/// The TF `SparseTensor` triple for rows of tokens: `indices` int64 `[n, 2]`, `values` string
+/// `[n]`, `dense_shape` int64 `[rows, max_tokens]`.
+fn sparse_tokens(rows: usize, tokens: Vec<(usize, Vec<u8>)>) -> Result<Vec<Tensor>, OpError> {
+    let n = tokens.len();
+    let mut indices = Vec::with_capacity(2 * n);
+    let mut values = Vec::with_capacity(n);
+    let mut max = 0i64;
+    let mut current = (usize::MAX, 0i64);
+    for (row, tok) in tokens {
+        if row != current.0 {
+            current = (row, 0);
+        }
+        indices.extend_from_slice(&[row as i64, current.1]);
+        current.1 += 1;
+        max = max.max(current.1);
+        values.push(tok);
+    }
+    Ok(vec![
+        Tensor::from_vec(&[n, 2], indices)?,
+        Tensor::from_vec(&[n], values)?,
+        Tensor::vector(vec![rows as i64, max]),
+    ])
+}

@@ -1,0 +1,207 @@
+//! `StringSplit` (TF1) and `StringSplitV2`. TF reference: core/kernels/string_split_op.cc.
+
+use super::{scalar_string, sparse_tokens, strings};
+use crate::ops::kernels::strings::{is_ascii_space, split_on_delimiter, split_whitespace_ascii};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::tensor::Tensor;
+
+fn vector_input(t: &Tensor) -> Result<&[Vec<u8>], OpError> {
+    if t.rank() != 1 {
+        return Err(OpError::shape(format!(
+            "input must be a vector, got shape {:?}",
+            t.shape()
+        )));
+    }
+    strings(t, 0)
+}
+
+/// `StringSplitV2`: Python `str.split(sep, maxsplit)` per element of a string vector, as a
+/// sparse tensor. An empty `sep` splits on runs of ASCII whitespace (C `isspace`) and drops
+/// empty tokens; a non-empty `sep` keeps them.
+#[derive(Debug)]
+pub(super) struct StringSplitV2 {
+    maxsplit: i64,
+}
+
+impl StringSplitV2 {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        Ok(Box::new(StringSplitV2 {
+            maxsplit: cx.attr_opt_i64("maxsplit").unwrap_or(-1),
+        }))
+    }
+}
+
+impl Op for StringSplitV2 {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [input, sep] = take_inputs(inputs)?;
+        let sep = scalar_string(&sep, 1, "sep")?;
+        let input = vector_input(&input)?;
+        // A negative maxsplit means no limit; maxsplit = 0 keeps the (whitespace-stripped)
+        // string whole.
+        let max = usize::try_from(self.maxsplit).ok();
+        let mut tokens = Vec::new();
+        let mut ranges = Vec::new();
+        for (row, s) in input.iter().enumerate() {
+            ranges.clear();
+            match (sep.is_empty(), max) {
+                (true, None) => split_whitespace_ascii(s, &mut ranges),
+                (true, Some(m)) => split_whitespace_limited(s, m, &mut ranges),
+                // TF quirk (unlike the kernel helper): "" with a non-empty sep is one empty
+                // token, as in Python `"".split(" ") == [""]`.
+                (false, _) if s.is_empty() => ranges.push((0, 0)),
+                (false, None) => split_on_delimiter(s, &sep, &mut ranges),
+                (false, Some(m)) => split_delimiter_limited(s, &sep, m, &mut ranges),
+            }
+            tokens.extend(ranges.iter().map(|&(a, b)| (row, s[a..b].to_vec())));
+        }
+        sparse_tokens(input.len(), tokens)
+    }
+}
+
+/// `str.split(sep, maxsplit)` for a non-empty `sep`: at most `max` splits, the rest is the
+/// last token.
+fn split_delimiter_limited(s: &[u8], sep: &[u8], max: usize, out: &mut Vec<(usize, usize)>) {
+    let (mut start, mut i) = (0, 0);
+    while out.len() < max && i + sep.len() <= s.len() {
+        if &s[i..i + sep.len()] == sep {
+            out.push((start, i));
+            i += sep.len();
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push((start, s.len()));
+}
+
+/// `str.split(None, maxsplit)`: leading whitespace is skipped; after `max` tokens the rest
+/// (from the next non-space byte, trailing whitespace kept) is the last token.
+fn split_whitespace_limited(s: &[u8], max: usize, out: &mut Vec<(usize, usize)>) {
+    let n = s.len();
+    let mut i = 0;
+    loop {
+        while i < n && is_ascii_space(s[i]) {
+            i += 1;
+        }
+        if i == n {
+            return;
+        }
+        if out.len() == max {
+            out.push((i, n));
+            return;
+        }
+        let start = i;
+        while i < n && !is_ascii_space(s[i]) {
+            i += 1;
+        }
+        out.push((start, i));
+    }
+}
+
+/// `StringSplit` (TF1): splits on any byte of `delimiter` (on every byte if it is empty);
+/// `skip_empty` (default true) drops empty tokens. An empty string has no tokens.
+#[derive(Debug)]
+pub(super) struct StringSplit {
+    skip_empty: bool,
+}
+
+impl StringSplit {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        Ok(Box::new(StringSplit {
+            skip_empty: cx.attr_opt_bool("skip_empty").unwrap_or(true),
+        }))
+    }
+}
+
+impl Op for StringSplit {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [input, delim] = take_inputs(inputs)?;
+        let delim = scalar_string(&delim, 1, "delimiter")?;
+        let input = vector_input(&input)?;
+        let mut tokens = Vec::new();
+        for (row, s) in input.iter().enumerate() {
+            if s.is_empty() {
+                continue;
+            }
+            if delim.is_empty() {
+                // TF quirk: an empty delimiter splits into single bytes, even inside UTF-8.
+                tokens.extend(s.iter().map(|&b| (row, vec![b])));
+                continue;
+            }
+            for tok in s.split(|b| delim.contains(b)) {
+                if !(self.skip_empty && tok.is_empty()) {
+                    tokens.push((row, tok.to_vec()));
+                }
+            }
+        }
+        sparse_tokens(input.len(), tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{EvalCtx, Limits, Session};
+
+    fn run(op: &dyn Op, input: &[&str], sep: &str) -> (Vec<i64>, Vec<String>, Vec<i64>) {
+        let session = Session::new(".".into(), None, Limits::default());
+        let mut cx = EvalCtx::new(&session);
+        let v: Vec<Vec<u8>> = input.iter().map(|s| s.as_bytes().to_vec()).collect();
+        let out = op
+            .eval(
+                &mut cx,
+                vec![Tensor::vector(v), Tensor::scalar(sep.as_bytes().to_vec())],
+            )
+            .unwrap();
+        let vals = out[1].as_slice::<Vec<u8>>().unwrap();
+        (
+            out[0].to_i64_vec().unwrap(),
+            vals.iter()
+                .map(|s| String::from_utf8(s.clone()).unwrap())
+                .collect(),
+            out[2].to_i64_vec().unwrap(),
+        )
+    }
+
+    #[test]
+    fn split_v2_edge_cases() {
+        // gen_string_ops.string_split_v2(["", "   ", "a<>b<>"], sep=...)
+        let op = StringSplitV2 { maxsplit: -1 };
+        let (idx, vals, shape) = run(&op, &["", "   "], " ");
+        assert_eq!(idx, [0, 0, 1, 0, 1, 1, 1, 2, 1, 3]);
+        assert_eq!(vals, ["", "", "", "", ""]);
+        assert_eq!(shape, [2, 4]);
+        assert_eq!(run(&op, &["a<>b<>"], "<>").1, ["a", "b", ""]);
+        assert_eq!(run(&op, &["aaa"], "aa").1, ["", "a"]);
+        let (_, vals, shape) = run(&op, &["  a\x0bb ", "", " "], "");
+        assert_eq!(vals, ["a", "b"]);
+        assert_eq!(shape, [3, 2]);
+    }
+
+    #[test]
+    fn split_v2_maxsplit() {
+        // string_split_v2(["a b c d", " x  y "], sep=" ", maxsplit=2) -> a,b,"c d","",x," y "
+        let op = StringSplitV2 { maxsplit: 2 };
+        let (_, vals, shape) = run(&op, &["a b c d", " x  y "], " ");
+        assert_eq!(vals, ["a", "b", "c d", "", "x", " y "]);
+        assert_eq!(shape, [2, 3]);
+        // sep="", maxsplit=1: "  a  b  c  " -> ["a", "b  c  "]
+        let op = StringSplitV2 { maxsplit: 1 };
+        assert_eq!(run(&op, &["  a  b  c  "], "").1, ["a", "b  c  "]);
+        let op = StringSplitV2 { maxsplit: 0 };
+        assert_eq!(run(&op, &["a b"], " ").1, ["a b"]);
+    }
+
+    #[test]
+    fn split_v1() {
+        // string_split(["a b,c d", " x  y ", ""], delimiter=" ,", skip_empty=False)
+        let op = StringSplit { skip_empty: false };
+        let (_, vals, shape) = run(&op, &["a b,c d", " x  y ", ""], " ,");
+        assert_eq!(vals, ["a", "b", "c", "d", "", "x", "", "y", ""]);
+        assert_eq!(shape, [3, 5]);
+        let op = StringSplit { skip_empty: true };
+        assert_eq!(run(&op, &[" x  y "], " ").1, ["x", "y"]);
+        assert_eq!(run(&op, &["ab"], "").1, ["a", "b"]);
+        assert_eq!(run(&op, &["", ""], " ").2, [2, 0]);
+    }
+}
