@@ -23,7 +23,9 @@ fn median_ms(mut f: impl FnMut(), budget: Duration) -> (f64, usize) {
 }
 
 fn bench(name: &str, batch: usize) -> tfhub::Result<()> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let model = tfhub::load(&dir)?;
     let sig = model.signature("serving_default")?;
     let text = std::fs::read_to_string(dir.join("inputs.json")).expect("inputs.json");
@@ -33,7 +35,10 @@ fn bench(name: &str, batch: usize) -> tfhub::Result<()> {
         let rows = val.as_array().expect("batched input");
         let tiled = serde_json::Value::Array(rows.iter().cycle().take(batch).cloned().collect());
         let spec = sig.inputs().iter().find(|s| &s.key == k).expect("input");
-        feeds.push((k.clone(), tensor_from_json(&tiled, spec.dtype).expect("decodes")));
+        feeds.push((
+            k.clone(),
+            tensor_from_json(&tiled, spec.dtype).expect("decodes"),
+        ));
     }
     let (ms, n) = median_ms(
         || {

@@ -49,9 +49,14 @@ fn unsupported_ops_are_all_listed_at_load_with_their_nodes() {
     let tmp = with_renamed_op("mlp", "MatMul", "FancyMatMul");
     let tmp2 = with_renamed_op(tmp.path().to_str().unwrap(), "Relu", "FancyRelu");
     let err = tfhub::load(tmp2.path()).unwrap_err();
-    let Error::UnsupportedOps(ops) = &err else { panic!("{err}") };
+    let Error::UnsupportedOps(ops) = &err else {
+        panic!("{err}")
+    };
     let names: Vec<&str> = ops.iter().map(|u| u.op.as_str()).collect();
-    assert!(names.contains(&"FancyMatMul") && names.contains(&"FancyRelu"), "{err}");
+    assert!(
+        names.contains(&"FancyMatMul") && names.contains(&"FancyRelu"),
+        "{err}"
+    );
     assert!(ops.iter().all(|u| !u.node.is_empty()));
     assert!(err.to_string().starts_with("unsupported ops: "), "{err}");
 }
@@ -61,16 +66,29 @@ fn wrong_input_name_dtype_and_shape_name_the_signature() -> common::TestResult {
     let model = tfhub::load(fixture("mlp"))?;
     let sig = model.signature("serving_default")?;
     let x = Tensor::from_vec(&[2, 16], vec![0.5f32; 32])?;
-    assert_eq!(sig.call([("features", x.clone())])?["output_0"].shape(), &[2, 10]);
+    assert_eq!(
+        sig.call([("features", x.clone())])?["output_0"].shape(),
+        &[2, 10]
+    );
 
     let err = sig.call([("nope", x.clone())]).unwrap_err();
     assert!(matches!(err, Error::Input { .. }), "{err}");
-    assert!(err.to_string().contains("features: float32[?, 16]"), "{err}");
+    assert!(
+        err.to_string().contains("features: float32[?, 16]"),
+        "{err}"
+    );
 
-    let err = sig.call([("features", Tensor::from_vec(&[2, 16], vec![1i32; 32])?)]).unwrap_err();
-    assert!(err.to_string().contains("dtype int32, not float32"), "{err}");
+    let err = sig
+        .call([("features", Tensor::from_vec(&[2, 16], vec![1i32; 32])?)])
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("dtype int32, not float32"),
+        "{err}"
+    );
 
-    let err = sig.call([("features", Tensor::from_vec(&[2, 8], vec![0f32; 16])?)]).unwrap_err();
+    let err = sig
+        .call([("features", Tensor::from_vec(&[2, 8], vec![0f32; 16])?)])
+        .unwrap_err();
     assert!(err.to_string().contains("shape [2, 8]"), "{err}");
 
     let err = model.signature("nonexistent").unwrap_err();
