@@ -2,22 +2,9 @@
 //! wrong inputs name the expected signature.
 mod common;
 
-use common::fixture;
+use common::{copy_dir, fixture};
 use prost::Message;
 use tfhub::{Error, Tensor};
-
-fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let p = e.unwrap().path();
-        let to = dst.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &to);
-        } else {
-            std::fs::copy(&p, &to).unwrap();
-        }
-    }
-}
 
 /// Renames every node of op type `from` (in the graph and all functions) to `to`.
 fn with_renamed_op(name: &str, from: &str, to: &str) -> tempfile::TempDir {

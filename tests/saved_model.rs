@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{fixture, read_json, TestResult};
+use common::{copy_dir, fixture, read_json, TestResult};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tfhub::saved_model::checkpoint::BundleReader;
@@ -95,19 +95,6 @@ fn every_variable_reads_back_as_tensorflow_wrote_it() -> TestResult {
     }
     assert!(checked > 20, "only {checked} variables checked");
     Ok(())
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let p = e.unwrap().path();
-        let to = dst.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &to);
-        } else {
-            std::fs::copy(&p, &to).unwrap();
-        }
-    }
 }
 
 fn corrupted(f: impl FnOnce(&Path)) -> tempfile::TempDir {

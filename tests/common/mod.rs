@@ -119,3 +119,17 @@ pub fn run_fixture(name: &str, sig: &str, tol: Tolerance) -> TestResult {
     check_golden(&outs, &dir, sig, tol);
     Ok(())
 }
+
+/// Recursively copies a fixture directory (for tests that corrupt or edit a model).
+pub fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let p = e.unwrap().path();
+        let to = dst.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &to);
+        } else {
+            std::fs::copy(&p, &to).unwrap();
+        }
+    }
+}
