@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tfhub::hub::progress::human;
 use tfhub::hub::{CacheKey, EntryState, Hub, HubBuilder, ProgressMode};
 
 /// Arguments of `tfhub download`.
@@ -184,20 +185,5 @@ fn state_word(state: &EntryState) -> &'static str {
         EntryState::Missing => "missing",
         EntryState::Unverified => "unverified",
         _ => "unknown",
-    }
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
     }
 }

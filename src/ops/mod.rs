@@ -471,6 +471,16 @@ impl Session {
                 path.display()
             )));
         }
+        // FIFOs, devices and directories are refused before anyone opens them (opening a FIFO
+        // blocks forever).
+        let meta = std::fs::metadata(&canon)
+            .map_err(|e| OpError::Refused(format!("{}: {e}", canon.display())))?;
+        if !meta.is_file() {
+            return Err(OpError::Refused(format!(
+                "{} is not a regular file",
+                canon.display()
+            )));
+        }
         Ok(canon)
     }
 }

@@ -54,23 +54,10 @@ impl InitFromTextFile {
     }
 
     fn load(&self, cx: &EvalCtx<'_>, path: &Path, store: &mut dyn Store) -> Result<(), OpError> {
-        // The loader feeds `<model_dir>/assets/<file>`; when `model_dir` is relative (to the
-        // working directory), so is that path, while `confine` resolves relative paths
-        // against the model directory: strip the prefix so both agree.
-        let path = match path.strip_prefix(&cx.session.model_dir) {
-            Ok(rest) if path.is_relative() => rest,
-            _ => path,
-        };
+        // `confine` refuses escapes and anything but a regular file.
         let path = cx.session.confine(path)?;
-        // Refuse FIFOs, devices and directories before opening (opening a FIFO blocks).
         let meta = std::fs::metadata(&path)
             .map_err(|e| OpError::Refused(format!("{}: {e}", path.display())))?;
-        if !meta.is_file() {
-            return Err(OpError::Refused(format!(
-                "{} is not a regular file",
-                path.display()
-            )));
-        }
         if meta.len() > cx.limits().max_tensor_bytes as u64 {
             return Err(OpError::Limit(format!(
                 "vocabulary file {} is larger than the {} byte cap",
