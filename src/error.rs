@@ -26,6 +26,24 @@ fn fmt_ops(ops: &[UnsupportedOp]) -> String {
         .join(", ")
 }
 
+/// An op tfhub refuses to run because it reaches outside the model (files, network, code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedOp {
+    /// TensorFlow op type.
+    pub op: String,
+    /// A node (`function/node` inside functions) that uses it.
+    pub node: String,
+    /// What the op would do (`writes files`, `runs host-language code`, ...).
+    pub reason: &'static str,
+}
+
+fn fmt_refused(ops: &[RefusedOp]) -> String {
+    ops.iter()
+        .map(|r| format!("refused op {} (node {}): {}", r.op, r.node, r.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Any tfhub failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -75,6 +93,10 @@ pub enum Error {
     /// The graph uses ops tfhub does not implement; every one is listed.
     #[error("unsupported ops: {}", fmt_ops(.0))]
     UnsupportedOps(Vec<UnsupportedOp>),
+    /// The graph reaches ops with ambient authority (file, network or code access); every one
+    /// is listed. Nothing was run.
+    #[error("{}; tfhub never runs ops with ambient authority", fmt_refused(.0))]
+    RefusedOps(Vec<RefusedOp>),
     /// A signature, meta graph or tensor that was asked for does not exist.
     #[error("{what} {name:?} not found; available: {}", available.join(", "))]
     NotFound {
@@ -106,6 +128,24 @@ impl Error {
         Error::InvalidModel {
             path: path.into(),
             what: what.to_string(),
+        }
+    }
+}
+
+impl Error {
+    /// The innermost op failure (through nested function calls), if this is one: match it to
+    /// tell a cap ([`OpError::Limit`], [`OpError::MemoryCap`], [`OpError::TimeCap`]) or a
+    /// confinement refusal ([`OpError::Refused`]) from other failures.
+    pub fn op_error(&self) -> Option<&OpError> {
+        let mut e = self;
+        loop {
+            match e {
+                Error::Node { source, .. } => match source.as_ref() {
+                    OpError::Call { source, .. } => e = source,
+                    other => return Some(other),
+                },
+                _ => return None,
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 
 use prost::Message;
 
-use crate::error::{Error, Result, UnsupportedOp};
+use crate::error::{Error, RefusedOp, Result, UnsupportedOp};
 use crate::graph::{Compiler, Feed, Fetch, Plan};
 use crate::ops::{EvalCtx, Limits, Registry, Session};
 use crate::proto::{AssetFileDef, MetaGraphDef, TensorInfo};
@@ -183,15 +183,15 @@ impl Model {
             .graph_def
             .as_ref()
             .ok_or_else(|| Error::invalid(&sm.file, "meta graph has no graph_def"))?;
-        let checkpoint = match sm.variables_prefix() {
-            Some(prefix) => Some(Arc::new(BundleReader::open(&prefix)?)),
-            None => None,
-        };
         // Absolute and canonical: asset paths fed to the graph and the confinement root agree.
         let root = sm.dir.canonicalize().map_err(|source| Error::Io {
             path: sm.dir.clone(),
             source,
         })?;
+        let checkpoint = match sm.variables_prefix() {
+            Some(prefix) => Some(Arc::new(BundleReader::open_within(&prefix, &root)?)),
+            None => None,
+        };
         let session = Arc::new(Session::new(
             root.clone(),
             checkpoint.clone(),
@@ -208,11 +208,16 @@ impl Model {
             opts.limits.clone(),
         );
         let mut unsupported: Vec<UnsupportedOp> = Vec::new();
+        let mut refused: Vec<RefusedOp> = Vec::new();
         let mut collect = |r: Result<Plan>| -> Result<Option<Plan>> {
             match r {
                 Ok(p) => Ok(Some(p)),
                 Err(Error::UnsupportedOps(v)) => {
                     unsupported.extend(v);
+                    Ok(None)
+                }
+                Err(Error::RefusedOps(v)) => {
+                    refused.extend(v);
                     Ok(None)
                 }
                 Err(e) => Err(e),
@@ -281,7 +286,7 @@ impl Model {
             let plan = compiler
                 .compile_graph(&graph.node, &feeds, &fetches)
                 .map_err(|e| match e {
-                    Error::UnsupportedOps(_) => e,
+                    Error::UnsupportedOps(_) | Error::RefusedOps(_) => e,
                     other => Error::Input {
                         signature: key.clone(),
                         what: format!("cannot be compiled: {other}"),
@@ -299,6 +304,11 @@ impl Model {
                     },
                 );
             }
+        }
+        if !refused.is_empty() {
+            let mut seen = std::collections::HashSet::new();
+            refused.retain(|r| seen.insert(r.op.clone()));
+            return Err(Error::RefusedOps(refused));
         }
         if !unsupported.is_empty() {
             let mut seen = std::collections::HashSet::new();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use super::{FunctionPlan, FunctionRef, Plan, Slot, Step};
-use crate::error::{Error, UnsupportedOp};
+use crate::error::{Error, RefusedOp, UnsupportedOp};
 use crate::ops::{self, BuildCtx, Callable, EvalCtx, FunctionResolver, Limits, Op, OpError};
 use crate::ops::{Registry, Session};
 use crate::proto::{AttrValue, FunctionDef, NodeDef, OpDef, OpList};
@@ -67,6 +67,11 @@ pub struct Compiler<'a> {
     functions: HashMap<String, FunctionRef>,
     pending: Vec<FunctionRef>,
     unsupported: Vec<UnsupportedOp>,
+    refused: Vec<RefusedOp>,
+    /// Nodes compiled so far (graph plans and functions), against `Limits::max_graph_nodes`.
+    nodes_seen: usize,
+    /// Bytes of constants produced by folding, against `Limits::max_live_bytes`.
+    folded_bytes: usize,
     fold_session: Session,
     limits: Limits,
 }
@@ -110,6 +115,9 @@ impl<'a> Compiler<'a> {
             functions: HashMap::new(),
             pending: Vec::new(),
             unsupported: Vec::new(),
+            refused: Vec::new(),
+            nodes_seen: 0,
+            folded_bytes: 0,
             fold_session: Session::new(PathBuf::new(), None, limits.clone()),
             limits,
         }
@@ -160,8 +168,17 @@ impl<'a> Compiler<'a> {
         Ok(plan)
     }
 
-    /// The unsupported ops found so far.
+    /// The refused, then the unsupported ops found so far.
     fn check_unsupported(&mut self) -> Result<(), Error> {
+        if !self.refused.is_empty() {
+            let mut seen = HashSet::new();
+            let list: Vec<RefusedOp> = std::mem::take(&mut self.refused)
+                .into_iter()
+                .filter(|r| seen.insert(r.op.clone()))
+                .collect();
+            self.unsupported.clear();
+            return Err(Error::RefusedOps(list));
+        }
         if self.unsupported.is_empty() {
             return Ok(());
         }
@@ -227,6 +244,16 @@ impl<'a> Compiler<'a> {
         targets: &[usize],
     ) -> Result<Plan, Error> {
         let order = body.order(outs, targets, name)?;
+        self.nodes_seen = self.nodes_seen.saturating_add(order.len());
+        if self.nodes_seen > self.limits.max_graph_nodes {
+            return Err(Error::invalid(
+                if name.is_empty() { "graph" } else { name },
+                format!(
+                    "limit exceeded: more than {} nodes to compile (Limits::max_graph_nodes)",
+                    self.limits.max_graph_nodes
+                ),
+            ));
+        }
         // Resolve every needed node's inputs first (needs attrs for output-arg offsets).
         let mut steps: Vec<(usize, Box<dyn Op>, Vec<Src>)> = Vec::new();
         let mut consts: HashMap<Src, Tensor> = HashMap::new();
@@ -261,7 +288,14 @@ impl<'a> Compiler<'a> {
             {
                 let vals: Vec<Tensor> = inputs.iter().map(|s| consts[s].clone()).collect();
                 let mut cx = EvalCtx::new(&self.fold_session);
-                if let Ok(outs) = op.eval(&mut cx, vals) {
+                // Folded values live as long as the model: their total is capped too (past
+                // the cap, ops stay in the plan and are counted per call instead).
+                let folded = op.eval(&mut cx, vals).ok().filter(|outs| {
+                    let bytes: usize = outs.iter().map(Tensor::nbytes).sum();
+                    self.folded_bytes.saturating_add(bytes) <= self.limits.max_live_bytes
+                });
+                if let Some(outs) = folded {
+                    self.folded_bytes += outs.iter().map(Tensor::nbytes).sum::<usize>();
                     for (i, t) in outs.into_iter().enumerate() {
                         consts.insert(Src::Out(ni, i), t);
                     }
@@ -270,7 +304,7 @@ impl<'a> Compiler<'a> {
             }
             steps.push((ni, op, inputs));
         }
-        if !self.unsupported.is_empty() {
+        if !self.unsupported.is_empty() || !self.refused.is_empty() {
             // Keep collecting across functions, but a plan with holes is never run.
             return Ok(Plan {
                 name: name.to_string(),
@@ -367,6 +401,15 @@ impl<'a> Compiler<'a> {
         num_inputs: usize,
         scope: &str,
     ) -> Result<Option<Box<dyn Op>>, OpError> {
+        // Checked before the registry and the library: a refused op is never built.
+        if let Some(reason) = ops::refused::refusal(&node.op, attrs) {
+            self.refused.push(RefusedOp {
+                op: node.op.clone(),
+                node: qualify(scope, &node.name),
+                reason,
+            });
+            return Ok(None);
+        }
         if let Some(b) = self.registry.get(&node.op) {
             let max_const_elements = self.limits.max_const_elements;
             let mut cx = BuildCtx {

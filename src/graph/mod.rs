@@ -60,7 +60,20 @@ impl Plan {
     }
 
     /// Runs the plan on `args` (one per feed or function argument, in order).
+    ///
+    /// Accounting: every value an op stores adds its bytes to the call's live set
+    /// (`cx.call.live_bytes`) and a value's last use removes them; crossing
+    /// [`crate::ops::Limits::max_live_bytes`] or the wall-time cap fails the call with a typed
+    /// error naming the node. Arguments are counted by whoever made them, and everything this
+    /// plan held is released when it returns (its outputs are counted again by the caller).
     pub fn run(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
+        let base = cx.call.live_bytes;
+        let r = self.run_counted(cx, args);
+        cx.call.live_bytes = base;
+        r
+    }
+
+    fn run_counted(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
         if args.len() != self.arg_slots.len() {
             return Err(Error::invalid(
                 &self.name,
@@ -72,6 +85,8 @@ impl Plan {
             ));
         }
         let mut values: Vec<Option<Tensor>> = vec![None; self.num_slots];
+        // Bytes each slot adds to the live set (0 for consts, arguments, mapped data).
+        let mut held: Vec<usize> = vec![0; self.num_slots];
         for (slot, t) in &self.consts {
             values[*slot] = Some(t.clone());
         }
@@ -79,37 +94,40 @@ impl Plan {
             values[slot] = Some(t);
         }
         for step in &self.steps {
+            let fail = |source: OpError| Error::Node {
+                node: self.qualified(&step.node),
+                op: step.op_type.clone(),
+                source: Box::new(source),
+            };
+            cx.call.check_time().map_err(fail)?;
             let mut inputs = Vec::with_capacity(step.inputs.len());
+            let mut freed = 0usize;
             for &(slot, last) in &step.inputs {
                 let v = if last {
+                    freed += std::mem::take(&mut held[slot]);
                     values[slot].take()
                 } else {
                     values[slot].clone()
                 };
-                inputs.push(v.ok_or_else(|| Error::Node {
-                    node: self.qualified(&step.node),
-                    op: step.op_type.clone(),
-                    source: Box::new(OpError::invalid(format!("input slot {slot} has no value"))),
+                inputs.push(v.ok_or_else(|| {
+                    fail(OpError::invalid(format!("input slot {slot} has no value")))
                 })?);
             }
-            let outs = step.op.eval(cx, inputs).map_err(|source| Error::Node {
-                node: self.qualified(&step.node),
-                op: step.op_type.clone(),
-                source: Box::new(source),
-            })?;
+            let outs = step.op.eval(cx, inputs).map_err(fail)?;
+            // Inputs used for the last time were alive until the op returned.
+            cx.call.live_bytes = cx.call.live_bytes.saturating_sub(freed);
             let n = outs.len();
             let mut outs: Vec<Option<Tensor>> = outs.into_iter().map(Some).collect();
             for &(idx, slot) in &step.outputs {
-                let t = outs
-                    .get_mut(idx)
-                    .and_then(Option::take)
-                    .ok_or_else(|| Error::Node {
-                        node: self.qualified(&step.node),
-                        op: step.op_type.clone(),
-                        source: Box::new(OpError::invalid(format!(
-                            "output {idx} requested but the op produced {n}"
-                        ))),
-                    })?;
+                let t = outs.get_mut(idx).and_then(Option::take).ok_or_else(|| {
+                    fail(OpError::invalid(format!(
+                        "output {idx} requested but the op produced {n}"
+                    )))
+                })?;
+                let bytes = counted_bytes(&t);
+                cx.call.check_live(bytes as u128).map_err(fail)?;
+                cx.call.live_bytes += bytes;
+                held[slot] = bytes;
                 values[slot] = Some(t);
             }
         }
@@ -157,14 +175,37 @@ impl Callable for FunctionPlan {
                 self.name
             )));
         }
-        let mut inner = EvalCtx {
-            session: cx.session,
-            depth: cx.depth + 1,
-        };
+        let mut inner = cx.nested();
         plan.run(&mut inner, args).map_err(|e| OpError::Call {
             function: self.name.clone(),
             source: Box::new(e),
         })
+    }
+}
+
+/// Bytes a value adds to a call's live set: its heap payload, except memory-mapped
+/// checkpoint data (owned by the model, not allocated by the call).
+fn counted_bytes(t: &Tensor) -> usize {
+    use crate::tensor::Data;
+    let mapped = match t.data() {
+        Data::BF16(b) => b.is_mapped(),
+        Data::F16(b) => b.is_mapped(),
+        Data::F32(b) => b.is_mapped(),
+        Data::F64(b) => b.is_mapped(),
+        Data::I8(b) => b.is_mapped(),
+        Data::I16(b) => b.is_mapped(),
+        Data::I32(b) => b.is_mapped(),
+        Data::I64(b) => b.is_mapped(),
+        Data::U8(b) => b.is_mapped(),
+        Data::U16(b) => b.is_mapped(),
+        Data::U32(b) => b.is_mapped(),
+        Data::U64(b) => b.is_mapped(),
+        Data::Bool(_) | Data::String(_) | Data::Resource(_) | Data::Variant(_) => false,
+    };
+    if mapped {
+        0
+    } else {
+        t.nbytes()
     }
 }
 

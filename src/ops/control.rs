@@ -279,6 +279,8 @@ impl Op for While {
                 return Ok(vars);
             }
             i += 1;
+            // A body with no ops never reaches the executor's per-op time check.
+            cx.limits().check_time()?;
             if i > cap {
                 return Err(OpError::Limit(format!(
                     "While loop ran more than {cap} iterations"

@@ -12,6 +12,7 @@ mod control;
 mod lookup;
 mod math;
 mod nn;
+pub(crate) mod refused;
 mod sparse;
 mod strings;
 mod variables;
@@ -21,6 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::proto::{attr_value, AttrValue};
 use crate::saved_model::checkpoint::{BundleReader, CheckpointError};
@@ -79,6 +81,25 @@ pub enum OpError {
     /// A cap on memory, time, iterations or depth was exceeded.
     #[error("limit exceeded: {0}")]
     Limit(String),
+    /// The call's live tensors would exceed [`Limits::max_live_bytes`].
+    #[error(
+        "limit exceeded: the call's live tensors would take {needed} bytes, over the \
+         {cap} byte cap (Limits::max_live_bytes)"
+    )]
+    MemoryCap {
+        /// Bytes the live set would reach.
+        needed: u128,
+        /// The cap.
+        cap: usize,
+    },
+    /// The call ran longer than [`Limits::max_call_time`].
+    #[error("limit exceeded: the call ran for {elapsed:?}, over the {cap:?} cap (Limits::max_call_time)")]
+    TimeCap {
+        /// Time spent when the cap was noticed (checked before each op).
+        elapsed: Duration,
+        /// The cap.
+        cap: Duration,
+    },
     /// The op would read outside the model directory or touch the outside world.
     #[error("refused: {0}")]
     Refused(String),
@@ -358,26 +379,40 @@ impl BuildCtx<'_> {
     }
 }
 
-/// Caps on what a call may consume. Defaults are generous; exceeding one is an error.
+/// Caps on what loading and calling a model may consume. Defaults are generous for real models
+/// and stop hostile ones; exceeding any cap is a typed error, never an abort. Set them through
+/// `tfhub::api::LoadOptions { limits, .. }`; see SECURITY.md.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Largest tensor (bytes) any op may allocate.
+    /// Largest tensor (bytes) any op may allocate (strings count their payloads).
     pub max_tensor_bytes: usize,
-    /// Largest constant, in elements.
+    /// Most bytes of tensors one call may hold live at once, across nested function calls.
+    /// Memory-mapped checkpoint data and the caller's inputs are not counted; values sharing
+    /// a buffer (`Identity`) count once per value, so the count is an upper bound.
+    pub max_live_bytes: usize,
+    /// Largest constant, in elements (a splatted constant is checked before it is expanded).
     pub max_const_elements: usize,
-    /// Deepest function-call nesting.
+    /// Most nodes compiled for one model, over the graph and every function reached.
+    pub max_graph_nodes: usize,
+    /// Deepest function-call nesting at run time (`PartitionedCall`, `If`, `While` bodies).
     pub max_call_depth: usize,
     /// Most iterations of one `While` loop.
     pub max_loop_iterations: u64,
+    /// Longest wall time of one call (checked before each op, so one long op can overrun it);
+    /// `None` (the default) for no limit.
+    pub max_call_time: Option<Duration>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_tensor_bytes: 4 << 30,
+            max_live_bytes: 4 << 30,
             max_const_elements: 1 << 30,
+            max_graph_nodes: 10_000_000,
             max_call_depth: 64,
             max_loop_iterations: 10_000_000,
+            max_call_time: None,
         }
     }
 }
@@ -393,6 +428,58 @@ impl Limits {
                 self.max_tensor_bytes
             ))),
         }
+    }
+}
+
+/// The caps as one call sees them: [`Limits`] plus the bytes the call already holds, so
+/// [`CallLimits::check_alloc`] refuses an allocation that would break either the per-tensor or
+/// the live-bytes cap *before* it happens. Derefs to [`Limits`].
+#[derive(Debug, Clone)]
+pub struct CallLimits<'a> {
+    limits: &'a Limits,
+    /// Bytes of tensors the call holds live (see [`Limits::max_live_bytes`]).
+    pub live_bytes: usize,
+    /// When the call must stop ([`Limits::max_call_time`]).
+    pub deadline: Option<(Instant, Duration)>,
+}
+
+impl std::ops::Deref for CallLimits<'_> {
+    type Target = Limits;
+    fn deref(&self) -> &Limits {
+        self.limits
+    }
+}
+
+impl CallLimits<'_> {
+    /// Checks `elements` of `dtype` against the per-tensor cap and, added to the live set,
+    /// against the live-bytes cap.
+    pub fn check_alloc(&self, elements: usize, dtype: DType) -> Result<(), OpError> {
+        self.limits.check_alloc(elements, dtype)?;
+        let per = dtype.size_of().unwrap_or(32) as u128;
+        self.check_live(elements as u128 * per)
+    }
+
+    /// Checks that `extra` more bytes fit under the live-bytes cap.
+    pub fn check_live(&self, extra: u128) -> Result<(), OpError> {
+        let needed = self.live_bytes as u128 + extra;
+        if needed > self.limits.max_live_bytes as u128 {
+            return Err(OpError::MemoryCap {
+                needed,
+                cap: self.limits.max_live_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fails once the call's wall-time cap has passed.
+    pub fn check_time(&self) -> Result<(), OpError> {
+        if let Some((start, cap)) = self.deadline {
+            let elapsed = start.elapsed();
+            if elapsed > cap {
+                return Err(OpError::TimeCap { elapsed, cap });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -492,16 +579,35 @@ pub struct EvalCtx<'a> {
     pub session: &'a Session,
     /// Current function-call depth.
     pub depth: usize,
+    /// The caps plus what this call has used of them.
+    pub call: CallLimits<'a>,
 }
 
 impl<'a> EvalCtx<'a> {
-    /// A context at depth 0.
+    /// A context at depth 0; the wall-time cap (if any) starts now.
     pub fn new(session: &'a Session) -> Self {
-        EvalCtx { session, depth: 0 }
+        let limits = &session.limits;
+        EvalCtx {
+            session,
+            depth: 0,
+            call: CallLimits {
+                limits,
+                live_bytes: 0,
+                deadline: limits.max_call_time.map(|cap| (Instant::now(), cap)),
+            },
+        }
     }
-    /// The per-call caps.
-    pub fn limits(&self) -> &Limits {
-        &self.session.limits
+    /// A context for a function called from this one: one level deeper, same budget.
+    pub fn nested(&self) -> EvalCtx<'a> {
+        EvalCtx {
+            session: self.session,
+            depth: self.depth + 1,
+            call: self.call.clone(),
+        }
+    }
+    /// The per-call caps (derefs to [`Limits`]; `check_alloc` also counts the live set).
+    pub fn limits(&self) -> &CallLimits<'a> {
+        &self.call
     }
 }
 

@@ -164,6 +164,34 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Opens `path` for reading if, once canonical, it is a regular file inside the canonical
+/// `root`. The type is checked on the canonical (symlink-free) path before opening, because
+/// opening a FIFO blocks until a writer appears; a file swapped by a concurrent local writer
+/// between check and open is outside the threat model (see SECURITY.md).
+fn open_confined(path: &Path, root: &Path, shard: bool) -> Result<File, CheckpointError> {
+    let refused = |what: &'static str| CheckpointError::Refused {
+        path: path.to_path_buf(),
+        what,
+    };
+    let io = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::NotFound if shard => CheckpointError::MissingShard {
+            path: path.to_path_buf(),
+        },
+        _ => CheckpointError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    };
+    let canon = path.canonicalize().map_err(io)?;
+    if !canon.starts_with(root) {
+        return Err(refused("resolves outside the model directory"));
+    }
+    if !std::fs::metadata(&canon).map_err(io)?.is_file() {
+        return Err(refused("is not a regular file (FIFO, device or directory)"));
+    }
+    File::open(&canon).map_err(io)
+}
+
 impl BundleReader {
     /// Opens the checkpoint at `prefix` (e.g. `<model>/variables/variables`).
     ///
@@ -176,11 +204,35 @@ impl BundleReader {
     /// [`CheckpointError::Header`] or [`CheckpointError::InvalidEntry`] for bad protos, and
     /// [`CheckpointError::MissingShard`] naming the first absent data file.
     pub fn open(prefix: &Path) -> Result<BundleReader, CheckpointError> {
-        let index_path = with_suffix(prefix, ".index");
-        let bytes = std::fs::read(&index_path).map_err(|source| CheckpointError::Io {
-            path: index_path.clone(),
+        let dir = match prefix.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        Self::open_within(prefix, dir)
+    }
+
+    /// [`Self::open`], refusing ([`CheckpointError::Refused`]) any index or shard that is not
+    /// a regular file inside `root` after canonicalisation (symlinks out, FIFOs, devices).
+    ///
+    /// # Errors
+    /// As [`Self::open`], plus [`CheckpointError::Refused`].
+    pub fn open_within(prefix: &Path, root: &Path) -> Result<BundleReader, CheckpointError> {
+        let root = root.canonicalize().map_err(|source| CheckpointError::Io {
+            path: root.to_path_buf(),
             source,
         })?;
+        let index_path = with_suffix(prefix, ".index");
+        let bytes = {
+            use std::io::Read;
+            let mut f = open_confined(&index_path, &root, false)?;
+            let mut v = Vec::new();
+            f.read_to_end(&mut v)
+                .map_err(|source| CheckpointError::Io {
+                    path: index_path.clone(),
+                    source,
+                })?;
+            v
+        };
         let Index {
             num_shards,
             keys,
@@ -190,15 +242,7 @@ impl BundleReader {
         let mut shards = Vec::new();
         for id in 0..num_shards {
             let path = with_suffix(prefix, &format!(".data-{id:05}-of-{num_shards:05}"));
-            let file = File::open(&path).map_err(|source| match source.kind() {
-                std::io::ErrorKind::NotFound => {
-                    CheckpointError::MissingShard { path: path.clone() }
-                }
-                _ => CheckpointError::Io {
-                    path: path.clone(),
-                    source,
-                },
-            })?;
+            let file = open_confined(&path, &root, true)?;
             // SAFETY: the map is read-only and private to this reader. As with any mmap, a
             // process truncating or rewriting the shard meanwhile may fault us; checkpoints are
             // immutable once written, which is the contract TF's own reader relies on too.

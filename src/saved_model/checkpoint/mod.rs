@@ -92,6 +92,8 @@ pub enum CheckpointError {
         size: u64,
         len: u64,
     },
+    #[error("{}: refused: {what}", path.display())]
+    Refused { path: PathBuf, what: &'static str },
     #[error("{}: tensor {key:?}: size is {got} bytes, expected {expected}", path.display())]
     SizeMismatch {
         key: String,
