@@ -177,7 +177,10 @@ fn assert_refused(case: &str, ops: &[(&str, &str)]) {
         );
         assert!(msg.contains(why), "{op}: reason {why:?} missing in {msg}");
     }
-    assert!(msg.ends_with("tfhub never runs ops with ambient authority"), "{msg}");
+    assert!(
+        msg.ends_with("tfhub never runs ops with ambient authority"),
+        "{msg}"
+    );
     c.assert_untouched();
 }
 
@@ -190,7 +193,10 @@ fn write_file_is_refused_at_load() {
 
 #[test]
 fn read_file_is_refused_at_load() {
-    assert_refused("read_file", &[("ReadFile", "reads files outside the model")]);
+    assert_refused(
+        "read_file",
+        &[("ReadFile", "reads files outside the model")],
+    );
 }
 
 #[test]
@@ -250,8 +256,12 @@ fn every_refused_op_is_listed_at_once() {
 #[test]
 fn unreachable_saver_ops_do_not_block_loading() {
     let dir = fixture("mlp");
-    let sm = SavedModelProto::decode(std::fs::read(dir.join("saved_model.pb")).unwrap().as_slice())
-        .unwrap();
+    let sm = SavedModelProto::decode(
+        std::fs::read(dir.join("saved_model.pb"))
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap();
     let has_save = sm.meta_graphs[0]
         .graph_def
         .as_ref()
@@ -311,7 +321,10 @@ fn with_fifo(name: &str, file: &str) -> Case {
     let c = Case::from_dir(&fixture(name));
     let p = c.model.join(file);
     std::fs::remove_file(&p).unwrap();
-    let st = std::process::Command::new("mkfifo").arg(&p).status().unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(&p)
+        .status()
+        .unwrap();
     assert!(st.success(), "mkfifo");
     Case {
         before: snapshot(&c.model),
@@ -386,7 +399,8 @@ fn symlinked_data_shard_escaping_the_model_is_refused() {
     let c = with_escaping_symlink("mlp", "variables/variables.data-00000-of-00001");
     let err = c.load().unwrap_err();
     assert!(
-        err.to_string().contains("resolves outside the model directory"),
+        err.to_string()
+            .contains("resolves outside the model directory"),
         "{err}"
     );
     c.assert_untouched();
@@ -545,7 +559,10 @@ fn endless_while_stops_at_the_wall_time_cap() {
             "{err}"
         );
     });
-    eprintln!("endless_while with a 200 ms cap stopped after {:?}", t.elapsed());
+    eprintln!(
+        "endless_while with a 200 ms cap stopped after {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -631,8 +648,11 @@ fn deep_call_chain_neither_overflows_compilation_nor_execution() {
 #[test]
 fn cli_run_on_a_hostile_model_exits_cleanly() {
     let c = Case::new("write_file");
+    let inputs = c.model.parent().unwrap().join("inputs.json");
+    std::fs::write(&inputs, "{}").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tfhub"))
-        .args(["run", c.model.to_str().unwrap()])
+        .args(["run", c.model.to_str().unwrap(), "--inputs"])
+        .arg(&inputs)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -19,7 +19,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable
-TIMEOUT = 60
+TIMEOUT = int(os.environ.get("TFHUB_OBS_TIMEOUT", "60"))
 
 # case -> python snippet run with `m` unset, `d` the model dir, `t` the target dir.
 SNIPPETS = {

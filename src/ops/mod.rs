@@ -459,6 +459,17 @@ impl CallLimits<'_> {
         self.check_live(elements as u128 * per)
     }
 
+    /// Checks a tensor of `bytes` bytes against the per-tensor and the live-bytes caps.
+    pub fn check_bytes(&self, bytes: u128) -> Result<(), OpError> {
+        if bytes > self.limits.max_tensor_bytes as u128 {
+            return Err(OpError::Limit(format!(
+                "a tensor of {bytes} bytes exceeds the {} byte per-tensor cap",
+                self.limits.max_tensor_bytes
+            )));
+        }
+        self.check_live(bytes)
+    }
+
     /// Checks that `extra` more bytes fit under the live-bytes cap.
     pub fn check_live(&self, extra: u128) -> Result<(), OpError> {
         let needed = self.live_bytes as u128 + extra;

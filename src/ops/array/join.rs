@@ -51,7 +51,7 @@ fn concat(cx: &EvalCtx<'_>, parts: &[&Tensor], axis: usize) -> Result<Tensor, Op
         }
         out_shape[axis] += s[axis];
     }
-    checked_len(cx, &out_shape, first.dtype())?;
+    checked_len(cx, &out_shape, first)?;
     if parts.len() == 1 {
         return Ok(first.clone());
     }

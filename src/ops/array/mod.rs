@@ -18,7 +18,7 @@ mod slice;
 pub(super) mod tests;
 
 use super::{EvalCtx, OpError, Registry};
-use crate::tensor::{num_elements, Buf, DType, Data, Element, Tensor};
+use crate::tensor::{num_elements, Buf, Data, Element, Tensor};
 
 pub(crate) use select::gather;
 
@@ -70,11 +70,20 @@ fn norm_axis(axis: i64, rank: usize) -> Result<usize, OpError> {
     Ok(a as usize)
 }
 
-/// Element count of `shape`, checked against the per-tensor cap for `dtype`.
-fn checked_len(cx: &EvalCtx<'_>, shape: &[usize], dtype: DType) -> Result<usize, OpError> {
+/// Element count of `shape`, checked against the caps for an output whose elements are
+/// copied from `like` (strings count their longest payload: a hostile `Fill` or `Tile` of a
+/// long string must fail before it allocates).
+fn checked_len(cx: &EvalCtx<'_>, shape: &[usize], like: &Tensor) -> Result<usize, OpError> {
     let n =
         num_elements(shape).ok_or_else(|| OpError::Limit(format!("shape {shape:?} overflows")))?;
-    cx.limits().check_alloc(n, dtype)?;
+    match like.data() {
+        crate::tensor::Data::String(b) => {
+            let longest = b.iter().map(Vec::len).max().unwrap_or(0);
+            let per = (longest + std::mem::size_of::<Vec<u8>>()) as u128;
+            cx.limits().check_bytes(n as u128 * per)?;
+        }
+        _ => cx.limits().check_alloc(n, like.dtype())?,
+    }
     Ok(n)
 }
 

@@ -57,7 +57,7 @@ fn gather_batched(
     let mut out_shape: Vec<usize> = shape[..axis].to_vec();
     out_shape.extend_from_slice(&indices.shape()[batch_dims..]);
     out_shape.extend_from_slice(&shape[axis + 1..]);
-    checked_len(cx, &out_shape, params.dtype())?;
+    checked_len(cx, &out_shape, params)?;
     if let Some(&i) = idx.iter().find(|&&i| i < 0 || i as usize >= n) {
         return Err(OpError::invalid(format!(
             "indices value {i} is not in [0, {n})"
@@ -154,7 +154,7 @@ impl Op for GatherNd {
         }
         let mut out_shape = lead.to_vec();
         out_shape.extend_from_slice(&ps[k..]);
-        checked_len(cx, &out_shape, params.dtype())?;
+        checked_len(cx, &out_shape, &params)?;
         let inner: usize = ps[k..].iter().product();
         let idx = indices.to_i64_vec()?;
         let strides = super::row_strides(&ps[..k]);
@@ -231,7 +231,7 @@ impl Op for OneHot {
         }
         let mut out_shape = indices.shape().to_vec();
         out_shape.insert(axis, depth);
-        checked_len(cx, &out_shape, on.dtype())?;
+        checked_len(cx, &out_shape, &on)?;
         let prefix: usize = indices.shape()[..axis].iter().product();
         let suffix: usize = indices.shape()[axis..].iter().product();
         let idx = indices.to_i64_vec()?;

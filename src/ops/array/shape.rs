@@ -262,7 +262,7 @@ impl Op for Fill {
                 value.shape()
             )));
         }
-        let n = checked_len(cx, &shape, value.dtype())?;
+        let n = checked_len(cx, &shape, &value)?;
         let data = crate::match_any!(value.data(), b => {
             crate::tensor::Element::wrap(Buf::from(repeat(&b[0], n)))
         });

@@ -199,7 +199,7 @@ impl Op for StridedSlice {
             &strides.to_i64_vec()?,
         )?;
         let dense: Vec<usize> = axes.iter().map(|a| a.len).collect();
-        checked_len(cx, &dense, x.dtype())?;
+        checked_len(cx, &dense, &x)?;
         if dense == x.shape() && axes.iter().all(|a| a.stride == 1) {
             return Ok(vec![x.reshape(&final_shape)?]);
         }
@@ -320,7 +320,7 @@ impl Op for Tile {
             .map(|(&d, &k)| d.checked_mul(k))
             .collect::<Option<_>>()
             .ok_or_else(|| OpError::Limit("Tile output overflows".into()))?;
-        checked_len(cx, &out, x.dtype())?;
+        checked_len(cx, &out, &x)?;
         let st = row_strides(shape);
         let maps: Vec<Vec<usize>> = (0..shape.len())
             .map(|k| (0..out[k]).map(|j| (j % shape[k]) * st[k]).collect())
@@ -360,7 +360,7 @@ impl Op for BroadcastTo {
         {
             return Err(err());
         }
-        checked_len(cx, &out, x.dtype())?;
+        checked_len(cx, &out, &x)?;
         if ins == out.as_slice() {
             return Ok(vec![x]);
         }
@@ -470,7 +470,7 @@ impl Op for Pad {
                 .ok_or_else(|| OpError::Limit("Pad output overflows".into()))?;
             out.push(len);
         }
-        checked_len(cx, &out, x.dtype())?;
+        checked_len(cx, &out, &x)?;
         let maps: Vec<Vec<usize>> = (0..r)
             .map(|k| {
                 let (before, d) = (p[2 * k], shape[k] as i64);
