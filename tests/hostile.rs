@@ -503,7 +503,11 @@ fn splatted_const_is_refused_at_load() {
 
 #[test]
 fn const_bytes_not_matching_shape_are_refused_at_load() {
-    for case in ["const_short_content", "const_overflow"] {
+    for case in [
+        "const_short_content",
+        "const_overflow",
+        "const_bytes_overflow",
+    ] {
         let c = Case::new(case);
         let t = Instant::now();
         let err = c.load().unwrap_err();

@@ -253,9 +253,8 @@ def huge_alloc(out, target):
         "concat": lambda: tf.concat(
             [tf.fill(tf.constant([2**33], tf.int64), 1.0)] * 2, 0
         ),
-        "string_fill": lambda: tf.fill(
-            tf.constant([2**24], tf.int64), tf.strings.format("{}", tf.range(2**18))
-        ),
+        # 2^26 copies of a 1 KiB string: 64 GiB of payload behind a 2 GiB element count.
+        "string_fill": lambda: tf.fill(tf.constant([2**26], tf.int64), "x" * 1024),
         "sparse_to_dense": lambda: tf.sparse.to_dense(
             tf.SparseTensor([[0, 0]], [1.0], tf.constant([2**31, 2**31], tf.int64))
         ),
@@ -372,6 +371,19 @@ def const_overflow(out, target):
     t = tensor_pb2.TensorProto(
         dtype=types_pb2.DT_FLOAT,
         tensor_shape=shape(2**62, 2**62),
+        tensor_content=b"\x00" * 4,
+    )
+    write_graph_model(
+        out, [const_node("c", t)], [("y", "c:0", types_pb2.DT_FLOAT)]
+    )
+
+
+@case
+def const_bytes_overflow(out, target):
+    """A Const of 2^62 floats (the element count fits int64, the byte count does not)."""
+    t = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_FLOAT,
+        tensor_shape=shape(2**62),
         tensor_content=b"\x00" * 4,
     )
     write_graph_model(

@@ -42,6 +42,7 @@ SNIPPETS = {
     "recursive_function": "m=tf.saved_model.load(d); m.signatures['serving_default'](x=tf.constant(1.0))",
     "splat_const": "m=tf.saved_model.load(d); print(m.signatures['serving_default']()['y'].shape)",
     "const_overflow": "m=tf.saved_model.load(d); print(m.signatures['serving_default']()['y'].shape)",
+    "const_bytes_overflow": "m=tf.saved_model.load(d); print(m.signatures['serving_default']()['y'].shape)",
     "const_short_content": "m=tf.saved_model.load(d); print(m.signatures['serving_default']()['y'].shape)",
     "huge_alloc": "m=tf.saved_model.load(d); print(m.signatures['range']()['y'].shape)",
     "fifo_shard": "m=tf.saved_model.load(d)",
