@@ -286,7 +286,8 @@ impl Model {
             let plan = compiler
                 .compile_graph(&graph.node, &feeds, &fetches)
                 .map_err(|e| match e {
-                    Error::UnsupportedOps(_) | Error::RefusedOps(_) => e,
+                    // Node errors already say where; their cause must stay reachable.
+                    Error::UnsupportedOps(_) | Error::RefusedOps(_) | Error::Node { .. } => e,
                     other => Error::Input {
                         signature: key.clone(),
                         what: format!("cannot be compiled: {other}"),
