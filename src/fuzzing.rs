@@ -14,8 +14,8 @@ use crate::api::json::{tensor_from_json, tensor_to_json, JsonTensorError};
 use crate::error::Error;
 use crate::graph::{Compiler, Feed, Fetch};
 use crate::hub::ExtractError;
-use crate::ops::{BuildCtx, Callable, EvalCtx, FunctionResolver, Limits, OpError, Registry};
 use crate::ops::Session;
+use crate::ops::{BuildCtx, Callable, EvalCtx, FunctionResolver, Limits, OpError, Registry};
 use crate::proto::{attr_value, AttrValue, MetaGraphDef};
 use crate::saved_model::checkpoint::{BundleReader, CheckpointError};
 use crate::saved_model::{checkpoint_tensor, SavedModel, INIT_OP_SIGNATURE_KEY};
@@ -234,7 +234,11 @@ pub fn tar_extract(data: &[u8]) -> Result<u64, ExtractError> {
     let outside: Vec<_> = std::fs::read_dir(&root)
         .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();
-    assert_eq!(outside, ["dest"], "extraction wrote outside its destination");
+    assert_eq!(
+        outside,
+        ["dest"],
+        "extraction wrote outside its destination"
+    );
     assert_no_links(&dest);
     let _ = std::fs::remove_dir_all(&dest);
     result

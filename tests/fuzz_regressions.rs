@@ -7,7 +7,16 @@
 use std::path::{Path, PathBuf};
 
 /// `(target, file name, substring of the error's message chain)` for the regression inputs.
-const EXPECTED: &[(&str, &str, &str)] = &[];
+const EXPECTED: &[(&str, &str, &str)] = &[
+    // AsString with precision 0x2500_0003: Rust's formatter panicked above u16::MAX.
+    (
+        "string_ops",
+        "as_string_huge_precision",
+        "AsString precision",
+    ),
+    // AsString padding a few floats to a width of ~3e8 each: a timeout, then an OOM.
+    ("string_ops", "as_string_huge_width", "per-tensor cap"),
+];
 
 fn files(dir: &Path, seeds_only: bool) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -42,10 +51,17 @@ fn replay<T: std::fmt::Debug, E: std::error::Error>(target: &str, run: fn(&[u8])
         let data = std::fs::read(&file).expect("regression input");
         let name = file.file_name().unwrap_or_default().to_string_lossy();
         let result = run(&data);
+        // `cargo test --test fuzz_regressions -- --nocapture` lists what each input gives.
+        eprintln!(
+            "{target}/{name}: {:?}",
+            result.as_ref().map_err(|e| chain(e))
+        );
         if let Some(&(_, _, want)) = EXPECTED.iter().find(|(t, n, _)| *t == target && *n == name) {
             match &result {
                 Err(e) => assert!(chain(e).contains(want), "{target}/{name}: {}", chain(e)),
-                Ok(v) => panic!("{target}/{name}: expected an error containing {want:?}, got {v:?}"),
+                Ok(v) => {
+                    panic!("{target}/{name}: expected an error containing {want:?}, got {v:?}")
+                }
             }
         }
     }
@@ -58,6 +74,17 @@ fn replay<T: std::fmt::Debug, E: std::error::Error>(target: &str, run: fn(&[u8])
         }
     }
     tfhub::fuzzing::remove_scratch(target);
+}
+
+#[test]
+fn every_expected_error_has_its_input() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    for (target, name, _) in EXPECTED {
+        assert!(
+            root.join(target).join(name).is_file(),
+            "{target}/{name} missing"
+        );
+    }
 }
 
 #[test]

@@ -127,7 +127,7 @@ def string_ops():
         "static_regex": (3, 0, 0, 0, rb"[aeiou]+|\d{2,}", rb"\0\0", words),
         "lower_utf8": (4, 1, 0, 0, b"", b"", words),
         "upper": (5, 0, 0, 0, b"", b"", words),
-        "substr_chars": (6, 0b011, 1, 3, b"", b"", words),
+        "substr": (6, 0, 0, 3, b"", b"", words),
         "length_chars": (7, 1, 0, 0, b"", b"", words),
         "hash": (8, 0, 1000, 0, b"", b"", words),
         "hash_fast": (9, 0, 7, 0, b"", b"", words),
