@@ -6,6 +6,8 @@
 
 pub mod api;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod graph;
 pub mod hub;
 pub mod ops;

@@ -364,3 +364,25 @@ fn unpack_local(file: &Path, dest: &Path, limits: extract::Limits) -> Result<(),
             source,
         })
 }
+
+/// The local-archive path of [`Hub::resolve`] on in-memory bytes: sniff, unpack with small
+/// caps into the existing directory `dest`, settle the model root. For the `tar_extract` fuzz
+/// target and its regression test only. Returns the number of files written.
+#[doc(hidden)]
+pub fn extract_for_fuzzing(data: &[u8], dest: &Path) -> Result<u64, ExtractError> {
+    let Some(kind) = extract::sniff(data.get(..512).unwrap_or(data)) else {
+        return Err(ExtractError::Corrupt {
+            source: std::io::Error::other("not a gzip or tar file"),
+        });
+    };
+    let limits = extract::Limits {
+        max_bytes: 1 << 20,
+        max_files: 64,
+    };
+    let stats = extract::unpack(data, kind, dest, limits)?;
+    extract::settle_model_root(dest, ".wrapper-fuzz").map_err(|source| ExtractError::Write {
+        path: dest.to_owned(),
+        source,
+    })?;
+    Ok(stats.files)
+}

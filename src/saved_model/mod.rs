@@ -75,27 +75,44 @@ impl SavedModel {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        if let Ok(sm) = SavedModelProto::decode(bytes.as_slice()) {
+        let mut sm = SavedModel::from_bytes(&bytes, path)?;
+        sm.dir = dir;
+        Ok(sm)
+    }
+
+    /// Parses `bytes` as the file `file` would be by [`SavedModel::open`]: a SavedModel with
+    /// meta graphs, else a frozen `GraphDef`. `file` only names the source in errors; `dir`
+    /// is set to its parent. The fuzz targets and their regression tests enter here.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] or [`Error::InvalidModel`], naming `file`.
+    #[doc(hidden)]
+    pub fn from_bytes(bytes: &[u8], file: &Path) -> Result<SavedModel> {
+        let dir = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        if let Ok(sm) = SavedModelProto::decode(bytes) {
             if !sm.meta_graphs.is_empty() && sm.meta_graphs.iter().all(|m| m.graph_def.is_some()) {
                 return Ok(SavedModel {
                     dir,
-                    file: path.to_path_buf(),
+                    file: file.to_path_buf(),
                     meta_graphs: sm.meta_graphs,
                     frozen: false,
                 });
             }
         }
-        let graph = GraphDef::decode(bytes.as_slice()).map_err(|source| Error::Decode {
-            path: path.to_path_buf(),
+        let graph = GraphDef::decode(bytes).map_err(|source| Error::Decode {
+            path: file.to_path_buf(),
             what: "GraphDef",
             source,
         })?;
         if graph.node.is_empty() {
-            return Err(Error::invalid(path, "GraphDef has no nodes"));
+            return Err(Error::invalid(file, "GraphDef has no nodes"));
         }
         Ok(SavedModel {
             dir,
-            file: path.to_path_buf(),
+            file: file.to_path_buf(),
             meta_graphs: vec![MetaGraphDef {
                 graph_def: Some(graph),
                 ..Default::default()

@@ -1,7 +1,7 @@
 //! `AsString`. TF reference: core/kernels/as_string_op.cc.
 
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
-use crate::tensor::{Data, Tensor};
+use crate::tensor::{DType, Data, Tensor};
 
 /// `AsString`: C `printf` formatting of numbers (`%d`, `%f`, `%e`, `%g` with the `fill` flag,
 /// `width` and `precision`). TF quirk: bools are always `true`/`false`, unpadded.
@@ -29,10 +29,18 @@ impl AsString {
                 "cannot select both scientific and shortest",
             ));
         }
+        let precision = usize::try_from(cx.attr_opt_i64("precision").unwrap_or(-1)).ok();
+        // Rust's formatter refuses precisions above u16::MAX (it panics); C printf has no cap.
+        if let Some(p) = precision.filter(|&p| p > usize::from(u16::MAX)) {
+            return Err(OpError::Unimplemented(format!(
+                "AsString precision {p} above {}",
+                u16::MAX
+            )));
+        }
         Ok(Box::new(AsString {
             flag,
             width: usize::try_from(cx.attr_opt_i64("width").unwrap_or(-1)).unwrap_or(0),
-            precision: usize::try_from(cx.attr_opt_i64("precision").unwrap_or(-1)).ok(),
+            precision,
             float: if shortest {
                 'g'
             } else if scientific {
@@ -126,8 +134,18 @@ fn strip_zeros(s: String) -> String {
 }
 
 impl Op for AsString {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
         let [input] = take_inputs(inputs)?;
+        // Every element is padded to `width`; a float has up to ~330 digits before its
+        // `precision` fraction digits, an integer at most 21 characters. Cap the output's
+        // bytes before formatting any.
+        let digits = match input.dtype() {
+            DType::F32 | DType::F64 => self.precision.unwrap_or(6).saturating_add(330),
+            _ => 21,
+        };
+        let per = self.width.max(digits);
+        cx.limits()
+            .check_alloc(input.len().saturating_mul(per), DType::U8)?;
         let out: Vec<Vec<u8>> = match input.data() {
             Data::Bool(b) => b
                 .iter()
