@@ -1,5 +1,7 @@
 //! Compiling a `GraphDef` or `FunctionDef` body into a [`Plan`].
 
+mod fuse;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -315,6 +317,7 @@ impl<'a> Compiler<'a> {
                 consts: Vec::new(),
             });
         }
+        let fused = fuse::embedding_lookups(body.nodes, &mut steps, &consts, outs);
         // Slots.
         let mut slot_of: HashMap<Src, Slot> = HashMap::new();
         let mut next = 0usize;
@@ -342,7 +345,7 @@ impl<'a> Compiler<'a> {
                 .collect();
             built.push(Step {
                 node: node.name.clone(),
-                op_type: node.op.clone(),
+                op_type: fuse::op_type(&fused, ni, &node.op),
                 op,
                 inputs: ins,
                 outputs: Vec::new(),

@@ -670,3 +670,4 @@ impl Registry {
 }
 
 pub(crate) use control::direct_call;
+pub(crate) use sparse::{fused_embedding_segment, ParamsFrom};

@@ -121,28 +121,42 @@ fn tensor_of<T: Element>(shape: &[usize], v: Vec<T>) -> Result<Tensor, OpError> 
 /// An index-map entry meaning "fill value here".
 const PAD: usize = usize::MAX;
 
-/// A run of the innermost axis: copy `len` elements from `start` (or fill when `start == PAD`).
+/// A run of the innermost axis: copy `len` elements from `start` (or fill when `start == PAD`);
+/// with `repeat`, element `start` `len` times (a broadcast or a tile of a size-1 axis, which
+/// would otherwise be `len` one-element copies).
 #[derive(Clone, Copy)]
 struct Run {
     start: usize,
     len: usize,
+    repeat: bool,
 }
 
 fn runs_of(map: &[usize]) -> Vec<Run> {
     let mut runs: Vec<Run> = Vec::new();
     for &j in map {
         if let Some(last) = runs.last_mut() {
-            let extends = if j == PAD {
-                last.start == PAD
-            } else {
-                last.start != PAD && last.start + last.len == j
-            };
-            if extends {
-                last.len += 1;
-                continue;
+            if j == PAD {
+                if last.start == PAD {
+                    last.len += 1;
+                    continue;
+                }
+            } else if last.start != PAD {
+                if !last.repeat && last.start + last.len == j {
+                    last.len += 1;
+                    continue;
+                }
+                if (last.repeat || last.len == 1) && last.start == j {
+                    last.repeat = true;
+                    last.len += 1;
+                    continue;
+                }
             }
         }
-        runs.push(Run { start: j, len: 1 });
+        runs.push(Run {
+            start: j,
+            len: 1,
+            repeat: false,
+        });
     }
     runs
 }
@@ -161,6 +175,8 @@ fn remap_rec<T: Clone>(
             if r.start == PAD {
                 let f = fill.expect("PAD entries only with a fill value");
                 out.extend(std::iter::repeat_n(f.clone(), r.len));
+            } else if r.repeat {
+                out.extend(std::iter::repeat_n(src[base + r.start].clone(), r.len));
             } else {
                 out.extend_from_slice(&src[base + r.start..base + r.start + r.len]);
             }

@@ -355,6 +355,20 @@ fn slice_tile_reverse_broadcast() {
     // R.Tile(input=[[1,2]], multiples=[2,2])
     let o = run1("Tile", &[], vec![t(&[1, 2], vec![1i32, 2]), iv(&[2, 2])]);
     check(&o, &[2, 4], &[1, 2, 1, 2, 1, 2, 1, 2]);
+    // A size-1 innermost axis (repeat runs): R.Tile(input=[[1],[2]], multiples=[2,3])
+    let o = run1("Tile", &[], vec![t(&[2, 1], vec![1i32, 2]), iv(&[2, 3])]);
+    check(&o, &[4, 3], &[1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2]);
+    // R.Tile(input=[[[1,2]],[[3,4]]], multiples=[1,2,2])
+    let o = run1(
+        "Tile",
+        &[],
+        vec![t(&[2, 1, 2], vec![1i32, 2, 3, 4]), iv(&[1, 2, 2])],
+    );
+    check(
+        &o,
+        &[2, 2, 4],
+        &[1, 2, 1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4, 3, 4],
+    );
     let p = t(&[2, 3], vec![1i32, 2, 3, 4, 5, 6]);
     check(
         &run1("ReverseV2", &[], vec![p, iv(&[-1])]),

@@ -1,9 +1,9 @@
 //! The hash map behind a table: `Store`, implemented for each value type over int64 or
 //! byte-string keys (so a string lookup borrows the key, no allocation per probe).
 
-use std::collections::HashMap;
 use std::fmt;
 
+use rayon::prelude::*;
 use smallvec::SmallVec;
 
 use crate::ops::OpError;
@@ -100,6 +100,15 @@ pub(super) trait Store: Send + Sync + fmt::Debug {
     fn export(&self, key_dtype: DType) -> Result<(Tensor, Tensor), OpError>;
 }
 
+/// Lookups of at least this many string keys are spread over rayon's threads (a batch of
+/// 1024 sentences is ~8k tokens).
+const PAR_KEYS: usize = 2048;
+
+/// A `std` hash map with foldhash's seeded fast hasher: SipHash dominated building a
+/// 1M-word vocabulary; foldhash is several times faster on short keys and still seeded per
+/// process, so a hostile vocabulary cannot be crafted to collide.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A string key; hashes and compares as its bytes, so `&[u8]` can look it up.
 type StrKey = SmallVec<[u8; 16]>;
 
@@ -187,11 +196,16 @@ impl<V: Value> Store for Keys<V> {
                 .enumerate()
                 .map(|(i, k)| map.get(k).cloned().unwrap_or_else(|| dflt(i)))
                 .collect(),
-            Keys::Str(m) => key_strings(keys)?
-                .iter()
-                .enumerate()
-                .map(|(i, k)| m.get(&k[..]).cloned().unwrap_or_else(|| dflt(i)))
-                .collect(),
+            Keys::Str(m) => {
+                let keys = key_strings(keys)?;
+                let one =
+                    |(i, k): (usize, &Vec<u8>)| m.get(&k[..]).cloned().unwrap_or_else(|| dflt(i));
+                if keys.len() >= PAR_KEYS {
+                    keys.par_iter().enumerate().map(one).collect()
+                } else {
+                    keys.iter().enumerate().map(one).collect()
+                }
+            }
         };
         Ok(Tensor::from_vec(keys.shape(), out)?)
     }
@@ -307,10 +321,10 @@ impl<V: Value> Store for Keys<V> {
 pub(super) fn new_store<V: Value>(key_dtype: DType) -> Result<Box<dyn Store>, OpError> {
     Ok(match key_dtype {
         DType::I64 | DType::I32 => Box::new(Keys::<V>::Int {
-            map: HashMap::new(),
+            map: HashMap::default(),
             parse_i32: key_dtype == DType::I32,
         }),
-        DType::String => Box::new(Keys::<V>::Str(HashMap::new())),
+        DType::String => Box::new(Keys::<V>::Str(HashMap::default())),
         d => {
             return Err(OpError::Unimplemented(format!(
                 "lookup table with {d} keys"

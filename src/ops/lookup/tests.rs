@@ -287,3 +287,32 @@ fn static_and_mutable_tables() {
     assert_eq!(out[0].as_slice::<Vec<u8>>().unwrap(), [b"a".to_vec()]);
     assert_eq!(out[1].as_slice::<Vec<u8>>().unwrap(), [b"z".to_vec()]);
 }
+
+#[test]
+fn large_lookups_match_one_by_one() {
+    // Enough keys for the parallel path, with OOV keys, repeats and a per-key default.
+    let dir = tempfile::tempdir().unwrap();
+    let vocab = dir.path().join("v.txt");
+    let words: Vec<String> = (0..3000).map(|i| format!("w{i}")).collect();
+    std::fs::write(&vocab, words.join("\n") + "\n").unwrap();
+    let s = session(dir.path());
+    let mut cx = EvalCtx::new(&s);
+    let t = table(&mut cx, "t", DType::String, DType::I64, false);
+    text_init(-2, -1)
+        .eval(&mut cx, vec![t.clone(), path_tensor(&vocab)])
+        .unwrap();
+    let keys: Vec<String> = (0..5000)
+        .map(|i| format!("w{}", (i * 7919) % 4000))
+        .collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let defaults = Tensor::vector((0..5000).map(|i| -1 - i as i64).collect::<Vec<_>>());
+    let out = Find
+        .eval(&mut cx, vec![t.clone(), strs(&refs), defaults])
+        .unwrap();
+    let got = out[0].to_i64_vec().unwrap();
+    for (i, k) in refs.iter().enumerate() {
+        let n: i64 = k[1..].parse().unwrap();
+        let want = if n < 3000 { n } else { -1 - i as i64 };
+        assert_eq!(got[i], want, "key {k}");
+    }
+}

@@ -1,7 +1,7 @@
 //! `InitializeTableFromTextFileV2`. TF reference: core/kernels/lookup_util.cc
 //! (`TextFileLineIterator`).
 
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::Path;
 
 use super::store::{Field, Store};
@@ -66,30 +66,39 @@ impl InitFromTextFile {
             )));
         }
         let io_err = |e: std::io::Error| OpError::invalid(format!("{}: {e}", path.display()));
-        let file = std::fs::File::open(&path).map_err(io_err)?;
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        // Room for the lines up front (a vocabulary line is rarely under 16 bytes): no
-        // rehashing while a large file loads.
-        let guess = usize::try_from(self.vocab_size).unwrap_or((meta.len() / 16) as usize);
-        store.reserve(guess.min(1 << 24));
+        // One read of the whole file (capped above), then lines are slices of it: no
+        // per-line buffer copies.
+        let mut data = Vec::with_capacity(meta.len() as usize);
+        std::fs::File::open(&path)
+            .and_then(|f| {
+                f.take(cx.limits().max_tensor_bytes as u64)
+                    .read_to_end(&mut data)
+            })
+            .map_err(io_err)?;
+        // Room for the lines up front: no rehashing while a large file loads.
+        let lines = match usize::try_from(self.vocab_size) {
+            Ok(v) => v,
+            Err(_) => data.iter().filter(|&&b| b == b'\n').count() + 1,
+        };
+        store.reserve(lines.min(1 << 24));
         let need = self.key_index.max(self.value_index);
-        let (mut buf, mut cols) = (Vec::new(), Vec::new());
+        let mut cols = Vec::new();
         let mut n: i64 = 0;
-        loop {
+        let mut pos = 0usize;
+        while pos < data.len() {
             if self.vocab_size >= 0 && n >= self.vocab_size {
                 break;
             }
-            buf.clear();
-            if reader.read_until(b'\n', &mut buf).map_err(io_err)? == 0 {
-                break;
+            let end = data[pos..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(data.len(), |i| pos + i);
+            let mut line = &data[pos..end];
+            pos = end + 1;
+            if let [rest @ .., b'\r'] = line {
+                line = rest;
             }
-            if buf.last() == Some(&b'\n') {
-                buf.pop();
-            }
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-            if buf.is_empty() {
+            if line.is_empty() {
                 return Err(OpError::invalid(format!(
                     "invalid content in {}: empty line found at line {n}",
                     path.display()
@@ -98,13 +107,13 @@ impl InitFromTextFile {
             if need >= 0 {
                 cols.clear();
                 let mut start = 0;
-                for (i, &c) in buf.iter().enumerate() {
+                for (i, &c) in line.iter().enumerate() {
                     if c == self.delimiter {
                         cols.push((start, i));
                         start = i + 1;
                     }
                 }
-                cols.push((start, buf.len()));
+                cols.push((start, line.len()));
                 if (cols.len() as i64) <= need {
                     return Err(OpError::invalid(format!(
                         "invalid number of columns in {} line {n}: expected at least {}, got {}",
@@ -114,8 +123,8 @@ impl InitFromTextFile {
                     )));
                 }
             }
-            let key = self.field(self.key_index, &buf, &cols, n);
-            let value = self.field(self.value_index, &buf, &cols, n);
+            let key = self.field(self.key_index, line, &cols, n);
+            let value = self.field(self.value_index, line, &cols, n);
             store
                 .insert_line(key, value, self.offset)
                 .map_err(|e| OpError::invalid(format!("{} line {n}: {e}", path.display())))?;

@@ -9,7 +9,10 @@
 //! `SparseSegment{Sum,Mean,SqrtN}`) and `convert` (the sparse/ragged/dense conversions).
 
 mod convert;
+mod fused;
 mod segment;
+
+pub(crate) use fused::{fused_embedding_segment, ParamsFrom};
 
 use super::{OpError, Registry};
 use crate::tensor::Tensor;

@@ -53,6 +53,10 @@ pub(super) struct SparseSegment {
 }
 
 impl SparseSegment {
+    pub(super) fn new(mode: SegmentReduction, with_num: bool) -> Self {
+        SparseSegment { mode, with_num }
+    }
+
     pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
         let (base, with_num) = match cx.op.strip_suffix("WithNumSegments") {
             Some(b) => (b, true),

@@ -4,6 +4,7 @@ use super::{scalar_string, sparse_tokens, strings};
 use crate::ops::kernels::strings::{is_ascii_space, split_on_delimiter, split_whitespace_ascii};
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
 use crate::tensor::Tensor;
+use rayon::prelude::*;
 
 fn vector_input(t: &Tensor) -> Result<&[Vec<u8>], OpError> {
     if t.rank() != 1 {
@@ -39,23 +40,51 @@ impl Op for StringSplitV2 {
         // A negative maxsplit means no limit; maxsplit = 0 keeps the (whitespace-stripped)
         // string whole.
         let max = usize::try_from(self.maxsplit).ok();
-        let mut tokens = Vec::new();
-        let mut ranges = Vec::new();
-        for (row, s) in input.iter().enumerate() {
-            ranges.clear();
-            match (sep.is_empty(), max) {
-                (true, None) => split_whitespace_ascii(s, &mut ranges),
-                (true, Some(m)) => split_whitespace_limited(s, m, &mut ranges),
-                // TF quirk (unlike the kernel helper): "" with a non-empty sep is one empty
-                // token, as in Python `"".split(" ") == [""]`.
-                (false, _) if s.is_empty() => ranges.push((0, 0)),
-                (false, None) => split_on_delimiter(s, &sep, &mut ranges),
-                (false, Some(m)) => split_delimiter_limited(s, &sep, m, &mut ranges),
-            }
-            tokens.extend(ranges.iter().map(|&(a, b)| (row, s[a..b].to_vec())));
-        }
-        sparse_tokens(input.len(), tokens)
+        let split = |s: &[u8], ranges: &mut Vec<(usize, usize)>| match (sep.is_empty(), max) {
+            (true, None) => split_whitespace_ascii(s, ranges),
+            (true, Some(m)) => split_whitespace_limited(s, m, ranges),
+            // TF quirk (unlike the kernel helper): "" with a non-empty sep is one empty
+            // token, as in Python `"".split(" ") == [""]`.
+            (false, _) if s.is_empty() => ranges.push((0, 0)),
+            (false, None) => split_on_delimiter(s, &sep, ranges),
+            (false, Some(m)) => split_delimiter_limited(s, &sep, m, ranges),
+        };
+        sparse_tokens(input.len(), split_rows(input, split))
     }
+}
+
+/// Rows at least this many are split in parallel, in chunks of this many rows.
+const PAR_ROWS: usize = 256;
+
+/// `(row, token)` for every token of every row, in row order; `split` appends a row's token
+/// byte ranges to its (cleared) second argument. Large inputs are split on rayon's threads.
+fn split_rows(
+    input: &[Vec<u8>],
+    split: impl Fn(&[u8], &mut Vec<(usize, usize)>) + Sync,
+) -> Vec<(usize, Vec<u8>)> {
+    let chunk = |first: usize, rows: &[Vec<u8>]| {
+        let mut ranges = Vec::new();
+        let mut tokens = Vec::new();
+        for (i, s) in rows.iter().enumerate() {
+            ranges.clear();
+            split(s, &mut ranges);
+            tokens.extend(ranges.iter().map(|&(a, b)| (first + i, s[a..b].to_vec())));
+        }
+        tokens
+    };
+    if input.len() < 2 * PAR_ROWS {
+        return chunk(0, input);
+    }
+    let parts: Vec<Vec<(usize, Vec<u8>)>> = input
+        .par_chunks(PAR_ROWS)
+        .enumerate()
+        .map(|(c, rows)| chunk(c * PAR_ROWS, rows))
+        .collect();
+    let mut tokens = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for p in parts {
+        tokens.extend(p);
+    }
+    tokens
 }
 
 /// `str.split(sep, maxsplit)` for a non-empty `sep`: at most `max` splits, the rest is the
@@ -190,6 +219,38 @@ mod tests {
         assert_eq!(run(&op, &["  a  b  c  "], "").1, ["a", "b  c  "]);
         let op = StringSplitV2 { maxsplit: 0 };
         assert_eq!(run(&op, &["a b"], " ").1, ["a b"]);
+    }
+
+    #[test]
+    fn split_v2_parallel_matches_row_by_row() {
+        // Enough rows for the parallel path; empty rows, runs of spaces, repeated words.
+        let words = ["a", "bb", "", " ", "ccc", "  dd ", "e\tf"];
+        let rows: Vec<String> = (0..1500)
+            .map(|i| {
+                (0..i % 9)
+                    .map(|j| words[(i * 7 + j * 3) % words.len()])
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+        for (op, sep) in [
+            (StringSplitV2 { maxsplit: -1 }, ""),
+            (StringSplitV2 { maxsplit: -1 }, " "),
+            (StringSplitV2 { maxsplit: 2 }, ""),
+        ] {
+            let (idx, vals, shape) = run(&op, &refs, sep);
+            let (mut want_idx, mut want_vals, mut width) = (Vec::new(), Vec::new(), 0);
+            for (r, row) in refs.iter().enumerate() {
+                let (i, v, s) = run(&op, &[row], sep);
+                want_idx.extend(i.chunks(2).flat_map(|p| [r as i64, p[1]]));
+                want_vals.extend(v);
+                width = width.max(s[1]);
+            }
+            assert_eq!(idx, want_idx, "sep {sep:?}");
+            assert_eq!(vals, want_vals, "sep {sep:?}");
+            assert_eq!(shape, [refs.len() as i64, width]);
+        }
     }
 
     #[test]
