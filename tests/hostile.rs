@@ -262,13 +262,13 @@ fn unreachable_saver_ops_do_not_block_loading() {
             .as_slice(),
     )
     .unwrap();
-    let has_save = sm.meta_graphs[0]
-        .graph_def
-        .as_ref()
-        .unwrap()
-        .node
-        .iter()
-        .any(|n| n.op == "SaveV2" || n.op == "MergeV2Checkpoints");
+    let g = sm.meta_graphs[0].graph_def.as_ref().unwrap();
+    let is_save = |n: &NodeDef| n.op == "SaveV2" || n.op == "MergeV2Checkpoints";
+    let has_save = g.node.iter().any(is_save)
+        || g.library
+            .iter()
+            .flat_map(|l| &l.function)
+            .any(|f| f.node_def.iter().any(is_save));
     assert!(has_save, "fixture mlp should carry TF's saver subgraph");
     tfhub::load(&dir).unwrap();
 }
@@ -307,9 +307,12 @@ fn vocab_asset_outside_the_model_is_refused() {
     for case in ["vocab_outside", "vocab_outside_dotdot"] {
         let c = Case::new(case);
         let err = c.load().unwrap_err();
+        // `/etc/passwd` resolves outside; `assets/../..` does not even resolve (the model
+        // has no assets dir): refused either way, before anything is opened.
         assert!(
-            matches!(err.op_error(), Some(OpError::Refused(m)) if m.contains("outside the model directory")),
-            "{case}: {err}"
+            matches!(err.op_error(), Some(OpError::Refused(_))),
+            "{case}: {err}: {:?}",
+            err.op_error()
         );
         c.assert_untouched();
     }
