@@ -52,7 +52,7 @@ fn split_tensor_name(name: &str) -> (&str, usize) {
 
 /// Where a value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Src {
+pub(super) enum Src {
     /// Caller-provided argument `i`.
     Arg(usize),
     /// Output `flat index` of node `i`.
@@ -281,6 +281,7 @@ impl<'a> Compiler<'a> {
                 consts: Vec::new(),
             });
         }
+        let steps = super::fuse::fuse_epilogues(body.nodes, steps, outs);
         // Slots.
         let mut slot_of: HashMap<Src, Slot> = HashMap::new();
         let mut next = 0usize;
