@@ -6,8 +6,10 @@
 //! `ix = ox*stride_w + kx*dilation_w - pad_left`; positions outside the input are padding
 //! (zero for convolutions, skipped for pooling).
 
-use crate::gemm::gemm_f32;
+use crate::epilogue::Epilogue;
+use crate::gemm::{gemm_f32, gemm_f32_with};
 use crate::simd::multiversion;
+use crate::simd::Isa;
 use rayon::prelude::*;
 
 /// Geometry of a 2-D convolution or pooling window over an NHWC input.
@@ -85,7 +87,25 @@ pub fn conv2d_nhwc_f32(
     geom: &Window2d,
     out: &mut [f32],
 ) {
+    conv2d_nhwc_f32_ep(input, filter, cout, geom, &Epilogue::default(), out)
+}
+
+/// [`conv2d_nhwc_f32`] followed by a per-output-channel [`Epilogue`] (bias, scale, shift,
+/// activation), applied to each chunk of output pixels while it is still in cache.
+///
+/// # Panics
+///
+/// As [`conv2d_nhwc_f32`], or if an epilogue vector is not `cout` long.
+pub fn conv2d_nhwc_f32_ep(
+    input: &[f32],
+    filter: &[f32],
+    cout: usize,
+    geom: &Window2d,
+    ep: &Epilogue<'_>,
+    out: &mut [f32],
+) {
     geom.validate("conv2d");
+    ep.validate(cout);
     let [n, h, w, cin] = geom.input;
     let (kh, kw) = geom.kernel;
     let (oh, ow) = geom.output;
@@ -98,18 +118,37 @@ pub fn conv2d_nhwc_f32(
     let kdim = kh * kw * cin;
     if kh == 1 && kw == 1 && geom.pads == (0, 0) {
         if geom.strides == (1, 1) && (oh, ow) == (h, w) {
-            gemm_f32(
-                n * h * w,
-                cout,
-                cin,
-                input,
-                (cin, 1),
-                filter,
-                (cout, 1),
-                out,
-                cout,
-                false,
-            );
+            // Chunks of pixels, so the epilogue runs on cache-resident output.
+            let m_total = n * h * w;
+            let rows_per = (IM2COL_CHUNK / cout.max(1)).clamp(64, 8192);
+            let single = m_total <= rows_per;
+            let chunk = |(ci, oc): (usize, &mut [f32])| {
+                let r0 = ci * rows_per;
+                let rows = oc.len() / cout;
+                let a = &input[r0 * cin..(r0 + rows) * cin];
+                gemm_f32_with(
+                    Isa::best(),
+                    single,
+                    rows,
+                    cout,
+                    cin,
+                    a,
+                    (cin, 1),
+                    filter,
+                    (cout, 1),
+                    oc,
+                    cout,
+                    false,
+                );
+                ep.apply_rows(oc, cout);
+            };
+            if single {
+                chunk((0, out));
+            } else {
+                out.par_chunks_mut(rows_per * cout)
+                    .enumerate()
+                    .for_each(chunk);
+            }
             return;
         }
         // Strided 1×1: each output row is a strided view of one input row.
@@ -132,6 +171,7 @@ pub fn conv2d_nhwc_f32(
                     cout,
                     false,
                 );
+                ep.apply_rows(orow, cout);
             };
             if par {
                 out.par_chunks_mut(ow * cout).enumerate().for_each(row);
@@ -180,6 +220,7 @@ pub fn conv2d_nhwc_f32(
             cout,
             false,
         );
+        ep.apply_rows(ochunk, cout);
     };
     if m_total > chunk_rows {
         out.par_chunks_mut(chunk_rows * cout)
@@ -265,7 +306,26 @@ pub fn depthwise_conv2d_nhwc_f32_with(
     geom: &Window2d,
     out: &mut [f32],
 ) {
+    depthwise_conv2d_nhwc_f32_ep(isa, input, filter, mult, geom, &Epilogue::default(), out)
+}
+
+/// [`depthwise_conv2d_nhwc_f32_with`] followed by a per-output-channel [`Epilogue`],
+/// applied to each output row right after it is computed.
+///
+/// # Panics
+///
+/// As [`depthwise_conv2d_nhwc_f32`], or if an epilogue vector is not `cin*mult` long.
+pub fn depthwise_conv2d_nhwc_f32_ep(
+    isa: crate::simd::Isa,
+    input: &[f32],
+    filter: &[f32],
+    mult: usize,
+    geom: &Window2d,
+    ep: &Epilogue<'_>,
+    out: &mut [f32],
+) {
     geom.validate("depthwise_conv2d");
+    ep.validate(geom.input[3] * mult);
     let [n, h, w, cin] = geom.input;
     let (kh, kw) = geom.kernel;
     let (oh, ow) = geom.output;
@@ -288,7 +348,8 @@ pub fn depthwise_conv2d_nhwc_f32_with(
         return;
     }
     let row = |(r, orow): (usize, &mut [f32])| {
-        depthwise_row_with(isa, input, filter, mult, geom, r / oh, r % oh, orow)
+        depthwise_row_with(isa, input, filter, mult, geom, r / oh, r % oh, orow);
+        crate::epilogue::apply_rows_with(isa, ep, orow, cin * mult);
     };
     if out.len() * kh * kw >= 1 << 16 {
         out.par_chunks_mut(ow * cin * mult)

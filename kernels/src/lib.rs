@@ -12,6 +12,7 @@
 
 pub mod conv;
 pub mod elementwise;
+pub mod epilogue;
 pub mod error;
 pub mod gemm;
 pub mod reduce;

@@ -54,7 +54,7 @@ fn split_tensor_name(name: &str) -> (&str, usize) {
 
 /// Where a value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Src {
+pub(super) enum Src {
     /// Caller-provided argument `i`.
     Arg(usize),
     /// Output `flat index` of node `i`.
@@ -317,7 +317,11 @@ impl<'a> Compiler<'a> {
                 consts: Vec::new(),
             });
         }
+        // Two independent plan-time rewrites: embedding lookups (`compile/fuse.rs`), then
+        // producer + epilogue chains (`graph/fuse.rs`). Both keep node indices of the step
+        // they replace, so `fused` stays valid for naming.
         let fused = fuse::embedding_lookups(body.nodes, &mut steps, &consts, outs);
+        let steps = super::fuse::fuse_epilogues(body.nodes, steps, outs);
         // Slots.
         let mut slot_of: HashMap<Src, Slot> = HashMap::new();
         let mut next = 0usize;

@@ -9,6 +9,7 @@
 
 mod array;
 mod control;
+pub mod fused;
 mod lookup;
 mod math;
 mod nn;
@@ -159,6 +160,11 @@ pub trait Op: Send + Sync + fmt::Debug {
 
     /// For `Const`: the value, so the planner can fold ops downstream of it.
     fn constant(&self) -> Option<&Tensor> {
+        None
+    }
+
+    /// For producers that can fuse a per-channel epilogue (see [`fused`]).
+    fn epilogue_producer(&self) -> Option<&dyn fused::EpilogueProducer> {
         None
     }
 }

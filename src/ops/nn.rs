@@ -6,9 +6,13 @@
 //! Padding modes are resolved here into the explicit geometry (`Window2d`) that the
 //! `tfhub_kernels::conv` kernels take; NCHW is refused, as TF's CPU kernels refuse it.
 
+use super::fused::EpilogueProducer;
 use super::kernels::conv::{
-    avg_pool_nhwc_f32, conv2d_nhwc_f32, depthwise_conv2d_nhwc_f32, max_pool_nhwc_f32, Window2d,
+    avg_pool_nhwc_f32, conv2d_nhwc_f32_ep, depthwise_conv2d_nhwc_f32_ep, max_pool_nhwc_f32,
+    Window2d,
 };
+use super::kernels::epilogue::Epilogue;
+use super::kernels::Isa;
 use super::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
 use crate::tensor::{DType, Tensor};
 
@@ -188,6 +192,38 @@ impl Conv {
 
 impl Op for Conv {
     fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        Ok(vec![self.eval_epilogue(
+            cx,
+            inputs,
+            &Epilogue::default(),
+        )?])
+    }
+
+    fn epilogue_producer(&self) -> Option<&dyn EpilogueProducer> {
+        Some(self)
+    }
+}
+
+impl EpilogueProducer for Conv {
+    fn out_channels(&self, inputs: &[Tensor]) -> Option<usize> {
+        let [x, f] = inputs else { return None };
+        let fs = f.shape();
+        if x.dtype() != DType::F32 || f.dtype() != DType::F32 || x.rank() != 4 || fs.len() != 4 {
+            return None;
+        }
+        if self.depthwise {
+            fs[2].checked_mul(fs[3])
+        } else {
+            Some(fs[3])
+        }
+    }
+
+    fn eval_epilogue(
+        &self,
+        cx: &mut EvalCtx<'_>,
+        inputs: Vec<Tensor>,
+        ep: &Epilogue<'_>,
+    ) -> Result<Tensor, OpError> {
         let [x, f] = take_inputs(inputs)?;
         let xs = x
             .as_slice::<f32>()
@@ -233,11 +269,11 @@ impl Op for Conv {
         };
         let (shape, mut out) = alloc_out(cx, &g, cout)?;
         if self.depthwise {
-            depthwise_conv2d_nhwc_f32(xs, fs, fshape[3], &g, &mut out);
+            depthwise_conv2d_nhwc_f32_ep(Isa::best(), xs, fs, fshape[3], &g, ep, &mut out);
         } else {
-            conv2d_nhwc_f32(xs, fs, cout, &g, &mut out);
+            conv2d_nhwc_f32_ep(xs, fs, cout, &g, ep, &mut out);
         }
-        Ok(vec![Tensor::from_vec(&shape, out)?])
+        Ok(Tensor::from_vec(&shape, out)?)
     }
 }
 

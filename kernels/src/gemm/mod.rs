@@ -40,6 +40,9 @@ use crate::simd::Isa;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
+mod packed;
+pub use packed::{gemm_packed_f32, gemm_packed_f32_with, PackedB};
+
 /// Raw pointer that may be shared between rayon tasks which touch disjoint elements.
 #[derive(Clone, Copy)]
 struct SendPtr<T>(*mut T);

@@ -1,0 +1,411 @@
+//! GEMM against a pre-packed right-hand side, with a fused per-column epilogue.
+//!
+//! A model's weight matrix is multiplied by a new left-hand side on every call; packing it
+//! into microkernel panels once ([`PackedB::new`]) removes the per-call repacking (4 MB per
+//! 1024×1024 layer, repeated by every task of a parallel split). [`gemm_packed_f32`] then
+//! splits the work so that each task owns whole `B` panels (split along `N`, each task packs
+//! its own copy of the small `A`) or whole rows of `A` (split along `M` when `m` is large),
+//! and applies an [`Epilogue`] to each finished `C` tile while it is still in L1.
+
+use super::{pack_a, pack_b, Kernel, Operand, ScalarKernel, SendPtr, PACK_BUFS, PAR_MNK};
+#[cfg(target_arch = "x86_64")]
+use super::{Avx2Kernel, Avx512Kernel};
+use crate::epilogue::{apply_row_with, Epilogue};
+use crate::simd::Isa;
+use rayon::prelude::*;
+
+/// A `k×n` right-hand side packed into the panels of one instruction set's microkernel.
+///
+/// Layout: for each `KC`-deep block of rows starting at `pc`, all `NR`-wide panels of the
+/// block (zero-padded to `n_pad` columns), panel `q` at `pc*n_pad + q*kc*NR`.
+#[derive(Clone)]
+pub struct PackedB {
+    isa: Isa,
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+impl std::fmt::Debug for PackedB {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedB")
+            .field("isa", &self.isa)
+            .field("k", &self.k)
+            .field("n", &self.n)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `(NR, KC)` of the microkernel used for `isa` (already clamped).
+fn geometry(isa: Isa) -> (usize, usize) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => (Avx512Kernel::NR, Avx512Kernel::KC),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => (Avx2Kernel::NR, Avx2Kernel::KC),
+        _ => (ScalarKernel::NR, ScalarKernel::KC),
+    }
+}
+
+impl PackedB {
+    /// Number of `f32`s a packed `k×n` matrix occupies on `isa` (clamped to the CPU), so the
+    /// caller can check a memory cap before packing. `None` on overflow.
+    pub fn packed_len(isa: Isa, k: usize, n: usize) -> Option<usize> {
+        let (nr, _) = geometry(isa.clamp_supported());
+        n.div_ceil(nr).checked_mul(nr)?.checked_mul(k)
+    }
+
+    /// Packs `B` (`k×n`, element `(p, j)` at `b[p * strides.0 + j * strides.1]`) for the
+    /// best instruction set of this CPU.
+    ///
+    /// # Panics
+    ///
+    /// If `B` does not fit in `b` for the given shape and strides, or the packed size
+    /// overflows `usize`.
+    pub fn new(k: usize, n: usize, b: &[f32], strides: (usize, usize)) -> PackedB {
+        PackedB::new_with(Isa::best(), k, n, b, strides)
+    }
+
+    /// [`PackedB::new`] for an explicit instruction set (clamped to what the CPU supports).
+    ///
+    /// # Panics
+    ///
+    /// As [`PackedB::new`].
+    pub fn new_with(isa: Isa, k: usize, n: usize, b: &[f32], strides: (usize, usize)) -> PackedB {
+        super::check_operand("B", k, n, strides, b.len());
+        let isa = isa.clamp_supported();
+        let len = PackedB::packed_len(isa, k, n).expect("gemm: packed B size overflows");
+        let mut data = vec![0.0f32; len];
+        if len > 0 {
+            let b = Operand {
+                ptr: b.as_ptr(),
+                rs: strides.0,
+                cs: strides.1,
+            };
+            // SAFETY: `b` covers k×n (checked above); `data` holds every block's panels.
+            unsafe {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => pack_all::<Avx512Kernel>(k, n, b, &mut data),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => pack_all::<Avx2Kernel>(k, n, b, &mut data),
+                    _ => pack_all::<ScalarKernel>(k, n, b, &mut data),
+                }
+            }
+        }
+        PackedB { isa, k, n, data }
+    }
+
+    /// Rows (`k`) of the packed matrix.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns (`n`) of the packed matrix.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Floats held (for memory accounting).
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True if the packed matrix holds no elements.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// # Safety
+/// `b` covers `k×n`; `dst` holds `packed_len` floats.
+unsafe fn pack_all<K: Kernel>(k: usize, n: usize, b: Operand, dst: &mut [f32]) {
+    let n_pad = n.div_ceil(K::NR) * K::NR;
+    let mut pc = 0;
+    while pc < k {
+        let kc = (k - pc).min(K::KC);
+        pack_b::<K>(
+            kc,
+            n,
+            b.offset(pc, 0),
+            &mut dst[pc * n_pad..(pc + kc) * n_pad],
+        );
+        pc += kc;
+    }
+}
+
+/// `C = epilogue(A·B)` with `B` pre-packed: `A` is `m×k` (strides as in
+/// [`gemm_f32`](super::gemm_f32)), `C` row-major `m×n` with leading dimension `ldc`. Uses the
+/// current rayon pool when the product is large.
+///
+/// # Panics
+///
+/// If `A` or `C` do not fit their slices, `ldc < n` with `m > 1`, or an epilogue vector is
+/// not `n` long.
+pub fn gemm_packed_f32(
+    m: usize,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &PackedB,
+    c: &mut [f32],
+    ldc: usize,
+    ep: &Epilogue<'_>,
+) {
+    gemm_packed_f32_with(true, m, a, a_strides, b, c, ldc, ep)
+}
+
+/// [`gemm_packed_f32`] with `parallel == false` to stay on the calling thread.
+///
+/// # Panics
+///
+/// As [`gemm_packed_f32`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_packed_f32_with(
+    parallel: bool,
+    m: usize,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &PackedB,
+    c: &mut [f32],
+    ldc: usize,
+    ep: &Epilogue<'_>,
+) {
+    let (k, n) = (b.k, b.n);
+    super::check_operand("A", m, k, a_strides, a.len());
+    super::check_c(m, n, c.len(), ldc);
+    ep.validate(n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            let row = &mut c[i * ldc..i * ldc + n];
+            row.fill(0.0);
+            ep.apply_row(row, 0);
+        }
+        return;
+    }
+    let a = Operand {
+        ptr: a.as_ptr(),
+        rs: a_strides.0,
+        cs: a_strides.1,
+    };
+    let cp = SendPtr(c.as_mut_ptr());
+    let isa = b.isa;
+    let (nr, _) = geometry(isa);
+    let panels = n.div_ceil(nr);
+    // (row range, panel range) of one task.
+    let run = |rows: (usize, usize), pans: (usize, usize)| {
+        // SAFETY: the row range lies inside A and C; the panel range inside the packed B;
+        // concurrent tasks get disjoint C windows (disjoint rows or disjoint columns).
+        unsafe {
+            let a = a.offset(rows.0, 0);
+            let c = cp.get().add(rows.0 * ldc);
+            let m = rows.1 - rows.0;
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => drive::<Avx512Kernel>(isa, m, k, n, a, &b.data, pans, c, ldc, ep),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => drive::<Avx2Kernel>(isa, m, k, n, a, &b.data, pans, c, ldc, ep),
+                _ => drive::<ScalarKernel>(isa, m, k, n, a, &b.data, pans, c, ldc, ep),
+            }
+        }
+    };
+    let threads = if parallel {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let mnk = m.saturating_mul(n).saturating_mul(k);
+    if threads <= 1 || mnk < PAR_MNK {
+        run((0, m), (0, panels));
+        return;
+    }
+    if m >= 64 * threads && m >= n {
+        // Tall: split rows (multiples of 48, a multiple of every MR), B shared.
+        let tasks = 2 * threads;
+        let per = m.div_ceil(tasks).div_ceil(48) * 48;
+        (0..m.div_ceil(per)).into_par_iter().for_each(|t| {
+            let lo = t * per;
+            run((lo, (lo + per).min(m)), (0, panels));
+        });
+    } else {
+        // Wide: each task owns whole panels of B; A (small) is packed by each task.
+        let tasks = threads.min(panels);
+        let per = panels.div_ceil(tasks);
+        (0..panels.div_ceil(per)).into_par_iter().for_each(|t| {
+            let lo = t * per;
+            run((0, m), (lo, (lo + per).min(panels)));
+        });
+    }
+}
+
+/// Single-threaded product of `m` rows of `A` with panels `pans.0..pans.1` of packed `B`.
+///
+/// # Safety
+/// `a` covers `m×k`, `bdata` is `B` packed for `K`, `c` is valid for `m` rows at stride `ldc`
+/// for the panels' columns, and the CPU supports `K`'s instruction set.
+#[allow(clippy::too_many_arguments)]
+unsafe fn drive<K: Kernel>(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Operand,
+    bdata: &[f32],
+    pans: (usize, usize),
+    c: *mut f32,
+    ldc: usize,
+    ep: &Epilogue<'_>,
+) {
+    let n_pad = n.div_ceil(K::NR) * K::NR;
+    let identity = ep.is_identity();
+    PACK_BUFS.with(|bufs| {
+        let mut bufs = bufs.borrow_mut();
+        let (abuf, _) = &mut *bufs;
+        let kc_max = k.min(K::KC);
+        let mc_max = m.min(K::MC).div_ceil(K::MR) * K::MR;
+        let apack = super::aligned(abuf, kc_max * mc_max);
+        let mut pc = 0;
+        while pc < k {
+            let kc = (k - pc).min(K::KC);
+            let last = pc + kc == k;
+            let block = &bdata[pc * n_pad..(pc + kc) * n_pad];
+            let mut ic = 0;
+            while ic < m {
+                let mc = (m - ic).min(K::MC);
+                let mc_pad = mc.div_ceil(K::MR) * K::MR;
+                let ap = &mut apack[..kc * mc_pad];
+                pack_a::<K>(mc, kc, a.offset(ic, pc), ap);
+                for q in pans.0..pans.1 {
+                    let j0 = q * K::NR;
+                    let nr = (n - j0).min(K::NR);
+                    let bpanel = block.as_ptr().add(q * kc * K::NR);
+                    for ir in (0..mc).step_by(K::MR) {
+                        let mr = (mc - ir).min(K::MR);
+                        let ct = c.add((ic + ir) * ldc + j0);
+                        K::run(
+                            kc,
+                            ap.as_ptr().add(ir * kc),
+                            bpanel,
+                            ct,
+                            ldc,
+                            mr,
+                            nr,
+                            pc > 0,
+                        );
+                        if last && !identity {
+                            for r in 0..mr {
+                                let row = std::slice::from_raw_parts_mut(ct.add(r * ldc), nr);
+                                apply_row_with(isa, ep, row, j0);
+                            }
+                        }
+                    }
+                }
+                ic += mc;
+            }
+            pc += kc;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::epilogue::{Activation, ChannelOp};
+    use crate::gemm::gemm_f32_with;
+    use crate::testutil::Rng;
+
+    fn check(m: usize, n: usize, k: usize, transposed_b: bool, rng: &mut Rng) {
+        let a = rng.vec_f32(m * k);
+        let b = rng.vec_f32(k * n);
+        let bias = rng.vec_f32(n);
+        let scale = rng.vec_f32(n);
+        let b_strides = if transposed_b { (1, k) } else { (n, 1) };
+        let ops = [ChannelOp::Add(&bias), ChannelOp::Mul(&scale)];
+        for isa in Isa::available() {
+            for act in [Activation::None, Activation::Relu, Activation::Relu6] {
+                let ep = Epilogue { ops: &ops, act };
+                // Reference: the unpacked kernel on the same ISA, then separate passes.
+                let mut want = vec![0.0f32; m * n];
+                gemm_f32_with(
+                    isa,
+                    false,
+                    m,
+                    n,
+                    k,
+                    &a,
+                    (k, 1),
+                    &b,
+                    b_strides,
+                    &mut want,
+                    n,
+                    false,
+                );
+                for row in want.chunks_exact_mut(n.max(1)) {
+                    for j in 0..n {
+                        row[j] += bias[j];
+                        row[j] *= scale[j];
+                        row[j] = match act {
+                            Activation::None => row[j],
+                            Activation::Relu => row[j].max(0.0),
+                            Activation::Relu6 => row[j].clamp(0.0, 6.0),
+                        };
+                    }
+                }
+                let packed = PackedB::new_with(isa, k, n, &b, b_strides);
+                for parallel in [false, true] {
+                    let mut got = vec![f32::NAN; m * n];
+                    gemm_packed_f32_with(parallel, m, &a, (k, 1), &packed, &mut got, n, &ep);
+                    if m == 1 {
+                        // The unpacked kernel takes its matrix-vector path here.
+                        for (g, w) in got.iter().zip(&want) {
+                            assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+                        }
+                    } else {
+                        // Same ISA, blocking and summation order: bit-identical.
+                        assert_eq!(got, want, "{m}x{n}x{k} {isa:?} {act:?} par={parallel}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_matches_unpacked_odd_sizes_and_tails() {
+        let mut rng = Rng::new(7);
+        for &(m, n, k) in &[
+            (2, 3, 1),
+            (7, 17, 5),
+            (13, 33, 300),
+            (64, 40, 257),
+            (1, 16, 16),
+            (100, 7, 3),
+        ] {
+            check(m, n, k, false, &mut rng);
+            check(m, n, k, true, &mut rng);
+        }
+    }
+
+    #[test]
+    fn packed_parallel_splits_match() {
+        // Large enough to split along N (m small) and along M (m tall).
+        let mut rng = Rng::new(11);
+        check(64, 300, 130, false, &mut rng);
+        check(400, 50, 120, false, &mut rng);
+    }
+
+    #[test]
+    fn packed_k_zero_applies_epilogue_to_zeros() {
+        let bias = [1.0f32, -2.0, 3.0];
+        let ops = [ChannelOp::Add(&bias)];
+        let ep = Epilogue {
+            ops: &ops,
+            act: Activation::Relu,
+        };
+        let packed = PackedB::new(0, 3, &[], (3, 1));
+        let mut c = vec![f32::NAN; 6];
+        gemm_packed_f32(2, &[], (0, 1), &packed, &mut c, 3, &ep);
+        assert_eq!(c, [1.0, 0.0, 3.0, 1.0, 0.0, 3.0]);
+    }
+}

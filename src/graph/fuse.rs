@@ -1,0 +1,138 @@
+//! Plan-time fusion of `producer → per-channel steps → activation` chains.
+//!
+//! Finds `MatMul | Conv2D | DepthwiseConv2dNative` followed by `BiasAdd` (NHWC), `Add`,
+//! `AddV2`, `Mul`, `Sub` steps and at most one final `Relu | Relu6`, where every
+//! intermediate value is read by exactly one op and is not a plan output, and replaces the
+//! chain with one [`FusedChain`] step at the position (and under the node name) of its last
+//! op. The fused op decides per call whether the fast path applies and otherwise runs the
+//! original ops, so the rewrite is purely structural (see `ops::fused`).
+
+use std::collections::HashMap;
+
+use super::compile::Src;
+use crate::ops::fused::{FusedChain, Tail, TailKind};
+use crate::ops::Op;
+use crate::proto::{attr_value, NodeDef};
+
+/// A step before slot assignment: node index, built op, input sources.
+pub(super) type PendingStep = (usize, Box<dyn Op>, Vec<Src>);
+
+/// Whether `node` may head a chain.
+fn is_head(node: &NodeDef, op: &dyn Op) -> bool {
+    matches!(
+        node.op.as_str(),
+        "MatMul" | "Conv2D" | "DepthwiseConv2dNative"
+    ) && op.epilogue_producer().is_some()
+}
+
+/// How `node` (reading the chain value `x` among `inputs`) extends a chain, if it can.
+fn tail_kind(node: &NodeDef, inputs: &[Src], x: Src) -> Option<(TailKind, bool)> {
+    match (node.op.as_str(), inputs) {
+        ("Relu", [a]) if *a == x => Some((TailKind::Relu, true)),
+        ("Relu6", [a]) if *a == x => Some((TailKind::Relu6, true)),
+        ("BiasAdd" | "BiasAddV1", [a, b]) if *a == x && *b != x => {
+            let nchw = node.attr.get("data_format").is_some_and(
+                |v| matches!(&v.value, Some(attr_value::Value::S(s)) if s.as_slice() == b"NCHW"),
+            );
+            (!nchw).then_some((TailKind::Add, true))
+        }
+        ("Add" | "AddV2" | "Mul" | "Sub", [a, b]) if (*a == x) != (*b == x) => {
+            let x_first = *a == x;
+            let kind = match node.op.as_str() {
+                "Mul" => TailKind::Mul,
+                "Sub" if x_first => TailKind::Sub,
+                "Sub" => TailKind::SubFrom,
+                _ => TailKind::Add,
+            };
+            Some((kind, x_first))
+        }
+        _ => None,
+    }
+}
+
+/// Rewrites fusable chains in `steps` (in plan order); `outs` are the plan's outputs.
+pub(super) fn fuse_epilogues(
+    nodes: &[NodeDef],
+    steps: Vec<PendingStep>,
+    outs: &[Src],
+) -> Vec<PendingStep> {
+    if std::env::var_os("TFHUB_NO_FUSION").is_some_and(|v| !v.is_empty() && v != "0") {
+        return steps;
+    }
+    let mut uses: HashMap<Src, usize> = HashMap::new();
+    let mut consumer: HashMap<Src, usize> = HashMap::new();
+    for (si, (_, _, ins)) in steps.iter().enumerate() {
+        for s in ins {
+            *uses.entry(*s).or_default() += 1;
+            consumer.insert(*s, si);
+        }
+    }
+    for s in outs {
+        *uses.entry(*s).or_default() += 1;
+    }
+    // Chains of step indices, each with the tail kinds.
+    let mut taken = vec![false; steps.len()];
+    let mut chains: Vec<Vec<(usize, TailKind, bool)>> = Vec::new();
+    for si in 0..steps.len() {
+        let (ni, op, _) = &steps[si];
+        if taken[si] || !is_head(&nodes[*ni], op.as_ref()) {
+            continue;
+        }
+        let mut chain = Vec::new();
+        let mut cur = si;
+        loop {
+            let x = Src::Out(steps[cur].0, 0);
+            if uses.get(&x) != Some(&1) {
+                break;
+            }
+            let Some(&next) = consumer.get(&x) else { break };
+            if taken[next] || next <= cur {
+                break;
+            }
+            let (nj, _, ins) = &steps[next];
+            let Some((kind, x_first)) = tail_kind(&nodes[*nj], ins, x) else {
+                break;
+            };
+            chain.push((next, kind, x_first));
+            cur = next;
+            if matches!(kind, TailKind::Relu | TailKind::Relu6) {
+                break;
+            }
+        }
+        if !chain.is_empty() {
+            taken[si] = true;
+            for &(c, _, _) in &chain {
+                taken[c] = true;
+            }
+            let mut full = vec![(si, TailKind::Add, true)];
+            full.extend(chain);
+            chains.push(full);
+        }
+    }
+    if chains.is_empty() {
+        return steps;
+    }
+    let mut slots: Vec<Option<PendingStep>> = steps.into_iter().map(Some).collect();
+    for chain in chains {
+        let Some((_, head, mut inputs)) = slots[chain[0].0].take() else {
+            continue;
+        };
+        let head_inputs = inputs.len();
+        let mut tail = Vec::new();
+        let mut last_ni = 0;
+        for &(si, kind, x_first) in &chain[1..] {
+            let Some((ni, op, ins)) = slots[si].take() else {
+                continue;
+            };
+            if !matches!(kind, TailKind::Relu | TailKind::Relu6) {
+                inputs.push(if x_first { ins[1] } else { ins[0] });
+            }
+            tail.push(Tail { op, kind, x_first });
+            last_ni = ni;
+        }
+        let last_si = chain[chain.len() - 1].0;
+        let fused: Box<dyn Op> = Box::new(FusedChain::new(head, head_inputs, tail));
+        slots[last_si] = Some((last_ni, fused, inputs));
+    }
+    slots.into_iter().flatten().collect()
+}

@@ -1,0 +1,298 @@
+//! Producer + per-channel epilogue, built by the planner's fusion pass (`graph::fuse`).
+//!
+//! A chain `MatMul | Conv2D | DepthwiseConv2dNative → (BiasAdd | Add | AddV2 | Mul | Sub)* →
+//! (Relu | Relu6)?` whose intermediate values have no other reader becomes one [`FusedChain`]
+//! op, like TF grappler's remapper (`_FusedMatMul`, `_FusedConv2D`). It keeps every original
+//! op: when the producer supports an epilogue, every side operand is an `f32` vector with one
+//! value per output channel, and the output is `f32`, the per-channel steps and the activation
+//! run on each output tile while it is in cache ([`tfhub_kernels::epilogue`], bit-identical
+//! to separate passes); otherwise the original ops run one after the other, so semantics and
+//! errors are exactly those of the unfused graph.
+
+use crate::ops::kernels::epilogue::{Activation, ChannelOp, Epilogue};
+use crate::ops::{EvalCtx, Op, OpError};
+use crate::tensor::{DType, Tensor};
+
+/// A producer that can apply an [`Epilogue`] to its output 0 (channels = last dimension).
+pub trait EpilogueProducer {
+    /// Output channels for these inputs if the fused path applies (`f32` operands of valid
+    /// rank), `None` to take the unfused path.
+    fn out_channels(&self, inputs: &[Tensor]) -> Option<usize>;
+
+    /// Evaluates with `ep` applied to output 0; returns output 0.
+    fn eval_epilogue(
+        &self,
+        cx: &mut EvalCtx<'_>,
+        inputs: Vec<Tensor>,
+        ep: &Epilogue<'_>,
+    ) -> Result<Tensor, OpError>;
+}
+
+/// What a tail op does to the chain value `x`, given its side operand `v`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TailKind {
+    /// `BiasAdd` (NHWC) or `Add`/`AddV2`: `x + v` (either operand order).
+    Add,
+    /// `Mul`: `x * v` (either operand order).
+    Mul,
+    /// `Sub` with `x` on the left: `x - v`.
+    Sub,
+    /// `Sub` with `x` on the right: `v - x`.
+    SubFrom,
+    /// `Relu` (no side operand; ends the chain).
+    Relu,
+    /// `Relu6` (no side operand; ends the chain).
+    Relu6,
+}
+
+/// One op after the producer.
+#[derive(Debug)]
+pub(crate) struct Tail {
+    /// The original op (run on the unfused path).
+    pub op: Box<dyn Op>,
+    pub kind: TailKind,
+    /// For binary steps: whether the chain value is the op's first input.
+    pub x_first: bool,
+}
+
+/// The fused op: inputs are the producer's, then one side operand per binary tail step.
+#[derive(Debug)]
+pub(crate) struct FusedChain {
+    head: Box<dyn Op>,
+    head_inputs: usize,
+    tail: Vec<Tail>,
+}
+
+impl FusedChain {
+    /// Fuses `head` (taking `head_inputs` inputs) with `tail`.
+    pub(crate) fn new(head: Box<dyn Op>, head_inputs: usize, tail: Vec<Tail>) -> FusedChain {
+        FusedChain {
+            head,
+            head_inputs,
+            tail,
+        }
+    }
+
+    /// The epilogue if every side operand is an `f32` vector of `channels` values laid out
+    /// along the last axis (`[C]` or `[1, .., 1, C]` of rank <= `out_rank`).
+    fn epilogue<'a>(
+        &self,
+        sides: &'a [Tensor],
+        channels: usize,
+        out_rank: usize,
+    ) -> Option<(Vec<ChannelOp<'a>>, Activation)> {
+        let mut ops = Vec::new();
+        let mut act = Activation::None;
+        let mut sides = sides.iter();
+        for t in &self.tail {
+            let vec = |t: &'a Tensor| -> Option<&'a [f32]> {
+                let s = t.shape();
+                let fits = !s.is_empty()
+                    && s.len() <= out_rank
+                    && s[s.len() - 1] == channels
+                    && s[..s.len() - 1].iter().all(|&d| d == 1);
+                if fits {
+                    t.as_slice::<f32>().ok()
+                } else {
+                    None
+                }
+            };
+            match t.kind {
+                TailKind::Relu => act = Activation::Relu,
+                TailKind::Relu6 => act = Activation::Relu6,
+                kind => {
+                    let v = vec(sides.next()?)?;
+                    ops.push(match kind {
+                        TailKind::Add => ChannelOp::Add(v),
+                        TailKind::Mul => ChannelOp::Mul(v),
+                        TailKind::Sub => ChannelOp::Sub(v),
+                        _ => ChannelOp::SubFrom(v),
+                    });
+                }
+            }
+        }
+        Some((ops, act))
+    }
+
+    /// The original ops one after the other.
+    fn eval_unfused(
+        &self,
+        cx: &mut EvalCtx<'_>,
+        mut inputs: Vec<Tensor>,
+    ) -> Result<Vec<Tensor>, OpError> {
+        let sides = inputs.split_off(self.head_inputs);
+        let mut outs = self.head.eval(cx, inputs)?;
+        if outs.is_empty() {
+            return Err(OpError::invalid("fused producer returned no output"));
+        }
+        let mut x = outs.swap_remove(0);
+        let mut sides = sides.into_iter();
+        for t in &self.tail {
+            let ins = match t.kind {
+                TailKind::Relu | TailKind::Relu6 => vec![x],
+                _ => {
+                    let v = sides
+                        .next()
+                        .ok_or_else(|| OpError::invalid("fused chain is missing an operand"))?;
+                    if t.x_first {
+                        vec![x, v]
+                    } else {
+                        vec![v, x]
+                    }
+                }
+            };
+            let mut outs = t.op.eval(cx, ins)?;
+            if outs.is_empty() {
+                return Err(OpError::invalid("fused step returned no output"));
+            }
+            x = outs.swap_remove(0);
+        }
+        Ok(vec![x])
+    }
+}
+
+impl Op for FusedChain {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        if inputs.len() < self.head_inputs {
+            return Err(OpError::Arity {
+                expected: self.head_inputs,
+                got: inputs.len(),
+            });
+        }
+        let Some(producer) = self.head.epilogue_producer() else {
+            return self.eval_unfused(cx, inputs);
+        };
+        let (head, sides) = inputs.split_at(self.head_inputs);
+        let fast = producer.out_channels(head).and_then(|c| {
+            let out_rank = head.first().map_or(0, Tensor::rank);
+            self.epilogue(sides, c, out_rank.max(2))
+        });
+        let Some((ops, act)) = fast else {
+            return self.eval_unfused(cx, inputs);
+        };
+        debug_assert!(sides.iter().all(|t| t.dtype() == DType::F32));
+        let ep = Epilogue { ops: &ops, act };
+        let head = head.to_vec();
+        Ok(vec![producer.eval_epilogue(cx, head, &ep)?])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{BuildCtx, Callable, FunctionResolver, Registry, Session};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    struct NoFunctions;
+    impl FunctionResolver for NoFunctions {
+        fn function(&mut self, name: &str) -> Result<Arc<dyn Callable>, OpError> {
+            Err(OpError::invalid(format!("no function {name}")))
+        }
+    }
+
+    /// Builds a registry op with the given attrs.
+    fn build(op: &str, attrs: BTreeMap<String, crate::proto::AttrValue>, n: usize) -> Box<dyn Op> {
+        let r = Registry::with_all_ops();
+        let b = r.get(op).expect("registered");
+        let mut resolver = NoFunctions;
+        let mut cx = BuildCtx {
+            node: "n",
+            op,
+            attrs: &attrs,
+            num_inputs: n,
+            scope: "",
+            max_const_elements: 1 << 20,
+            functions: &mut resolver,
+        };
+        b(&mut cx).expect("builds")
+    }
+
+    fn tensor(shape: &[usize], seed: u32) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 125.0 - 4.0)
+            .collect();
+        Tensor::from_vec(shape, v).expect("shape")
+    }
+
+    fn chain(head: &str, head_attrs: BTreeMap<String, crate::proto::AttrValue>) -> FusedChain {
+        let tail = vec![
+            Tail {
+                op: build("BiasAdd", BTreeMap::new(), 2),
+                kind: TailKind::Add,
+                x_first: true,
+            },
+            Tail {
+                op: build("Mul", BTreeMap::new(), 2),
+                kind: TailKind::Mul,
+                x_first: false,
+            },
+            Tail {
+                op: build("Sub", BTreeMap::new(), 2),
+                kind: TailKind::SubFrom,
+                x_first: false,
+            },
+            Tail {
+                op: build("Relu6", BTreeMap::new(), 1),
+                kind: TailKind::Relu6,
+                x_first: true,
+            },
+        ];
+        FusedChain::new(build(head, head_attrs, 2), 2, tail)
+    }
+
+    fn run_both(f: &FusedChain, inputs: Vec<Tensor>) -> (Tensor, Tensor) {
+        let session = Session::new(".".into(), None, Default::default());
+        let mut cx = EvalCtx::new(&session);
+        let fused = f.eval(&mut cx, inputs.clone()).expect("fused");
+        let plain = f.eval_unfused(&mut cx, inputs).expect("unfused");
+        (fused[0].clone(), plain[0].clone())
+    }
+
+    #[test]
+    fn fused_matmul_epilogue_matches_separate_ops() {
+        let f = chain("MatMul", BTreeMap::new());
+        for m in [1usize, 3, 70] {
+            let (k, n) = (37, 29);
+            let inputs = vec![
+                tensor(&[m, k], 1),
+                tensor(&[k, n], 2),
+                tensor(&[n], 3),
+                tensor(&[1, n], 4),
+                tensor(&[n], 5),
+            ];
+            let (a, b) = run_both(&f, inputs);
+            assert_eq!(a.shape(), b.shape());
+            assert_eq!(a.as_slice::<f32>().ok(), b.as_slice::<f32>().ok(), "m={m}");
+        }
+    }
+
+    #[test]
+    fn fused_falls_back_when_side_operand_is_not_a_channel_vector() {
+        let f = chain("MatMul", BTreeMap::new());
+        let (m, k, n) = (4, 5, 6);
+        // A full [m, n] scale broadcasts fine in TF but is not per-channel: unfused path.
+        let inputs = vec![
+            tensor(&[m, k], 1),
+            tensor(&[k, n], 2),
+            tensor(&[n], 3),
+            tensor(&[m, n], 4),
+            tensor(&[n], 5),
+        ];
+        let (a, b) = run_both(&f, inputs);
+        assert_eq!(a.as_slice::<f32>().ok(), b.as_slice::<f32>().ok());
+        // A bad bias length is the BiasAdd error, as without fusion.
+        let session = Session::new(".".into(), None, Default::default());
+        let mut cx = EvalCtx::new(&session);
+        let bad = vec![
+            tensor(&[m, k], 1),
+            tensor(&[k, n], 2),
+            tensor(&[n + 1], 3),
+            tensor(&[n], 4),
+            tensor(&[n], 5),
+        ];
+        let err = f.eval(&mut cx, bad).expect_err("bias length");
+        assert!(err.to_string().contains("biases"), "{err}");
+    }
+}
