@@ -104,7 +104,7 @@ pub fn apply_rows_with(isa: Isa, ep: &Epilogue<'_>, data: &mut [f32], channels: 
     }
     ep.validate(channels);
     assert!(
-        channels > 0 && data.len() % channels == 0,
+        data.len().checked_rem(channels) == Some(0),
         "epilogue: data is not whole rows"
     );
     for row in data.chunks_exact_mut(channels) {

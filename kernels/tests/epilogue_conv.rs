@@ -46,7 +46,11 @@ fn conv2d_epilogue_matches_separate_pass() {
         let x = data(n * h * w * cin, 1);
         let f = data(cin * cout * g.kernel.0 * g.kernel.1, 2);
         let (b, s) = (data(cout, 3), data(cout, 4));
-        let ops = [ChannelOp::Add(&b), ChannelOp::Mul(&s), ChannelOp::SubFrom(&b)];
+        let ops = [
+            ChannelOp::Add(&b),
+            ChannelOp::Mul(&s),
+            ChannelOp::SubFrom(&b),
+        ];
         for act in [Activation::None, Activation::Relu6] {
             let ep = Epilogue { ops: &ops, act };
             let len = n * g.output.0 * g.output.1 * cout;
