@@ -35,6 +35,9 @@ pub fn limits() -> Limits {
         max_const_elements: 1 << 20,
         max_call_depth: 16,
         max_loop_iterations: 10_000,
+        max_live_bytes: 256 << 20,
+        max_graph_nodes: 100_000,
+        max_call_time: Some(std::time::Duration::from_secs(5)),
     }
 }
 
