@@ -13,6 +13,25 @@ use crate::ops::{Registry, Session};
 use crate::proto::{AttrValue, FunctionDef, NodeDef, OpDef, OpList};
 use crate::tensor::Tensor;
 
+/// A plan step before slots are assigned: (node index, built op, inputs). Both plan-time
+/// fusion passes (`compile/fuse.rs`, `graph/fuse.rs`) rewrite a list of these.
+pub(super) type PendingStep = (usize, Box<dyn Op>, Vec<Src>);
+
+/// How many times each value is read by `steps` or returned as one of `outs`: a fusion may
+/// only swallow a value read exactly once.
+pub(super) fn use_counts(steps: &[PendingStep], outs: &[Src]) -> HashMap<Src, usize> {
+    let mut uses: HashMap<Src, usize> = HashMap::new();
+    for s in steps.iter().flat_map(|st| st.2.iter()).chain(outs) {
+        *uses.entry(*s).or_default() += 1;
+    }
+    uses
+}
+
+/// `TFHUB_NO_FUSION=1` (any value but empty or `0`) turns every plan-time fusion off.
+pub(super) fn fusion_disabled() -> bool {
+    std::env::var_os("TFHUB_NO_FUSION").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
 /// A tensor fed by the caller: output `index` of node `node`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Feed {
@@ -257,7 +276,7 @@ impl<'a> Compiler<'a> {
             ));
         }
         // Resolve every needed node's inputs first (needs attrs for output-arg offsets).
-        let mut steps: Vec<(usize, Box<dyn Op>, Vec<Src>)> = Vec::new();
+        let mut steps: Vec<PendingStep> = Vec::new();
         let mut consts: HashMap<Src, Tensor> = HashMap::new();
         for &ni in &order {
             let node = &body.nodes[ni];

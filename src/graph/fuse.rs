@@ -9,13 +9,10 @@
 
 use std::collections::HashMap;
 
-use super::compile::Src;
+use super::compile::{fusion_disabled, use_counts, PendingStep, Src};
 use crate::ops::fused::{FusedChain, Tail, TailKind};
 use crate::ops::Op;
 use crate::proto::{attr_value, NodeDef};
-
-/// A step before slot assignment: node index, built op, input sources.
-pub(super) type PendingStep = (usize, Box<dyn Op>, Vec<Src>);
 
 /// Whether `node` may head a chain.
 fn is_head(node: &NodeDef, op: &dyn Op) -> bool {
@@ -56,19 +53,16 @@ pub(super) fn fuse_epilogues(
     steps: Vec<PendingStep>,
     outs: &[Src],
 ) -> Vec<PendingStep> {
-    if std::env::var_os("TFHUB_NO_FUSION").is_some_and(|v| !v.is_empty() && v != "0") {
+    if fusion_disabled() {
         return steps;
     }
-    let mut uses: HashMap<Src, usize> = HashMap::new();
+    let uses = use_counts(&steps, outs);
+    // The last reader of each value (the only one, where `uses` says 1).
     let mut consumer: HashMap<Src, usize> = HashMap::new();
     for (si, (_, _, ins)) in steps.iter().enumerate() {
         for s in ins {
-            *uses.entry(*s).or_default() += 1;
             consumer.insert(*s, si);
         }
-    }
-    for s in outs {
-        *uses.entry(*s).or_default() += 1;
     }
     // Chains of step indices, each with the tail kinds.
     let mut taken = vec![false; steps.len()];

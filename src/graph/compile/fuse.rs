@@ -20,13 +20,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::Src;
-use crate::ops::{fused_embedding_segment, Op, ParamsFrom};
+use super::{fusion_disabled, use_counts, PendingStep, Src};
+use crate::ops::{fused_embedding_segment, ParamsFrom};
 use crate::proto::{attr_value::Value, NodeDef};
 use crate::tensor::{DType, Tensor};
-
-/// A plan step before slots are assigned: (node index, built op, inputs).
-pub(super) type PendingStep = (usize, Box<dyn Op>, Vec<Src>);
 
 /// Rewrites every matching pattern in `steps` (in place, dropping the fused-away steps) and
 /// returns the node indices of the segment ops that now run fused.
@@ -37,13 +34,10 @@ pub(super) fn embedding_lookups(
     outs: &[Src],
 ) -> HashSet<usize> {
     let mut fused = HashSet::new();
-    if std::env::var_os("TFHUB_NO_FUSION").is_some_and(|v| !v.is_empty() && v != "0") {
+    if fusion_disabled() {
         return fused;
     }
-    let mut uses: HashMap<Src, usize> = HashMap::new();
-    for s in steps.iter().flat_map(|st| st.2.iter()).chain(outs) {
-        *uses.entry(*s).or_default() += 1;
-    }
+    let uses = use_counts(steps, outs);
     let single = |s: &Src| uses.get(s) == Some(&1);
     let pos_of: HashMap<usize, usize> = steps
         .iter()
