@@ -38,6 +38,7 @@ pub fn limits() -> Limits {
         max_live_bytes: 256 << 20,
         max_graph_nodes: 100_000,
         max_call_time: Some(std::time::Duration::from_secs(5)),
+        max_pooled_bytes: 64 << 20,
     }
 }
 

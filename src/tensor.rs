@@ -5,7 +5,12 @@
 //! a memory-mapped checkpoint shard (`Buf::mapped`), which is how a large embedding matrix stays
 //! on disk. Writers go through [`Buf::make_mut`] (copy-on-write).
 //!
+//! Large `f32` buffers are recycled across the calls of a model (see [`pool`]): `Buf`'s
+//! destructor hands a uniquely owned buffer to the thread's current pool, if any.
+//!
 //! Knows nothing about ops or protobuf; conversions from `TensorProto` live in `saved_model`.
+
+pub(crate) mod pool;
 
 use std::any::Any;
 use std::fmt;
@@ -217,8 +222,18 @@ impl PartialEq for Handle {
 }
 
 /// A contiguous, shared element buffer: owned, or borrowed from a [`ByteSource`].
-pub struct Buf<T> {
+pub struct Buf<T: 'static> {
     repr: Repr<T>,
+}
+
+impl<T: 'static> Drop for Buf<T> {
+    fn drop(&mut self) {
+        if let Repr::Owned(v) = &mut self.repr {
+            if let Some(v) = Arc::get_mut(v) {
+                pool::recycle(v);
+            }
+        }
+    }
 }
 
 enum Repr<T> {
@@ -231,7 +246,7 @@ enum Repr<T> {
     },
 }
 
-impl<T> Clone for Buf<T> {
+impl<T: 'static> Clone for Buf<T> {
     fn clone(&self) -> Self {
         let repr = match &self.repr {
             Repr::Owned(v) => Repr::Owned(v.clone()),
@@ -248,7 +263,7 @@ impl<T> Clone for Buf<T> {
     }
 }
 
-impl<T> From<Vec<T>> for Buf<T> {
+impl<T: 'static> From<Vec<T>> for Buf<T> {
     fn from(v: Vec<T>) -> Self {
         Buf {
             repr: Repr::Owned(Arc::new(v)),
@@ -256,7 +271,7 @@ impl<T> From<Vec<T>> for Buf<T> {
     }
 }
 
-impl<T: bytemuck::Pod> Buf<T> {
+impl<T: bytemuck::Pod + 'static> Buf<T> {
     /// Borrows `src.bytes()[start..start + len * size_of::<T>()]` without copying, if that range
     /// is in bounds and aligned for `T`; otherwise copies it (checkpoint data files do not
     /// promise alignment). Returns `None` if the range is out of bounds.
@@ -279,7 +294,7 @@ impl<T: bytemuck::Pod> Buf<T> {
     }
 }
 
-impl<T> Deref for Buf<T> {
+impl<T: 'static> Deref for Buf<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
         match &self.repr {
@@ -297,7 +312,7 @@ impl<T> Deref for Buf<T> {
     }
 }
 
-impl<T: Clone> Buf<T> {
+impl<T: Clone + 'static> Buf<T> {
     /// Mutable access, copying first if the buffer is shared or borrowed.
     pub fn make_mut(&mut self) -> &mut [T] {
         if let Repr::Mapped { .. } = self.repr {
@@ -311,9 +326,13 @@ impl<T: Clone> Buf<T> {
     }
 
     /// Takes the elements out, copying only if shared or borrowed.
-    pub fn into_vec(self) -> Vec<T> {
-        match self.repr {
-            Repr::Owned(v) => Arc::try_unwrap(v).unwrap_or_else(|v| (*v).clone()),
+    pub fn into_vec(mut self) -> Vec<T> {
+        match &mut self.repr {
+            // Taken out, so the (now empty) buffer recycles nothing when `self` drops.
+            Repr::Owned(v) => match Arc::get_mut(v) {
+                Some(v) => std::mem::take(v),
+                None => v.to_vec(),
+            },
             Repr::Mapped { .. } => self.deref().to_vec(),
         }
     }
@@ -324,7 +343,7 @@ impl<T: Clone> Buf<T> {
     }
 }
 
-impl<T: fmt::Debug> fmt::Debug for Buf<T> {
+impl<T: fmt::Debug + 'static> fmt::Debug for Buf<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s: &[T] = self;
         if s.len() <= 8 {
@@ -586,7 +605,7 @@ impl Tensor {
             DType::BF16 => Data::BF16(vec![bf16::ZERO; n].into()),
             DType::Bool => Data::Bool(vec![false; n].into()),
             DType::F16 => Data::F16(vec![f16::ZERO; n].into()),
-            DType::F32 => Data::F32(vec![0f32; n].into()),
+            DType::F32 => Data::F32(pool::f32_zeroed(n).into()),
             DType::F64 => Data::F64(vec![0f64; n].into()),
             DType::I16 => Data::I16(vec![0; n].into()),
             DType::I32 => Data::I32(vec![0; n].into()),

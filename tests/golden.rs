@@ -46,6 +46,7 @@ macro_rules! golden {
 golden! {
     attention: "serving_default", DENSE;
     cnn: "serving_default", DENSE;
+    cnn_keras2: "serving_default", DENSE;
     control_flow: "serving_default", DENSE;
     hub_classifier: "serving_default", DENSE;
     mlp: "serving_default", DENSE;

@@ -538,6 +538,41 @@ def build_hub_classifier():
     return out
 
 
+def build_cnn_keras2():
+    """tf-keras (Keras 2): BatchNormalization exports as FusedBatchNormV3 (is_training=False)."""
+    import tf_keras
+
+    L = tf_keras.layers
+    seed_everything()
+    tf_keras.utils.set_random_seed(SEED)
+    out = fresh_dir("cnn_keras2")
+    inp = tf_keras.Input(shape=(12, 12, 3), dtype="float32", name="image")
+    x = L.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(inp)
+    x = L.BatchNormalization()(x)
+    x = L.ReLU(max_value=6.0)(x)
+    x = L.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+    x = L.BatchNormalization(epsilon=1e-5)(x)
+    x = L.ReLU()(x)
+    x = L.Conv2D(12, 1)(x)
+    x = L.BatchNormalization()(x)
+    x = L.GlobalAveragePooling2D()(x)
+    model = tf_keras.Model(inp, L.Dense(4)(x), name="cnn_keras2")
+    rng = np.random.RandomState(SEED)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 1.5, n).astype(np.float32))
+            layer.beta.assign(rng.uniform(-0.5, 0.5, n).astype(np.float32))
+            layer.moving_mean.assign(rng.uniform(-0.3, 0.3, n).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n).astype(np.float32))
+    model.save(out, save_format="tf")
+    loaded = tf.saved_model.load(out)
+    (input_name,) = loaded.signatures["serving_default"].structured_input_signature[1].keys()
+    image = rng.uniform(-1.0, 1.0, (2, 12, 12, 3)).astype(np.float32)
+    finish_model(out, {input_name: image.tolist()})
+    return out
+
+
 # --------------------------------------------------------------------------
 # Sharded checkpoint with many dtypes
 # --------------------------------------------------------------------------
@@ -676,6 +711,7 @@ BUILDERS = collections.OrderedDict([
     ("mlp", build_mlp),
     ("hub_classifier", build_hub_classifier),
     ("cnn", build_cnn),
+    ("cnn_keras2", build_cnn_keras2),
     ("attention", build_attention),
     ("mobilenet_v2_small", build_mobilenet_v2_small),
     ("sharded", build_sharded),

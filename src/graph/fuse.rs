@@ -1,7 +1,8 @@
 //! Plan-time fusion of `producer → per-channel steps → activation` chains.
 //!
 //! Finds `MatMul | Conv2D | DepthwiseConv2dNative` followed by `BiasAdd` (NHWC), `Add`,
-//! `AddV2`, `Mul`, `Sub` steps and at most one final `Relu | Relu6`, where every
+//! `AddV2`, `Mul`, `Sub`, inference-mode channels-last `FusedBatchNorm{,V2,V3}` (only its
+//! output 0 read) steps and at most one final `Relu | Relu6`, where every
 //! intermediate value is read by exactly one op and is not a plan output, and replaces the
 //! chain with one [`FusedChain`] step at the position (and under the node name) of its last
 //! op. The fused op decides per call whether the fast path applies and otherwise runs the
@@ -22,9 +23,38 @@ fn is_head(node: &NodeDef, op: &dyn Op) -> bool {
     ) && op.epilogue_producer().is_some()
 }
 
-/// How `node` (reading the chain value `x` among `inputs`) extends a chain, if it can.
-fn tail_kind(node: &NodeDef, inputs: &[Src], x: Src) -> Option<(TailKind, bool)> {
+fn attr<'a>(node: &'a NodeDef, name: &str) -> Option<&'a attr_value::Value> {
+    node.attr.get(name).and_then(|v| v.value.as_ref())
+}
+
+/// `FusedBatchNorm*` that the fused op can apply per channel: inference mode, channels last.
+/// Returns its epsilon (TF's default `0.0001` when stripped, as the op's builder does).
+fn batch_norm_epsilon(node: &NodeDef) -> Option<f32> {
+    use attr_value::Value;
+    if !matches!(attr(node, "is_training"), Some(Value::B(false))) {
+        return None;
+    }
+    match attr(node, "data_format") {
+        None => {}
+        Some(Value::S(s)) if s.as_slice() == b"NHWC" => {}
+        Some(_) => return None,
+    }
+    match attr(node, "epsilon") {
+        None => Some(1e-4),
+        Some(Value::F(e)) => Some(*e),
+        Some(_) => None,
+    }
+}
+
+/// How `node` (reading the chain value `x` among `inputs`) extends a chain, if it can;
+/// `only_out0` says whether nobody reads the node's other outputs.
+fn tail_kind(node: &NodeDef, inputs: &[Src], x: Src, only_out0: bool) -> Option<(TailKind, bool)> {
     match (node.op.as_str(), inputs) {
+        ("FusedBatchNorm" | "FusedBatchNormV2" | "FusedBatchNormV3", [a, rest @ ..])
+            if *a == x && rest.len() == 4 && !rest.contains(&x) && only_out0 =>
+        {
+            batch_norm_epsilon(node).map(|epsilon| (TailKind::BatchNorm { epsilon }, true))
+        }
         ("Relu", [a]) if *a == x => Some((TailKind::Relu, true)),
         ("Relu6", [a]) if *a == x => Some((TailKind::Relu6, true)),
         ("BiasAdd" | "BiasAddV1", [a, b]) if *a == x && *b != x => {
@@ -84,7 +114,8 @@ pub(super) fn fuse_epilogues(
                 break;
             }
             let (nj, _, ins) = &steps[next];
-            let Some((kind, x_first)) = tail_kind(&nodes[*nj], ins, x) else {
+            let only_out0 = (1..6).all(|k| !uses.contains_key(&Src::Out(*nj, k)));
+            let Some((kind, x_first)) = tail_kind(&nodes[*nj], ins, x, only_out0) else {
                 break;
             };
             chain.push((next, kind, x_first));
@@ -118,8 +149,10 @@ pub(super) fn fuse_epilogues(
             let Some((ni, op, ins)) = slots[si].take() else {
                 continue;
             };
-            if !matches!(kind, TailKind::Relu | TailKind::Relu6) {
-                inputs.push(if x_first { ins[1] } else { ins[0] });
+            match kind {
+                TailKind::Relu | TailKind::Relu6 => {}
+                TailKind::BatchNorm { .. } => inputs.extend_from_slice(&ins[1..]),
+                _ => inputs.push(if x_first { ins[1] } else { ins[0] }),
             }
             tail.push(Tail { op, kind, x_first });
             last_ni = ni;

@@ -67,7 +67,12 @@ impl Plan {
     /// [`crate::ops::Limits::max_live_bytes`] or the wall-time cap fails the call with a typed
     /// error naming the node. Arguments are counted by whoever made them, and everything this
     /// plan held is released when it returns (its outputs are counted again by the caller).
+    ///
+    /// Buffers: while the plan runs, the model's buffer pool is this thread's current pool,
+    /// so large intermediates freed by their last use (or at the end) are reused by later
+    /// allocations and calls (`tensor::pool`); outputs are never recycled while referenced.
     pub fn run(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
+        let _pool = crate::tensor::pool::enter(cx.session.pool());
         let base = cx.call.live_bytes;
         let r = self.run_counted(cx, args);
         cx.call.live_bytes = base;

@@ -1,13 +1,20 @@
 //! Producer + per-channel epilogue, built by the planner's fusion pass (`graph::fuse`).
 //!
-//! A chain `MatMul | Conv2D | DepthwiseConv2dNative → (BiasAdd | Add | AddV2 | Mul | Sub)* →
-//! (Relu | Relu6)?` whose intermediate values have no other reader becomes one [`FusedChain`]
+//! A chain `MatMul | Conv2D | DepthwiseConv2dNative → (BiasAdd | Add | AddV2 | Mul | Sub |
+//! FusedBatchNorm*)* → (Relu | Relu6)?` whose intermediate values have no other reader becomes
+//! one [`FusedChain`]
 //! op, like TF grappler's remapper (`_FusedMatMul`, `_FusedConv2D`). It keeps every original
 //! op: when the producer supports an epilogue, every side operand is an `f32` vector with one
 //! value per output channel, and the output is `f32`, the per-channel steps and the activation
 //! run on each output tile while it is in cache ([`tfhub_kernels::epilogue`], bit-identical
 //! to separate passes); otherwise the original ops run one after the other, so semantics and
 //! errors are exactly those of the unfused graph.
+//!
+//! An inference-mode batch norm is three per-channel steps, in the order of TF's CPU kernel
+//! (`FusedBatchNorm<CPUDevice>` in core/kernels/fused_batch_norm_op.cc, also grappler's
+//! `_FusedConv2D` output kernel): `((x - mean) * factor) + offset` with
+//! `factor = rsqrt(variance + epsilon) * scale`, computed per call from the current
+//! parameters (one value per channel, so its cost is negligible next to the producer).
 
 use crate::ops::kernels::epilogue::{Activation, ChannelOp, Epilogue};
 use crate::ops::{EvalCtx, Op, OpError};
@@ -29,7 +36,7 @@ pub trait EpilogueProducer {
 }
 
 /// What a tail op does to the chain value `x`, given its side operand `v`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum TailKind {
     /// `BiasAdd` (NHWC) or `Add`/`AddV2`: `x + v` (either operand order).
     Add,
@@ -43,6 +50,30 @@ pub(crate) enum TailKind {
     Relu,
     /// `Relu6` (no side operand; ends the chain).
     Relu6,
+    /// `FusedBatchNorm*` in inference mode, channels last: four side operands (scale, offset,
+    /// mean, variance), output 0 only.
+    BatchNorm { epsilon: f32 },
+}
+
+impl TailKind {
+    /// Side operands the step takes besides the chain value.
+    fn sides(self) -> usize {
+        match self {
+            TailKind::Relu | TailKind::Relu6 => 0,
+            TailKind::BatchNorm { .. } => 4,
+            _ => 1,
+        }
+    }
+}
+
+/// `rsqrt(variance + epsilon) * scale` per channel, as the unfused `FusedBatchNorm` op (and
+/// TF) computes it.
+pub(crate) fn batch_norm_factor(scale: &[f32], variance: &[f32], epsilon: f32) -> Vec<f32> {
+    scale
+        .iter()
+        .zip(variance)
+        .map(|(&s, &v)| (1.0 / (v + epsilon).sqrt()) * s)
+        .collect()
 }
 
 /// One op after the producer.
@@ -55,7 +86,7 @@ pub(crate) struct Tail {
     pub x_first: bool,
 }
 
-/// The fused op: inputs are the producer's, then one side operand per binary tail step.
+/// The fused op: inputs are the producer's, then each tail step's side operands in order.
 #[derive(Debug)]
 pub(crate) struct FusedChain {
     head: Box<dyn Op>,
@@ -73,33 +104,76 @@ impl FusedChain {
         }
     }
 
+    /// The batch-norm factors of every `BatchNorm` tail, in order, if its four side operands
+    /// are `f32` vectors of `channels` values and the output has rank 4 (anything else takes
+    /// the unfused path, which reports TF's error).
+    fn batch_norm_factors(
+        &self,
+        sides: &[Tensor],
+        channels: usize,
+        out_rank: usize,
+    ) -> Option<Vec<Vec<f32>>> {
+        let mut factors = Vec::new();
+        let mut at = 0;
+        for t in &self.tail {
+            let n = t.kind.sides();
+            if let TailKind::BatchNorm { epsilon } = t.kind {
+                let p = sides.get(at..at + 4)?;
+                let vecs: Vec<&[f32]> = p
+                    .iter()
+                    .map(|t| {
+                        (t.rank() == 1 && t.len() == channels)
+                            .then(|| t.as_slice::<f32>().ok())
+                            .flatten()
+                    })
+                    .collect::<Option<_>>()?;
+                if out_rank != 4 {
+                    return None;
+                }
+                factors.push(batch_norm_factor(vecs[0], vecs[3], epsilon));
+            }
+            at += n;
+        }
+        Some(factors)
+    }
+
     /// The epilogue if every side operand is an `f32` vector of `channels` values laid out
-    /// along the last axis (`[C]` or `[1, .., 1, C]` of rank <= `out_rank`).
+    /// along the last axis (`[C]` or `[1, .., 1, C]` of rank <= `out_rank`); `factors` are
+    /// [`Self::batch_norm_factors`].
     fn epilogue<'a>(
         &self,
         sides: &'a [Tensor],
+        factors: &'a [Vec<f32>],
         channels: usize,
         out_rank: usize,
     ) -> Option<(Vec<ChannelOp<'a>>, Activation)> {
         let mut ops = Vec::new();
         let mut act = Activation::None;
         let mut sides = sides.iter();
+        let mut factors = factors.iter();
+        let vec = |t: &'a Tensor| -> Option<&'a [f32]> {
+            let s = t.shape();
+            let fits = !s.is_empty()
+                && s.len() <= out_rank
+                && s[s.len() - 1] == channels
+                && s[..s.len() - 1].iter().all(|&d| d == 1);
+            if fits {
+                t.as_slice::<f32>().ok()
+            } else {
+                None
+            }
+        };
         for t in &self.tail {
-            let vec = |t: &'a Tensor| -> Option<&'a [f32]> {
-                let s = t.shape();
-                let fits = !s.is_empty()
-                    && s.len() <= out_rank
-                    && s[s.len() - 1] == channels
-                    && s[..s.len() - 1].iter().all(|&d| d == 1);
-                if fits {
-                    t.as_slice::<f32>().ok()
-                } else {
-                    None
-                }
-            };
             match t.kind {
                 TailKind::Relu => act = Activation::Relu,
                 TailKind::Relu6 => act = Activation::Relu6,
+                TailKind::BatchNorm { .. } => {
+                    let (_scale, offset, mean, _var) =
+                        (sides.next()?, sides.next()?, sides.next()?, sides.next()?);
+                    ops.push(ChannelOp::Sub(vec(mean)?));
+                    ops.push(ChannelOp::Mul(factors.next()?));
+                    ops.push(ChannelOp::Add(vec(offset)?));
+                }
                 kind => {
                     let v = vec(sides.next()?)?;
                     ops.push(match kind {
@@ -130,6 +204,14 @@ impl FusedChain {
         for t in &self.tail {
             let ins = match t.kind {
                 TailKind::Relu | TailKind::Relu6 => vec![x],
+                TailKind::BatchNorm { .. } => {
+                    let mut ins = vec![x];
+                    ins.extend(sides.by_ref().take(4));
+                    if ins.len() != 5 {
+                        return Err(OpError::invalid("fused chain is missing an operand"));
+                    }
+                    ins
+                }
                 _ => {
                     let v = sides
                         .next()
@@ -163,10 +245,12 @@ impl Op for FusedChain {
             return self.eval_unfused(cx, inputs);
         };
         let (head, sides) = inputs.split_at(self.head_inputs);
-        let fast = producer.out_channels(head).and_then(|c| {
-            let out_rank = head.first().map_or(0, Tensor::rank);
-            self.epilogue(sides, c, out_rank.max(2))
-        });
+        let channels = producer.out_channels(head);
+        let out_rank = head.first().map_or(0, Tensor::rank).max(2);
+        let factors = channels.and_then(|c| self.batch_norm_factors(sides, c, out_rank));
+        let fast = channels
+            .zip(factors.as_deref())
+            .and_then(|(c, f)| self.epilogue(sides, f, c, out_rank));
         let Some((ops, act)) = fast else {
             return self.eval_unfused(cx, inputs);
         };
@@ -181,6 +265,7 @@ impl Op for FusedChain {
 mod tests {
     use super::*;
     use crate::ops::{BuildCtx, Callable, FunctionResolver, Registry, Session};
+    use crate::proto::{attr_value, AttrValue};
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
@@ -294,5 +379,106 @@ mod tests {
         ];
         let err = f.eval(&mut cx, bad).expect_err("bias length");
         assert!(err.to_string().contains("biases"), "{err}");
+    }
+
+    fn attrs(list: &[(&str, attr_value::Value)]) -> BTreeMap<String, AttrValue> {
+        list.iter()
+            .map(|(k, v)| {
+                let a = AttrValue {
+                    value: Some(v.clone()),
+                };
+                (k.to_string(), a)
+            })
+            .collect()
+    }
+
+    /// `head → FusedBatchNormV3 → Relu6`.
+    fn bn_chain(head: &str, head_attrs: BTreeMap<String, AttrValue>) -> FusedChain {
+        let bn = attrs(&[
+            ("is_training", attr_value::Value::B(false)),
+            ("epsilon", attr_value::Value::F(0.001)),
+        ]);
+        let tail = vec![
+            Tail {
+                op: build("FusedBatchNormV3", bn, 5),
+                kind: TailKind::BatchNorm { epsilon: 0.001 },
+                x_first: true,
+            },
+            Tail {
+                op: build("Relu6", BTreeMap::new(), 1),
+                kind: TailKind::Relu6,
+                x_first: true,
+            },
+        ];
+        FusedChain::new(build(head, head_attrs, 2), 2, tail)
+    }
+
+    fn bn_params(c: usize) -> Vec<Tensor> {
+        let var: Vec<f32> = (0..c).map(|j| 0.2 + j as f32 * 0.37).collect();
+        vec![
+            tensor(&[c], 6),
+            tensor(&[c], 7),
+            tensor(&[c], 8),
+            Tensor::vector(var),
+        ]
+    }
+
+    #[test]
+    fn fused_batch_norm_after_conv_is_bit_identical() {
+        use attr_value::Value;
+        let list = |v: &[i64]| {
+            Value::List(attr_value::ListValue {
+                i: v.to_vec(),
+                ..Default::default()
+            })
+        };
+        for (head, c_in, filter_c) in [("Conv2D", 3, 5), ("DepthwiseConv2dNative", 5, 1)] {
+            let conv = attrs(&[
+                ("strides", list(&[1, 2, 2, 1])),
+                ("padding", Value::S(b"SAME".to_vec())),
+            ]);
+            let f = bn_chain(head, conv);
+            let c_out = if filter_c == 1 { c_in } else { filter_c };
+            let mut inputs = vec![
+                tensor(&[2, 7, 6, c_in], 1),
+                tensor(&[3, 3, c_in, filter_c], 2),
+            ];
+            inputs.extend(bn_params(c_out));
+            let (a, b) = run_both(&f, inputs);
+            assert_eq!(a.shape(), [2, 4, 3, c_out]);
+            assert_eq!(a.as_slice::<f32>().ok(), b.as_slice::<f32>().ok(), "{head}");
+        }
+    }
+
+    #[test]
+    fn fused_batch_norm_falls_back_where_tf_would_fail() {
+        // FusedBatchNormV3 needs a 4-D input: after a MatMul the unfused op's error stands.
+        let f = bn_chain("MatMul", BTreeMap::new());
+        let mut inputs = vec![tensor(&[3, 4], 1), tensor(&[4, 5], 2)];
+        inputs.extend(bn_params(5));
+        let session = Session::new(".".into(), None, Default::default());
+        let mut cx = EvalCtx::new(&session);
+        let err = f.eval(&mut cx, inputs).expect_err("rank 2");
+        assert!(err.to_string().contains("4 or 5-dimensional"), "{err}");
+        // A scale of the wrong length: the op's own error, not a fused result.
+        let f = bn_chain(
+            "Conv2D",
+            attrs(&[
+                (
+                    "strides",
+                    attr_value::Value::List(attr_value::ListValue {
+                        i: vec![1, 1, 1, 1],
+                        ..Default::default()
+                    }),
+                ),
+                ("padding", attr_value::Value::S(b"VALID".to_vec())),
+            ]),
+        );
+        let mut inputs = vec![tensor(&[1, 3, 3, 2], 1), tensor(&[1, 1, 2, 4], 2)];
+        let mut p = bn_params(4);
+        p[0] = tensor(&[3], 6);
+        inputs.extend(p);
+        let err = f.eval(&mut cx, inputs).expect_err("scale length");
+        assert!(err.to_string().contains("channels"), "{err}");
     }
 }

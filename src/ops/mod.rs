@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use crate::proto::{attr_value, AttrValue};
 use crate::saved_model::checkpoint::{BundleReader, CheckpointError};
 use crate::saved_model::tensor_proto::{tensor_from_proto, TensorProtoError};
+use crate::tensor::pool::BufferPool;
 use crate::tensor::{DType, Handle, Tensor, TensorError};
 
 pub use tfhub_kernels as kernels;
@@ -407,6 +408,10 @@ pub struct Limits {
     /// Longest wall time of one call (checked before each op, so one long op can overrun it);
     /// `None` (the default) for no limit.
     pub max_call_time: Option<Duration>,
+    /// Most bytes of freed `f32` buffers (of at least 64 KiB each) a loaded model keeps for
+    /// reuse by later calls, instead of returning them to the allocator; 0 turns reuse off.
+    /// This memory stays allocated between calls, on top of each call's live bytes.
+    pub max_pooled_bytes: usize,
 }
 
 impl Default for Limits {
@@ -419,6 +424,7 @@ impl Default for Limits {
             max_call_depth: 64,
             max_loop_iterations: 10_000_000,
             max_call_time: None,
+            max_pooled_bytes: 256 << 20,
         }
     }
 }
@@ -511,6 +517,8 @@ pub struct Session {
     /// Caps.
     pub limits: Limits,
     resources: Mutex<HashMap<String, Handle>>,
+    /// Freed buffers kept for later calls (`Limits::max_pooled_bytes`).
+    pool: Arc<BufferPool>,
 }
 
 impl Session {
@@ -519,9 +527,26 @@ impl Session {
         Session {
             model_dir,
             checkpoint,
+            pool: Arc::new(BufferPool::new(limits.max_pooled_bytes)),
             limits,
             resources: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The buffers this model's calls recycle (see `tensor::pool`).
+    pub(crate) fn pool(&self) -> &Arc<BufferPool> {
+        &self.pool
+    }
+
+    /// Bytes of freed buffers kept for reuse by later calls (at most
+    /// [`Limits::max_pooled_bytes`]).
+    pub fn pooled_bytes(&self) -> usize {
+        self.pool.retained_bytes()
+    }
+
+    /// Frees the buffers kept for reuse (later calls allocate again, then refill the pool).
+    pub fn release_pooled(&self) {
+        self.pool.clear()
     }
 
     /// The resource under `key`, created by `make` on first use.

@@ -161,7 +161,8 @@ fn alloc_out(cx: &EvalCtx<'_>, g: &Window2d, c: usize) -> Result<(Vec<usize>, Ve
     let n = crate::tensor::num_elements(&shape)
         .ok_or_else(|| OpError::Limit(format!("output shape {shape:?} overflows")))?;
     cx.limits().check_alloc(n, DType::F32)?;
-    Ok((shape, vec![0f32; n]))
+    // Every caller's kernel writes each element.
+    Ok((shape, crate::tensor::pool::f32_for_overwrite(n)))
 }
 
 /// `Conv2D` (HWIO filter) and `DepthwiseConv2dNative` (filter `[kh, kw, in, multiplier]`).

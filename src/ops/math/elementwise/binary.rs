@@ -116,7 +116,8 @@ fn f32_fast(l: &Limits, op: BinOp, a: &Tensor, b: &Tensor) -> Result<Option<Tens
         return Ok(None);
     }
     let n = alloc_len(l, &shape, DType::F32)?;
-    let mut out = vec![0.0f32; n];
+    // Each kernel below writes every element (the buffer is dropped unused otherwise).
+    let mut out = crate::tensor::pool::f32_for_overwrite(n);
     if a.shape() == b.shape() {
         k::binary_f32(kop, x, y, &mut out);
     } else if y.len() == 1 && x.len() == n {

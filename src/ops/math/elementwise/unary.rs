@@ -119,7 +119,8 @@ impl Op for Unary {
             DType::F32 => match f32_kernel(self.op) {
                 Some(kernel) => {
                     let src = x.as_slice::<f32>()?;
-                    let mut out = vec![0.0f32; src.len()];
+                    // The kernel writes every element.
+                    let mut out = crate::tensor::pool::f32_for_overwrite(src.len());
                     kernel(src, &mut out);
                     Some(Tensor::from_vec(x.shape(), out)?)
                 }

@@ -128,7 +128,8 @@ impl EpilogueProducer for MatMul {
         cx.limits().check_alloc(total, DType::F32)?;
         let (xs, ys) = (a.as_slice::<f32>()?, b.as_slice::<f32>()?);
         let a_strides = if self.ta { (1, m) } else { (k, 1) };
-        let mut out = vec![0.0f32; total];
+        // Both GEMM paths overwrite every element.
+        let mut out = crate::tensor::pool::f32_for_overwrite(total);
         match (m >= 2 && k > 0 && n > 0)
             .then(|| self.packed(cx, &b, ys, k, n))
             .flatten()
