@@ -231,6 +231,52 @@ pub fn conv2d_nhwc_f32_ep(
     }
 }
 
+/// Channels per register block of the direct kernels: 4 AVX2 (2 AVX-512) accumulators, so
+/// the per-tap additions of neighbouring lanes are independent.
+const CBLOCK: usize = 32;
+
+/// `(input offset, filter tap)` of every in-bounds window position of output pixel
+/// `(b, oy, ox)`, in `(ky, kx)` order, into `taps` (cleared first).
+#[inline(always)]
+fn window_taps(geom: &Window2d, b: usize, oy: usize, ox: usize, taps: &mut Vec<(usize, usize)>) {
+    let [_, h, w, c] = geom.input;
+    let (kh, kw) = geom.kernel;
+    taps.clear();
+    for ky in 0..kh {
+        let Some(iy) = geom.in_y(oy, ky) else {
+            continue;
+        };
+        for kx in 0..kw {
+            let Some(ix) = geom.in_x(ox, kx) else {
+                continue;
+            };
+            taps.push((((b * h + iy) * w + ix) * c, ky * kw + kx));
+        }
+    }
+}
+
+/// `acc[l] = Σ_taps x[l] * f[l]` over `N` channels starting at `c0`, summing taps in order
+/// from zero (mul then add, as separate roundings), written to `o`.
+#[inline(always)]
+fn depthwise_block<const N: usize>(
+    input: &[f32],
+    filter: &[f32],
+    cout: usize,
+    taps: &[(usize, usize)],
+    c0: usize,
+    o: &mut [f32],
+) {
+    let mut acc = [0.0f32; N];
+    for &(src, tap) in taps {
+        let x = &input[src + c0..src + c0 + N];
+        let f = &filter[tap * cout + c0..tap * cout + c0 + N];
+        for ((a, &x), &f) in acc.iter_mut().zip(x).zip(f) {
+            *a += x * f;
+        }
+    }
+    o[c0..c0 + N].copy_from_slice(&acc);
+}
+
 multiversion! {
     /// One output row (`ow` pixels × `cin*mult` channels) of a depthwise convolution.
     fn depthwise_row / depthwise_row_with(
@@ -242,28 +288,35 @@ multiversion! {
         oy: usize,
         orow: &mut [f32],
     ) {
-        let [_, h, w, cin] = geom.input;
-        let (kh, kw) = geom.kernel;
+        let cin = geom.input[3];
         let cout = cin * mult;
+        let mut taps = Vec::with_capacity(geom.kernel.0 * geom.kernel.1);
         for (ox, o) in orow.chunks_exact_mut(cout).enumerate() {
+            window_taps(geom, b, oy, ox, &mut taps);
+            if mult == 1 {
+                // Accumulators stay in registers across the taps of a channel block.
+                let mut c0 = 0;
+                while c0 + CBLOCK <= cin {
+                    depthwise_block::<CBLOCK>(input, filter, cout, &taps, c0, o);
+                    c0 += CBLOCK;
+                }
+                while c0 + 8 <= cin {
+                    depthwise_block::<8>(input, filter, cout, &taps, c0, o);
+                    c0 += 8;
+                }
+                while c0 < cin {
+                    depthwise_block::<1>(input, filter, cout, &taps, c0, o);
+                    c0 += 1;
+                }
+                continue;
+            }
             o.fill(0.0);
-            for ky in 0..kh {
-                let Some(iy) = geom.in_y(oy, ky) else { continue };
-                for kx in 0..kw {
-                    let Some(ix) = geom.in_x(ox, kx) else { continue };
-                    let src = ((b * h + iy) * w + ix) * cin;
-                    let iv = &input[src..src + cin];
-                    let fv = &filter[(ky * kw + kx) * cout..(ky * kw + kx + 1) * cout];
-                    if mult == 1 {
-                        for ((ov, &x), &f) in o.iter_mut().zip(iv).zip(fv) {
-                            *ov += x * f;
-                        }
-                    } else {
-                        for ((oc, fc), &x) in o.chunks_exact_mut(mult).zip(fv.chunks_exact(mult)).zip(iv) {
-                            for (ov, &f) in oc.iter_mut().zip(fc) {
-                                *ov += x * f;
-                            }
-                        }
+            for &(src, tap) in &taps {
+                let iv = &input[src..src + cin];
+                let fv = &filter[tap * cout..(tap + 1) * cout];
+                for ((oc, fc), &x) in o.chunks_exact_mut(mult).zip(fv.chunks_exact(mult)).zip(iv) {
+                    for (ov, &f) in oc.iter_mut().zip(fc) {
+                        *ov += x * f;
                     }
                 }
             }
@@ -360,6 +413,58 @@ pub fn depthwise_conv2d_nhwc_f32_ep(
     }
 }
 
+/// Max (`IS_MAX`) or sum of the window elements of `N` channels from `c0`, then the
+/// average's division, written to `o`. Max starts at `f32::MIN` and keeps the running value
+/// unless `x > running` (so NaN only wins when first).
+#[inline(always)]
+fn pool_block<const N: usize, const IS_MAX: bool>(
+    input: &[f32],
+    taps: &[(usize, usize)],
+    c0: usize,
+    o: &mut [f32],
+) {
+    let mut acc = [if IS_MAX { f32::MIN } else { 0.0 }; N];
+    for &(src, _) in taps {
+        let x = &input[src + c0..src + c0 + N];
+        for (a, &x) in acc.iter_mut().zip(x) {
+            *a = if IS_MAX {
+                if x > *a {
+                    x
+                } else {
+                    *a
+                }
+            } else {
+                *a + x
+            };
+        }
+    }
+    if !IS_MAX && taps.len() > 1 {
+        let div = taps.len() as f32;
+        for a in &mut acc {
+            *a /= div;
+        }
+    }
+    o[c0..c0 + N].copy_from_slice(&acc);
+}
+
+#[inline(always)]
+fn pool_pixel<const IS_MAX: bool>(input: &[f32], taps: &[(usize, usize)], o: &mut [f32]) {
+    let c = o.len();
+    let mut c0 = 0;
+    while c0 + CBLOCK <= c {
+        pool_block::<CBLOCK, IS_MAX>(input, taps, c0, o);
+        c0 += CBLOCK;
+    }
+    while c0 + 8 <= c {
+        pool_block::<8, IS_MAX>(input, taps, c0, o);
+        c0 += 8;
+    }
+    while c0 < c {
+        pool_block::<1, IS_MAX>(input, taps, c0, o);
+        c0 += 1;
+    }
+}
+
 multiversion! {
     /// One output row of max (`is_max`) or average pooling.
     fn pool_row / pool_row_with(
@@ -370,34 +475,14 @@ multiversion! {
         oy: usize,
         orow: &mut [f32],
     ) {
-        let [_, h, w, c] = geom.input;
-        let (kh, kw) = geom.kernel;
+        let c = geom.input[3];
+        let mut taps = Vec::with_capacity(geom.kernel.0 * geom.kernel.1);
         for (ox, o) in orow.chunks_exact_mut(c).enumerate() {
-            o.fill(if is_max { f32::MIN } else { 0.0 });
-            let mut count = 0usize;
-            for ky in 0..kh {
-                let Some(iy) = geom.in_y(oy, ky) else { continue };
-                for kx in 0..kw {
-                    let Some(ix) = geom.in_x(ox, kx) else { continue };
-                    let src = ((b * h + iy) * w + ix) * c;
-                    let iv = &input[src..src + c];
-                    count += 1;
-                    if is_max {
-                        for (ov, &x) in o.iter_mut().zip(iv) {
-                            *ov = if x > *ov { x } else { *ov };
-                        }
-                    } else {
-                        for (ov, &x) in o.iter_mut().zip(iv) {
-                            *ov += x;
-                        }
-                    }
-                }
-            }
-            if !is_max && count > 1 {
-                let div = count as f32;
-                for ov in o.iter_mut() {
-                    *ov /= div;
-                }
+            window_taps(geom, b, oy, ox, &mut taps);
+            if is_max {
+                pool_pixel::<true>(input, &taps, o);
+            } else {
+                pool_pixel::<false>(input, &taps, o);
             }
         }
     }
@@ -548,6 +633,8 @@ mod tests {
                 g([3, 20, 20, 16], (3, 3), (1, 1), (1, 1), (1, 1), (20, 20)),
                 32,
             ),
+            // 43 channels: a 32-wide block, an 8-wide block and 3 single channels.
+            (g([2, 7, 6, 43], (3, 3), (2, 2), (1, 1), (1, 1), (4, 3)), 9),
         ]
     }
 
