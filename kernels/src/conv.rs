@@ -64,6 +64,10 @@ impl Window2d {
 /// Target size (floats) of one im2col chunk.
 const IM2COL_CHUNK: usize = 1 << 18;
 
+/// Inputs with at most this many channels are convolved directly (no im2col, no GEMM): with
+/// so few channels per tap the im2col copies and the packing cost more than the products.
+const DIRECT_MAX_CIN: usize = 4;
+
 /// 2-D convolution, NHWC input, HWIO filter, groups = 1 (TF `Conv2D`):
 /// `out[b, oy, ox, co] = Σ_{ky, kx, ci} in[b, iy, ix, ci] · filter[ky, kx, ci, co]`
 /// with `iy, ix` as in the [module docs](self) (padding reads as zero).
@@ -72,10 +76,12 @@ const IM2COL_CHUNK: usize = 1 << 18;
 /// * `filter`: `[kh, kw, cin, cout]` row-major (`geom.kernel = (kh, kw)`).
 /// * `out`: `[n, oh, ow, cout]` row-major, overwritten.
 ///
-/// A 1×1 kernel with unit stride and no padding is a single [`gemm_f32`] on the input in
-/// place; a 1×1 kernel with other strides is one strided GEMM per output row; anything else
-/// is im2col in chunks of output pixels (scratch of about 1 MB per task) followed by GEMM,
-/// with chunks run in parallel.
+/// A 1×1 kernel with unit stride and no padding is a GEMM on the input in place (in chunks
+/// of pixels); a 1×1 kernel with other
+/// strides is one strided GEMM per output row; an input with at most 4 channels is convolved
+/// directly (per pixel, 32 output channels at a time in registers); anything else is im2col
+/// in chunks of output pixels (scratch of about 1 MB per task) followed by GEMM, with chunks
+/// run in parallel.
 ///
 /// # Panics
 ///
@@ -116,6 +122,10 @@ pub fn conv2d_nhwc_f32_ep(
         return;
     }
     let kdim = kh * kw * cin;
+    if cin <= DIRECT_MAX_CIN && !(kh == 1 && kw == 1) {
+        direct_conv(input, filter, cout, geom, ep, out);
+        return;
+    }
     if kh == 1 && kw == 1 && geom.pads == (0, 0) {
         if geom.strides == (1, 1) && (oh, ow) == (h, w) {
             // Chunks of pixels, so the epilogue runs on cache-resident output.
@@ -275,6 +285,94 @@ fn depthwise_block<const N: usize>(
         }
     }
     o[c0..c0 + N].copy_from_slice(&acc);
+}
+
+/// `N` output channels from `c0` of one pixel of a direct convolution: the sum over the
+/// window's in-bounds taps and the input channels, in `(ky, kx, ci)` order, then the
+/// epilogue, all in registers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn direct_block<const N: usize>(
+    input: &[f32],
+    filter: &[f32],
+    cin: usize,
+    cout: usize,
+    taps: &[(usize, usize)],
+    c0: usize,
+    ep: &Epilogue<'_>,
+    o: &mut [f32],
+) {
+    let mut acc = [0.0f32; N];
+    for &(src, tap) in taps {
+        for ci in 0..cin {
+            let x = input[src + ci];
+            let f0 = (tap * cin + ci) * cout + c0;
+            for (a, &f) in acc.iter_mut().zip(&filter[f0..f0 + N]) {
+                *a += x * f;
+            }
+        }
+    }
+    ep.apply_block(&mut acc, c0);
+    o[c0..c0 + N].copy_from_slice(&acc);
+}
+
+multiversion! {
+    /// One output row of a direct convolution (see [`direct_block`]).
+    fn direct_row / direct_row_with(
+        input: &[f32],
+        filter: &[f32],
+        cout: usize,
+        geom: &Window2d,
+        ep: &Epilogue<'_>,
+        b: usize,
+        oy: usize,
+        orow: &mut [f32],
+    ) {
+        let cin = geom.input[3];
+        let mut taps = Vec::with_capacity(geom.kernel.0 * geom.kernel.1);
+        for (ox, o) in orow.chunks_exact_mut(cout).enumerate() {
+            window_taps(geom, b, oy, ox, &mut taps);
+            let mut c0 = 0;
+            while c0 + CBLOCK <= cout {
+                direct_block::<CBLOCK>(input, filter, cin, cout, &taps, c0, ep, o);
+                c0 += CBLOCK;
+            }
+            while c0 + 8 <= cout {
+                direct_block::<8>(input, filter, cin, cout, &taps, c0, ep, o);
+                c0 += 8;
+            }
+            while c0 < cout {
+                direct_block::<1>(input, filter, cin, cout, &taps, c0, ep, o);
+                c0 += 1;
+            }
+        }
+    }
+}
+
+/// Direct convolution (few input channels), parallel over output rows.
+fn direct_conv(
+    input: &[f32],
+    filter: &[f32],
+    cout: usize,
+    geom: &Window2d,
+    ep: &Epilogue<'_>,
+    out: &mut [f32],
+) {
+    let oh = geom.output.0;
+    let isa = Isa::best();
+    let row = |(r, orow): (usize, &mut [f32])| {
+        direct_row_with(isa, input, filter, cout, geom, ep, r / oh, r % oh, orow);
+    };
+    let work = out.len() * geom.kernel.0 * geom.kernel.1 * geom.input[3];
+    if work >= 1 << 16 {
+        out.par_chunks_mut(geom.output.1 * cout)
+            .enumerate()
+            .for_each(row);
+    } else {
+        out.chunks_mut(geom.output.1 * cout)
+            .enumerate()
+            .for_each(row);
+    }
 }
 
 multiversion! {

@@ -82,6 +82,55 @@ impl Epilogue<'_> {
         apply_row_with(Isa::best(), self, row, col0)
     }
 
+    /// Applies the epilogue to the `N` columns `col0..col0 + N` of one output row held in
+    /// registers (`acc`): the same arithmetic as [`Epilogue::apply_row`], for kernels that
+    /// finish a block of channels at a time.
+    ///
+    /// # Panics
+    ///
+    /// If the columns are out of range of a step's vector.
+    #[inline(always)]
+    pub fn apply_block<const N: usize>(&self, acc: &mut [f32; N], col0: usize) {
+        for op in self.ops {
+            match *op {
+                ChannelOp::Add(v) => {
+                    for (x, &b) in acc.iter_mut().zip(&v[col0..col0 + N]) {
+                        *x += b;
+                    }
+                }
+                ChannelOp::Mul(v) => {
+                    for (x, &b) in acc.iter_mut().zip(&v[col0..col0 + N]) {
+                        *x *= b;
+                    }
+                }
+                ChannelOp::Sub(v) => {
+                    for (x, &b) in acc.iter_mut().zip(&v[col0..col0 + N]) {
+                        *x -= b;
+                    }
+                }
+                ChannelOp::SubFrom(v) => {
+                    for (x, &b) in acc.iter_mut().zip(&v[col0..col0 + N]) {
+                        *x = b - *x;
+                    }
+                }
+            }
+        }
+        match self.act {
+            Activation::None => {}
+            Activation::Relu => {
+                for x in acc.iter_mut() {
+                    *x = if *x < 0.0 { 0.0 } else { *x };
+                }
+            }
+            Activation::Relu6 => {
+                for x in acc.iter_mut() {
+                    let r = if *x < 0.0 { 0.0 } else { *x };
+                    *x = if r > 6.0 { 6.0 } else { r };
+                }
+            }
+        }
+    }
+
     /// Applies the epilogue to every `channels`-long row of `data` (row-major `[rows,
     /// channels]`).
     ///

@@ -36,7 +36,8 @@ fn bits(v: &[f32]) -> Vec<u32> {
 fn conv2d_epilogue_matches_separate_pass() {
     let cases = [
         (window([2, 9, 7, 5], 3, 1, 1), 13),   // im2col
-        (window([1, 11, 10, 3], 3, 2, 1), 32), // im2col, strided
+        (window([1, 11, 10, 3], 3, 2, 1), 32), // direct (3 input channels), strided
+        (window([2, 8, 9, 2], 3, 1, 1), 43),   // direct: 32 + 8 + 3 output channels
         (window([3, 6, 5, 7], 1, 1, 0), 9),    // 1×1, one chunk
         (window([2, 96, 96, 4], 1, 1, 0), 67), // 1×1, several chunks
         (window([1, 9, 9, 6], 1, 2, 0), 11),   // strided 1×1
