@@ -7,10 +7,12 @@
 //! of one dtype. Static tables follow `InitializableLookupTable`: they are filled once
 //! (`InitializeTableV2`, `InitializeTableFromTextFileV2`, `LookupTableImportV2`), and looking
 //! one up before that is an error. `InitializeTableFromTextFileV2` reads only regular files
-//! inside the model directory, streaming them line by line.
+//! inside the model directory (read whole, then parsed in parallel for string keys).
 
 mod store;
+mod str_table;
 mod text_file;
+mod words;
 
 use std::sync::RwLock;
 
@@ -50,12 +52,12 @@ struct State {
 impl Table {
     fn new(key_dtype: DType, value_dtype: DType, mutable: bool) -> Result<Table, OpError> {
         let store = match value_dtype {
-            DType::I64 => new_store::<i64>(key_dtype)?,
-            DType::I32 => new_store::<i32>(key_dtype)?,
-            DType::F32 => new_store::<f32>(key_dtype)?,
-            DType::F64 => new_store::<f64>(key_dtype)?,
-            DType::Bool => new_store::<bool>(key_dtype)?,
-            DType::String => new_store::<Vec<u8>>(key_dtype)?,
+            DType::I64 => new_store::<i64>(key_dtype, mutable)?,
+            DType::I32 => new_store::<i32>(key_dtype, mutable)?,
+            DType::F32 => new_store::<f32>(key_dtype, mutable)?,
+            DType::F64 => new_store::<f64>(key_dtype, mutable)?,
+            DType::Bool => new_store::<bool>(key_dtype, mutable)?,
+            DType::String => new_store::<Vec<u8>>(key_dtype, mutable)?,
             d => {
                 return Err(OpError::Unimplemented(format!(
                     "lookup table with {d} values"

@@ -1,11 +1,15 @@
 //! The hash map behind a table: `Store`, implemented for each value type over int64 or
-//! byte-string keys (so a string lookup borrows the key, no allocation per probe).
+//! byte-string keys (so a string lookup borrows the key, no allocation per probe). Static
+//! string-keyed tables use the compact [`StrTable`] instead.
 
 use std::fmt;
+use std::path::Path;
 
 use rayon::prelude::*;
 use smallvec::SmallVec;
 
+use super::str_table::StrTable;
+use super::text_file::{split_lines, InitFromTextFile, LineError};
 use crate::ops::OpError;
 use crate::tensor::{DType, Element, Tensor};
 
@@ -26,10 +30,14 @@ pub(super) enum Field<'a> {
 }
 
 /// A value type a table can hold.
-pub(super) trait Value: Element + PartialEq {
+pub(super) trait Value: Element + PartialEq + Default {
     /// Parses a vocabulary field. TF quirk (`TextFileLineIterator::SetValue`): `offset` is
     /// added to line numbers and to parsed int32 values, not to parsed int64 values.
     fn from_field(f: Field<'_>, offset: i64) -> Option<Self>;
+    /// The value of line `n` (`Field::Line`), if this type can hold one.
+    fn from_line(n: i64, offset: i64) -> Option<Self> {
+        Self::from_field(Field::Line(n), offset)
+    }
 }
 
 fn parse<T: std::str::FromStr>(t: &[u8]) -> Option<T> {
@@ -87,13 +95,16 @@ impl Value for Vec<u8> {
 pub(super) trait Store: Send + Sync + fmt::Debug {
     fn len(&self) -> usize;
     fn clear(&mut self);
-    /// Makes room for `n` more entries.
-    fn reserve(&mut self, n: usize);
     fn find(&self, keys: &Tensor, default: &Tensor) -> Result<Tensor, OpError>;
     fn insert(&mut self, keys: &Tensor, values: &Tensor, dup: Dup) -> Result<(), OpError>;
-    /// Inserts one vocabulary line's key and value (static semantics).
-    fn insert_line(&mut self, key: Field<'_>, value: Field<'_>, offset: i64)
-        -> Result<(), OpError>;
+    /// Fills an empty table from a vocabulary file's bytes (static semantics: a repeated key
+    /// must have the same value); `path` is for messages.
+    fn init_from_text(
+        &mut self,
+        data: Vec<u8>,
+        file: &InitFromTextFile,
+        path: &Path,
+    ) -> Result<(), OpError>;
     /// True if every pair is present with that value and nothing else is.
     fn same_entries(&self, keys: &Tensor, values: &Tensor) -> Result<bool, OpError>;
     fn remove(&mut self, keys: &Tensor) -> Result<(), OpError>;
@@ -102,7 +113,7 @@ pub(super) trait Store: Send + Sync + fmt::Debug {
 
 /// Lookups of at least this many string keys are spread over rayon's threads (a batch of
 /// 1024 sentences is ~8k tokens).
-const PAR_KEYS: usize = 2048;
+pub(super) const PAR_KEYS: usize = 2048;
 
 /// A `std` hash map with foldhash's seeded fast hasher: SipHash dominated building a
 /// 1M-word vocabulary; foldhash is several times faster on short keys and still seeded per
@@ -124,20 +135,31 @@ enum Keys<V> {
     Str(HashMap<StrKey, V>),
 }
 
-fn values_of<V: Value>(t: &Tensor, index: usize) -> Result<&[V], OpError> {
+pub(super) fn values_of<V: Value>(t: &Tensor, index: usize) -> Result<&[V], OpError> {
     t.as_slice::<V>()
         .map_err(|_| OpError::dtype(index, V::DTYPE.name(), t.dtype()))
 }
 
-fn key_strings(t: &Tensor) -> Result<&[Vec<u8>], OpError> {
+pub(super) fn key_strings(t: &Tensor) -> Result<&[Vec<u8>], OpError> {
     t.as_slice::<Vec<u8>>()
         .map_err(|_| OpError::dtype(1, "string", t.dtype()))
 }
 
-fn conflict(key: impl fmt::Debug) -> OpError {
+pub(super) fn conflict(key: impl fmt::Debug) -> OpError {
     OpError::invalid(format!(
         "HashTable has different value for same key. Key {key:?} appears twice"
     ))
+}
+
+/// The error for a vocabulary field that does not parse as `what`.
+pub(super) fn bad_field(f: Field<'_>, what: &str) -> OpError {
+    OpError::invalid(match f {
+        Field::Text(t) => format!(
+            "field {:?} is not a valid {what}",
+            String::from_utf8_lossy(t)
+        ),
+        Field::Line(_) => format!("a line number cannot be a {what}"),
+    })
 }
 
 fn put<K: std::hash::Hash + Eq + fmt::Debug, V: PartialEq>(
@@ -166,12 +188,6 @@ impl<V: Value> Store for Keys<V> {
         match self {
             Keys::Int { map, .. } => map.len(),
             Keys::Str(m) => m.len(),
-        }
-    }
-    fn reserve(&mut self, n: usize) {
-        match self {
-            Keys::Int { map, .. } => map.reserve(n),
-            Keys::Str(m) => m.reserve(n),
         }
     }
     fn clear(&mut self) {
@@ -232,41 +248,30 @@ impl<V: Value> Store for Keys<V> {
         }
         Ok(())
     }
-    fn insert_line(
+    fn init_from_text(
         &mut self,
-        key: Field<'_>,
-        value: Field<'_>,
-        offset: i64,
+        data: Vec<u8>,
+        file: &InitFromTextFile,
+        path: &Path,
     ) -> Result<(), OpError> {
-        let bad = |f: Field<'_>, what: &str| {
-            OpError::invalid(match f {
-                Field::Text(t) => format!(
-                    "field {:?} is not a valid {what}",
-                    String::from_utf8_lossy(t)
-                ),
-                Field::Line(_) => format!("a line number cannot be a {what}"),
-            })
-        };
-        let v = V::from_field(value, offset).ok_or_else(|| bad(value, V::DTYPE.name()))?;
+        let limit = file.line_limit();
+        // Room for the lines up front: no rehashing while a large file loads.
+        let lines = split_lines(&data).take(limit).count();
         match self {
-            Keys::Int { map, parse_i32 } => {
-                let k = if *parse_i32 {
-                    i32::from_field(key, offset).map(i64::from)
-                } else {
-                    i64::from_field(key, offset)
-                };
-                put(
-                    map,
-                    k.ok_or_else(|| bad(key, "integer key"))?,
-                    v,
-                    Dup::MustAgree,
-                )
-            }
-            Keys::Str(m) => match key {
-                Field::Text(t) => put(m, StrKey::from_slice(t), v, Dup::MustAgree),
-                Field::Line(_) => Err(bad(key, "string key")),
-            },
+            Keys::Int { map, .. } => map.reserve(lines),
+            Keys::Str(m) => m.reserve(lines),
         }
+        let mut cols = Vec::new();
+        let mut n = 0usize;
+        for line in split_lines(&data).take(limit) {
+            let (key, value) = file
+                .fields(line, n as i64, &mut cols)
+                .map_err(|e| file.error(path, n, e))?;
+            self.insert_line(key, value, file.offset)
+                .map_err(|e| file.error(path, n, LineError::Field(e)))?;
+            n += 1;
+        }
+        file.check_count(path, n)
     }
     fn same_entries(&self, keys: &Tensor, values: &Tensor) -> Result<bool, OpError> {
         let v = values_of::<V>(values, 2)?;
@@ -318,13 +323,49 @@ impl<V: Value> Store for Keys<V> {
     }
 }
 
-pub(super) fn new_store<V: Value>(key_dtype: DType) -> Result<Box<dyn Store>, OpError> {
+impl<V: Value> Keys<V> {
+    /// Inserts one vocabulary line's key and value (static semantics).
+    fn insert_line(
+        &mut self,
+        key: Field<'_>,
+        value: Field<'_>,
+        offset: i64,
+    ) -> Result<(), OpError> {
+        let v = V::from_field(value, offset).ok_or_else(|| bad_field(value, V::DTYPE.name()))?;
+        match self {
+            Keys::Int { map, parse_i32 } => {
+                let k = if *parse_i32 {
+                    i32::from_field(key, offset).map(i64::from)
+                } else {
+                    i64::from_field(key, offset)
+                };
+                put(
+                    map,
+                    k.ok_or_else(|| bad_field(key, "integer key"))?,
+                    v,
+                    Dup::MustAgree,
+                )
+            }
+            Keys::Str(m) => match key {
+                Field::Text(t) => put(m, StrKey::from_slice(t), v, Dup::MustAgree),
+                Field::Line(_) => Err(bad_field(key, "string key")),
+            },
+        }
+    }
+}
+
+/// The store for a table: static string-keyed tables get the compact [`StrTable`].
+pub(super) fn new_store<V: Value>(
+    key_dtype: DType,
+    mutable: bool,
+) -> Result<Box<dyn Store>, OpError> {
     Ok(match key_dtype {
         DType::I64 | DType::I32 => Box::new(Keys::<V>::Int {
             map: HashMap::default(),
             parse_i32: key_dtype == DType::I32,
         }),
-        DType::String => Box::new(Keys::<V>::Str(HashMap::default())),
+        DType::String if mutable => Box::new(Keys::<V>::Str(HashMap::default())),
+        DType::String => Box::new(StrTable::<V>::new()),
         d => {
             return Err(OpError::Unimplemented(format!(
                 "lookup table with {d} keys"

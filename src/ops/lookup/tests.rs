@@ -316,3 +316,217 @@ fn large_lookups_match_one_by_one() {
         assert_eq!(got[i], want, "key {k}");
     }
 }
+
+/// Initializes a fresh static string->int64 table (whole line -> line number) from `content`.
+fn vocab_table(
+    s: &Session,
+    dir: &Path,
+    name: &str,
+    content: &[u8],
+    init: InitFromTextFile,
+) -> Result<Tensor, OpError> {
+    let vocab = dir.join(format!("{name}.txt"));
+    std::fs::write(&vocab, content).unwrap();
+    let mut cx = EvalCtx::new(s);
+    let t = table(&mut cx, name, DType::String, DType::I64, false);
+    init.eval(&mut cx, vec![t.clone(), path_tensor(&vocab)])?;
+    Ok(t)
+}
+
+fn find_i64(s: &Session, t: &Tensor, keys: &[&str]) -> Vec<i64> {
+    let mut cx = EvalCtx::new(s);
+    let out = Find.eval(&mut cx, vec![t.clone(), strs(keys), Tensor::scalar(-1i64)]);
+    out.unwrap()[0].to_i64_vec().unwrap()
+}
+
+#[test]
+fn vocab_line_endings_as_tf_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = session(dir.path());
+    // TF's InputBuffer::ReadLine drops one '\r' before '\n' and at the end; a final lone
+    // '\r' is no line; a missing final newline still ends a line; bytes need not be UTF-8.
+    let t = vocab_table(
+        &s,
+        dir.path(),
+        "crlf",
+        b"a\r\nb\r\r\nc\xff\r",
+        text_init(-2, -1),
+    )
+    .unwrap();
+    assert_eq!(
+        find_i64(&s, &t, &["a", "b\r", "c\u{ff}", "b"]),
+        [0, 1, -1, -1]
+    );
+    let mut cx = EvalCtx::new(&s);
+    let raw = Tensor::vector(vec![b"c\xff".to_vec()]);
+    let out = Find.eval(&mut cx, vec![t.clone(), raw, Tensor::scalar(-1i64)]);
+    assert_eq!(out.unwrap()[0].to_i64_vec().unwrap(), [2]);
+    let size = Size.eval(&mut cx, vec![t]).unwrap();
+    assert_eq!(size[0].to_i64_vec().unwrap(), [3]);
+    let t = vocab_table(&s, dir.path(), "lone_cr", b"a\nb\n\r", text_init(-2, -1)).unwrap();
+    assert_eq!(find_i64(&s, &t, &["a", "b", ""]), [0, 1, -1]);
+    // "\r\n" alone is an empty line: an error, as is an empty file line in the middle.
+    assert!(vocab_table(&s, dir.path(), "cr_empty", b"a\n\r\nb\n", text_init(-2, -1)).is_err());
+    let t = vocab_table(&s, dir.path(), "empty", b"", text_init(-2, -1)).unwrap();
+    assert_eq!(find_i64(&s, &t, &["", "a"]), [-1, -1]);
+}
+
+#[test]
+fn vocab_duplicates_follow_hash_table_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = session(dir.path());
+    // Same key, same value: fine (column 1 holds the value).
+    let by_col = InitFromTextFile {
+        delimiter: b' ',
+        ..text_init(0, 1)
+    };
+    let t = vocab_table(&s, dir.path(), "same", b"a 1\nb 2\na 1\n", by_col).unwrap();
+    assert_eq!(find_i64(&s, &t, &["a", "b"]), [1, 2]);
+    let mut cx = EvalCtx::new(&s);
+    let size = Size.eval(&mut cx, vec![t]).unwrap();
+    assert_eq!(size[0].to_i64_vec().unwrap(), [2]);
+    // Another value: an error naming the key and the later line.
+    let by_col = InitFromTextFile {
+        delimiter: b' ',
+        ..text_init(0, 1)
+    };
+    let err = vocab_table(&s, dir.path(), "other", b"a 1\nb 2\na 3\n", by_col).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("line 2") && msg.contains("\"a\""), "{msg}");
+}
+
+#[test]
+fn vocab_errors_come_in_line_order_across_chunks() {
+    // Over a megabyte, so the file is parsed in several chunks and indexed in several
+    // regions; the first bad line in file order is the one reported, as TF reads line by line.
+    let dir = tempfile::tempdir().unwrap();
+    let s = session(dir.path());
+    let lines = |dup_at: usize, empty_at: usize| {
+        let mut v = Vec::new();
+        for i in 0..200_000usize {
+            if i == dup_at {
+                v.extend_from_slice(b"w17\n");
+            } else if i == empty_at {
+                v.push(b'\n');
+            } else {
+                v.extend_from_slice(format!("w{i}\n").as_bytes());
+            }
+        }
+        v
+    };
+    let err = vocab_table(
+        &s,
+        dir.path(),
+        "dup_first",
+        &lines(150_000, 190_000),
+        text_init(-2, -1),
+    );
+    let msg = err.unwrap_err().to_string();
+    assert!(
+        msg.contains("line 150000") && msg.contains("\"w17\""),
+        "{msg}"
+    );
+    let err = vocab_table(
+        &s,
+        dir.path(),
+        "empty_first",
+        &lines(150_000, 120_000),
+        text_init(-2, -1),
+    );
+    let msg = err.unwrap_err().to_string();
+    assert!(msg.contains("empty line found at line 120000"), "{msg}");
+    // Past vocab_size nothing is read, so later bad lines do not matter.
+    let short = InitFromTextFile {
+        vocab_size: 100_000,
+        ..text_init(-2, -1)
+    };
+    let t = vocab_table(&s, dir.path(), "short", &lines(150_000, 120_000), short).unwrap();
+    assert_eq!(
+        find_i64(&s, &t, &["w0", "w99999", "w100000", "w17"]),
+        [0, 99_999, -1, 17]
+    );
+    let t = vocab_table(
+        &s,
+        dir.path(),
+        "good",
+        &lines(usize::MAX, usize::MAX),
+        text_init(-2, -1),
+    )
+    .unwrap();
+    let keys: Vec<String> = (0..200_500).step_by(997).map(|i| format!("w{i}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let want: Vec<i64> = (0..200_500)
+        .step_by(997)
+        .map(|i| if i < 200_000 { i as i64 } else { -1 })
+        .collect();
+    assert_eq!(find_i64(&s, &t, &refs), want);
+}
+
+#[test]
+fn vocab_string_values_and_whole_line_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = session(dir.path());
+    let vocab = dir.path().join("kv.tsv");
+    std::fs::write(&vocab, "k1\tv1\tx\nk2\tv2\n").unwrap();
+    let mut cx = EvalCtx::new(&s);
+    let t = table(&mut cx, "kv", DType::String, DType::String, false);
+    text_init(0, 1)
+        .eval(&mut cx, vec![t.clone(), path_tensor(&vocab)])
+        .unwrap();
+    let out = Find.eval(
+        &mut cx,
+        vec![
+            t.clone(),
+            strs(&["k2", "k1", "k3"]),
+            Tensor::scalar(b"?".to_vec()),
+        ],
+    );
+    let want = [b"v2".to_vec(), b"v1".to_vec(), b"?".to_vec()];
+    assert_eq!(out.unwrap()[0].as_slice::<Vec<u8>>().unwrap(), want);
+    // Whole line as the key: the delimiter is part of it.
+    let t = vocab_table(&s, dir.path(), "whole", b"a\tb\nc\n", text_init(-2, -1)).unwrap();
+    assert_eq!(find_i64(&s, &t, &["a\tb", "a", "c"]), [0, -1, 1]);
+}
+
+#[test]
+fn static_string_table_from_tensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = session(dir.path());
+    let mut cx = EvalCtx::new(&s);
+    let t = table(&mut cx, "st", DType::String, DType::I64, false);
+    let fill = Fill { insert: false };
+    let keys = strs(&["", "a", "ab", "a"]);
+    let vals = Tensor::vector(vec![5i64, 1, 2, 1]);
+    fill.eval(&mut cx, vec![t.clone(), keys.clone(), vals.clone()])
+        .unwrap();
+    assert_eq!(find_i64(&s, &t, &["a", "ab", "", "abc"]), [1, 2, 5, -1]);
+    // Re-initialization with the same entries is accepted, with others refused.
+    let dedup = strs(&["a", "", "ab"]);
+    let dedup_vals = Tensor::vector(vec![1i64, 5, 2]);
+    fill.eval(&mut cx, vec![t.clone(), dedup, dedup_vals])
+        .unwrap();
+    let other = Tensor::vector(vec![5i64, 1, 9, 1]);
+    assert!(fill.eval(&mut cx, vec![t.clone(), keys, other]).is_err());
+    let out = Export.eval(&mut cx, vec![t.clone()]).unwrap();
+    let mut pairs: Vec<(Vec<u8>, i64)> = out[0]
+        .as_slice::<Vec<u8>>()
+        .unwrap()
+        .iter()
+        .cloned()
+        .zip(out[1].to_i64_vec().unwrap())
+        .collect();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        [(b"".to_vec(), 5), (b"a".to_vec(), 1), (b"ab".to_vec(), 2)]
+    );
+    assert!(Remove.eval(&mut cx, vec![t.clone(), strs(&["a"])]).is_err());
+    // A conflicting first initialization leaves the table uninitialized.
+    let t2 = table(&mut cx, "st2", DType::String, DType::I64, false);
+    let bad = Tensor::vector(vec![1i64, 2]);
+    assert!(fill
+        .eval(&mut cx, vec![t2.clone(), strs(&["k", "k"]), bad])
+        .is_err());
+    let size = Size.eval(&mut cx, vec![t2]).unwrap();
+    assert_eq!(size[0].to_i64_vec().unwrap(), [0]);
+}
