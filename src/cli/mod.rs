@@ -2,6 +2,7 @@
 //! Every model-taking command accepts a directory, a `.pb` file or a hub handle.
 
 pub mod hub;
+mod malloc;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -101,6 +102,7 @@ fn default_model() -> PathBuf {
 
 /// Runs the CLI; errors print their whole cause chain joined by `: `.
 pub fn main() -> ExitCode {
+    malloc::keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -209,6 +211,7 @@ fn bench(
     let t1 = Instant::now();
     sig.call(feeds.clone())?;
     let first_call_ms = t1.elapsed().as_secs_f64() * 1e3;
+    tfhub::graph::profile::reset();
     let mut lat = Vec::new();
     let start = Instant::now();
     while start.elapsed().as_secs_f64() < seconds || lat.len() < 3 {
@@ -228,6 +231,19 @@ fn bench(
         "batch": rows,
     });
     println!("{v}");
+    let ops = tfhub::graph::profile::report();
+    if !ops.is_empty() {
+        // TFHUB_PROFILE=1: per-op-type time per call, on stderr so --json stays parseable.
+        let calls = lat.len() as f64;
+        eprintln!(
+            "{:>10} {:>8}  op (ms per call; call ops include their bodies)",
+            "ms", "evals"
+        );
+        for o in ops {
+            let ms = o.total.as_secs_f64() * 1e3 / calls;
+            eprintln!("{ms:>10.3} {:>8.1}  {}", o.calls as f64 / calls, o.op_type);
+        }
+    }
     Ok(())
 }
 

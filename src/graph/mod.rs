@@ -12,6 +12,7 @@
 
 mod compile;
 mod fuse;
+pub mod profile;
 
 pub use compile::{Compiler, Feed, Fetch};
 
@@ -119,7 +120,15 @@ impl Plan {
                     fail(OpError::invalid(format!("input slot {slot} has no value")))
                 })?);
             }
-            let outs = step.op.eval(cx, inputs).map_err(fail)?;
+            let outs = if profile::enabled() {
+                let t = std::time::Instant::now();
+                let outs = step.op.eval(cx, inputs);
+                profile::record(&step.op_type, t.elapsed());
+                outs
+            } else {
+                step.op.eval(cx, inputs)
+            }
+            .map_err(fail)?;
             // Inputs used for the last time were alive until the op returned.
             cx.call.live_bytes = cx.call.live_bytes.saturating_sub(freed);
             let n = outs.len();

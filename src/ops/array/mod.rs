@@ -183,6 +183,19 @@ fn remap_rec<T: Clone>(
         }
         return;
     }
+    if let ([outer, _], [r]) = (maps, inner) {
+        if r.len == 1 && !r.repeat && r.start != PAD {
+            // One element per outer entry (a column of a matrix, `x[:, k]`): no per-row call.
+            out.extend(outer.iter().map(|&j| {
+                if j == PAD {
+                    fill.expect("PAD entries only with a fill value").clone()
+                } else {
+                    src[base + j + r.start].clone()
+                }
+            }));
+            return;
+        }
+    }
     for &j in &maps[0] {
         if j == PAD {
             let f = fill.expect("PAD entries only with a fill value");

@@ -400,6 +400,32 @@ fn slice_tile_reverse_broadcast() {
     assert_eq!(o.as_slice::<i32>().unwrap()[..4], [0, 4, 8, 12]);
 }
 
+/// One element per row (the column fast path of `remap`), with shrinking, negative strides
+/// and padded rows.
+#[test]
+fn single_column_slices_and_pads() {
+    let x = || t(&[4, 3], (0..12).collect::<Vec<i32>>());
+    // R.StridedSlice(input=x, begin=[0,1], end=[0,2], strides=[1,1], begin_mask=1,
+    //   end_mask=1, shrink_axis_mask=2) -> [1, 4, 7, 10]
+    let o = ss(x(), &[0, 1], &[0, 2], &[1, 1], [1, 1, 0, 0, 2]).unwrap();
+    check(&o, &[4], &[1, 4, 7, 10]);
+    // R.StridedSlice(input=x, begin=[3,2], end=[0,3], strides=[-2,1], end_mask=1)
+    //   -> [[11], [5]]
+    let o = ss(x(), &[3, 2], &[0, 3], &[-2, 1], [0, 1, 0, 0, 0]).unwrap();
+    check(&o, &[2, 1], &[11, 5]);
+    // R.PadV2(input=[[1],[2]], paddings=[[1,1],[0,0]], constant_values=9) -> [[9],[1],[2],[9]]
+    let o = run1(
+        "PadV2",
+        &[],
+        vec![
+            t(&[2, 1], vec![1i32, 2]),
+            t(&[2, 2], vec![1i32, 1, 0, 0]),
+            Tensor::scalar(9i32),
+        ],
+    );
+    check(&o, &[4, 1], &[9, 1, 2, 9]);
+}
+
 #[test]
 fn pads() {
     let p = || t(&[2, 3], vec![1i32, 2, 3, 4, 5, 6]);

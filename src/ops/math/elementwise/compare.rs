@@ -202,11 +202,79 @@ impl Op for Select {
             };
             (ts.to_vec(), cs)
         };
+        if let Some(inner) = row_blocks(&cond_shape, &shape, t.shape(), e.shape(), c.len()) {
+            // Uniform conditions return an input as is.
+            if c.iter().all(|&c| !c) {
+                return Ok(vec![e]);
+            }
+            if c.iter().all(|&c| c) {
+                return Ok(vec![t]);
+            }
+            let out = crate::match_any!(t.data(), tb => select_blocks(c, inner, tb, e)?);
+            return Ok(vec![out]);
+        }
         let shapes = [cond_shape.as_slice(), t.shape(), e.shape()];
         let l = cx.limits();
         let out = crate::match_any!(t.data(), tb => pick(l, &shape, shapes, c, tb, &e)?);
         Ok(vec![out])
     }
+}
+
+/// When `t` and `e` both have the output's shape and `cond` picks whole blocks of it (a
+/// scalar, the full shape, or a leading prefix of it followed by 1s, like TF1's row
+/// vector), the number of elements each condition covers.
+fn row_blocks(
+    cond: &[usize],
+    shape: &[usize],
+    t: &[usize],
+    e: &[usize],
+    conds: usize,
+) -> Option<usize> {
+    if t != shape || e != shape || cond.len() > shape.len() {
+        return None;
+    }
+    // `cond` right-aligned against `shape`, padded with 1s on the left.
+    let pad = shape.len() - cond.len();
+    let dim = |i: usize| if i < pad { 1 } else { cond[i - pad] };
+    let prefix = (0..shape.len())
+        .rposition(|i| dim(i) != 1)
+        .map_or(0, |j| j + 1);
+    if (0..prefix).any(|i| dim(i) != shape[i]) {
+        return None;
+    }
+    let outer: usize = shape[..prefix].iter().product();
+    let inner: usize = shape[prefix..].iter().product();
+    (outer == conds).then_some(inner)
+}
+
+/// `cond ? t : e` where condition `i` covers elements `[i * inner, (i + 1) * inner)`: `e`
+/// (copied only if shared) with the blocks picked from `t` written over it, so no new buffer
+/// and elements of `t` that are not picked are never read.
+fn select_blocks<T: Element>(
+    cond: &[bool],
+    inner: usize,
+    t: &Buf<T>,
+    mut e: Tensor,
+) -> Result<Tensor, OpError> {
+    let dt = e.dtype();
+    let out = e
+        .as_mut_slice::<T>()
+        .map_err(|_| OpError::dtype(2, T::DTYPE.name(), dt))?;
+    if inner == 1 {
+        for ((o, &c), x) in out.iter_mut().zip(cond).zip(t.iter()) {
+            if c {
+                o.clone_from(x);
+            }
+        }
+    } else {
+        let blocks = out.chunks_exact_mut(inner).zip(t.chunks_exact(inner));
+        for ((o, x), &c) in blocks.zip(cond) {
+            if c {
+                o.clone_from_slice(x);
+            }
+        }
+    }
+    Ok(e)
 }
 
 /// `cond ? t : e` elementwise, typed by `t`.
@@ -389,6 +457,81 @@ mod tests {
             ],
         );
         assert_eq!(r.unwrap().as_slice::<Vec<u8>>().unwrap(), [b"b".to_vec()]);
+    }
+
+    /// The in-place block path against the general broadcasting path (`pick`), on random
+    /// conditions of every block form, for f32 and strings.
+    #[test]
+    fn select_blocks_match_general_path() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let l = Limits::default();
+        let forms: [(&[usize], &[usize]); 6] = [
+            (&[], &[3, 4]),
+            (&[3, 4], &[3, 4]),
+            (&[3, 1], &[3, 4]),
+            (&[2, 3, 1, 1], &[2, 3, 4, 5]),
+            (&[1, 1, 5], &[1, 1, 5]),
+            (&[7], &[7]),
+        ];
+        for _ in 0..20 {
+            for (cs, shape) in forms {
+                let n: usize = shape.iter().product();
+                let cn: usize = cs.iter().product();
+                let c: Vec<bool> = (0..cn).map(|_| next() % 3 == 0).collect();
+                let tv: Vec<f32> = (0..n).map(|_| next() as f32).collect();
+                let ev: Vec<f32> = (0..n).map(|_| next() as f32).collect();
+                let cond = Tensor::from_vec(cs, c.clone()).unwrap();
+                let t = Tensor::from_vec(shape, tv).unwrap();
+                let e = Tensor::from_vec(shape, ev).unwrap();
+                let shapes = [cs, shape, shape];
+                let want = pick(&l, shape, shapes, &c, t.buf::<f32>().unwrap(), &e).unwrap();
+                for v2 in [false, true] {
+                    if !v2 && !cs.is_empty() && cs != shape && cs.len() != 1 {
+                        continue;
+                    }
+                    let got = eval(&Select { v2 }, vec![cond.clone(), t.clone(), e.clone()]);
+                    let got = got.unwrap();
+                    assert_eq!(got.shape(), want.shape());
+                    assert_eq!(
+                        got.as_slice::<f32>().unwrap(),
+                        want.as_slice::<f32>().unwrap()
+                    );
+                }
+                let st: Vec<Vec<u8>> = (0..n).map(|i| format!("t{i}").into_bytes()).collect();
+                let se: Vec<Vec<u8>> = (0..n).map(|i| vec![0xff, i as u8]).collect();
+                let (st, se) = (
+                    Tensor::from_vec(shape, st).unwrap(),
+                    Tensor::from_vec(shape, se).unwrap(),
+                );
+                let want = pick(&l, shape, shapes, &c, st.buf::<Vec<u8>>().unwrap(), &se);
+                let want = want.unwrap();
+                let got = eval(&Select { v2: true }, vec![cond, st, se]).unwrap();
+                assert_eq!(
+                    got.as_slice::<Vec<u8>>().unwrap(),
+                    want.as_slice::<Vec<u8>>().unwrap()
+                );
+            }
+        }
+        // TF1's row vector: Select(cond=[True, False, True], t=ones([3, 2]), e=zeros([3, 2]))
+        // -> [[1, 1], [0, 0], [1, 1]]; the shared else-input is not modified.
+        let e = Tensor::zeros(DType::F32, &[3, 2]).unwrap();
+        let r = eval(
+            &Select { v2: false },
+            vec![
+                v(&[true, false, true]),
+                Tensor::from_vec(&[3, 2], vec![1f32; 6]).unwrap(),
+                e.clone(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.as_slice::<f32>().unwrap(), [1., 1., 0., 0., 1., 1.]);
+        assert_eq!(e.as_slice::<f32>().unwrap(), [0f32; 6]);
     }
 
     #[test]
