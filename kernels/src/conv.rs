@@ -318,6 +318,7 @@ fn direct_block<const N: usize>(
 
 multiversion! {
     /// One output row of a direct convolution (see [`direct_block`]).
+    #[allow(clippy::too_many_arguments)]
     fn direct_row / direct_row_with(
         input: &[f32],
         filter: &[f32],
