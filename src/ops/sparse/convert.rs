@@ -113,7 +113,14 @@ impl SparseReshape {
 impl Op for SparseReshape {
     fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
         let [indices, in_shape, new_shape] = take_inputs(inputs)?;
-        let (n, rank, idx) = index_matrix(&indices, "input_indices")?;
+        let (n, rank) = match indices.shape() {
+            &[n, rank] => (n, rank),
+            s => {
+                return Err(OpError::shape(format!(
+                    "input_indices must be a matrix, got shape {s:?}"
+                )))
+            }
+        };
         let in_shape = shape_vector(&in_shape, "input_shape")?;
         if in_shape.len() != rank {
             return Err(OpError::shape(format!(
@@ -157,6 +164,12 @@ impl Op for SparseReshape {
                  shape has {product}"
             )));
         }
+        if out == in_shape && indices.dtype() == DType::I64 {
+            // TF quirk (reshape_util.cc): reshaping to the same shape forwards the indices
+            // untouched, without checking them against the shape.
+            return Ok(vec![indices, Tensor::vector(out)]);
+        }
+        let idx = indices.to_i64_vec()?;
         let out_rank = out.len();
         cx.limits()
             .check_alloc(n.saturating_mul(out_rank), DType::I64)?;
@@ -352,6 +365,15 @@ impl Op for RaggedToSparse {
                 prefix.len() / width
             )));
         }
+        dense_shape.extend(inner.iter().map(|&d| d as i64));
+        if inner.is_empty() {
+            // Scalar values (the usual tokens case): the index paths are the indices.
+            return Ok(vec![
+                Tensor::from_vec(&[nvals, width], prefix)?,
+                values,
+                Tensor::vector(dense_shape),
+            ]);
+        }
         let out_rank = width + inner.len();
         let total = nvals * inner_n;
         cx.limits()
@@ -369,7 +391,6 @@ impl Op for RaggedToSparse {
                 idx.extend(pos.iter().map(|&p| p as i64));
             }
         }
-        dense_shape.extend(inner.iter().map(|&d| d as i64));
         let flat = values.reshape(&[total])?;
         Ok(vec![
             Tensor::from_vec(&[total, out_rank], idx)?,

@@ -89,6 +89,19 @@ fn sparse_reshape() {
         ],
     );
     assert!(bad.is_err());
+    // TF forwards the indices when the shape does not change, unchecked:
+    // sparse_reshape([[0,1],[5,9]], [3,4], [3,-1]) -> [[0,1],[5,9]], [3,4]
+    let out = eval(
+        &SparseReshape,
+        vec![
+            m(2, 2, vec![0, 1, 5, 9]),
+            Tensor::vector(vec![3i64, 4]),
+            Tensor::vector(vec![3i64, -1]),
+        ],
+    )
+    .unwrap();
+    assert_eq!(ints(&out[0]), [0, 1, 5, 9]);
+    assert_eq!(ints(&out[1]), [3, 4]);
 }
 
 #[test]
@@ -154,6 +167,8 @@ fn ragged_to_sparse() {
     )
     .unwrap();
     assert_eq!(ints(&out[0]), [0, 0, 0, 1, 2, 0, 2, 1, 2, 2]);
+    assert_eq!(out[0].shape(), [5, 2]);
+    assert_eq!(ints(&out[1]), [1, 2, 3, 4, 5]);
     assert_eq!(ints(&out[2]), [3, 3]);
     // ragged_tensor_to_sparse([[0,1,3],[0,2,2,3]], [[1,2],[3,4],[5,6]])
     let op = RaggedToSparse { ragged_rank: 2 };

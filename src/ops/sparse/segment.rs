@@ -98,7 +98,7 @@ impl Op for SparseSegment {
         };
         let shape = out_shape(cx, &data, segments)?;
         let run = |d: &[f32]| -> Result<Vec<f32>, OpError> {
-            let mut out = vec![0f32; segments * dim];
+            let mut out = crate::tensor::pool::f32_zeroed(segments * dim);
             sparse_segment_reduce_f32(d, dim, &idx, &ids, segments, self.mode, &mut out)?;
             Ok(out)
         };
