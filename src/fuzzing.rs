@@ -19,7 +19,7 @@ use crate::ops::{BuildCtx, Callable, EvalCtx, FunctionResolver, Limits, OpError,
 use crate::proto::{attr_value, AttrValue, MetaGraphDef};
 use crate::saved_model::checkpoint::{BundleReader, CheckpointError};
 use crate::saved_model::{checkpoint_tensor, SavedModel, INIT_OP_SIGNATURE_KEY};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{Bytes, DType, Tensor};
 
 fn registry() -> &'static Registry {
     static R: OnceLock<Registry> = OnceLock::new();
@@ -390,7 +390,7 @@ pub fn string_ops(data: &[u8]) -> Result<usize, OpError> {
     let (aux, aux2) = (c.field().to_vec(), c.field().to_vec());
     let mut strings = Vec::new();
     while !c.data.is_empty() && strings.len() < 64 {
-        strings.push(c.field().to_vec());
+        strings.push(Bytes::copy_from_slice(c.field()));
     }
     let Some(&op) = STRING_OPS.get(which) else {
         let h: u64 = strings
@@ -401,7 +401,7 @@ pub fn string_ops(data: &[u8]) -> Result<usize, OpError> {
     };
     let n = strings.len();
     let input = Tensor::vector(strings.clone());
-    let scalar = |b: &[u8]| Tensor::scalar(b.to_vec());
+    let scalar = |b: &[u8]| Tensor::scalar(Bytes::copy_from_slice(b));
     let s = |v: &[u8]| attr_value::Value::S(v.to_vec());
     let unit = if bit(0) { "UTF8_CHAR" } else { "BYTE" };
     let mut attrs: Vec<(&str, attr_value::Value)> = Vec::new();

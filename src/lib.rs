@@ -18,4 +18,4 @@ pub mod tensor;
 
 pub use api::{load, KerasLayer, Model, Signature};
 pub use error::{Error, Result};
-pub use tensor::{DType, Tensor};
+pub use tensor::{Bytes, DType, Tensor};

@@ -18,6 +18,7 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
+pub use bytes::Bytes;
 use half::{bf16, f16};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use smallvec::SmallVec;
@@ -368,7 +369,7 @@ pub enum Data {
     I64(Buf<i64>),
     I8(Buf<i8>),
     Resource(Buf<Handle>),
-    String(Buf<Vec<u8>>),
+    String(Buf<Bytes>),
     U16(Buf<u16>),
     U32(Buf<u32>),
     U64(Buf<u64>),
@@ -427,7 +428,7 @@ element!(i16, I16);
 element!(i32, I32);
 element!(i64, I64);
 element!(i8, I8);
-element!(Vec<u8>, String);
+element!(Bytes, String);
 element!(u16, U16);
 element!(u32, U32);
 element!(u64, U64);
@@ -587,6 +588,31 @@ impl Tensor {
         }
     }
 
+    /// A string tensor whose elements share one buffer: `items` are copied once, back to back,
+    /// and each element is a view of its bytes (one allocation for the whole tensor).
+    pub fn from_strings<S: AsRef<[u8]>>(
+        shape: &[usize],
+        items: impl IntoIterator<Item = S>,
+    ) -> Result<Tensor, TensorError> {
+        let mut bytes = Vec::new();
+        let mut ends = Vec::new();
+        for s in items {
+            bytes.extend_from_slice(s.as_ref());
+            ends.push(bytes.len());
+        }
+        let bytes = Bytes::from(bytes);
+        let mut start = 0;
+        let v = ends
+            .into_iter()
+            .map(|end| {
+                let s = bytes.slice(start..end);
+                start = end;
+                s
+            })
+            .collect();
+        Tensor::from_vec(shape, v)
+    }
+
     /// A tensor of `resource` handles.
     pub fn handles(shape: &[usize], v: Vec<Handle>, dtype: DType) -> Result<Tensor, TensorError> {
         let buf = Buf::from(v);
@@ -611,7 +637,7 @@ impl Tensor {
             DType::I32 => Data::I32(vec![0; n].into()),
             DType::I64 => Data::I64(vec![0; n].into()),
             DType::I8 => Data::I8(vec![0; n].into()),
-            DType::String => Data::String(vec![Vec::new(); n].into()),
+            DType::String => Data::String(vec![Bytes::new(); n].into()),
             DType::U16 => Data::U16(vec![0; n].into()),
             DType::U32 => Data::U32(vec![0; n].into()),
             DType::U64 => Data::U64(vec![0; n].into()),
@@ -686,7 +712,7 @@ impl Tensor {
         match &self.data {
             Data::String(b) => b
                 .iter()
-                .map(|s| s.len() + std::mem::size_of::<Vec<u8>>())
+                .map(|s| s.len() + std::mem::size_of::<Bytes>())
                 .sum(),
             _ => {
                 self.len()

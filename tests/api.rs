@@ -91,7 +91,7 @@ fn model_is_send_sync_and_callable_from_many_threads() -> common::TestResult {
     let sig = model.signature("serving_default")?;
     let one = |s: &str| -> Vec<f32> {
         let out = sig
-            .call([("sentences", Tensor::vector(vec![s.as_bytes().to_vec()]))])
+            .call([("sentences", Tensor::from_strings(&[1], [s]).unwrap())])
             .unwrap();
         out["default"].as_slice::<f32>().unwrap().to_vec()
     };

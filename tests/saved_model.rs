@@ -83,7 +83,7 @@ fn every_variable_reads_back_as_tensorflow_wrote_it() -> TestResult {
                 let digest = hex(&Sha256::digest(raw_le_bytes(&t)));
                 assert_eq!(Value::String(digest), *sha, "{}: {key}", dir.display());
             }
-            if let (Some(vals), Ok(strings)) = (want.get("values"), t.as_slice::<Vec<u8>>()) {
+            if let (Some(vals), Ok(strings)) = (want.get("values"), t.as_slice::<tfhub::Bytes>()) {
                 let got: Vec<Value> = strings
                     .iter()
                     .map(|s| tfhub::api::json::bytes_to_json(s))

@@ -8,7 +8,7 @@ use base64::Engine;
 use half::{bf16, f16};
 use serde_json::{json, Value};
 
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{Bytes, DType, Tensor};
 
 /// Why JSON could not become a tensor.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,12 +108,13 @@ pub fn tensor_from_json(v: &Value, dtype: DType) -> Result<Tensor, JsonTensorErr
         DType::U32 => nums!(u32, |x| i(x).and_then(|v| u32::try_from(v).ok())),
         DType::U64 => nums!(u64, |x: &Value| x.as_u64()),
         DType::Bool => nums!(bool, |x: &Value| x.as_bool()),
-        DType::String => nums!(Vec<u8>, |x: &Value| match x {
-            Value::String(s) => Some(s.as_bytes().to_vec()),
+        DType::String => nums!(Bytes, |x: &Value| match x {
+            Value::String(s) => Some(Bytes::copy_from_slice(s.as_bytes())),
             Value::Object(m) => m
                 .get("b64")
                 .and_then(Value::as_str)
-                .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok()),
+                .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                .map(Bytes::from),
             _ => None,
         }),
         other => return Err(JsonTensorError::DType(other)),

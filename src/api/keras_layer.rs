@@ -92,7 +92,7 @@ impl KerasLayer {
                 ),
             });
         }
-        let batch = Tensor::vector(sentences.iter().map(|s| s.as_bytes().to_vec()).collect());
+        let batch = Tensor::from_strings(&[sentences.len()], sentences)?;
         let out = self.call_tensors([(input.key.clone(), batch)])?;
         let t = self.pick(out)?;
         let shape = t.shape().to_vec();

@@ -24,7 +24,7 @@ use crate::ops::{EvalCtx, Limits, Registry, Session};
 use crate::proto::{AssetFileDef, MetaGraphDef, TensorInfo};
 use crate::saved_model::checkpoint::BundleReader;
 use crate::saved_model::{SavedModel, INIT_OP_SIGNATURE_KEY, SERVE_TAG};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{Bytes, DType, Tensor};
 
 fn registry() -> &'static Registry {
     static R: OnceLock<Registry> = OnceLock::new();
@@ -236,7 +236,7 @@ impl Model {
                 let p = root.join("assets").join(&a.filename);
                 asset_feeds.push((
                     feed,
-                    Tensor::scalar(p.to_string_lossy().as_bytes().to_vec()),
+                    Tensor::scalar(Bytes::from(p.to_string_lossy().into_owned())),
                 ));
             }
         }
@@ -247,7 +247,9 @@ impl Model {
             if !saver.restore_op_name.is_empty() {
                 let mut feeds = vec![Feed::parse(&saver.filename_tensor_name)];
                 let prefix = reader.index_path().with_extension("");
-                let mut args = vec![Tensor::scalar(prefix.to_string_lossy().as_bytes().to_vec())];
+                let mut args = vec![Tensor::scalar(Bytes::from(
+                    prefix.to_string_lossy().into_owned(),
+                ))];
                 for (f, t) in &asset_feeds {
                     feeds.push(f.clone());
                     args.push(t.clone());

@@ -8,7 +8,7 @@
 use std::sync::RwLock;
 
 use super::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
-use crate::tensor::{DType, Handle, Tensor};
+use crate::tensor::{Bytes, DType, Handle, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
     r.add("AssignAddVariableOp", Assign::build);
@@ -273,7 +273,7 @@ impl RestoreV2 {
 impl Op for RestoreV2 {
     fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
         let [prefix, names, slices] = take_inputs(inputs)?;
-        let prefix = prefix.scalar_value::<Vec<u8>>()?;
+        let prefix = prefix.scalar_value::<Bytes>()?;
         let reader = cx
             .session
             .checkpoint
@@ -287,8 +287,8 @@ impl Op for RestoreV2 {
                 String::from_utf8_lossy(&prefix)
             )));
         }
-        let names = names.as_slice::<Vec<u8>>()?;
-        let slices = slices.as_slice::<Vec<u8>>()?;
+        let names = names.as_slice::<Bytes>()?;
+        let slices = slices.as_slice::<Bytes>()?;
         if names.len() != self.dtypes.len() || slices.len() != names.len() {
             return Err(OpError::invalid(format!(
                 "{} names, {} slices, {} dtypes",

@@ -192,7 +192,7 @@ pub fn checkpoint_tensor(
     reader: &checkpoint::BundleReader,
     key: &str,
 ) -> std::result::Result<crate::tensor::Tensor, checkpoint::CheckpointError> {
-    use crate::tensor::{Buf, Data, Tensor};
+    use crate::tensor::{Buf, Bytes, Data, Tensor};
     use checkpoint::TensorBytes;
     use std::sync::Arc;
     let tb = reader.read(key)?;
@@ -202,7 +202,9 @@ pub fn checkpoint_tensor(
         what: what.to_string(),
     };
     let data = match tb {
-        TensorBytes::Strings { values, .. } => Data::String(Buf::from(values)),
+        TensorBytes::Strings { values, .. } => Data::String(Buf::from(
+            values.into_iter().map(Bytes::from).collect::<Vec<_>>(),
+        )),
         TensorBytes::Pod { dtype, data, .. } => {
             let dt = crate::tensor::DType::from_proto(dtype as i32).ok_or_else(|| bad("dtype"))?;
             let size = dt.size_of().ok_or_else(|| bad("dtype"))?;

@@ -9,7 +9,7 @@
 use half::{bf16, f16};
 
 use crate::proto::{TensorProto, TensorShapeProto};
-use crate::tensor::{num_elements, DType, Tensor};
+use crate::tensor::{num_elements, Bytes, DType, Tensor};
 
 /// Why a `TensorProto` (or shape) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,7 +112,7 @@ pub fn tensor_from_proto(p: &TensorProto, max_elements: usize) -> Result<Tensor,
             Tensor::from_vec(&shape, v)
         }
         DType::String => {
-            let v = splat(&p.string_val, n, |s: &Vec<u8>| s.clone())?;
+            let v = splat(&p.string_val, n, |s: &Vec<u8>| Bytes::copy_from_slice(s))?;
             Tensor::from_vec(&shape, v)
         }
         DType::Resource | DType::Variant => return Err(TensorProtoError::DType(p.dtype)),
@@ -173,8 +173,8 @@ pub fn tensor_to_proto(t: &Tensor) -> TensorProto {
         }),
         ..Default::default()
     };
-    if let Ok(s) = t.as_slice::<Vec<u8>>() {
-        p.string_val = s.to_vec();
+    if let Ok(s) = t.as_slice::<Bytes>() {
+        p.string_val = s.iter().map(|s| s.to_vec()).collect();
     } else if let Ok(b) = t.as_slice::<bool>() {
         p.bool_val = b.to_vec();
     } else {

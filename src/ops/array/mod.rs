@@ -78,8 +78,8 @@ fn checked_len(cx: &EvalCtx<'_>, shape: &[usize], like: &Tensor) -> Result<usize
         num_elements(shape).ok_or_else(|| OpError::Limit(format!("shape {shape:?} overflows")))?;
     match like.data() {
         crate::tensor::Data::String(b) => {
-            let longest = b.iter().map(Vec::len).max().unwrap_or(0);
-            let per = (longest + std::mem::size_of::<Vec<u8>>()) as u128;
+            let longest = b.iter().map(|s| s.len()).max().unwrap_or(0);
+            let per = (longest + std::mem::size_of::<crate::tensor::Bytes>()) as u128;
             cx.limits().check_bytes(n as u128 * per)?;
         }
         _ => cx.limits().check_alloc(n, like.dtype())?,

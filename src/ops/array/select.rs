@@ -7,7 +7,7 @@ use half::{bf16, f16};
 
 use super::{checked_len, norm_axis, tensor_of};
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
-use crate::tensor::{Buf, DType, Data, Element, Tensor};
+use crate::tensor::{Buf, Bytes, DType, Data, Element, Tensor};
 
 /// Gathers slices of `params` along `axis` at `indices` (int32/int64); out-of-range indices
 /// are an error, as on TF's CPU kernel.
@@ -403,7 +403,7 @@ impl Op for Unique {
         let (y, idx) = crate::match_numeric!(x.data(), b => go(b)?, _ => match x.data() {
             Data::Bool(b) => go(b)?,
             Data::String(b) => {
-                let (y, idx) = unique_by(&b[..], |v: &Vec<u8>| Some(v.as_slice()));
+                let (y, idx) = unique_by(&b[..], |v: &Bytes| Some(&v[..]));
                 (tensor_of(&[y.len()], y)?, idx)
             }
             _ => return Err(OpError::dtype(0, "numeric, bool or string", x.dtype())),

@@ -229,16 +229,23 @@ fn shape_ops() {
 
 #[test]
 fn fill_and_likes() {
-    let s = Tensor::scalar(b"ab".to_vec());
+    let s = Tensor::scalar(crate::tensor::Bytes::from_static(b"ab"));
     let o = run1("Fill", &[], vec![iv(&[2, 1]), s]);
     assert_eq!(
-        o.as_slice::<Vec<u8>>().unwrap(),
+        o.as_slice::<crate::tensor::Bytes>().unwrap(),
         [b"ab".to_vec(), b"ab".to_vec()]
     );
     let o = run1("OnesLike", &[], vec![t(&[2], vec![true, false])]);
     assert_eq!(o.as_slice::<bool>().unwrap(), [true, true]);
-    let o = run1("ZerosLike", &[], vec![t(&[1], vec![b"x".to_vec()])]);
-    assert_eq!(o.as_slice::<Vec<u8>>().unwrap(), [Vec::<u8>::new()]);
+    let o = run1(
+        "ZerosLike",
+        &[],
+        vec![t(&[1], vec![crate::tensor::Bytes::from_static(b"x")])],
+    );
+    assert_eq!(
+        o.as_slice::<crate::tensor::Bytes>().unwrap(),
+        [Vec::<u8>::new()]
+    );
     assert!(run("Fill", &[], vec![iv(&[-1]), Tensor::scalar(1f32)]).is_err());
 }
 
@@ -385,11 +392,13 @@ fn slice_tile_reverse_broadcast() {
     assert!(run("BroadcastTo", &[], vec![iv(&[1, 2, 3]), iv(&[1])]).is_err());
     let s = t(
         &[2, 2],
-        ["a", "b", "c", "d"].map(|s| s.as_bytes().to_vec()).to_vec(),
+        ["a", "b", "c", "d"]
+            .map(|s| crate::tensor::Bytes::copy_from_slice(s.as_bytes()))
+            .to_vec(),
     );
     let o = run1("Transpose", &[], vec![s, iv(&[1, 0])]);
     let got: Vec<&[u8]> = o
-        .as_slice::<Vec<u8>>()
+        .as_slice::<crate::tensor::Bytes>()
         .unwrap()
         .iter()
         .map(|v| &v[..])
@@ -533,7 +542,14 @@ fn one_hot_where_unique() {
     let o = run("Unique", &[("out_idx", A::T(DType::I64))], vec![x]).unwrap();
     assert_eq!(o[0].len(), 5);
     assert_eq!(o[1].as_slice::<i64>().unwrap(), [0, 1, 1, 2, 0, 3, 4]);
-    let s = t(&[3], vec![b"b".to_vec(), b"a".to_vec(), b"b".to_vec()]);
+    let s = t(
+        &[3],
+        vec![
+            crate::tensor::Bytes::from_static(b"b"),
+            crate::tensor::Bytes::from_static(b"a"),
+            crate::tensor::Bytes::from_static(b"b"),
+        ],
+    );
     let o = run("Unique", &[], vec![s]).unwrap();
     assert_eq!(o[1].as_slice::<i32>().unwrap(), [0, 1, 0]);
 }

@@ -17,7 +17,7 @@ mod words;
 use std::sync::RwLock;
 
 use super::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
-use crate::tensor::{DType, Data, Handle, Tensor};
+use crate::tensor::{Bytes, DType, Data, Handle, Tensor};
 use store::{new_store, Dup, Store};
 use text_file::InitFromTextFile;
 
@@ -57,7 +57,7 @@ impl Table {
             DType::F32 => new_store::<f32>(key_dtype, mutable)?,
             DType::F64 => new_store::<f64>(key_dtype, mutable)?,
             DType::Bool => new_store::<bool>(key_dtype, mutable)?,
-            DType::String => new_store::<Vec<u8>>(key_dtype, mutable)?,
+            DType::String => new_store::<Bytes>(key_dtype, mutable)?,
             d => {
                 return Err(OpError::Unimplemented(format!(
                     "lookup table with {d} values"

@@ -11,7 +11,7 @@ use smallvec::SmallVec;
 use super::str_table::StrTable;
 use super::text_file::{split_lines, InitFromTextFile, LineError};
 use crate::ops::OpError;
-use crate::tensor::{DType, Element, Tensor};
+use crate::tensor::{Bytes, DType, Element, Tensor};
 
 /// How `Store::insert` treats a key that is already present.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,10 +82,10 @@ impl Value for bool {
         None
     }
 }
-impl Value for Vec<u8> {
+impl Value for Bytes {
     fn from_field(f: Field<'_>, _: i64) -> Option<Self> {
         match f {
-            Field::Text(t) => Some(t.to_vec()),
+            Field::Text(t) => Some(Bytes::copy_from_slice(t)),
             Field::Line(_) => None,
         }
     }
@@ -140,8 +140,8 @@ pub(super) fn values_of<V: Value>(t: &Tensor, index: usize) -> Result<&[V], OpEr
         .map_err(|_| OpError::dtype(index, V::DTYPE.name(), t.dtype()))
 }
 
-pub(super) fn key_strings(t: &Tensor) -> Result<&[Vec<u8>], OpError> {
-    t.as_slice::<Vec<u8>>()
+pub(super) fn key_strings(t: &Tensor) -> Result<&[Bytes], OpError> {
+    t.as_slice::<Bytes>()
         .map_err(|_| OpError::dtype(1, "string", t.dtype()))
 }
 
@@ -215,7 +215,7 @@ impl<V: Value> Store for Keys<V> {
             Keys::Str(m) => {
                 let keys = key_strings(keys)?;
                 let one =
-                    |(i, k): (usize, &Vec<u8>)| m.get(&k[..]).cloned().unwrap_or_else(|| dflt(i));
+                    |(i, k): (usize, &Bytes)| m.get(&k[..]).cloned().unwrap_or_else(|| dflt(i));
                 if keys.len() >= PAR_KEYS {
                     keys.par_iter().enumerate().map(one).collect()
                 } else {
@@ -314,9 +314,9 @@ impl<V: Value> Store for Keys<V> {
                 (k, v)
             }
             Keys::Str(m) => {
-                let (k, v): (Vec<Vec<u8>>, Vec<V>) =
-                    m.iter().map(|(k, v)| (k.to_vec(), v.clone())).unzip();
-                (Tensor::from_vec(&[n], k)?, v)
+                let (k, v): (Vec<&[u8]>, Vec<V>) =
+                    m.iter().map(|(k, v)| (&k[..], v.clone())).unzip();
+                (Tensor::from_strings(&[n], k)?, v)
             }
         };
         Ok((keys, Tensor::from_vec(&[n], values)?))

@@ -28,7 +28,7 @@ use super::store::{
 use super::text_file::{split_lines, InitFromTextFile, LineError};
 use super::words::Words;
 use crate::ops::OpError;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{Bytes, DType, Tensor};
 
 /// Smallest region (slots); tables up to `2 * REGION_MIN` slots have one region.
 const REGION_MIN: usize = 1 << 12;
@@ -223,7 +223,7 @@ impl<V: Value> StrTable<V> {
 
     /// Appends `keys`/`values` as records and re-indexes. On a conflict the table is left as
     /// it was and the error names the key.
-    fn insert_keys(&mut self, keys: &[Vec<u8>], values: &[V], dup: Dup) -> Result<(), OpError> {
+    fn insert_keys(&mut self, keys: &[Bytes], values: &[V], dup: Dup) -> Result<(), OpError> {
         let old = (self.bytes.len(), self.spans.len());
         let total = keys
             .iter()
@@ -463,7 +463,7 @@ impl<V: Value> Store for StrTable<V> {
             )));
         }
         let dflt = |i: usize| d[if d.len() == 1 { 0 } else { i }].clone();
-        let one = |(i, k): (usize, &Vec<u8>)| self.get(k).unwrap_or_else(|| dflt(i));
+        let one = |(i, k): (usize, &Bytes)| self.get(k).unwrap_or_else(|| dflt(i));
         let keys_in = key_strings(keys)?;
         let out: Vec<V> = if keys_in.len() >= PAR_KEYS {
             keys_in.par_iter().enumerate().map(one).collect()
@@ -511,8 +511,8 @@ impl<V: Value> Store for StrTable<V> {
         Err(OpError::invalid("remove from a static string table"))
     }
     fn export(&self, _: DType) -> Result<(Tensor, Tensor), OpError> {
-        let (k, v): (Vec<Vec<u8>>, Vec<V>) = self.entries().map(|(k, v)| (k.to_vec(), v)).unzip();
+        let (k, v): (Vec<&[u8]>, Vec<V>) = self.entries().unzip();
         let n = k.len();
-        Ok((Tensor::from_vec(&[n], k)?, Tensor::from_vec(&[n], v)?))
+        Ok((Tensor::from_strings(&[n], k)?, Tensor::from_vec(&[n], v)?))
     }
 }

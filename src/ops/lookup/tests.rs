@@ -19,7 +19,11 @@ fn table(cx: &mut EvalCtx<'_>, name: &str, k: DType, v: DType, mutable: bool) ->
 }
 
 fn strs(v: &[&str]) -> Tensor {
-    Tensor::vector(v.iter().map(|s| s.as_bytes().to_vec()).collect())
+    Tensor::vector(
+        v.iter()
+            .map(|s| crate::tensor::Bytes::copy_from_slice(s.as_bytes()))
+            .collect(),
+    )
 }
 
 fn text_init(key_index: i64, value_index: i64) -> InitFromTextFile {
@@ -33,7 +37,7 @@ fn text_init(key_index: i64, value_index: i64) -> InitFromTextFile {
 }
 
 fn path_tensor(p: &Path) -> Tensor {
-    Tensor::scalar(p.to_string_lossy().as_bytes().to_vec())
+    Tensor::scalar(crate::tensor::Bytes::from(p.to_string_lossy().into_owned()))
 }
 
 #[test]
@@ -276,16 +280,26 @@ fn static_and_mutable_tables() {
     let out = Find
         .eval(
             &mut cx,
-            vec![m.clone(), strs(&["a", "b"]), Tensor::scalar(b"-".to_vec())],
+            vec![
+                m.clone(),
+                strs(&["a", "b"]),
+                Tensor::scalar(crate::tensor::Bytes::from_static(b"-")),
+            ],
         )
         .unwrap();
     assert_eq!(
-        out[0].as_slice::<Vec<u8>>().unwrap(),
+        out[0].as_slice::<crate::tensor::Bytes>().unwrap(),
         [b"z".to_vec(), b"-".to_vec()]
     );
     let out = Export.eval(&mut cx, vec![m]).unwrap();
-    assert_eq!(out[0].as_slice::<Vec<u8>>().unwrap(), [b"a".to_vec()]);
-    assert_eq!(out[1].as_slice::<Vec<u8>>().unwrap(), [b"z".to_vec()]);
+    assert_eq!(
+        out[0].as_slice::<crate::tensor::Bytes>().unwrap(),
+        [b"a".to_vec()]
+    );
+    assert_eq!(
+        out[1].as_slice::<crate::tensor::Bytes>().unwrap(),
+        [b"z".to_vec()]
+    );
 }
 
 #[test]
@@ -358,7 +372,7 @@ fn vocab_line_endings_as_tf_reads_them() {
         [0, 1, -1, -1]
     );
     let mut cx = EvalCtx::new(&s);
-    let raw = Tensor::vector(vec![b"c\xff".to_vec()]);
+    let raw = Tensor::vector(vec![crate::tensor::Bytes::from_static(b"c\xff")]);
     let out = Find.eval(&mut cx, vec![t.clone(), raw, Tensor::scalar(-1i64)]);
     assert_eq!(out.unwrap()[0].to_i64_vec().unwrap(), [2]);
     let size = Size.eval(&mut cx, vec![t]).unwrap();
@@ -478,11 +492,14 @@ fn vocab_string_values_and_whole_line_keys() {
         vec![
             t.clone(),
             strs(&["k2", "k1", "k3"]),
-            Tensor::scalar(b"?".to_vec()),
+            Tensor::scalar(crate::tensor::Bytes::from_static(b"?")),
         ],
     );
     let want = [b"v2".to_vec(), b"v1".to_vec(), b"?".to_vec()];
-    assert_eq!(out.unwrap()[0].as_slice::<Vec<u8>>().unwrap(), want);
+    assert_eq!(
+        out.unwrap()[0].as_slice::<crate::tensor::Bytes>().unwrap(),
+        want
+    );
     // Whole line as the key: the delimiter is part of it.
     let t = vocab_table(&s, dir.path(), "whole", b"a\tb\nc\n", text_init(-2, -1)).unwrap();
     assert_eq!(find_i64(&s, &t, &["a\tb", "a", "c"]), [0, -1, 1]);
@@ -509,10 +526,10 @@ fn static_string_table_from_tensors() {
     assert!(fill.eval(&mut cx, vec![t.clone(), keys, other]).is_err());
     let out = Export.eval(&mut cx, vec![t.clone()]).unwrap();
     let mut pairs: Vec<(Vec<u8>, i64)> = out[0]
-        .as_slice::<Vec<u8>>()
+        .as_slice::<crate::tensor::Bytes>()
         .unwrap()
         .iter()
-        .cloned()
+        .map(|s| s.to_vec())
         .zip(out[1].to_i64_vec().unwrap())
         .collect();
     pairs.sort();

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use super::store::{Field, Store};
 use super::table_of;
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{Bytes, DType, Tensor};
 
 /// `InitializeTableFromTextFileV2`: one entry per line of a vocabulary file inside the model
 /// directory. `key_index`/`value_index`: `-2` the whole line, `-1` the line number (+
@@ -242,10 +242,10 @@ impl Op for InitFromTextFile {
             ));
         }
         let name = filename
-            .scalar_value::<Vec<u8>>()
+            .scalar_value::<Bytes>()
             .map_err(|_| OpError::shape("filename must be a scalar string"))?;
-        let name =
-            String::from_utf8(name).map_err(|_| OpError::invalid("filename is not UTF-8"))?;
+        let name = String::from_utf8(name.to_vec())
+            .map_err(|_| OpError::invalid("filename is not UTF-8"))?;
         let mut state = table.write();
         if state.initialized {
             return Ok(vec![]);

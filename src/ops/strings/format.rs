@@ -192,7 +192,7 @@ impl Op for AsString {
                     .collect()
             }
         };
-        Ok(vec![Tensor::from_vec(input.shape(), out)?])
+        Ok(vec![Tensor::from_strings(input.shape(), out)?])
     }
 }
 
@@ -206,7 +206,7 @@ mod tests {
         op.eval(&mut EvalCtx::new(&session), inputs).unwrap()
     }
     fn text(t: &Tensor) -> Vec<String> {
-        let v = t.as_slice::<Vec<u8>>().unwrap();
+        let v = t.as_slice::<crate::tensor::Bytes>().unwrap();
         v.iter()
             .map(|s| String::from_utf8_lossy(s).into_owned())
             .collect()

@@ -88,19 +88,17 @@ impl Op for StringJoin {
         }
         let shape = shape.unwrap_or(&[]).to_vec();
         let n: usize = shape.iter().product();
-        let out: Vec<Vec<u8>> = (0..n)
-            .map(|i| {
-                let mut s = Vec::new();
-                for (j, c) in cols.iter().enumerate() {
-                    if j > 0 {
-                        s.extend_from_slice(&self.separator);
-                    }
-                    s.extend_from_slice(if c.len() == 1 { &c[0] } else { &c[i] });
+        let out = (0..n).map(|i| {
+            let mut s = Vec::new();
+            for (j, c) in cols.iter().enumerate() {
+                if j > 0 {
+                    s.extend_from_slice(&self.separator);
                 }
-                s
-            })
-            .collect();
-        Ok(vec![Tensor::from_vec(&shape, out)?])
+                s.extend_from_slice(if c.len() == 1 { &c[0] } else { &c[i] });
+            }
+            s
+        });
+        Ok(vec![Tensor::from_strings(&shape, out)?])
     }
 }
 
@@ -151,7 +149,7 @@ impl Op for Substr {
                 Ok(l) => start.saturating_add(l).min(s.len()),
                 Err(_) => s.len(),
             };
-            out.push(s[start..end].to_vec());
+            out.push(s.slice(start..end));
         }
         Ok(vec![Tensor::from_vec(input.shape(), out)?])
     }
@@ -283,7 +281,7 @@ impl Op for ReduceJoin {
                 (true, false) => None,
             })
             .collect();
-        Ok(vec![Tensor::from_vec(&out_shape, out)?])
+        Ok(vec![Tensor::from_strings(&out_shape, out)?])
     }
 }
 
@@ -317,10 +315,14 @@ mod tests {
         op.eval(&mut EvalCtx::new(&session), inputs).unwrap()
     }
     fn strs(v: &[&str]) -> Tensor {
-        Tensor::vector(v.iter().map(|s| s.as_bytes().to_vec()).collect())
+        Tensor::vector(
+            v.iter()
+                .map(|s| crate::tensor::Bytes::copy_from_slice(s.as_bytes()))
+                .collect(),
+        )
     }
     fn text(t: &Tensor) -> Vec<String> {
-        let v = t.as_slice::<Vec<u8>>().unwrap();
+        let v = t.as_slice::<crate::tensor::Bytes>().unwrap();
         v.iter()
             .map(|s| String::from_utf8_lossy(s).into_owned())
             .collect()
@@ -365,7 +367,7 @@ mod tests {
             &j,
             vec![
                 strs(&["a", "b"]),
-                Tensor::scalar(b"x".to_vec()),
+                Tensor::scalar(crate::tensor::Bytes::from_static(b"x")),
                 strs(&["c", "d"]),
             ],
         );
@@ -397,7 +399,10 @@ mod tests {
             )
             .is_err());
         let l = StringLength { chars: true };
-        let t = Tensor::vector(vec!["h\u{e9}llo".as_bytes().to_vec(), b"\xff\xc3".to_vec()]);
+        let t = Tensor::vector(vec![
+            crate::tensor::Bytes::copy_from_slice("h\u{e9}llo".as_bytes()),
+            crate::tensor::Bytes::from_static(b"\xff\xc3"),
+        ]);
         assert_eq!(eval(&l, vec![t])[0].to_i64_vec().unwrap(), [5, 2]);
         let out = eval(
             &StringStrip,

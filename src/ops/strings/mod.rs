@@ -14,7 +14,7 @@ mod regex;
 mod split;
 
 use super::{OpError, Registry};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{Bytes, DType, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
     r.add("AsString", format::AsString::build);
@@ -35,13 +35,13 @@ pub(crate) fn register(r: &mut Registry) {
 }
 
 /// The elements of a string input, or a dtype error naming input `index`.
-fn strings(t: &Tensor, index: usize) -> Result<&[Vec<u8>], OpError> {
-    t.as_slice::<Vec<u8>>()
+fn strings(t: &Tensor, index: usize) -> Result<&[Bytes], OpError> {
+    t.as_slice::<Bytes>()
         .map_err(|_| OpError::dtype(index, "string", t.dtype()))
 }
 
 /// The only element of a scalar string input.
-fn scalar_string(t: &Tensor, index: usize, what: &str) -> Result<Vec<u8>, OpError> {
+fn scalar_string(t: &Tensor, index: usize, what: &str) -> Result<Bytes, OpError> {
     match strings(t, index)? {
         [s] if t.rank() == 0 => Ok(s.clone()),
         _ => Err(OpError::shape(format!(
@@ -51,21 +51,25 @@ fn scalar_string(t: &Tensor, index: usize, what: &str) -> Result<Vec<u8>, OpErro
     }
 }
 
-/// Maps every element of a string tensor through `f`, keeping the shape; the input buffer is
-/// reused when this is its last use.
+/// Maps every element of a string tensor through `f`, keeping the shape; an element's bytes
+/// are edited in place when nothing else shares them (`Vec::from(Bytes)` then takes them).
 fn map_strings(t: Tensor, f: impl Fn(&mut Vec<u8>)) -> Result<Tensor, OpError> {
     if t.dtype() != DType::String {
         return Err(OpError::dtype(0, "string", t.dtype()));
     }
     let shape = t.shape().to_vec();
-    let mut v = t.into_vec::<Vec<u8>>()?;
-    v.iter_mut().for_each(f);
+    let mut v = t.into_vec::<Bytes>()?;
+    for s in &mut v {
+        let mut bytes = Vec::from(std::mem::take(s));
+        f(&mut bytes);
+        *s = Bytes::from(bytes);
+    }
     Ok(Tensor::from_vec(&shape, v)?)
 }
 
 /// The TF `SparseTensor` triple for rows of tokens: `indices` int64 `[n, 2]`, `values` string
 /// `[n]`, `dense_shape` int64 `[rows, max_tokens]`.
-fn sparse_tokens(rows: usize, tokens: Vec<(usize, Vec<u8>)>) -> Result<Vec<Tensor>, OpError> {
+fn sparse_tokens(rows: usize, tokens: Vec<(usize, Bytes)>) -> Result<Vec<Tensor>, OpError> {
     let n = tokens.len();
     let mut indices = Vec::with_capacity(2 * n);
     let mut values = Vec::with_capacity(n);

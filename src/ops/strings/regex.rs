@@ -307,8 +307,8 @@ impl Op for RegexReplace {
     fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
         let [input, pattern, rewrite] = take_inputs(inputs)?;
         let r = self.replacer(
-            scalar_string(&pattern, 1, "pattern")?,
-            scalar_string(&rewrite, 2, "rewrite")?,
+            scalar_string(&pattern, 1, "pattern")?.to_vec(),
+            scalar_string(&rewrite, 2, "rewrite")?.to_vec(),
         )?;
         Ok(vec![map_strings(input, |s| r.replace(s, self.global))?])
     }

@@ -3,10 +3,10 @@
 use super::{scalar_string, sparse_tokens, strings};
 use crate::ops::kernels::strings::{is_ascii_space, split_on_delimiter, split_whitespace_ascii};
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
-use crate::tensor::Tensor;
+use crate::tensor::{Bytes, Tensor};
 use rayon::prelude::*;
 
-fn vector_input(t: &Tensor) -> Result<&[Vec<u8>], OpError> {
+fn vector_input(t: &Tensor) -> Result<&[Bytes], OpError> {
     if t.rank() != 1 {
         return Err(OpError::shape(format!(
             "input must be a vector, got shape {:?}",
@@ -61,15 +61,15 @@ const PAR_ROWS: usize = 256;
 /// (cleared) second argument. Large inputs are split on rayon's threads, each chunk of rows
 /// writing its own indices and values (no intermediate `(row, token)` list).
 fn split_rows(
-    input: &[Vec<u8>],
+    input: &[Bytes],
     split: impl Fn(&[u8], &mut Vec<(usize, usize)>) + Sync,
 ) -> Result<Vec<Tensor>, OpError> {
     struct Part {
         indices: Vec<i64>,
-        values: Vec<Vec<u8>>,
+        values: Vec<Bytes>,
         max: usize,
     }
-    let chunk = |first: usize, rows: &[Vec<u8>]| {
+    let chunk = |first: usize, rows: &[Bytes]| {
         let mut ranges = Vec::new();
         let mut p = Part {
             indices: Vec::new(),
@@ -83,7 +83,7 @@ fn split_rows(
             for (col, &(a, b)) in ranges.iter().enumerate() {
                 p.indices
                     .extend_from_slice(&[(first + i) as i64, col as i64]);
-                p.values.push(s[a..b].to_vec());
+                p.values.push(s.slice(a..b));
             }
         }
         p
@@ -184,13 +184,15 @@ impl Op for StringSplit {
             }
             if delim.is_empty() {
                 // TF quirk: an empty delimiter splits into single bytes, even inside UTF-8.
-                tokens.extend(s.iter().map(|&b| (row, vec![b])));
+                tokens.extend((0..s.len()).map(|i| (row, s.slice(i..i + 1))));
                 continue;
             }
+            let mut start = 0;
             for tok in s.split(|b| delim.contains(b)) {
                 if !(self.skip_empty && tok.is_empty()) {
-                    tokens.push((row, tok.to_vec()));
+                    tokens.push((row, s.slice(start..start + tok.len())));
                 }
+                start += tok.len() + 1;
             }
         }
         sparse_tokens(input.len(), tokens)
@@ -205,18 +207,20 @@ mod tests {
     fn run(op: &dyn Op, input: &[&str], sep: &str) -> (Vec<i64>, Vec<String>, Vec<i64>) {
         let session = Session::new(".".into(), None, Limits::default());
         let mut cx = EvalCtx::new(&session);
-        let v: Vec<Vec<u8>> = input.iter().map(|s| s.as_bytes().to_vec()).collect();
         let out = op
             .eval(
                 &mut cx,
-                vec![Tensor::vector(v), Tensor::scalar(sep.as_bytes().to_vec())],
+                vec![
+                    Tensor::from_strings(&[input.len()], input).unwrap(),
+                    Tensor::scalar(crate::tensor::Bytes::copy_from_slice(sep.as_bytes())),
+                ],
             )
             .unwrap();
-        let vals = out[1].as_slice::<Vec<u8>>().unwrap();
+        let vals = out[1].as_slice::<crate::tensor::Bytes>().unwrap();
         (
             out[0].to_i64_vec().unwrap(),
             vals.iter()
-                .map(|s| String::from_utf8(s.clone()).unwrap())
+                .map(|s| String::from_utf8(s.to_vec()).unwrap())
                 .collect(),
             out[2].to_i64_vec().unwrap(),
         )

@@ -8,7 +8,7 @@ use super::num::{fmax, fmin, Float, FloatElem, Int};
 use super::{alloc_len, bcast_strides, broadcast_shape, map2, map2_to, writable, zip_in_place};
 use crate::ops::kernels::elementwise::{self as k, BinaryOp};
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Limits, Op, OpError};
-use crate::tensor::{DType, Element, Tensor};
+use crate::tensor::{Bytes, DType, Element, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BinOp {
@@ -88,8 +88,8 @@ impl Op for Binary {
             DType::U64 => int::<u64>(l, self.op, a, b)?,
             // `Add` concatenates strings.
             DType::String if self.op == BinOp::Add => {
-                Some(map2_to::<Vec<u8>, Vec<u8>>(l, &a, &b, |x, y| {
-                    [x.as_slice(), y.as_slice()].concat()
+                Some(map2_to::<Bytes, Bytes>(l, &a, &b, |x, y| {
+                    Bytes::from([&x[..], &y[..]].concat())
                 })?)
             }
             _ => None,
@@ -505,11 +505,14 @@ mod tests {
         // tf.raw_ops.Add(x=["a", "b"], y="c") -> [b"ac", b"bc"]
         let s = bin(
             BinOp::Add,
-            v(&[b"a".to_vec(), b"b".to_vec()]),
-            Tensor::scalar(b"c".to_vec()),
+            v(&[
+                crate::tensor::Bytes::from_static(b"a"),
+                crate::tensor::Bytes::from_static(b"b"),
+            ]),
+            Tensor::scalar(crate::tensor::Bytes::from_static(b"c")),
         );
         assert_eq!(
-            s.unwrap().as_slice::<Vec<u8>>().unwrap(),
+            s.unwrap().as_slice::<crate::tensor::Bytes>().unwrap(),
             [b"ac".to_vec(), b"bc".to_vec()]
         );
     }

@@ -291,7 +291,8 @@ mod tests {
         let y = [1.0f64 + 2f64.powi(-24) + 2f64.powi(-30)];
         assert_eq!(cast::<f64, f32>(&y, true).unwrap(), [1.0]);
         // Cast(["1"], DstT=int32) -> Unimplemented
-        let r = cast::<Vec<u8>, i32>(&[b"1".to_vec()], false);
+        let r =
+            cast::<crate::tensor::Bytes, i32>(&[crate::tensor::Bytes::from_static(b"1")], false);
         assert!(matches!(r, Err(OpError::Unimplemented(_))));
     }
 }

@@ -387,8 +387,11 @@ mod tests {
         let r = eval(
             &cmp(CmpOp::Equal, true),
             vec![
-                v(&[b"a".to_vec(), b"b".to_vec()]),
-                Tensor::scalar(b"a".to_vec()),
+                v(&[
+                    crate::tensor::Bytes::from_static(b"a"),
+                    crate::tensor::Bytes::from_static(b"b"),
+                ]),
+                Tensor::scalar(crate::tensor::Bytes::from_static(b"a")),
             ],
         );
         assert_eq!(bools(r.unwrap()), [true, false]);
@@ -452,11 +455,14 @@ mod tests {
             &Select { v2: true },
             vec![
                 Tensor::scalar(false),
-                v(&[b"a".to_vec()]),
-                v(&[b"b".to_vec()]),
+                v(&[crate::tensor::Bytes::from_static(b"a")]),
+                v(&[crate::tensor::Bytes::from_static(b"b")]),
             ],
         );
-        assert_eq!(r.unwrap().as_slice::<Vec<u8>>().unwrap(), [b"b".to_vec()]);
+        assert_eq!(
+            r.unwrap().as_slice::<crate::tensor::Bytes>().unwrap(),
+            [b"b".to_vec()]
+        );
     }
 
     /// The in-place block path against the general broadcasting path (`pick`), on random
@@ -506,15 +512,22 @@ mod tests {
                 let st: Vec<Vec<u8>> = (0..n).map(|i| format!("t{i}").into_bytes()).collect();
                 let se: Vec<Vec<u8>> = (0..n).map(|i| vec![0xff, i as u8]).collect();
                 let (st, se) = (
-                    Tensor::from_vec(shape, st).unwrap(),
-                    Tensor::from_vec(shape, se).unwrap(),
+                    Tensor::from_strings(shape, st).unwrap(),
+                    Tensor::from_strings(shape, se).unwrap(),
                 );
-                let want = pick(&l, shape, shapes, &c, st.buf::<Vec<u8>>().unwrap(), &se);
+                let want = pick(
+                    &l,
+                    shape,
+                    shapes,
+                    &c,
+                    st.buf::<crate::tensor::Bytes>().unwrap(),
+                    &se,
+                );
                 let want = want.unwrap();
                 let got = eval(&Select { v2: true }, vec![cond, st, se]).unwrap();
                 assert_eq!(
-                    got.as_slice::<Vec<u8>>().unwrap(),
-                    want.as_slice::<Vec<u8>>().unwrap()
+                    got.as_slice::<crate::tensor::Bytes>().unwrap(),
+                    want.as_slice::<crate::tensor::Bytes>().unwrap()
                 );
             }
         }
