@@ -140,6 +140,52 @@ pub(super) fn values_of<V: Value>(t: &Tensor, index: usize) -> Result<&[V], OpEr
         .map_err(|_| OpError::dtype(index, V::DTYPE.name(), t.dtype()))
 }
 
+/// The values of an insert or import, checked to pair one to one with `keys`.
+pub(super) fn paired_values<'a, V: Value>(
+    keys: &Tensor,
+    values: &'a Tensor,
+) -> Result<&'a [V], OpError> {
+    let v = values_of::<V>(values, 2)?;
+    if v.len() != keys.len() {
+        return Err(OpError::shape(format!(
+            "keys {:?} and values {:?} do not match",
+            keys.shape(),
+            values.shape()
+        )));
+    }
+    Ok(v)
+}
+
+/// Looks up string keys: `one(key)` for each, `None` taking the key's entry of `default`
+/// (a scalar or one per key). Large batches are spread over rayon's threads.
+pub(super) fn find_strings<V: Value>(
+    keys: &Tensor,
+    default: &Tensor,
+    one: impl Fn(&[u8]) -> Option<V> + Sync,
+) -> Result<Tensor, OpError> {
+    let d = defaults::<V>(keys, default)?;
+    let each = |(i, k): (usize, &Bytes)| one(k).unwrap_or_else(|| d[i.min(d.len() - 1)].clone());
+    let keys_in = key_strings(keys)?;
+    let out: Vec<V> = if keys_in.len() >= PAR_KEYS {
+        keys_in.par_iter().enumerate().map(each).collect()
+    } else {
+        keys_in.iter().enumerate().map(each).collect()
+    };
+    Ok(Tensor::from_vec(keys.shape(), out)?)
+}
+
+/// `default_value` of a find: a scalar or one value per key.
+fn defaults<'a, V: Value>(keys: &Tensor, default: &'a Tensor) -> Result<&'a [V], OpError> {
+    let d = values_of::<V>(default, 2)?;
+    if d.len() != 1 && d.len() != keys.len() {
+        return Err(OpError::shape(format!(
+            "default_value must be a scalar or have the keys' shape, got {:?}",
+            default.shape()
+        )));
+    }
+    Ok(d)
+}
+
 pub(super) fn key_strings(t: &Tensor) -> Result<&[Bytes], OpError> {
     t.as_slice::<Bytes>()
         .map_err(|_| OpError::dtype(1, "string", t.dtype()))
@@ -197,43 +243,26 @@ impl<V: Value> Store for Keys<V> {
         }
     }
     fn find(&self, keys: &Tensor, default: &Tensor) -> Result<Tensor, OpError> {
-        let d = values_of::<V>(default, 2)?;
-        if d.len() != 1 && d.len() != keys.len() {
-            return Err(OpError::shape(format!(
-                "default_value must be a scalar or have the keys' shape, got {:?}",
-                default.shape()
-            )));
-        }
-        let dflt = |i: usize| d[if d.len() == 1 { 0 } else { i }].clone();
-        let out: Vec<V> = match self {
-            Keys::Int { map, .. } => keys
-                .to_i64_vec()?
-                .iter()
-                .enumerate()
-                .map(|(i, k)| map.get(k).cloned().unwrap_or_else(|| dflt(i)))
-                .collect(),
-            Keys::Str(m) => {
-                let keys = key_strings(keys)?;
-                let one =
-                    |(i, k): (usize, &Bytes)| m.get(&k[..]).cloned().unwrap_or_else(|| dflt(i));
-                if keys.len() >= PAR_KEYS {
-                    keys.par_iter().enumerate().map(one).collect()
-                } else {
-                    keys.iter().enumerate().map(one).collect()
-                }
+        match self {
+            Keys::Int { map, .. } => {
+                let d = defaults::<V>(keys, default)?;
+                let out: Vec<V> = keys
+                    .to_i64_vec()?
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| {
+                        map.get(k)
+                            .cloned()
+                            .unwrap_or_else(|| d[i.min(d.len() - 1)].clone())
+                    })
+                    .collect();
+                Ok(Tensor::from_vec(keys.shape(), out)?)
             }
-        };
-        Ok(Tensor::from_vec(keys.shape(), out)?)
+            Keys::Str(m) => find_strings(keys, default, |k| m.get(k).cloned()),
+        }
     }
     fn insert(&mut self, keys: &Tensor, values: &Tensor, dup: Dup) -> Result<(), OpError> {
-        let v = values_of::<V>(values, 2)?;
-        if v.len() != keys.len() {
-            return Err(OpError::shape(format!(
-                "keys {:?} and values {:?} do not match",
-                keys.shape(),
-                values.shape()
-            )));
-        }
+        let v = paired_values::<V>(keys, values)?;
         match self {
             Keys::Int { map, .. } => {
                 for (k, v) in keys.to_i64_vec()?.into_iter().zip(v) {

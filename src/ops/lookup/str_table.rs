@@ -23,7 +23,8 @@ use rayon::prelude::*;
 use std::path::Path;
 
 use super::store::{
-    bad_field, conflict, key_strings, values_of, Dup, Field, Store, Value, PAR_KEYS,
+    bad_field, conflict, find_strings, key_strings, paired_values, values_of, Dup, Field, Store,
+    Value,
 };
 use super::text_file::{split_lines, InitFromTextFile, LineError};
 use super::words::Words;
@@ -466,32 +467,10 @@ impl<V: Value> Store for StrTable<V> {
         self.reset();
     }
     fn find(&self, keys: &Tensor, default: &Tensor) -> Result<Tensor, OpError> {
-        let d = values_of::<V>(default, 2)?;
-        if d.len() != 1 && d.len() != keys.len() {
-            return Err(OpError::shape(format!(
-                "default_value must be a scalar or have the keys' shape, got {:?}",
-                default.shape()
-            )));
-        }
-        let dflt = |i: usize| d[if d.len() == 1 { 0 } else { i }].clone();
-        let one = |(i, k): (usize, &Bytes)| self.get(k).unwrap_or_else(|| dflt(i));
-        let keys_in = key_strings(keys)?;
-        let out: Vec<V> = if keys_in.len() >= PAR_KEYS {
-            keys_in.par_iter().enumerate().map(one).collect()
-        } else {
-            keys_in.iter().enumerate().map(one).collect()
-        };
-        Ok(Tensor::from_vec(keys.shape(), out)?)
+        find_strings(keys, default, |k| self.get(k))
     }
     fn insert(&mut self, keys: &Tensor, values: &Tensor, dup: Dup) -> Result<(), OpError> {
-        let v = values_of::<V>(values, 2)?;
-        if v.len() != keys.len() {
-            return Err(OpError::shape(format!(
-                "keys {:?} and values {:?} do not match",
-                keys.shape(),
-                values.shape()
-            )));
-        }
+        let v = paired_values::<V>(keys, values)?;
         self.insert_keys(key_strings(keys)?, v, dup)
     }
     fn init_from_text(
