@@ -440,21 +440,35 @@ impl Bincount {
     }
 }
 
-fn bincount<T>(arr: &[i64], w: Option<&[T]>, size: usize, binary: bool) -> Vec<T>
+/// Counts `arr` into `out` (zeroed, one row of `size` bins); values `>= size` are dropped,
+/// as in TF. The mode is matched once, outside the loop.
+fn bincount_into<T>(arr: &[i64], w: Option<&[T]>, binary: bool, out: &mut [T])
 where
     T: Copy + Default + std::ops::AddAssign + From<u8>,
 {
-    let mut out = vec![T::default(); size];
-    for (i, &v) in arr.iter().enumerate() {
-        if let Some(bin) = out.get_mut(v as usize) {
-            match (binary, w) {
-                (true, _) => *bin = T::from(1),
-                (false, Some(w)) => *bin += w[i],
-                (false, None) => *bin += T::from(1),
+    match (binary, w) {
+        (true, _) => {
+            for &v in arr {
+                if let Some(bin) = out.get_mut(v as usize) {
+                    *bin = T::from(1);
+                }
+            }
+        }
+        (false, Some(w)) => {
+            for (&v, &x) in arr.iter().zip(w) {
+                if let Some(bin) = out.get_mut(v as usize) {
+                    *bin += x;
+                }
+            }
+        }
+        (false, None) => {
+            for &v in arr {
+                if let Some(bin) = out.get_mut(v as usize) {
+                    *bin += T::from(1);
+                }
             }
         }
     }
-    out
 }
 
 impl Op for Bincount {
@@ -463,8 +477,8 @@ impl Op for Bincount {
         let size = size.scalar_value_i64()?;
         let size = usize::try_from(size)
             .map_err(|_| OpError::invalid(format!("size ({size}) must be non-negative")))?;
-        let values = arr.to_i64_vec()?;
-        if values.iter().any(|&v| v < 0) {
+        let values = arr.i64_cow()?;
+        if values.iter().fold(false, |neg, &v| neg | (v < 0)) {
             return Err(OpError::invalid("input arr must be non-negative"));
         }
         let (rows, out_shape) = match arr.shape() {
@@ -494,15 +508,10 @@ impl Op for Bincount {
                 } else {
                     None
                 };
-                let mut out = Vec::with_capacity(rows * size);
-                for r in 0..rows {
+                let mut out = vec![<$t>::default(); rows * size];
+                for (r, row) in out.chunks_exact_mut(size.max(1)).enumerate() {
                     let (a, b) = (r * per, (r + 1) * per);
-                    out.extend(bincount::<$t>(
-                        &values[a..b],
-                        w.map(|w| &w[a..b]),
-                        size,
-                        self.binary,
-                    ));
+                    bincount_into::<$t>(&values[a..b], w.map(|w| &w[a..b]), self.binary, row);
                 }
                 Tensor::from_vec(&out_shape, out)?
             }};
