@@ -824,6 +824,15 @@ impl Tensor {
         }
     }
 
+    /// Integer elements as i64: borrowed when the dtype is already int64, else widened
+    /// like [`Tensor::to_i64_vec`].
+    pub fn i64_cow(&self) -> Result<std::borrow::Cow<'_, [i64]>, TensorError> {
+        match &self.data {
+            Data::I64(b) => Ok(std::borrow::Cow::Borrowed(&b[..])),
+            _ => self.to_i64_vec().map(std::borrow::Cow::Owned),
+        }
+    }
+
     /// Integer elements widened to i64 (for shape-, axis- and index-like inputs).
     pub fn to_i64_vec(&self) -> Result<Vec<i64>, TensorError> {
         Ok(match &self.data {

@@ -188,6 +188,24 @@ pub fn reduce<T: Reducible>(
     if out.is_empty() {
         return;
     }
+    if inner == 1 {
+        // Each output folds one contiguous run, in the same order as below; with the op
+        // fixed per loop the fold compiles to a plain (often vectorised) loop.
+        fn fold<T: Reducible>(op: ReduceOp, row: &[T]) -> T {
+            row.iter().fold(identity(op), |acc, &v| combine(op, acc, v))
+        }
+        for (o, acc) in out.iter_mut().enumerate() {
+            let row = &x[o * reduced..(o + 1) * reduced];
+            *acc = match op {
+                ReduceOp::Sum => fold(ReduceOp::Sum, row),
+                ReduceOp::Mean => fold(ReduceOp::Mean, row).div_count(reduced),
+                ReduceOp::Prod => fold(ReduceOp::Prod, row),
+                ReduceOp::Max => fold(ReduceOp::Max, row),
+                ReduceOp::Min => fold(ReduceOp::Min, row),
+            };
+        }
+        return;
+    }
     for (o, orow) in out.chunks_exact_mut(inner).enumerate() {
         orow.fill(identity(op));
         let base = o * reduced * inner;
@@ -512,6 +530,54 @@ mod tests {
             assert!(o[0].is_nan());
             reduce_f32_with(isa, ReduceOp::Min, &x, 1, 4, 1, &mut o);
             assert!(o[0].is_nan());
+        }
+    }
+
+    /// `reduce` with `inner == 1` (one folded run per output) against the general loop:
+    /// the same rows with a duplicate column (`inner == 2`), column 0 of which must match.
+    fn single_runs_match_general<T: Reducible + std::fmt::Debug>(
+        x: &[T],
+        outer: usize,
+        reduced: usize,
+        same: impl Fn(&T, &T) -> bool,
+    ) {
+        let wide: Vec<T> = x.iter().flat_map(|&v| [v, v]).collect();
+        for op in [
+            ReduceOp::Sum,
+            ReduceOp::Mean,
+            ReduceOp::Prod,
+            ReduceOp::Max,
+            ReduceOp::Min,
+        ] {
+            let mut got = vec![T::ONE; outer];
+            reduce(op, x, outer, reduced, 1, &mut got);
+            let mut want = vec![T::ONE; outer * 2];
+            reduce(op, &wide, outer, reduced, 2, &mut want);
+            for (g, w) in got.iter().zip(want.iter().step_by(2)) {
+                assert!(same(g, w), "{op:?} {outer}x{reduced}: {g:?} vs {w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn single_run_reductions_match_general_loop() {
+        let mut rng = Rng::new(5);
+        for (outer, reduced) in [(1, 0), (2, 0), (1, 1), (1, 7), (3, 5), (1, 1000), (2, 333)] {
+            let f: Vec<f32> = (0..outer * reduced)
+                .map(|i| match i % 97 {
+                    13 if reduced > 50 => f32::NAN,
+                    _ => rng.vec_f32(1)[0] * 4.0 - 2.0,
+                })
+                .collect();
+            single_runs_match_general(&f, outer, reduced, |a, b| {
+                a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan()
+            });
+            let i: Vec<i64> = (0..outer * reduced)
+                .map(|_| rng.below(1 << 20) as i64 - (1 << 19))
+                .collect();
+            single_runs_match_general(&i, outer, reduced, |a, b| a == b);
+            let i: Vec<i32> = i.iter().map(|&v| v as i32).collect();
+            single_runs_match_general(&i, outer, reduced, |a, b| a == b);
         }
     }
 

@@ -31,13 +31,21 @@ multiversion! {
         mode: SegmentReduction,
         out: &mut [f32],
     ) {
-        out.fill(0.0);
-        for &idx in indices {
-            let r = idx.to_i64() as usize;
-            let row = &data[r * dim..r * dim + dim];
-            for (o, &v) in out.iter_mut().zip(row) {
-                *o += v;
-            }
+        // Column blocks summed in registers and stored once: accumulating into `out` in
+        // memory makes every row a load/add/store chain through store forwarding. Each
+        // element still sums its rows in position order, starting from 0.0.
+        let mut col = 0;
+        while col + 64 <= dim {
+            sum_columns::<I, 64>(data, dim, col, indices, &mut out[col..col + 64]);
+            col += 64;
+        }
+        while col + 16 <= dim {
+            sum_columns::<I, 16>(data, dim, col, indices, &mut out[col..col + 16]);
+            col += 16;
+        }
+        while col < dim {
+            sum_columns::<I, 1>(data, dim, col, indices, &mut out[col..col + 1]);
+            col += 1;
         }
         let n = indices.len();
         if n > 1 {
@@ -51,6 +59,28 @@ multiversion! {
             }
         }
     }
+}
+
+/// `out[k] = Σ data[indices[p] * dim + col + k]` over `p` in order, for `k < W`
+/// (`out.len() == W`), accumulated in a `[f32; W]` the compiler keeps in registers.
+/// Inlined into each instruction-set variant of [`combine_rows`].
+#[inline(always)]
+fn sum_columns<I: IndexLike, const W: usize>(
+    data: &[f32],
+    dim: usize,
+    col: usize,
+    indices: &[I],
+    out: &mut [f32],
+) {
+    let mut acc = [0.0f32; W];
+    for &idx in indices {
+        let start = idx.to_i64() as usize * dim + col;
+        let row = &data[start..start + W];
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += v;
+        }
+    }
+    out.copy_from_slice(&acc);
 }
 
 /// Fused gather + segment reduction (TF `SparseSegmentSum/Mean/SqrtN`):
@@ -110,10 +140,12 @@ pub fn sparse_segment_reduce_f32<I: IndexLike, S: IndexLike>(
         check_index(idx, p, rows)?;
     }
     let work = indices.len().saturating_mul(dim);
-    let seg_start = |s: usize| segment_ids.partition_point(|&id| (id.to_i64() as usize) < s);
-    if work < PAR_ELEMS || num_segments < 2 {
-        let mut pos = 0;
-        for (s, orow) in out.chunks_exact_mut(dim).enumerate() {
+    // Segments `s0..` into `out` (whole rows), their positions starting at `segment_ids`'
+    // first id >= s0; each segment's run is found by walking the sorted ids.
+    let combine_from = |s0: usize, out: &mut [f32]| {
+        let mut pos = segment_ids.partition_point(|&id| (id.to_i64() as usize) < s0);
+        for (ds, orow) in out.chunks_exact_mut(dim).enumerate() {
+            let s = s0 + ds;
             let end = pos
                 + segment_ids[pos..]
                     .iter()
@@ -122,22 +154,17 @@ pub fn sparse_segment_reduce_f32<I: IndexLike, S: IndexLike>(
             combine_rows(data, dim, &indices[pos..end], mode, orow);
             pos = end;
         }
+    };
+    if work < PAR_ELEMS || num_segments < 2 {
+        combine_from(0, out);
         return Ok(());
     }
-    // ~8 tasks per thread, each a contiguous range of segments found by binary search.
+    // ~8 tasks per thread, each a contiguous range of segments (start by binary search).
     let tasks = (8 * rayon::current_num_threads()).min(num_segments);
     let per = num_segments.div_ceil(tasks);
     out.par_chunks_mut(per * dim)
         .enumerate()
-        .for_each(|(t, chunk)| {
-            let s0 = t * per;
-            let mut pos = seg_start(s0);
-            for (ds, orow) in chunk.chunks_exact_mut(dim).enumerate() {
-                let end = seg_start(s0 + ds + 1).max(pos);
-                combine_rows(data, dim, &indices[pos..end], mode, orow);
-                pos = end;
-            }
-        });
+        .for_each(|(t, chunk)| combine_from(t * per, chunk));
     Ok(())
 }
 
@@ -329,6 +356,83 @@ mod tests {
                     .unwrap();
                 for (g, w) in out.iter().zip(&want) {
                     assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} vs {w}");
+                }
+            }
+        }
+    }
+
+    /// The documented summation: per segment, 0.0 plus each row in position order in f32,
+    /// then one division (for more than one row).
+    fn sequential(
+        data: &[f32],
+        dim: usize,
+        indices: &[i64],
+        ids: &[i32],
+        nseg: usize,
+        mode: SegmentReduction,
+    ) -> Vec<f32> {
+        let mut out = vec![0.0f32; nseg * dim];
+        let mut cnt = vec![0usize; nseg];
+        for (&ix, &s) in indices.iter().zip(ids) {
+            let s = s as usize;
+            cnt[s] += 1;
+            for d in 0..dim {
+                out[s * dim + d] += data[ix as usize * dim + d];
+            }
+        }
+        for s in 0..nseg {
+            let div = match mode {
+                SegmentReduction::Sum => continue,
+                _ if cnt[s] < 2 => continue,
+                SegmentReduction::Mean => cnt[s] as f32,
+                SegmentReduction::SqrtN => (cnt[s] as f32).sqrt(),
+            };
+            for d in 0..dim {
+                out[s * dim + d] /= div;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn sparse_segment_is_bit_identical_to_sequential_sums() {
+        // Every column-block width (64, 16, 1) and their mixes, serial and parallel sizes,
+        // every instruction set: the same bits as summing rows one by one in f32.
+        let mut rng = Rng::new(11);
+        for dim in [1usize, 2, 15, 16, 17, 63, 64, 65, 80, 128, 130, 200] {
+            for (rows, n, nseg) in [(30, 0, 3), (30, 40, 9), (300, 5000, 1100)] {
+                let data: Vec<f32> = rng
+                    .vec_f32(rows * dim)
+                    .into_iter()
+                    .map(|v| v * 1e3 - 0.3)
+                    .collect();
+                let indices: Vec<i64> = (0..n).map(|_| rng.below(rows) as i64).collect();
+                let mut ids: Vec<i32> = (0..n).map(|_| rng.below(nseg) as i32).collect();
+                ids.sort();
+                for mode in [
+                    SegmentReduction::Sum,
+                    SegmentReduction::Mean,
+                    SegmentReduction::SqrtN,
+                ] {
+                    let want = sequential(&data, dim, &indices, &ids, nseg, mode);
+                    let mut out = vec![f32::NAN; nseg * dim];
+                    sparse_segment_reduce_f32(&data, dim, &indices, &ids, nseg, mode, &mut out)
+                        .unwrap();
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&out), bits(&want), "dim {dim} n {n} {mode:?}");
+                    for isa in Isa::available() {
+                        for s in 0..nseg.min(12) {
+                            let lo = ids.partition_point(|&i| (i as usize) < s);
+                            let hi = ids.partition_point(|&i| (i as usize) <= s);
+                            let mut row = vec![f32::NAN; dim];
+                            combine_rows_with(isa, &data, dim, &indices[lo..hi], mode, &mut row);
+                            assert_eq!(
+                                bits(&row),
+                                bits(&want[s * dim..(s + 1) * dim]),
+                                "{isa:?} dim {dim} segment {s}"
+                            );
+                        }
+                    }
                 }
             }
         }

@@ -29,7 +29,7 @@ fn gather_batched(
     axis: usize,
     batch_dims: usize,
 ) -> Result<Tensor, OpError> {
-    let idx = indices.to_i64_vec()?;
+    let idx = indices.i64_cow()?;
     let shape = params.shape();
     if axis >= shape.len() {
         return Err(OpError::shape(format!(
@@ -58,7 +58,13 @@ fn gather_batched(
     out_shape.extend_from_slice(&indices.shape()[batch_dims..]);
     out_shape.extend_from_slice(&shape[axis + 1..]);
     checked_len(cx, &out_shape, params)?;
-    if let Some(&i) = idx.iter().find(|&&i| i < 0 || i as usize >= n) {
+    // A branch-free scan (vectorises); the search for the culprit only runs on error.
+    let limit = n as u64;
+    if idx.iter().fold(false, |bad, &i| bad | (i as u64 >= limit)) {
+        let i = idx
+            .iter()
+            .find(|&&i| i as u64 >= limit)
+            .expect("found above");
         return Err(OpError::invalid(format!(
             "indices value {i} is not in [0, {n})"
         )));
@@ -73,13 +79,30 @@ fn gather_batched(
         for b in 0..batch {
             for o in 0..outer {
                 let base = (b * outer + o) * n;
-                for &i in &idx[b * m..(b + 1) * m] {
-                    let start = (base + i as usize) * inner;
-                    out.extend_from_slice(&p[start..start + inner]);
+                let rows = &p[base * inner..(base + n) * inner];
+                let ids = &idx[b * m..(b + 1) * m];
+                match inner {
+                    1 => out.extend(ids.iter().map(|&i| rows[i as usize].clone())),
+                    2 => rows_of::<T, 2>(&mut out, rows, ids),
+                    4 => rows_of::<T, 4>(&mut out, rows, ids),
+                    _ => {
+                        for &i in ids {
+                            let start = i as usize * inner;
+                            out.extend_from_slice(&rows[start..start + inner]);
+                        }
+                    }
                 }
             }
         }
         out
+    }
+    /// Rows of a compile-time width `K`: for `Copy` elements each row is a fixed-size copy
+    /// the compiler inlines, not a `memmove` call per (tiny) row.
+    fn rows_of<T: Clone, const K: usize>(out: &mut Vec<T>, rows: &[T], ids: &[i64]) {
+        for &i in ids {
+            let start = i as usize * K;
+            out.extend_from_slice(&rows[start..start + K]);
+        }
     }
     let dims = (batch, outer, n, inner, m);
     let data = crate::match_any!(params.data(), b => {
@@ -278,30 +301,58 @@ impl Op for Where {
     fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
         let [x] = take_inputs(inputs)?;
         // NaN counts as non-zero (`x != 0`), as in TF.
-        fn nz<T: PartialEq + Default>(s: &[T]) -> Vec<usize> {
+        fn coords<T: PartialEq + Default>(s: &[T], shape: &[usize]) -> (usize, Vec<i64>) {
             let zero = T::default();
-            s.iter()
-                .enumerate()
-                .filter(|(_, v)| **v != zero)
-                .map(|(i, _)| i)
-                .collect()
+            // Counting first sizes the output exactly (and the count vectorises).
+            let hits = s.iter().filter(|v| **v != zero).count();
+            let r = shape.len();
+            if r == 0 || hits == 0 {
+                return (hits, Vec::new());
+            }
+            if r == 1 {
+                // Branch-free: write every position, advance only past the hits. The
+                // extra slot takes the writes after the last hit.
+                let mut out = vec![0i64; hits + 1];
+                let mut k = 0;
+                for (i, v) in s.iter().enumerate() {
+                    out[k] = i as i64;
+                    k += usize::from(*v != zero);
+                }
+                out.truncate(hits);
+                return (hits, out);
+            }
+            // Rank >= 2 (no dim is 0, as there are hits): walk the rows of the last dim
+            // with the leading coordinates in a counter.
+            let last = shape[r - 1];
+            let mut out = Vec::with_capacity(hits * r);
+            let mut lead = vec![0i64; r - 1];
+            for row in s.chunks_exact(last) {
+                for (j, v) in row.iter().enumerate() {
+                    if *v != zero {
+                        if r == 2 {
+                            out.push(lead[0]);
+                        } else {
+                            out.extend_from_slice(&lead);
+                        }
+                        out.push(j as i64);
+                    }
+                }
+                for d in (0..r - 1).rev() {
+                    lead[d] += 1;
+                    if (lead[d] as usize) < shape[d] {
+                        break;
+                    }
+                    lead[d] = 0;
+                }
+            }
+            (hits, out)
         }
-        let hits = crate::match_numeric!(x.data(), b => nz(&b[..]), _ => match x.data() {
-            Data::Bool(b) => nz(&b[..]),
+        let shape = x.shape();
+        let (hits, out) = crate::match_numeric!(x.data(), b => coords(&b[..], shape), _ => match x.data() {
+            Data::Bool(b) => coords(&b[..], shape),
             _ => return Err(OpError::dtype(0, "numeric or bool", x.dtype())),
         });
-        let shape = x.shape();
-        let r = shape.len();
-        let st = super::row_strides(shape);
-        let mut out = Vec::with_capacity(hits.len() * r);
-        for h in &hits {
-            let mut rem = *h;
-            for &s in &st {
-                out.push((rem / s) as i64);
-                rem %= s;
-            }
-        }
-        Ok(vec![tensor_of(&[hits.len(), r], out)?])
+        Ok(vec![tensor_of(&[hits, shape.len()], out)?])
     }
 }
 

@@ -553,3 +553,161 @@ fn one_hot_where_unique() {
     let o = run("Unique", &[], vec![s]).unwrap();
     assert_eq!(o[1].as_slice::<i32>().unwrap(), [0, 1, 0]);
 }
+
+/// xorshift64: reproducible pseudo-random test inputs.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn gather_row_widths_match_reference() {
+    // GatherV2 specialises rows of 1, 2 and 4 elements; every width, both index dtypes,
+    // batch_dims 0/1 and empty inputs must agree with the definition
+    // out[b, o, j, i] = params[b, o, indices[b, j], i].
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    for inner in [1usize, 2, 3, 4, 5, 8] {
+        for (batch, outer, n, m) in [
+            (1, 1, 7, 0),
+            (1, 1, 0, 0),
+            (1, 1, 9, 33),
+            (1, 3, 5, 6),
+            (2, 2, 4, 5),
+        ] {
+            for batch_dims in [0usize, 1] {
+                if batch_dims == 1 && batch == 1 && outer > 1 {
+                    continue;
+                }
+                let (pshape, ishape, axis) = if batch_dims == 1 {
+                    (vec![batch, outer, n, inner], vec![batch, m], 2)
+                } else {
+                    (vec![batch * outer, n, inner], vec![m], 1)
+                };
+                let (batch, outer) = if batch_dims == 1 {
+                    (batch, outer)
+                } else {
+                    (1, batch * outer)
+                };
+                let plen = batch * outer * n * inner;
+                let p: Vec<i64> = (0..plen as i64).map(|v| v * 10 + 1).collect();
+                let idx: Vec<i64> = (0..batch * m)
+                    .map(|_| (xorshift(&mut s) % n.max(1) as u64) as i64)
+                    .collect();
+                let mut want = Vec::new();
+                for b in 0..batch {
+                    for o in 0..outer {
+                        for &i in &idx[b * m..(b + 1) * m] {
+                            let start = ((b * outer + o) * n + i as usize) * inner;
+                            want.extend_from_slice(&p[start..start + inner]);
+                        }
+                    }
+                }
+                let mut want_shape = pshape[..axis].to_vec();
+                want_shape.extend_from_slice(&ishape[batch_dims..]);
+                want_shape.push(inner);
+                let attrs = [("batch_dims", A::I(batch_dims as i64))];
+                let params = Tensor::from_vec(&pshape, p.clone()).unwrap();
+                let i64s = Tensor::from_vec(&ishape, idx.clone()).unwrap();
+                let i32s =
+                    Tensor::from_vec(&ishape, idx.iter().map(|&i| i as i32).collect()).unwrap();
+                for indices in [i64s, i32s] {
+                    let ins = vec![params.clone(), indices, Tensor::scalar(axis as i32)];
+                    let o = run1("GatherV2", &attrs, ins);
+                    assert_eq!(
+                        o.shape(),
+                        want_shape.as_slice(),
+                        "inner {inner} n {n} m {m}"
+                    );
+                    assert_eq!(
+                        o.as_slice::<i64>().unwrap(),
+                        want,
+                        "inner {inner} n {n} m {m}"
+                    );
+                }
+                // Strings go through the same row copies with `Clone`.
+                let sp: Vec<Vec<u8>> = p.iter().map(|v| v.to_string().into_bytes()).collect();
+                let ins = vec![
+                    Tensor::from_vec(&pshape, sp).unwrap(),
+                    Tensor::from_vec(&ishape, idx.clone()).unwrap(),
+                    Tensor::scalar(axis as i32),
+                ];
+                let o = run1("GatherV2", &attrs, ins);
+                let got: Vec<i64> = o
+                    .as_slice::<Vec<u8>>()
+                    .unwrap()
+                    .iter()
+                    .map(|b| std::str::from_utf8(b).unwrap().parse().unwrap())
+                    .collect();
+                assert_eq!(got, want);
+                // An index of -1 or n anywhere is an error, not a panic.
+                if !idx.is_empty() {
+                    for bad in [-1i64, n as i64, i64::MIN, i64::MAX] {
+                        let mut b = idx.clone();
+                        let at = (xorshift(&mut s) % b.len() as u64) as usize;
+                        b[at] = bad;
+                        let ins = vec![
+                            params.clone(),
+                            Tensor::from_vec(&ishape, b).unwrap(),
+                            Tensor::scalar(axis as i32),
+                        ];
+                        let e = run("GatherV2", &attrs, ins).unwrap_err();
+                        assert!(e.to_string().contains(&format!("{bad} is not in")), "{e}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn where_matches_reference() {
+    // Where's rank-1 and rank >= 2 paths against the definition: the row-major coordinates
+    // of every non-zero element (NaN is non-zero, -0.0 is zero).
+    let mut s = 0xdead_beef_cafe_f00du64;
+    let shapes: [&[usize]; 10] = [
+        &[],
+        &[0],
+        &[1],
+        &[70],
+        &[3, 0],
+        &[4, 5],
+        &[1, 9],
+        &[2, 3, 4],
+        &[2, 1, 3, 2],
+        &[3, 0, 2],
+    ];
+    for shape in shapes {
+        let len: usize = shape.iter().product();
+        for density in [0u64, 30, 100] {
+            let f: Vec<f32> = (0..len)
+                .map(|_| match xorshift(&mut s) % 100 {
+                    x if x >= density => [0.0, -0.0][(x % 2) as usize],
+                    x if x % 7 == 0 => f32::NAN,
+                    x => x as f32,
+                })
+                .collect();
+            let mut want = Vec::new();
+            let mut hits = 0;
+            for (i, v) in f.iter().enumerate() {
+                if *v != 0.0 || v.is_nan() {
+                    hits += 1;
+                    let mut rem = i;
+                    for d in 0..shape.len() {
+                        let stride: usize = shape[d + 1..].iter().product();
+                        want.push((rem / stride) as i64);
+                        rem %= stride;
+                    }
+                }
+            }
+            let bools: Vec<bool> = f.iter().map(|v| *v != 0.0 || v.is_nan()).collect();
+            let ints: Vec<i64> = bools.iter().map(|&b| i64::from(b) * 3).collect();
+            for x in [t(shape, f.clone()), t(shape, bools), t(shape, ints)] {
+                let o = run1("Where", &[], vec![x]);
+                assert_eq!(o.shape(), [hits, shape.len()], "{shape:?}");
+                assert_eq!(o.as_slice::<i64>().unwrap(), want, "{shape:?}");
+            }
+        }
+    }
+}

@@ -45,39 +45,55 @@ impl Op for FillEmptyRows {
             )));
         }
         cx.limits().check_alloc(rows, DType::I64)?;
+        // Entries per row, whether rows are already non-decreasing (TF's `rows_are_ordered`).
         let mut count = vec![0usize; rows];
-        for i in 0..n {
-            let r = idx[i * rank];
-            if r < 0 || r as usize >= rows {
+        let mut ordered = true;
+        let mut last = 0i64;
+        for (i, row) in idx.chunks_exact(rank).enumerate() {
+            let r = row[0];
+            if r as u64 >= rows as u64 {
                 return Err(OpError::invalid(format!(
                     "indices({i}, 0) is invalid: {r} >= {rows}"
                 )));
             }
             count[r as usize] += 1;
+            ordered &= r >= last;
+            last = r;
         }
         let empty: Vec<bool> = count.iter().map(|&c| c == 0).collect();
-        // Start of each row in the output; an empty row takes one slot.
-        let mut start = Vec::with_capacity(rows);
+        if ordered && !empty.contains(&true) && indices.dtype() == DType::I64 {
+            // Nothing to fill or reorder: TF forwards indices and values as they are.
+            drop(idx);
+            return Ok(vec![
+                indices,
+                values,
+                Tensor::from_vec(&[rows], empty)?,
+                Tensor::from_vec(&[n], (0..n as i64).collect())?,
+            ]);
+        }
+        // Start of each row in the output (an empty row takes one slot); becomes the next
+        // free slot of the row as its entries are placed.
+        let mut next = Vec::with_capacity(rows);
         let mut total = 0usize;
         for &c in &count {
-            start.push(total);
+            next.push(total);
             total += c.max(1);
         }
         cx.limits()
             .check_alloc(total.saturating_mul(rank), DType::I64)?;
         let mut out_idx = vec![0i64; total * rank];
-        let mut reverse = Vec::with_capacity(n);
-        let mut fill = vec![0usize; rows];
-        for i in 0..n {
-            let r = idx[i * rank] as usize;
-            let pos = start[r] + fill[r];
-            fill[r] += 1;
-            out_idx[pos * rank..(pos + 1) * rank].copy_from_slice(&idx[i * rank..(i + 1) * rank]);
-            reverse.push(pos as i64);
+        let mut reverse = vec![0i64; n];
+        for (row, rev) in idx.chunks_exact(rank).zip(&mut reverse) {
+            let r = row[0] as usize;
+            let pos = next[r];
+            next[r] += 1;
+            out_idx[pos * rank..(pos + 1) * rank].copy_from_slice(row);
+            *rev = pos as i64;
         }
+        // Row `r`'s filled slot is where its (empty) run started: `next[r]` never advanced.
         for (r, &e) in empty.iter().enumerate() {
             if e {
-                out_idx[start[r] * rank] = r as i64;
+                out_idx[next[r] * rank] = r as i64;
             }
         }
         fn place<T: Element>(v: &[T], d: &T, reverse: &[i64], total: usize) -> Data {
@@ -325,7 +341,7 @@ impl Op for RaggedToSparse {
         let mut width = 0;
         let mut dense_shape = Vec::new();
         for (k, t) in inputs.iter().enumerate() {
-            let s = t.to_i64_vec()?;
+            let s = t.i64_cow()?;
             if t.rank() != 1 || s.first() != Some(&0) || s.windows(2).any(|w| w[0] > w[1]) {
                 return Err(OpError::invalid(format!(
                     "rt_nested_splits[{k}] is not a valid row partition"
@@ -345,14 +361,22 @@ impl Op for RaggedToSparse {
             let children = *s.last().expect("non-empty") as usize;
             cx.limits()
                 .check_alloc(children.saturating_mul(width + 1), DType::I64)?;
-            let mut next = Vec::with_capacity(children * (width + 1));
+            // Child `c`'s path is its parent's followed by its position in the parent. The
+            // splits are non-decreasing from 0, so there are exactly `children` slots.
+            let mut next = vec![0i64; children * (width + 1)];
+            let mut slots = next.chunks_exact_mut(width + 1);
             let mut longest = 0;
             for p in 0..parents {
                 let (a, b) = (s[p], s[p + 1]);
                 longest = longest.max(b - a);
-                for j in 0..b - a {
-                    next.extend_from_slice(&prefix[p * width..(p + 1) * width]);
-                    next.push(j);
+                let path = &prefix[p * width..(p + 1) * width];
+                for (j, slot) in (0..b - a).zip(&mut slots) {
+                    if width == 1 {
+                        slot[0] = path[0];
+                    } else {
+                        slot[..width].copy_from_slice(path);
+                    }
+                    slot[width] = j;
                 }
             }
             dense_shape.push(longest);
@@ -416,21 +440,35 @@ impl Bincount {
     }
 }
 
-fn bincount<T>(arr: &[i64], w: Option<&[T]>, size: usize, binary: bool) -> Vec<T>
+/// Counts `arr` into `out` (zeroed, one row of `size` bins); values `>= size` are dropped,
+/// as in TF. The mode is matched once, outside the loop.
+fn bincount_into<T>(arr: &[i64], w: Option<&[T]>, binary: bool, out: &mut [T])
 where
     T: Copy + Default + std::ops::AddAssign + From<u8>,
 {
-    let mut out = vec![T::default(); size];
-    for (i, &v) in arr.iter().enumerate() {
-        if let Some(bin) = out.get_mut(v as usize) {
-            match (binary, w) {
-                (true, _) => *bin = T::from(1),
-                (false, Some(w)) => *bin += w[i],
-                (false, None) => *bin += T::from(1),
+    match (binary, w) {
+        (true, _) => {
+            for &v in arr {
+                if let Some(bin) = out.get_mut(v as usize) {
+                    *bin = T::from(1);
+                }
+            }
+        }
+        (false, Some(w)) => {
+            for (&v, &x) in arr.iter().zip(w) {
+                if let Some(bin) = out.get_mut(v as usize) {
+                    *bin += x;
+                }
+            }
+        }
+        (false, None) => {
+            for &v in arr {
+                if let Some(bin) = out.get_mut(v as usize) {
+                    *bin += T::from(1);
+                }
             }
         }
     }
-    out
 }
 
 impl Op for Bincount {
@@ -439,8 +477,8 @@ impl Op for Bincount {
         let size = size.scalar_value_i64()?;
         let size = usize::try_from(size)
             .map_err(|_| OpError::invalid(format!("size ({size}) must be non-negative")))?;
-        let values = arr.to_i64_vec()?;
-        if values.iter().any(|&v| v < 0) {
+        let values = arr.i64_cow()?;
+        if values.iter().fold(false, |neg, &v| neg | (v < 0)) {
             return Err(OpError::invalid("input arr must be non-negative"));
         }
         let (rows, out_shape) = match arr.shape() {
@@ -470,15 +508,10 @@ impl Op for Bincount {
                 } else {
                     None
                 };
-                let mut out = Vec::with_capacity(rows * size);
-                for r in 0..rows {
+                let mut out = vec![<$t>::default(); rows * size];
+                for (r, row) in out.chunks_exact_mut(size.max(1)).enumerate() {
                     let (a, b) = (r * per, (r + 1) * per);
-                    out.extend(bincount::<$t>(
-                        &values[a..b],
-                        w.map(|w| &w[a..b]),
-                        size,
-                        self.binary,
-                    ));
+                    bincount_into::<$t>(&values[a..b], w.map(|w| &w[a..b]), self.binary, row);
                 }
                 Tensor::from_vec(&out_shape, out)?
             }};

@@ -243,3 +243,117 @@ fn bincount() {
     );
     assert!(neg.is_err());
 }
+
+/// xorshift64: reproducible pseudo-random test inputs.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn fill_empty_rows_matches_reference() {
+    // Ordered input without empty rows is forwarded (TF's fast path); every other case is
+    // rebuilt. Both must equal the definition: rows ascending, entries of a row in input
+    // order, `[r, 0, ..]` = default for an empty row `r`.
+    let mut s = 0x1234_5678_9abc_def1u64;
+    for rank in [1usize, 2, 3] {
+        for rows in [0usize, 1, 3, 17] {
+            for n in [0usize, 1, 5, 40] {
+                for sorted in [false, true] {
+                    for dense_rows in [false, true] {
+                        if rows == 0 && n > 0 || dense_rows && n < rows {
+                            continue;
+                        }
+                        let mut r: Vec<i64> = (0..n)
+                            .map(|i| {
+                                if dense_rows && i < rows {
+                                    i as i64
+                                } else {
+                                    (xorshift(&mut s) % rows as u64) as i64
+                                }
+                            })
+                            .collect();
+                        if sorted {
+                            r.sort_unstable();
+                        } else {
+                            r.reverse();
+                        }
+                        let mut idx = Vec::new();
+                        for &row in &r {
+                            idx.push(row);
+                            for _ in 1..rank {
+                                idx.push((xorshift(&mut s) % 5) as i64);
+                            }
+                        }
+                        let vals: Vec<f32> = (0..n).map(|i| i as f32 + 0.5).collect();
+                        let mut want_idx = Vec::new();
+                        let mut want_vals = Vec::new();
+                        let mut want_rev = vec![0i64; n];
+                        let mut want_empty = Vec::new();
+                        for row in 0..rows as i64 {
+                            let mine: Vec<usize> = (0..n).filter(|&i| r[i] == row).collect();
+                            want_empty.push(mine.is_empty());
+                            if mine.is_empty() {
+                                want_idx.push(row);
+                                want_idx.extend(std::iter::repeat_n(0, rank - 1));
+                                want_vals.push(-1.0f32);
+                            }
+                            for i in mine {
+                                want_rev[i] = want_vals.len() as i64;
+                                want_idx.extend_from_slice(&idx[i * rank..(i + 1) * rank]);
+                                want_vals.push(vals[i]);
+                            }
+                        }
+                        let mut shape = vec![rows as i64];
+                        shape.extend(std::iter::repeat_n(5, rank - 1));
+                        let i32_idx = Tensor::from_vec(
+                            &[n, rank],
+                            idx.iter().map(|&v| v as i32).collect::<Vec<_>>(),
+                        )
+                        .unwrap();
+                        for indices in [m(n, rank, idx.clone()), i32_idx] {
+                            let out = eval(
+                                &FillEmptyRows,
+                                vec![
+                                    indices,
+                                    Tensor::vector(vals.clone()),
+                                    Tensor::vector(shape.clone()),
+                                    Tensor::scalar(-1f32),
+                                ],
+                            )
+                            .unwrap();
+                            let what = format!("rank {rank} rows {rows} n {n} sorted {sorted}");
+                            assert_eq!(out[0].shape(), &[want_vals.len(), rank], "{what}");
+                            assert_eq!(out[0].dtype(), DType::I64, "{what}");
+                            assert_eq!(ints(&out[0]), want_idx, "{what}");
+                            assert_eq!(out[1].as_slice::<f32>().unwrap(), want_vals, "{what}");
+                            assert_eq!(out[2].as_slice::<bool>().unwrap(), want_empty, "{what}");
+                            assert_eq!(ints(&out[3]), want_rev, "{what}");
+                        }
+                        // A row index out of range anywhere is an error.
+                        if n > 0 {
+                            for bad in [-1i64, rows as i64] {
+                                let mut b = idx.clone();
+                                let at = (xorshift(&mut s) % n as u64) as usize;
+                                b[at * rank] = bad;
+                                let e = eval(
+                                    &FillEmptyRows,
+                                    vec![
+                                        m(n, rank, b),
+                                        Tensor::vector(vals.clone()),
+                                        Tensor::vector(shape.clone()),
+                                        Tensor::scalar(-1f32),
+                                    ],
+                                )
+                                .unwrap_err();
+                                assert!(e.to_string().contains("is invalid"), "{e}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -44,9 +44,12 @@ pub(crate) fn register(r: &mut Registry) {
 }
 
 /// A `[n, rank]` int64 index matrix: `(n, rank, flat values)`.
-fn index_matrix(t: &Tensor, what: &str) -> Result<(usize, usize, Vec<i64>), OpError> {
+fn index_matrix<'a>(
+    t: &'a Tensor,
+    what: &str,
+) -> Result<(usize, usize, std::borrow::Cow<'a, [i64]>), OpError> {
     match t.shape() {
-        &[n, rank] => Ok((n, rank, t.to_i64_vec()?)),
+        &[n, rank] => Ok((n, rank, t.i64_cow()?)),
         s => Err(OpError::shape(format!(
             "{what} must be a matrix, got shape {s:?}"
         ))),

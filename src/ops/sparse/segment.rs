@@ -91,14 +91,15 @@ impl Op for SparseSegment {
             )));
         }
         let (_, dim) = rows_and_dim(&data)?;
-        let (idx, ids) = (indices.to_i64_vec()?, ids.to_i64_vec()?);
+        let (idx, ids) = (indices.i64_cow()?, ids.i64_cow()?);
         let segments = match segments {
             Some(n) => n,
             None => implied_segments(&ids)?,
         };
         let shape = out_shape(cx, &data, segments)?;
         let run = |d: &[f32]| -> Result<Vec<f32>, OpError> {
-            let mut out = crate::tensor::pool::f32_zeroed(segments * dim);
+            // The kernel writes every output row (a segment without rows as zeros).
+            let mut out = crate::tensor::pool::f32_for_overwrite(segments * dim);
             sparse_segment_reduce_f32(d, dim, &idx, &ids, segments, self.mode, &mut out)?;
             Ok(out)
         };

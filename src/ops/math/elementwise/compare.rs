@@ -204,10 +204,10 @@ impl Op for Select {
         };
         if let Some(inner) = row_blocks(&cond_shape, &shape, t.shape(), e.shape(), c.len()) {
             // Uniform conditions return an input as is.
-            if c.iter().all(|&c| !c) {
+            if all_equal(c, false) {
                 return Ok(vec![e]);
             }
-            if c.iter().all(|&c| c) {
+            if all_equal(c, true) {
                 return Ok(vec![t]);
             }
             let out = crate::match_any!(t.data(), tb => select_blocks(c, inner, tb, e)?);
@@ -218,6 +218,16 @@ impl Op for Select {
         let out = crate::match_any!(t.data(), tb => pick(l, &shape, shapes, c, tb, &e)?);
         Ok(vec![out])
     }
+}
+
+/// Whether every element of `c` is `v`. Checks 64-element chunks with a branch-free fold
+/// (which vectorises; an early-exit `all` does not), stopping at the first chunk that
+/// differs.
+fn all_equal(c: &[bool], v: bool) -> bool {
+    let want = u8::from(v);
+    let differs = |ch: &[bool]| ch.iter().fold(0u8, |acc, &b| acc | (u8::from(b) ^ want)) != 0;
+    let mut chunks = c.chunks_exact(64);
+    !(chunks.any(differs) || differs(chunks.remainder()))
 }
 
 /// When `t` and `e` both have the output's shape and `cond` picks whole blocks of it (a
@@ -261,10 +271,9 @@ fn select_blocks<T: Element>(
         .as_mut_slice::<T>()
         .map_err(|_| OpError::dtype(2, T::DTYPE.name(), dt))?;
     if inner == 1 {
+        // A select rather than a conditional store, so it vectorises for plain numbers.
         for ((o, &c), x) in out.iter_mut().zip(cond).zip(t.iter()) {
-            if c {
-                o.clone_from(x);
-            }
+            *o = if c { x.clone() } else { o.clone() };
         }
     } else {
         let blocks = out.chunks_exact_mut(inner).zip(t.chunks_exact(inner));
@@ -373,6 +382,58 @@ mod tests {
     }
     fn bools(t: Tensor) -> Vec<bool> {
         t.into_vec::<bool>().unwrap()
+    }
+
+    /// xorshift64: reproducible pseudo-random test inputs.
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn all_equal_matches_iter_all() {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        for len in [0, 1, 2, 63, 64, 65, 127, 128, 129, 200, 1000] {
+            for trial in 0..40 {
+                // All false, all true, or one element flipped, or random.
+                let mut c: Vec<bool> = vec![trial % 2 == 1; len];
+                if trial >= 4 && len > 0 {
+                    let i = (xorshift(&mut s) % len as u64) as usize;
+                    c[i] = !c[i];
+                }
+                if trial >= 30 {
+                    c.iter_mut().for_each(|b| *b = xorshift(&mut s) % 2 == 0);
+                }
+                for v in [false, true] {
+                    assert_eq!(all_equal(&c, v), c.iter().all(|&b| b == v), "{c:?} {v}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn select_blocks_match_pick() {
+        let mut s = 7u64;
+        for (rows, inner) in [(0, 1), (1, 1), (5, 1), (70, 1), (70, 3), (130, 128)] {
+            for density in [0u64, 1, 50, 99, 100] {
+                let c: Vec<bool> = (0..rows)
+                    .map(|_| xorshift(&mut s) % 100 < density)
+                    .collect();
+                let t: Vec<f32> = (0..rows * inner).map(|i| i as f32).collect();
+                let e: Vec<f32> = (0..rows * inner).map(|i| -(i as f32)).collect();
+                let want: Vec<f32> = (0..rows * inner)
+                    .map(|i| if c[i / inner] { t[i] } else { e[i] })
+                    .collect();
+                let cond = Tensor::from_vec(&[rows], c).unwrap();
+                let tt = Tensor::from_vec(&[rows, inner], t).unwrap();
+                let et = Tensor::from_vec(&[rows, inner], e).unwrap();
+                let got = eval(&Select { v2: false }, vec![cond, tt, et]).unwrap();
+                assert_eq!(got.shape(), &[rows, inner]);
+                assert_eq!(got.into_vec::<f32>().unwrap(), want);
+            }
+        }
     }
 
     #[test]
