@@ -627,7 +627,10 @@ fn gather_row_widths_match_reference() {
                     );
                 }
                 // Strings go through the same row copies with `Clone`.
-                let sp: Vec<Vec<u8>> = p.iter().map(|v| v.to_string().into_bytes()).collect();
+                let sp: Vec<crate::tensor::Bytes> = p
+                    .iter()
+                    .map(|v| v.to_string().into_bytes().into())
+                    .collect();
                 let ins = vec![
                     Tensor::from_vec(&pshape, sp).unwrap(),
                     Tensor::from_vec(&ishape, idx.clone()).unwrap(),
@@ -635,7 +638,7 @@ fn gather_row_widths_match_reference() {
                 ];
                 let o = run1("GatherV2", &attrs, ins);
                 let got: Vec<i64> = o
-                    .as_slice::<Vec<u8>>()
+                    .as_slice::<crate::tensor::Bytes>()
                     .unwrap()
                     .iter()
                     .map(|b| std::str::from_utf8(b).unwrap().parse().unwrap())
