@@ -265,15 +265,51 @@ where
     T: Copy + Default + std::ops::AddAssign,
     S: IndexLike,
 {
+    unsorted_segment_reduce(
+        data,
+        dim,
+        segment_ids,
+        num_segments,
+        out,
+        T::default(),
+        |o, x| *o += x,
+    )
+}
+
+/// The general scatter-reduce behind TF's `UnsortedSegment{Sum,Max,Min,Prod}`: every output
+/// element starts at `init` (empty segments keep it) and folds in each row of its segment, in
+/// position order, with `combine(acc, x)`. Ids as in [`unsorted_segment_sum`].
+///
+/// # Errors
+///
+/// [`KernelError::SegmentIdOutOfRange`] for an id `>= num_segments` (checked before `out` is
+/// written).
+///
+/// # Panics
+///
+/// If `data.len() != segment_ids.len() * dim` or `out.len() != num_segments * dim`.
+pub fn unsorted_segment_reduce<T, S>(
+    data: &[T],
+    dim: usize,
+    segment_ids: &[S],
+    num_segments: usize,
+    out: &mut [T],
+    init: T,
+    combine: impl Fn(&mut T, T),
+) -> Result<(), KernelError>
+where
+    T: Copy,
+    S: IndexLike,
+{
     assert_eq!(
         data.len(),
         segment_ids.len() * dim,
-        "unsorted_segment_sum: data.len() != segment_ids.len() * dim"
+        "unsorted_segment_reduce: data.len() != segment_ids.len() * dim"
     );
     assert_eq!(
         out.len(),
         num_segments * dim,
-        "unsorted_segment_sum: out.len() != num_segments * dim"
+        "unsorted_segment_reduce: out.len() != num_segments * dim"
     );
     for (p, &id) in segment_ids.iter().enumerate() {
         let v = id.to_i64();
@@ -285,7 +321,7 @@ where
             });
         }
     }
-    out.fill(T::default());
+    out.fill(init);
     if dim == 0 {
         return Ok(());
     }
@@ -296,7 +332,7 @@ where
         }
         let s = v as usize;
         for (o, &x) in out[s * dim..s * dim + dim].iter_mut().zip(row) {
-            *o += x;
+            combine(o, x);
         }
     }
     Ok(())

@@ -1,13 +1,14 @@
-//! Graph plumbing and functional control flow: `Const`, `Placeholder`, `Identity`, `NoOp`,
+//! Graph plumbing and functional control flow: `Const`, `Placeholder`, `Identity`, `NoOp`, `Assert`,
 //! function calls (`PartitionedCall`, `StatefulPartitionedCall`, direct calls), `If`, `While`,
 //! `Case`. TF reference: core/kernels/{constant_op,identity_op,function_ops,functional_ops}.cc.
 
 use std::sync::Arc;
 
 use super::{BuildCtx, Callable, EvalCtx, Op, OpError, Registry};
-use crate::tensor::{Data, Tensor};
+use crate::tensor::{DType, Data, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
+    r.add("Assert", Assert::build);
     r.add("Case", Case::build);
     r.add("Const", Const::build);
     r.add("EnsureShape", Identity::build);
@@ -113,6 +114,85 @@ impl NoOp {
 impl Op for NoOp {
     fn eval(&self, _: &mut EvalCtx<'_>, _: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
         Ok(Vec::new())
+    }
+    fn is_stateful(&self) -> bool {
+        true
+    }
+}
+
+/// `Assert(condition, data...)`: fails the run with TF's `InvalidArgument` text, "assertion
+/// failed: " and the first `summarize` elements of each data tensor, when `condition` (a bool
+/// scalar) is false. It has no outputs; graphs reach it through control dependencies, so it
+/// is stateful (never pruned, never folded). TF reference: core/kernels/logging_ops.cc.
+#[derive(Debug)]
+struct Assert {
+    summarize: usize,
+}
+
+impl Assert {
+    fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        let summarize = cx.attr_opt_i64("summarize").unwrap_or(3);
+        // TF: a negative `summarize` prints every element.
+        let summarize = usize::try_from(summarize).unwrap_or(usize::MAX);
+        Ok(Box::new(Assert { summarize }))
+    }
+}
+
+/// `[v0 v1 v2...]` as TF's `Tensor::SummarizeValue`, strings unquoted.
+fn summarize(t: &Tensor, max: usize) -> String {
+    fn list<T>(v: &[T], max: usize, f: impl Fn(&T) -> String) -> String {
+        let mut parts: Vec<String> = v.iter().take(max).map(f).collect();
+        if v.len() > max {
+            parts.push("...".into());
+        }
+        parts.join(" ")
+    }
+    let body = match t.dtype() {
+        DType::String => t
+            .as_slice::<crate::tensor::Bytes>()
+            .map(|v| list(v, max, |b| String::from_utf8_lossy(b).into_owned())),
+        DType::Bool => t
+            .as_slice::<bool>()
+            .map(|v| list(v, max, |b| b.to_string())),
+        DType::F32 => t.as_slice::<f32>().map(|v| list(v, max, |x| x.to_string())),
+        DType::F64 => t.as_slice::<f64>().map(|v| list(v, max, |x| x.to_string())),
+        DType::I32 => t.as_slice::<i32>().map(|v| list(v, max, |x| x.to_string())),
+        DType::I64 => t.as_slice::<i64>().map(|v| list(v, max, |x| x.to_string())),
+        d => return format!("<{d} tensor {:?}>", t.shape()),
+    };
+    match body {
+        Ok(b) if t.rank() == 0 => b,
+        Ok(b) => format!("[{b}]"),
+        Err(_) => format!("<{} tensor {:?}>", t.dtype(), t.shape()),
+    }
+}
+
+impl Op for Assert {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let Some(cond) = inputs.first() else {
+            return Err(OpError::Arity {
+                expected: 1,
+                got: 0,
+            });
+        };
+        if cond.dtype() != DType::Bool || cond.len() != 1 {
+            return Err(OpError::invalid(format!(
+                "In[0] (condition) must be a bool scalar, got {} {:?}",
+                cond.dtype(),
+                cond.shape()
+            )));
+        }
+        if cond.as_slice::<bool>()?[0] {
+            return Ok(Vec::new());
+        }
+        let data: Vec<String> = inputs[1..]
+            .iter()
+            .map(|t| summarize(t, self.summarize))
+            .collect();
+        Err(OpError::invalid(format!(
+            "assertion failed: {}",
+            data.join(" ")
+        )))
     }
     fn is_stateful(&self) -> bool {
         true

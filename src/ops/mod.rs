@@ -300,6 +300,13 @@ impl BuildCtx<'_> {
             _ => Vec::new(),
         }
     }
+    /// List-of-float attribute (empty if absent).
+    pub fn attr_list_f32(&self, name: &str) -> Vec<f32> {
+        match self.value(name) {
+            Some(attr_value::Value::List(l)) => l.f.clone(),
+            _ => Vec::new(),
+        }
+    }
     /// List-of-dtype attribute (empty if absent).
     pub fn attr_list_type(&self, name: &str) -> Result<Vec<DType>, OpError> {
         match self.value(name) {

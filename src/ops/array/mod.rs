@@ -53,6 +53,7 @@ pub(crate) fn register(r: &mut Registry) {
     r.add("Tile", slice::Tile::build);
     r.add("Transpose", slice::Transpose::build);
     r.add("Unique", select::Unique::build);
+    r.add("UniqueWithCounts", select::Unique::build);
     r.add("Unpack", join::Unpack::build);
     r.add("Where", select::Where::build);
     r.add("ZerosLike", shape::FillLike::build);

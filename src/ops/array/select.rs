@@ -361,6 +361,8 @@ impl Op for Where {
 #[derive(Debug)]
 pub(super) struct Unique {
     out_idx: DType,
+    /// `UniqueWithCounts`: a third output, how often each unique value occurs.
+    counts: bool,
 }
 
 impl Unique {
@@ -372,7 +374,10 @@ impl Unique {
                 what: format!("{out_idx} is not int32 or int64"),
             });
         }
-        Ok(Box::new(Unique { out_idx }))
+        Ok(Box::new(Unique {
+            out_idx,
+            counts: cx.op == "UniqueWithCounts",
+        }))
     }
 }
 
@@ -459,16 +464,27 @@ impl Op for Unique {
             }
             _ => return Err(OpError::dtype(0, "numeric, bool or string", x.dtype())),
         });
-        let idx = match self.out_idx {
-            DType::I32 => {
-                let v = idx
-                    .into_iter()
-                    .map(|i| i32::try_from(i).map_err(|_| OpError::invalid("too many uniques")))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Tensor::vector(v)
-            }
-            _ => Tensor::vector(idx),
+        let index_tensor = |v: Vec<i64>| -> Result<Tensor, OpError> {
+            Ok(match self.out_idx {
+                DType::I32 => Tensor::vector(
+                    v.into_iter()
+                        .map(|i| i32::try_from(i).map_err(|_| OpError::invalid("too many uniques")))
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+                _ => Tensor::vector(v),
+            })
         };
-        Ok(vec![y, idx])
+        let count = self.counts.then(|| {
+            let mut count = vec![0i64; y.len()];
+            for &i in &idx {
+                count[i as usize] += 1;
+            }
+            count
+        });
+        let mut out = vec![y, index_tensor(idx)?];
+        if let Some(count) = count {
+            out.push(index_tensor(count)?);
+        }
+        Ok(out)
     }
 }

@@ -1,5 +1,6 @@
-//! Math ops: elementwise (with NumPy broadcasting), reductions, matrix products.
+//! Math ops: elementwise (with NumPy broadcasting), reductions, matrix products, `Bucketize`.
 
+mod bucketize;
 mod elementwise;
 mod matmul;
 mod reduce;
@@ -9,6 +10,7 @@ pub(crate) use elementwise::broadcast_shape;
 use super::Registry;
 
 pub(crate) fn register(r: &mut Registry) {
+    bucketize::register(r);
     elementwise::register(r);
     matmul::register(r);
     reduce::register(r);

@@ -21,7 +21,15 @@ pub(crate) fn register(r: &mut Registry) {
     r.add("Bincount", convert::Bincount::build);
     r.add("DenseBincount", convert::Bincount::build);
     r.add("RaggedTensorToSparse", convert::RaggedToSparse::build);
-    r.add("SegmentSum", segment::SegmentSum::build);
+    for op in [
+        "SegmentSum",
+        "SegmentProd",
+        "SegmentMax",
+        "SegmentMin",
+        "SegmentMean",
+    ] {
+        r.add(op, segment::SegmentReduce::build);
+    }
     r.add("SparseFillEmptyRows", convert::FillEmptyRows::build);
     r.add("SparseReshape", convert::SparseReshape::build);
     r.add("SparseSegmentMean", segment::SparseSegment::build);
@@ -40,7 +48,14 @@ pub(crate) fn register(r: &mut Registry) {
         segment::SparseSegment::build,
     );
     r.add("SparseToDense", convert::SparseToDense::build);
-    r.add("UnsortedSegmentSum", segment::UnsortedSegmentSum::build);
+    for op in [
+        "UnsortedSegmentSum",
+        "UnsortedSegmentProd",
+        "UnsortedSegmentMax",
+        "UnsortedSegmentMin",
+    ] {
+        r.add(op, segment::SegmentReduce::build);
+    }
 }
 
 /// A `[n, rank]` int64 index matrix: `(n, rank, flat values)`.

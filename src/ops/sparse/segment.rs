@@ -1,11 +1,12 @@
-//! `SparseSegment{Sum,Mean,SqrtN}[WithNumSegments]`, `SegmentSum`, `UnsortedSegmentSum`.
+//! `SparseSegment{Sum,Mean,SqrtN}[WithNumSegments]`, `Segment{Sum,Prod,Max,Min,Mean}` and
+//! `UnsortedSegment{Sum,Prod,Max,Min}`.
 //! TF reference: core/kernels/segment_reduction_ops_impl.h.
 
 use crate::ops::kernels::segment::{
-    sparse_segment_reduce_f32, unsorted_segment_sum, SegmentReduction,
+    sparse_segment_reduce_f32, unsorted_segment_reduce, SegmentReduction,
 };
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Element, Tensor};
 
 /// Rows of `data` (its first dim) and the elements per row.
 fn rows_and_dim(data: &Tensor) -> Result<(usize, usize), OpError> {
@@ -191,95 +192,188 @@ fn reduce_f64(
     Ok(())
 }
 
-/// `SegmentSum`: sums rows with equal, sorted `segment_ids` (a vector over data's first
-/// dim); the output has `last id + 1` rows, missing segments are zero.
+/// How a `Segment*` / `UnsortedSegment*` op folds the rows of one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fold {
+    Sum,
+    Prod,
+    Max,
+    Min,
+    /// Sorted ops only (TF has no `UnsortedSegmentMean`).
+    Mean,
+}
+
+/// The element types the segment reductions take (TF registers all real types; these are the
+/// ones models use).
+trait SegNum: Element + Copy + PartialOrd {
+    const ZERO: Self;
+    const ONE: Self;
+    /// `std::numeric_limits<T>::lowest()` / `max()`: what TF's unsorted max / min leave in an
+    /// empty segment (finite for floats, not ±inf).
+    const LOWEST: Self;
+    const HIGHEST: Self;
+    fn add(self, o: Self) -> Self;
+    fn mul(self, o: Self) -> Self;
+    /// Eigen's `MeanReducer` finalize: `sum / count` (truncating for integers).
+    fn div_count(self, n: usize) -> Self;
+}
+
+macro_rules! seg_float {
+    ($($t:ty),*) => {$(
+        impl SegNum for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const LOWEST: Self = <$t>::MIN;
+            const HIGHEST: Self = <$t>::MAX;
+            fn add(self, o: Self) -> Self { self + o }
+            fn mul(self, o: Self) -> Self { self * o }
+            fn div_count(self, n: usize) -> Self { self / n as $t }
+        }
+    )*};
+}
+macro_rules! seg_int {
+    ($($t:ty),*) => {$(
+        impl SegNum for $t {
+            const ZERO: Self = 0;
+            const ONE: Self = 1;
+            const LOWEST: Self = <$t>::MIN;
+            const HIGHEST: Self = <$t>::MAX;
+            // C++ overflow is undefined; two's-complement wrapping is what TF's CPU build does.
+            fn add(self, o: Self) -> Self { self.wrapping_add(o) }
+            fn mul(self, o: Self) -> Self { self.wrapping_mul(o) }
+            fn div_count(self, n: usize) -> Self { self / (n as $t) }
+        }
+    )*};
+}
+seg_float!(f32, f64);
+seg_int!(i32, i64);
+
+/// `Segment{Sum,Prod,Max,Min,Mean}` (sorted ids over data's first dim; `last id + 1` output
+/// rows) and `UnsortedSegment{Sum,Prod,Max,Min}` (ids with a prefix of data's shape,
+/// `num_segments` rows; ids `< 0` are dropped as in TF's CPU kernel, ids `>= num_segments` are
+/// an error).
+///
+/// Empty segments follow TF's registrations: the sorted ops write their `default_value` (0,
+/// or 1 for `SegmentProd`), the unsorted ones leave the fold's identity (0, 1,
+/// `numeric_limits::lowest()` for max, `max()` for min).
 #[derive(Debug)]
-pub(super) struct SegmentSum;
+pub(super) struct SegmentReduce {
+    fold: Fold,
+    sorted: bool,
+}
 
-impl SegmentSum {
-    pub(super) fn build(_: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
-        Ok(Box::new(SegmentSum))
+impl SegmentReduce {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        let op = cx.op;
+        let (sorted, name) = match op.strip_prefix("Unsorted") {
+            Some(rest) => (false, rest),
+            None => (true, op),
+        };
+        let fold = match name {
+            "SegmentSum" => Fold::Sum,
+            "SegmentProd" => Fold::Prod,
+            "SegmentMax" => Fold::Max,
+            "SegmentMin" => Fold::Min,
+            "SegmentMean" if sorted => Fold::Mean,
+            _ => return Err(OpError::Unimplemented(format!("segment reduction {op}"))),
+        };
+        Ok(Box::new(SegmentReduce { fold, sorted }))
     }
 }
 
-impl Op for SegmentSum {
+impl Op for SegmentReduce {
     fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
-        let [data, ids] = take_inputs(inputs)?;
-        let (rows, _) = rows_and_dim(&data)?;
-        if ids.rank() != 1 || ids.len() != rows {
-            return Err(OpError::shape(format!(
-                "segment_ids {:?} must be a vector of data's first dim {rows}",
-                ids.shape()
-            )));
-        }
-        let ids = ids.to_i64_vec()?;
-        if let Some(w) = ids.windows(2).find(|w| w[0] > w[1]) {
-            return Err(OpError::invalid(format!(
-                "segment ids are not increasing: {} follows {}",
-                w[1], w[0]
-            )));
-        }
-        if ids.first().is_some_and(|&i| i < 0) {
-            return Err(OpError::invalid("segment ids must be non-negative"));
-        }
-        let segments = implied_segments(&ids)?;
-        scatter_sum(cx, &data, &ids, segments)
+        let (data, ids, segments) = if self.sorted {
+            let [data, ids] = take_inputs(inputs)?;
+            let (rows, _) = rows_and_dim(&data)?;
+            if ids.rank() != 1 || ids.len() != rows {
+                return Err(OpError::shape(format!(
+                    "segment_ids {:?} must be a vector of data's first dim {rows}",
+                    ids.shape()
+                )));
+            }
+            let ids = ids.to_i64_vec()?;
+            if let Some(w) = ids.windows(2).find(|w| w[0] > w[1]) {
+                return Err(OpError::invalid(format!(
+                    "segment ids are not increasing: {} follows {}",
+                    w[1], w[0]
+                )));
+            }
+            if ids.first().is_some_and(|&i| i < 0) {
+                return Err(OpError::invalid("segment ids must be non-negative"));
+            }
+            let segments = implied_segments(&ids)?;
+            (data, ids, segments)
+        } else {
+            let [data, ids, n] = take_inputs(inputs)?;
+            if !data.shape().starts_with(ids.shape()) {
+                return Err(OpError::shape(format!(
+                    "segment_ids {:?} must be a prefix of data's shape {:?}",
+                    ids.shape(),
+                    data.shape()
+                )));
+            }
+            let k = ids.rank();
+            let flat: Vec<usize> = std::iter::once(ids.len())
+                .chain(data.shape()[k..].iter().copied())
+                .collect();
+            (data.reshape(&flat)?, ids.to_i64_vec()?, num_segments(&n)?)
+        };
+        let shape = out_shape(cx, &data, segments)?;
+        let out = match data.dtype() {
+            DType::F32 => self.fold_rows::<f32>(&data, &ids, segments, &shape)?,
+            DType::F64 => self.fold_rows::<f64>(&data, &ids, segments, &shape)?,
+            DType::I32 => self.fold_rows::<i32>(&data, &ids, segments, &shape)?,
+            DType::I64 => self.fold_rows::<i64>(&data, &ids, segments, &shape)?,
+            d => return Err(OpError::dtype(0, "float, double, int32 or int64", d)),
+        };
+        Ok(vec![out])
     }
 }
 
-/// `UnsortedSegmentSum`: `segment_ids` has a prefix of data's shape; ids `< 0` are dropped
-/// (TF's CPU kernel), ids `>= num_segments` are an error.
-#[derive(Debug)]
-pub(super) struct UnsortedSegmentSum;
-
-impl UnsortedSegmentSum {
-    pub(super) fn build(_: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
-        Ok(Box::new(UnsortedSegmentSum))
-    }
-}
-
-impl Op for UnsortedSegmentSum {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
-        let [data, ids, n] = take_inputs(inputs)?;
-        if !data.shape().starts_with(ids.shape()) {
-            return Err(OpError::shape(format!(
-                "segment_ids {:?} must be a prefix of data's shape {:?}",
-                ids.shape(),
-                data.shape()
-            )));
+impl SegmentReduce {
+    fn fold_rows<T: SegNum>(
+        &self,
+        data: &Tensor,
+        ids: &[i64],
+        segments: usize,
+        shape: &[usize],
+    ) -> Result<Tensor, OpError> {
+        let (_, dim) = rows_and_dim(data)?;
+        let x = data.as_slice::<T>()?;
+        let mut out = vec![T::ZERO; segments * dim];
+        let (init, combine): (T, fn(&mut T, T)) = match self.fold {
+            Fold::Sum | Fold::Mean => (T::ZERO, |a, x| *a = a.add(x)),
+            Fold::Prod => (T::ONE, |a, x| *a = a.mul(x)),
+            // std::max(acc, x) / std::min(acc, x), as TF's functors: a NaN already in the
+            // accumulator stays, a NaN arriving is skipped.
+            Fold::Max => (T::LOWEST, |a, x| {
+                if *a < x {
+                    *a = x
+                }
+            }),
+            Fold::Min => (T::HIGHEST, |a, x| {
+                if x < *a {
+                    *a = x
+                }
+            }),
+        };
+        unsorted_segment_reduce(x, dim, ids, segments, &mut out, init, combine)?;
+        if self.sorted && matches!(self.fold, Fold::Max | Fold::Min | Fold::Mean) {
+            let mut count = vec![0usize; segments];
+            for &i in ids {
+                count[i as usize] += 1;
+            }
+            for (row, &n) in out.chunks_exact_mut(dim.max(1)).zip(&count) {
+                match (n, self.fold) {
+                    (0, _) => row.fill(T::ZERO),
+                    (n, Fold::Mean) => row.iter_mut().for_each(|v| *v = v.div_count(n)),
+                    _ => {}
+                }
+            }
         }
-        let k = ids.rank();
-        let flat: Vec<usize> = std::iter::once(ids.len())
-            .chain(data.shape()[k..].iter().copied())
-            .collect();
-        let data = data.reshape(&flat)?;
-        scatter_sum(cx, &data, &ids.to_i64_vec()?, num_segments(&n)?)
+        Ok(Tensor::from_vec(shape, out)?)
     }
-}
-
-fn scatter_sum(
-    cx: &EvalCtx<'_>,
-    data: &Tensor,
-    ids: &[i64],
-    segments: usize,
-) -> Result<Vec<Tensor>, OpError> {
-    let (_, dim) = rows_and_dim(data)?;
-    let shape = out_shape(cx, data, segments)?;
-    macro_rules! go {
-        ($t:ty) => {{
-            let mut out = vec![<$t>::default(); segments * dim];
-            unsorted_segment_sum(data.as_slice::<$t>()?, dim, ids, segments, &mut out)?;
-            Tensor::from_vec(&shape, out)?
-        }};
-    }
-    let out = match data.dtype() {
-        DType::F32 => go!(f32),
-        DType::F64 => go!(f64),
-        DType::I32 => go!(i32),
-        DType::I64 => go!(i64),
-        d => return Err(OpError::dtype(0, "float, double, int32 or int64", d)),
-    };
-    Ok(vec![out])
 }
 
 #[cfg(test)]
@@ -359,11 +453,19 @@ mod tests {
         assert_eq!(empty[0].shape(), [0, 2]);
     }
 
+    const UNSORTED_SUM: SegmentReduce = SegmentReduce {
+        fold: Fold::Sum,
+        sorted: false,
+    };
+
     #[test]
     fn segment_sums() {
         // segment_sum([1,2,3,4], [0,0,2,2]) -> [3,0,7]
         let out = eval(
-            &SegmentSum,
+            &SegmentReduce {
+                fold: Fold::Sum,
+                sorted: true,
+            },
             vec![
                 Tensor::vector(vec![1i32, 2, 3, 4]),
                 Tensor::vector(vec![0i32, 0, 2, 2]),
@@ -377,13 +479,47 @@ mod tests {
             Tensor::vector(vec![0i32, -1, 2, 2]),
             Tensor::scalar(4i32),
         ];
-        let out = eval(&UnsortedSegmentSum, ins).unwrap();
+        let out = eval(&UNSORTED_SUM, ins).unwrap();
         assert_eq!(out[0].to_i64_vec().unwrap(), [1, 0, 7, 0]);
         let ins = vec![
             Tensor::vector(vec![1f32]),
             Tensor::vector(vec![4i32]),
             Tensor::scalar(4i32),
         ];
-        assert!(eval(&UnsortedSegmentSum, ins).is_err());
+        assert!(eval(&UNSORTED_SUM, ins).is_err());
+    }
+
+    #[test]
+    fn segment_max_min_prod_mean() {
+        let data = || Tensor::vector(vec![1f32, 5., 3., -2., 7., 0.5, 9., -1.]);
+        let run = |fold: Fold, sorted: bool, ids: Vec<i32>| {
+            let mut ins = vec![data(), Tensor::vector(ids)];
+            if !sorted {
+                ins.push(Tensor::scalar(5i32));
+            }
+            eval(&SegmentReduce { fold, sorted }, ins).unwrap()[0]
+                .as_slice::<f32>()
+                .unwrap()
+                .to_vec()
+        };
+        // From TF 2.21: tf.math.unsorted_segment_max(data, [0,1,0,2,1,0,3,3], 5); the empty
+        // segment holds numeric_limits<float>::lowest(), not -inf.
+        let unsorted = vec![0, 1, 0, 2, 1, 0, 3, 3];
+        assert_eq!(
+            run(Fold::Max, false, unsorted.clone()),
+            [3., 7., -2., 9., f32::MIN]
+        );
+        assert_eq!(
+            run(Fold::Min, false, unsorted.clone()),
+            [0.5, 5., -2., -1., f32::MAX]
+        );
+        assert_eq!(run(Fold::Prod, false, unsorted), [1.5, 35., -2., -9., 1.]);
+        // tf.math.segment_mean(data, [0,0,1,1,1,2,2,4]): the empty segment 3 is 0.
+        let sorted = vec![0, 0, 1, 1, 1, 2, 2, 4];
+        assert_eq!(
+            run(Fold::Mean, true, sorted.clone()),
+            [3., 8. / 3., 4.75, 0., -1.]
+        );
+        assert_eq!(run(Fold::Max, true, sorted), [5., 7., 9., 0., -1.]);
     }
 }

@@ -5,8 +5,10 @@
 //! Strings are byte strings (`Vec<u8>`), as in TF: nothing here assumes UTF-8 unless the op
 //! asks for it (`encoding = "utf-8"`, `unit = "UTF8_CHAR"`, regexes), and bytes that are not
 //! UTF-8 never make an op fail where TF succeeds. Children: `split` (StringSplit, StringSplitV2),
-//! `regex` (RE2-compatible replacement), `hash` (StringToHashBucket*), `format` (AsString), `misc` (the rest).
+//! `regex` (RE2-compatible replacement), `hash` (StringToHashBucket*), `format` (AsString), `convert`
+//! (StringToNumber, base64), `misc` (the rest).
 
+mod convert;
 mod format;
 mod hash;
 mod misc;
@@ -18,8 +20,12 @@ use crate::tensor::{Bytes, DType, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
     r.add("AsString", format::AsString::build);
+    r.add("DecodeBase64", convert::Base64::build);
+    r.add("EncodeBase64", convert::Base64::build);
     r.add("ReduceJoin", misc::ReduceJoin::build);
+    r.add("RegexFullMatch", regex::RegexFullMatch::build);
     r.add("RegexReplace", regex::RegexReplace::build);
+    r.add("StaticRegexFullMatch", regex::StaticRegexFullMatch::build);
     r.add("StaticRegexReplace", regex::StaticRegexReplace::build);
     r.add("StringJoin", misc::StringJoin::build);
     r.add("StringLength", misc::StringLength::build);
@@ -27,6 +33,7 @@ pub(crate) fn register(r: &mut Registry) {
     r.add("StringSplit", split::StringSplit::build);
     r.add("StringSplitV2", split::StringSplitV2::build);
     r.add("StringStrip", misc::StringStrip::build);
+    r.add("StringToNumber", convert::StringToNumber::build);
     r.add("StringToHashBucket", hash::HashBucket::build);
     r.add("StringToHashBucketFast", hash::HashBucket::build);
     r.add("StringToHashBucketStrong", hash::HashBucket::build);

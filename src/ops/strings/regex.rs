@@ -1,4 +1,5 @@
-//! `StaticRegexReplace` and `RegexReplace` with RE2 semantics on the `regex` crate.
+//! `StaticRegexReplace`, `RegexReplace`, `StaticRegexFullMatch` and `RegexFullMatch` with RE2
+//! semantics on the `regex` crate.
 //! TF reference: core/kernels/regex_replace_op.cc (RE2 `Replace` / `GlobalReplace`).
 //!
 //! Differences between RE2 and the `regex` crate are bridged here: RE2's Perl classes `\s`,
@@ -15,7 +16,7 @@ use regex::bytes::{Captures, Regex, RegexBuilder};
 
 use super::{map_strings, scalar_string};
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
-use crate::tensor::Tensor;
+use crate::tensor::{Bytes, Tensor};
 
 /// RE2's default `max_mem` is 8 MiB; the compiled program may not exceed about that.
 const SIZE_LIMIT: usize = 8 << 20;
@@ -311,6 +312,75 @@ impl Op for RegexReplace {
             scalar_string(&rewrite, 2, "rewrite")?.to_vec(),
         )?;
         Ok(vec![map_strings(input, |s| r.replace(s, self.global))?])
+    }
+}
+
+/// An RE2 pattern compiled for `RE2::FullMatch`: anchored at both ends of the string.
+fn full_matcher(pattern: &[u8]) -> Result<Regex, OpError> {
+    let pattern = std::str::from_utf8(pattern)
+        .map_err(|_| OpError::invalid("regex pattern is not valid UTF-8"))?;
+    let translated = translate_re2(pattern)?;
+    RegexBuilder::new(&format!(r"\A(?:{translated})\z"))
+        .size_limit(SIZE_LIMIT)
+        .build()
+        .map_err(|e| OpError::invalid(format!("invalid pattern {pattern:?}: {e}")))
+}
+
+fn full_match_all(re: &Regex, input: &Tensor) -> Result<Tensor, OpError> {
+    let out: Vec<bool> = super::strings(input, 0)?
+        .iter()
+        .map(|s| re.is_match(s))
+        .collect();
+    Ok(Tensor::from_vec(input.shape(), out)?)
+}
+
+/// `StaticRegexFullMatch`: does the whole string match the `pattern` attribute (compiled once
+/// at load)? TF reference: core/kernels/regex_full_match_op.cc.
+#[derive(Debug)]
+pub(super) struct StaticRegexFullMatch(Regex);
+
+impl StaticRegexFullMatch {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        let pattern = cx.attr_opt_bytes("pattern").unwrap_or_default();
+        Ok(Box::new(StaticRegexFullMatch(full_matcher(pattern)?)))
+    }
+}
+
+impl Op for StaticRegexFullMatch {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [input] = take_inputs(inputs)?;
+        Ok(vec![full_match_all(&self.0, &input)?])
+    }
+}
+
+/// `RegexFullMatch`: the pattern is a scalar input; the last compiled pattern is kept.
+#[derive(Debug, Default)]
+pub(super) struct RegexFullMatch {
+    last: Mutex<Option<(Bytes, Arc<Regex>)>>,
+}
+
+impl RegexFullMatch {
+    pub(super) fn build(_: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        Ok(Box::<RegexFullMatch>::default())
+    }
+}
+
+impl Op for RegexFullMatch {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [input, pattern] = take_inputs(inputs)?;
+        let pattern = scalar_string(&pattern, 1, "pattern")?;
+        let re = {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            match &*last {
+                Some((p, re)) if *p == pattern => re.clone(),
+                _ => {
+                    let re = Arc::new(full_matcher(&pattern)?);
+                    *last = Some((pattern, re.clone()));
+                    re
+                }
+            }
+        };
+        Ok(vec![full_match_all(&re, &input)?])
     }
 }
 
