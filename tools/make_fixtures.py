@@ -701,6 +701,82 @@ def build_frozen_mlp():
 
 
 # --------------------------------------------------------------------------
+# Keras TextVectorization front ends (RaggedTensorToTensor, RaggedBincount)
+# --------------------------------------------------------------------------
+
+TV_CORPUS = [
+    "the cat sat on the mat",
+    "the dog sat on the log",
+    "dogs and cats are great pets",
+    "a long sentence indeed with many words",
+    "hello world, hello again!",
+    "punctuation! is, removed.",
+    "café naïve résumé",
+    "日本語 テキスト",
+    "pizza ❤ 🍕",
+    "the quick brown fox jumps over the lazy dog",
+]
+
+# The standard text edge cases, plus rows longer than any padding (truncated) and rows
+# repeating tokens (counts above 1).
+TV_INPUTS = TEXT_INPUTS + [
+    "the cat sat on the mat and the dog sat on the log with the fox",
+    "the the the cat cat",
+]
+
+
+def build_text_vectorization():
+    """TextVectorization(int, length 8) -> Embedding -> GlobalAveragePooling1D -> Dense.
+    The dense ids come from RaggedTensorToTensor (pads short rows, truncates long ones)."""
+    import tf_keras
+
+    L = tf_keras.layers
+    seed_everything()
+    tf_keras.utils.set_random_seed(SEED)
+    out = fresh_dir("text_vectorization")
+    tv = L.TextVectorization(max_tokens=60, output_mode="int", output_sequence_length=8)
+    tv.adapt(TV_CORPUS)
+    inp = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    ids = tv(inp)
+    x = L.Embedding(tv.vocabulary_size(), 8)(ids)
+    x = L.GlobalAveragePooling1D()(x)
+    logits = L.Dense(3)(x)
+    model = tf_keras.Model(inp, {"logits": logits, "ids": ids})
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(text):
+        return model(text)
+
+    tf.saved_model.save(model, out, signatures={"serving_default": serve})
+    finish_model(out, {"text": TV_INPUTS})
+    return out
+
+
+def build_text_vectorization_bincount():
+    """TextVectorization in the multi_hot / count / tf_idf modes (RaggedBincount)."""
+    import tf_keras
+
+    L = tf_keras.layers
+    seed_everything()
+    out = fresh_dir("text_vectorization_bincount")
+    layers = {}
+    for mode in ("multi_hot", "count", "tf_idf"):
+        layers[mode] = L.TextVectorization(max_tokens=20, output_mode=mode, ngrams=None)
+        layers[mode].adapt(TV_CORPUS)
+    module = tf.Module()
+    module.layers = layers
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(text):
+        return {mode: layer(text) for mode, layer in layers.items()}
+
+    module.serve = serve
+    tf.saved_model.save(module, out, signatures={"serving_default": serve})
+    finish_model(out, {"text": TV_INPUTS})
+    return out
+
+
+# --------------------------------------------------------------------------
 
 BUILDERS = collections.OrderedDict([
     ("control_flow", build_control_flow),
@@ -715,6 +791,8 @@ BUILDERS = collections.OrderedDict([
     ("attention", build_attention),
     ("mobilenet_v2_small", build_mobilenet_v2_small),
     ("sharded", build_sharded),
+    ("text_vectorization", build_text_vectorization),
+    ("text_vectorization_bincount", build_text_vectorization_bincount),
 ])
 
 

@@ -1,5 +1,5 @@
 //! `SparseFillEmptyRows`, `SparseReshape`, `SparseToDense`, `RaggedTensorToSparse`,
-//! `DenseBincount` / `Bincount`.
+//! `DenseBincount` / `Bincount`, `RaggedBincount`, `SparseBincount`.
 
 use super::{dims, index_matrix, shape_vector};
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
@@ -523,6 +523,221 @@ impl Op for Bincount {
             DType::I64 => go!(i64),
             d => return Err(OpError::dtype(2, "float, double, int32 or int64", d)),
         };
+        Ok(vec![out])
+    }
+}
+
+/// Runs `$body` with `$t` bound to the bincount output type (the weights' dtype `T`).
+macro_rules! by_weight_dtype {
+    ($dtype:expr, $t:ident => $body:expr) => {
+        match $dtype {
+            DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            DType::F64 => {
+                type $t = f64;
+                $body
+            }
+            DType::I32 => {
+                type $t = i32;
+                $body
+            }
+            DType::I64 => {
+                type $t = i64;
+                $body
+            }
+            d => return Err(OpError::dtype(3, "float, double, int32 or int64", d)),
+        }
+    };
+}
+
+/// The `size` input: a non-negative scalar.
+fn bin_count_size(size: &Tensor) -> Result<usize, OpError> {
+    if size.rank() != 0 {
+        return Err(OpError::shape(format!(
+            "size must be a scalar, got shape {:?}",
+            size.shape()
+        )));
+    }
+    let v = size.scalar_value_i64()?;
+    usize::try_from(v).map_err(|_| OpError::invalid(format!("size ({v}) must be non-negative")))
+}
+
+/// `rows x size` bins; value `i` (already known non-negative) goes to row `row_of(i)` and
+/// is dropped when `>= size`.
+fn bincount_rows<T>(
+    rows: usize,
+    size: usize,
+    vals: &[i64],
+    row_of: impl Fn(usize) -> usize,
+    w: Option<&[T]>,
+    binary: bool,
+) -> Vec<T>
+where
+    T: Copy + Default + std::ops::AddAssign + From<u8>,
+{
+    let mut out = vec![T::default(); rows * size];
+    for (i, &v) in vals.iter().enumerate() {
+        if (v as u64) < size as u64 {
+            let bin = &mut out[row_of(i) * size + v as usize];
+            match (binary, w) {
+                (true, _) => *bin = T::from(1),
+                (false, Some(w)) => *bin += w[i],
+                (false, None) => *bin += T::from(1),
+            }
+        }
+    }
+    out
+}
+
+/// Non-empty `weights` must pair with the values (TF's kernels read past shorter ones).
+/// `binary_output` ignores them.
+fn bincount_weights(weights: &Tensor, n: usize, binary: bool) -> Result<bool, OpError> {
+    let has_w = !binary && !weights.is_empty();
+    if has_w && weights.len() != n {
+        return Err(OpError::invalid(format!(
+            "weights has {} elements but there are {n} values (weights must be empty or \
+             pair with the values)",
+            weights.len()
+        )));
+    }
+    Ok(has_w)
+}
+
+/// `RaggedBincount` (inputs `splits` int64, `values`, `size`, `weights`): one row of
+/// `size` bins per ragged row. Negative values are an error; values `>= size` are dropped.
+#[derive(Debug)]
+pub(super) struct RaggedBincount {
+    binary: bool,
+}
+
+impl RaggedBincount {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        Ok(Box::new(RaggedBincount {
+            binary: cx.attr_opt_bool("binary_output").unwrap_or(false),
+        }))
+    }
+}
+
+impl Op for RaggedBincount {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [splits, values, size, weights] = take_inputs(inputs)?;
+        let size = bin_count_size(&size)?;
+        let splits = splits.i64_cow()?;
+        let vals = values.i64_cow()?;
+        let n = vals.len();
+        let (&first, &last) = match (splits.first(), splits.last()) {
+            (Some(f), Some(l)) => (f, l),
+            _ => return Err(OpError::invalid("splits must be non-empty")),
+        };
+        if first != 0 {
+            return Err(OpError::invalid(format!(
+                "splits must start with 0, not with {first}"
+            )));
+        }
+        if last as u64 != n as u64 {
+            return Err(OpError::invalid(format!(
+                "splits must end with the number of values, got {last} instead of {n}"
+            )));
+        }
+        if vals.iter().any(|&v| v < 0) {
+            return Err(OpError::invalid("input must be non-negative"));
+        }
+        let rows = splits.len() - 1;
+        let has_w = bincount_weights(&weights, n, self.binary)?;
+        cx.limits()
+            .check_alloc(rows.saturating_mul(size), weights.dtype())?;
+        // Each value's row as TF's kernel scans for it: the first split past the value's
+        // position. TF does not require the splits to be sorted, and neither does the scan
+        // (it ends by `splits[rows] == n`); for sorted splits it is the usual row.
+        let mut row_of = Vec::with_capacity(n);
+        let mut b = 0usize;
+        for idx in 0..n as i64 {
+            while b < rows && idx >= splits[b] {
+                b += 1;
+            }
+            row_of.push(b.saturating_sub(1));
+        }
+        let out = by_weight_dtype!(weights.dtype(), T => {
+            let w = if has_w { Some(weights.as_slice::<T>()?) } else { None };
+            let out = bincount_rows::<T>(rows, size, &vals, |i| row_of[i], w, self.binary);
+            Tensor::from_vec(&[rows, size], out)?
+        });
+        Ok(vec![out])
+    }
+}
+
+/// `SparseBincount` (inputs `indices`, `values`, `dense_shape`, `size`, `weights`): a 1-D
+/// sparse input gives `[size]` bins (values `>= size` dropped); otherwise one row of bins
+/// per `dense_shape[0]`, keyed by each entry's first index, where TF rejects values
+/// `>= size`. Negative values and batch indices are errors (TF's 2-D path would write
+/// out of bounds).
+#[derive(Debug)]
+pub(super) struct SparseBincount {
+    binary: bool,
+}
+
+impl SparseBincount {
+    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+        Ok(Box::new(SparseBincount {
+            binary: cx.attr_opt_bool("binary_output").unwrap_or(false),
+        }))
+    }
+}
+
+impl Op for SparseBincount {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [indices, values, dense_shape, size, weights] = take_inputs(inputs)?;
+        let size = bin_count_size(&size)?;
+        let vals = values.i64_cow()?;
+        let n = vals.len();
+        let shape = shape_vector(&dense_shape, "dense_shape")?;
+        let has_w = bincount_weights(&weights, n, self.binary)?;
+        if vals.iter().any(|&v| v < 0) {
+            return Err(OpError::invalid("input arr must be non-negative"));
+        }
+        let (rows, out_shape, row_of) = if shape.len() == 1 {
+            (1, vec![size], vec![0usize; n])
+        } else {
+            let rows = match shape.first() {
+                Some(&r) => usize::try_from(r)
+                    .map_err(|_| OpError::invalid(format!("dense_shape[0] = {r} is negative")))?,
+                None => return Err(OpError::shape("dense_shape must not be empty")),
+            };
+            let (m, rank, idx) = index_matrix(&indices, "indices")?;
+            if m != n || rank != shape.len() {
+                return Err(OpError::shape(format!(
+                    "indices {:?}, values {:?} and dense_shape {shape:?} do not describe a \
+                     sparse tensor",
+                    indices.shape(),
+                    values.shape()
+                )));
+            }
+            let mut row_of = Vec::with_capacity(n);
+            for (i, (row, &bin)) in idx.chunks_exact(rank).zip(vals.iter()).enumerate() {
+                let batch = row[0];
+                if batch < 0 || batch as u64 >= rows as u64 {
+                    return Err(OpError::invalid(format!(
+                        "index out of bound: batch indices[{i}, 0] = {batch} must be in [0, {rows})"
+                    )));
+                }
+                if bin as u64 >= size as u64 {
+                    return Err(OpError::invalid(format!(
+                        "index out of bound: bin values[{i}] = {bin} must be less than size {size}"
+                    )));
+                }
+                row_of.push(batch as usize);
+            }
+            (rows, vec![rows, size], row_of)
+        };
+        cx.limits()
+            .check_alloc(rows.saturating_mul(size), weights.dtype())?;
+        let out = by_weight_dtype!(weights.dtype(), T => {
+            let w = if has_w { Some(weights.as_slice::<T>()?) } else { None };
+            let out = bincount_rows::<T>(rows, size, &vals, |i| row_of[i], w, self.binary);
+            Tensor::from_vec(&out_shape, out)?
+        });
         Ok(vec![out])
     }
 }

@@ -244,6 +244,144 @@ fn bincount() {
     assert!(neg.is_err());
 }
 
+fn f32s(t: &Tensor) -> Vec<f32> {
+    t.as_slice::<f32>().unwrap().to_vec()
+}
+
+/// Expected values: TF 2.21 `tf.raw_ops.RaggedBincount` on the same inputs.
+#[test]
+fn ragged_bincount() {
+    let run = |binary: bool, splits: Vec<i64>, vals: Tensor, size: Tensor, w: Tensor| {
+        eval(
+            &RaggedBincount { binary },
+            vec![Tensor::vector(splits), vals, size, w],
+        )
+        .map(|mut o| o.remove(0))
+    };
+    let vals = || Tensor::vector(vec![1i64, 1, 2, 0, 4]);
+    let none = || Tensor::vector(Vec::<f32>::new());
+    let t = run(
+        false,
+        vec![0, 3, 3, 5],
+        vals(),
+        Tensor::scalar(4i64),
+        none(),
+    )
+    .unwrap();
+    assert_eq!(t.shape(), [3, 4]);
+    assert_eq!(f32s(&t), [0., 2., 1., 0., 0., 0., 0., 0., 1., 0., 0., 0.]);
+    let t = run(true, vec![0, 3, 3, 5], vals(), Tensor::scalar(4i64), none()).unwrap();
+    assert_eq!(f32s(&t), [0., 1., 1., 0., 0., 0., 0., 0., 1., 0., 0., 0.]);
+    let w = || Tensor::vector(vec![0.5f32, 0.25, 1.0, 2.0, 3.0]);
+    let t = run(false, vec![0, 3, 3, 5], vals(), Tensor::scalar(4i64), w()).unwrap();
+    assert_eq!(f32s(&t), [0., 0.75, 1., 0., 0., 0., 0., 0., 2., 0., 0., 0.]);
+    let t = run(true, vec![0, 3, 3, 5], vals(), Tensor::scalar(4i64), w()).unwrap();
+    assert_eq!(f32s(&t), [0., 1., 1., 0., 0., 0., 0., 0., 1., 0., 0., 0.]);
+    // int32 values with int64 (empty) weights count into int64 bins.
+    let t = run(
+        false,
+        vec![0, 3, 3, 5],
+        Tensor::vector(vec![1i32, 1, 2, 0, 4]),
+        Tensor::scalar(4i32),
+        Tensor::vector(Vec::<i64>::new()),
+    )
+    .unwrap();
+    assert_eq!(ints(&t), [0, 2, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+    // TF scans unsorted splits rather than rejecting them.
+    let t = run(
+        false,
+        vec![0, 3, 2, 5],
+        vals(),
+        Tensor::scalar(4i64),
+        none(),
+    )
+    .unwrap();
+    assert_eq!(f32s(&t), [0., 2., 1., 0., 0., 0., 0., 0., 1., 0., 0., 0.]);
+    let t = run(
+        false,
+        vec![0, 3, 3, 5],
+        vals(),
+        Tensor::scalar(0i64),
+        none(),
+    )
+    .unwrap();
+    assert_eq!(t.shape(), [3, 0]);
+    let t = run(
+        false,
+        vec![0],
+        Tensor::vector(Vec::<i64>::new()),
+        Tensor::scalar(4i64),
+        none(),
+    )
+    .unwrap();
+    assert_eq!(t.shape(), [0, 4]);
+    let err = |splits: Vec<i64>, vals: Tensor, size: Tensor, w: Tensor| {
+        run(false, splits, vals, size, w).unwrap_err().to_string()
+    };
+    let neg = Tensor::vector(vec![1i64, -1, 2, 0, 4]);
+    assert!(err(vec![0, 3, 3, 5], neg, Tensor::scalar(4i64), none()).contains("non-negative"));
+    assert!(err(vec![1, 3, 3, 5], vals(), Tensor::scalar(4i64), none()).contains("start with 0"));
+    assert!(err(vec![0, 3, 3, 4], vals(), Tensor::scalar(4i64), none()).contains("end with"));
+    assert!(err(vec![0, 3, 3, 6], vals(), Tensor::scalar(4i64), none()).contains("end with"));
+    assert!(err(vec![], vals(), Tensor::scalar(4i64), none()).contains("non-empty"));
+    assert!(err(vec![0, 3, 3, 5], vals(), Tensor::scalar(-1i64), none()).contains("(-1)"));
+    assert!(err(vec![0, 3, 3, 5], vals(), Tensor::vector(vec![4i64]), none()).contains("scalar"));
+    let short = Tensor::vector(vec![1.0f32, 2.0]);
+    assert!(err(vec![0, 3, 3, 5], vals(), Tensor::scalar(4i64), short).contains("weights"));
+    let bad_w = Tensor::vector(vec![true; 5]);
+    assert!(err(vec![0, 3, 3, 5], vals(), Tensor::scalar(4i64), bad_w).contains("dtype"));
+}
+
+/// Expected values: TF 2.21 `tf.raw_ops.SparseBincount` on the same inputs.
+#[test]
+fn sparse_bincount() {
+    let run = |binary: bool, idx: Tensor, vals: Vec<i64>, shape: Vec<i64>, w: Tensor| {
+        eval(
+            &SparseBincount { binary },
+            vec![
+                idx,
+                Tensor::vector(vals),
+                Tensor::vector(shape),
+                Tensor::scalar(4i64),
+                w,
+            ],
+        )
+        .map(|mut o| o.remove(0))
+    };
+    let none = || Tensor::vector(Vec::<f32>::new());
+    let idx2 = || m(3, 2, vec![0, 0, 0, 1, 2, 0]);
+    let t = run(false, idx2(), vec![1, 1, 3], vec![3, 5], none()).unwrap();
+    assert_eq!(t.shape(), [3, 4]);
+    assert_eq!(f32s(&t), [0., 2., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1.]);
+    let w = Tensor::vector(vec![2.0f32, 3.0, 4.0]);
+    let t = run(true, idx2(), vec![1, 1, 3], vec![3, 5], w).unwrap();
+    assert_eq!(f32s(&t), [0., 1., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1.]);
+    let t = run(
+        false,
+        m(3, 1, vec![0, 1, 4]),
+        vec![1, 1, 3],
+        vec![5],
+        none(),
+    )
+    .unwrap();
+    assert_eq!((t.shape(), f32s(&t)), (&[4usize][..], vec![0., 2., 0., 1.]));
+    // 1-D drops values >= size; 2-D rejects them.
+    let t = run(false, m(2, 1, vec![0, 1]), vec![1, 9], vec![5], none()).unwrap();
+    assert_eq!(f32s(&t), [0., 1., 0., 0.]);
+    let m2 = || m(2, 2, vec![0, 0, 1, 0]);
+    assert!(run(false, m2(), vec![1, 9], vec![3, 5], none()).is_err());
+    // TF's 2-D path writes out of bounds for these; here they are errors.
+    assert!(run(false, idx2(), vec![1, -1, 3], vec![3, 5], none()).is_err());
+    let oob = m(3, 2, vec![0, 0, 0, 1, 5, 0]);
+    assert!(run(false, oob, vec![1, 1, 3], vec![3, 5], none()).is_err());
+    let neg_row = m(3, 2, vec![0, 0, 0, 1, -1, 0]);
+    assert!(run(false, neg_row, vec![1, 1, 3], vec![3, 5], none()).is_err());
+    assert!(run(false, idx2(), vec![1, 1], vec![3, 5], none()).is_err());
+    assert!(run(false, idx2(), vec![1, 1, 3], vec![], none()).is_err());
+    let short = Tensor::vector(vec![1.0f32]);
+    assert!(run(false, idx2(), vec![1, 1, 3], vec![3, 5], short).is_err());
+}
+
 /// xorshift64: reproducible pseudo-random test inputs.
 fn xorshift(state: &mut u64) -> u64 {
     *state ^= *state << 13;

@@ -6,10 +6,12 @@
 //! and `dense_shape` int64 `[rank]`. Every index and shape here comes from data, so each is
 //! range-checked and every output sized from one goes through `check_alloc` first. Children:
 //! `segment` (segment reductions, including the fused embedding gather of
-//! `SparseSegment{Sum,Mean,SqrtN}`) and `convert` (the sparse/ragged/dense conversions).
+//! `SparseSegment{Sum,Mean,SqrtN}`), `convert` (the sparse/ragged/dense conversions and the
+//! bincounts) and `ragged` (`RaggedTensorToTensor`).
 
 mod convert;
 mod fused;
+mod ragged;
 mod segment;
 
 pub(crate) use fused::{fused_embedding_segment, ParamsFrom};
@@ -20,7 +22,9 @@ use crate::tensor::Tensor;
 pub(crate) fn register(r: &mut Registry) {
     r.add("Bincount", convert::Bincount::build);
     r.add("DenseBincount", convert::Bincount::build);
+    r.add("RaggedBincount", convert::RaggedBincount::build);
     r.add("RaggedTensorToSparse", convert::RaggedToSparse::build);
+    r.add("RaggedTensorToTensor", ragged::RaggedToTensor::build);
     for op in [
         "SegmentSum",
         "SegmentProd",
@@ -30,6 +34,7 @@ pub(crate) fn register(r: &mut Registry) {
     ] {
         r.add(op, segment::SegmentReduce::build);
     }
+    r.add("SparseBincount", convert::SparseBincount::build);
     r.add("SparseFillEmptyRows", convert::FillEmptyRows::build);
     r.add("SparseReshape", convert::SparseReshape::build);
     r.add("SparseSegmentMean", segment::SparseSegment::build);
