@@ -54,6 +54,7 @@ golden! {
     nnlm_en_dim128: "serving_default", TEXT;
     nnlm_norm_dim32: "serving_default", TEXT;
     sharded: "serving_default", DENSE;
+    string_ngrams: "serving_default", TEXT;
 }
 
 /// Text embeddings: TF's sums of a handful of rows; token ids must be exact.
