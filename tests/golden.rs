@@ -56,6 +56,7 @@ golden! {
     sharded: "serving_default", DENSE;
     text_vectorization: "serving_default", TEXT;
     text_vectorization_bincount: "serving_default", TEXT;
+    string_ngrams: "serving_default", TEXT;
 }
 
 /// Text embeddings: TF's sums of a handful of rows; token ids must be exact.

@@ -777,6 +777,68 @@ def build_text_vectorization_bincount():
 
 
 # --------------------------------------------------------------------------
+# String n-grams and Unicode decode/encode (StringNGrams, UnsortedSegmentJoin, Unicode*)
+# --------------------------------------------------------------------------
+
+# Not UTF-8: a stray byte, truncated sequences, an encoded surrogate, C0/DEL controls.
+INVALID_UTF8_INPUTS = [
+    b"a\xffb",
+    b"\xe4\xb8x",
+    b"\xed\xa0\x80",
+    b"\xf0\x9f\x98",
+    b"caf\xc3",
+    b"ok\x01\x1f\x7f end",
+    b"\x80\x80 \xc0\xaf",
+]
+
+
+class StringNGramsModule(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text):
+        words = tf.strings.split(text, " ")  # keeps empty tokens between double spaces
+        ws = tf.strings.split(text)
+        join = lambda r, sep="|": tf.strings.reduce_join(r, axis=-1, separator=sep)
+        cps = tf.strings.unicode_decode(text, "UTF-8", errors="replace")
+        chars, starts = tf.strings.unicode_decode_with_offsets(
+            text, "UTF-8", errors="ignore", replace_control_characters=True)
+        # Scrambled code points: negatives, surrogates and values past 0x10FFFF.
+        scrambled = tf.ragged.map_flat_values(lambda v: v * 4099 - 5, cps)
+        return {
+            "bigrams": join(tf.strings.ngrams(words, 2, separator=" ")),
+            "trigrams_padded": join(tf.strings.ngrams(
+                ws.with_row_splits_dtype(tf.int32), 3, separator="_",
+                pad_values=("<s>", "</s>"), padding_width=1, preserve_short_sequences=True)),
+            "uni_tri_full_pad": join(tf.strings.ngrams(
+                ws, (1, 3), separator="+", pad_values=("<", ">"))),
+            "codepoint_sum": tf.reduce_sum(cps, axis=1),
+            "char_count": cps.row_lengths(),
+            "ignore_sum": tf.reduce_sum(chars, axis=1),
+            "ignore_offsets": join(tf.strings.as_string(starts), ","),
+            "chars_spaced": join(tf.strings.unicode_split(text, "UTF-8"), " "),
+            "roundtrip": tf.strings.unicode_encode(
+                tf.strings.unicode_decode(text, "UTF-8", replacement_char=63), "UTF-8"),
+            "scrambled_replace": tf.strings.unicode_encode(scrambled, "UTF-8"),
+            "scrambled_ignore_utf32": tf.strings.unicode_encode(
+                scrambled, "UTF-32-BE", errors="ignore"),
+            "utf16": tf.strings.unicode_transcode(
+                text, "UTF-8", "UTF-16-BE", replace_control_characters=True),
+        }
+
+
+def build_string_ngrams():
+    out = fresh_dir("string_ngrams")
+    module = StringNGramsModule()
+    tf.saved_model.save(module, out, signatures={"serving_default": module.serve})
+    raw = [t.encode("utf-8") for t in TEXT_INPUTS] + [
+        b"x", b"one two three four five six seven"] + INVALID_UTF8_INPUTS
+    write_json(os.path.join(out, "inputs.json"), {"text": [bytes_to_json(b) for b in raw]})
+    write_json(os.path.join(out, "golden.json"), run_signature(out, {"text": raw}))
+    write_signatures_json(out)
+    write_variables_json(out)
+    return out
+
+
+# --------------------------------------------------------------------------
 
 BUILDERS = collections.OrderedDict([
     ("control_flow", build_control_flow),
@@ -793,6 +855,7 @@ BUILDERS = collections.OrderedDict([
     ("sharded", build_sharded),
     ("text_vectorization", build_text_vectorization),
     ("text_vectorization_bincount", build_text_vectorization_bincount),
+    ("string_ngrams", build_string_ngrams),
 ])
 
 

@@ -5,17 +5,22 @@
 //! Strings are byte strings (`Vec<u8>`), as in TF: nothing here assumes UTF-8 unless the op
 //! asks for it (`encoding = "utf-8"`, `unit = "UTF8_CHAR"`, regexes), and bytes that are not
 //! UTF-8 never make an op fail where TF succeeds. Children: `split` (StringSplit, StringSplitV2),
-//! `regex` (RE2-compatible replacement), `hash` (StringToHashBucket*), `format` (AsString), `convert`
-//! (StringToNumber, base64), `misc` (the rest).
+//! `regex` (RE2-compatible replacement), `hash` (StringToHashBucket*), `format` (AsString),
+//! `convert` (StringToNumber, base64), `ngrams` (StringNGrams), `segment_join`
+//! (UnsortedSegmentJoin), `unicode` (UnicodeDecode*, UnicodeEncode, UnicodeTranscode), `misc`
+//! (the rest).
 
 mod convert;
 mod format;
 mod hash;
 mod misc;
+mod ngrams;
 mod regex;
+mod segment_join;
 mod split;
+mod unicode;
 
-use super::{OpError, Registry};
+use super::{BuildCtx, OpError, Registry};
 use crate::tensor::{Bytes, DType, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -38,7 +43,46 @@ pub(crate) fn register(r: &mut Registry) {
     r.add("StringToHashBucketFast", hash::HashBucket::build);
     r.add("StringToHashBucketStrong", hash::HashBucket::build);
     r.add("StringUpper", misc::CaseMap::build);
+    r.add("StringNGrams", ngrams::StringNGrams::build);
     r.add("Substr", misc::Substr::build);
+    r.add("UnicodeDecode", unicode::UnicodeDecode::build);
+    r.add("UnicodeDecodeWithOffsets", unicode::UnicodeDecode::build);
+    r.add("UnicodeEncode", unicode::UnicodeEncode::build);
+    r.add("UnicodeTranscode", unicode::UnicodeTranscode::build);
+    r.add(
+        "UnsortedSegmentJoin",
+        segment_join::UnsortedSegmentJoin::build,
+    );
+}
+
+/// The `Tsplits` attr of a ragged-producing op: int32 or int64 (TF's default).
+fn tsplits_attr(cx: &BuildCtx<'_>) -> Result<DType, OpError> {
+    match cx.attr_opt_type("Tsplits")? {
+        None | Some(DType::I64) => Ok(DType::I64),
+        Some(DType::I32) => Ok(DType::I32),
+        Some(other) => Err(OpError::Attr {
+            name: "Tsplits".into(),
+            what: format!("must be int32 or int64, got {other}"),
+        }),
+    }
+}
+
+/// A splits/offsets vector in `dtype` (int32 or int64); a value past int32 is an error.
+fn splits_tensor(v: Vec<i64>, dtype: DType) -> Result<Tensor, OpError> {
+    match dtype {
+        DType::I64 => Ok(Tensor::vector(v)),
+        DType::I32 => {
+            let narrow = v
+                .into_iter()
+                .map(|x| {
+                    i32::try_from(x)
+                        .map_err(|_| OpError::invalid(format!("split value {x} overflows int32")))
+                })
+                .collect::<Result<Vec<i32>, OpError>>()?;
+            Ok(Tensor::vector(narrow))
+        }
+        other => Err(OpError::dtype(1, "int32 or int64", other)),
+    }
 }
 
 /// The elements of a string input, or a dtype error naming input `index`.
