@@ -10,6 +10,7 @@
 //!
 //! Knows nothing about ops or protobuf; conversions from `TensorProto` live in `saved_model`.
 
+pub mod list;
 pub(crate) mod pool;
 
 use std::any::Any;
@@ -542,6 +543,9 @@ pub enum TensorError {
     /// The shape's element count overflows `usize`.
     #[error("shape {0:?} overflows")]
     Overflow(Vec<usize>),
+    /// A `variant` input does not hold a `TensorList`.
+    #[error("expected a TensorList variant, got {0}")]
+    NotAList(String),
 }
 
 /// Element count of a shape, or `None` on overflow.
@@ -713,6 +717,14 @@ impl Tensor {
             Data::String(b) => b
                 .iter()
                 .map(|s| s.len() + std::mem::size_of::<Bytes>())
+                .sum(),
+            // A list counts its elements (a variant of another kind counts as a handle).
+            Data::Variant(b) => b
+                .iter()
+                .map(|h| match h.value.downcast_ref::<list::TensorList>() {
+                    Some(l) => l.nbytes(),
+                    None => std::mem::size_of::<Handle>(),
+                })
                 .sum(),
             _ => {
                 self.len()

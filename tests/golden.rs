@@ -53,6 +53,7 @@ golden! {
     mobilenet_v2_small: "serving_default", DENSE;
     nnlm_en_dim128: "serving_default", TEXT;
     nnlm_norm_dim32: "serving_default", TEXT;
+    rnn_text: "serving_default", DENSE;
     sharded: "serving_default", DENSE;
     text_vectorization: "serving_default", TEXT;
     text_vectorization_bincount: "serving_default", TEXT;

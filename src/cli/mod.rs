@@ -330,6 +330,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let sig = m.signature(&signature)?;
                 sig.call(feeds_for(sig, &obj, None)?)?
             };
+            // A variant (a TensorList) is an opaque in-graph value with no JSON form; TF's
+            // own serving refuses it as a signature output too.
+            if let Some((k, _)) = outs
+                .iter()
+                .find(|(_, t)| t.dtype() == tfhub::tensor::DType::Variant)
+            {
+                anyhow::bail!(
+                    "output {k:?} is a variant tensor (a TensorList or other opaque value), \
+                     which cannot be written as JSON; variant values are in-graph only"
+                );
+            }
             let j: BTreeMap<String, Value> = outs
                 .iter()
                 .map(|(k, t)| (k.clone(), tensor_to_json(t)))

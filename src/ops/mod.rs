@@ -10,6 +10,7 @@
 mod array;
 mod control;
 pub mod fused;
+mod list;
 mod lookup;
 mod math;
 mod nn;
@@ -697,6 +698,7 @@ impl Registry {
         let mut r = Registry::default();
         array::register(&mut r);
         control::register(&mut r);
+        list::register(&mut r);
         lookup::register(&mut r);
         math::register(&mut r);
         nn::register(&mut r);
