@@ -2,6 +2,7 @@
 //! `UnsortedSegment{Sum,Prod,Max,Min}`.
 //! TF reference: core/kernels/segment_reduction_ops_impl.h.
 
+use crate::ops::kernels::reduce::Reducible;
 use crate::ops::kernels::segment::{
     sparse_segment_reduce_f32, unsorted_segment_reduce, SegmentReduction,
 };
@@ -204,49 +205,24 @@ pub(super) enum Fold {
 }
 
 /// The element types the segment reductions take (TF registers all real types; these are the
-/// ones models use).
-trait SegNum: Element + Copy + PartialOrd {
-    const ZERO: Self;
-    const ONE: Self;
-    /// `std::numeric_limits<T>::lowest()` / `max()`: what TF's unsorted max / min leave in an
-    /// empty segment (finite for floats, not ±inf).
-    const LOWEST: Self;
-    const HIGHEST: Self;
-    fn add(self, o: Self) -> Self;
-    fn mul(self, o: Self) -> Self;
-    /// Eigen's `MeanReducer` finalize: `sum / count` (truncating for integers).
-    fn div_count(self, n: usize) -> Self;
+/// ones models use). The arithmetic is the reductions' own ([`Reducible`]: wrapping integer
+/// add/mul, truncating integer mean); only the empty-segment value of max/min differs:
+/// TF's unsorted segment max/min leave `std::numeric_limits<T>::lowest()` / `max()`, which is
+/// finite for floats where `reduce_max` of nothing gives `-inf`.
+trait SegNum: Reducible + Element {
+    const EMPTY_MAX: Self;
+    const EMPTY_MIN: Self;
 }
 
-macro_rules! seg_float {
+macro_rules! seg_num {
     ($($t:ty),*) => {$(
         impl SegNum for $t {
-            const ZERO: Self = 0.0;
-            const ONE: Self = 1.0;
-            const LOWEST: Self = <$t>::MIN;
-            const HIGHEST: Self = <$t>::MAX;
-            fn add(self, o: Self) -> Self { self + o }
-            fn mul(self, o: Self) -> Self { self * o }
-            fn div_count(self, n: usize) -> Self { self / n as $t }
+            const EMPTY_MAX: Self = <$t>::MIN;
+            const EMPTY_MIN: Self = <$t>::MAX;
         }
     )*};
 }
-macro_rules! seg_int {
-    ($($t:ty),*) => {$(
-        impl SegNum for $t {
-            const ZERO: Self = 0;
-            const ONE: Self = 1;
-            const LOWEST: Self = <$t>::MIN;
-            const HIGHEST: Self = <$t>::MAX;
-            // C++ overflow is undefined; two's-complement wrapping is what TF's CPU build does.
-            fn add(self, o: Self) -> Self { self.wrapping_add(o) }
-            fn mul(self, o: Self) -> Self { self.wrapping_mul(o) }
-            fn div_count(self, n: usize) -> Self { self / (n as $t) }
-        }
-    )*};
-}
-seg_float!(f32, f64);
-seg_int!(i32, i64);
+seg_num!(f32, f64, i32, i64);
 
 /// `Segment{Sum,Prod,Max,Min,Mean}` (sorted ids over data's first dim; `last id + 1` output
 /// rows) and `UnsortedSegment{Sum,Prod,Max,Min}` (ids with a prefix of data's shape,
@@ -347,12 +323,12 @@ impl SegmentReduce {
             Fold::Prod => (T::ONE, |a, x| *a = a.mul(x)),
             // std::max(acc, x) / std::min(acc, x), as TF's functors: a NaN already in the
             // accumulator stays, a NaN arriving is skipped.
-            Fold::Max => (T::LOWEST, |a, x| {
+            Fold::Max => (T::EMPTY_MAX, |a, x| {
                 if *a < x {
                     *a = x
                 }
             }),
-            Fold::Min => (T::HIGHEST, |a, x| {
+            Fold::Min => (T::EMPTY_MIN, |a, x| {
                 if x < *a {
                     *a = x
                 }

@@ -182,8 +182,22 @@ fn encode(s: &[u8], pad: bool) -> Vec<u8> {
     out
 }
 
+/// `ALPHABET` inverted: byte → 6-bit value, 0xff for bytes outside the alphabet.
+const SEXTETS: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 64 {
+        t[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
 fn sextet(c: u8) -> Option<u32> {
-    ALPHABET.iter().position(|&a| a == c).map(|p| p as u32)
+    match SEXTETS[usize::from(c)] {
+        0xff => None,
+        v => Some(u32::from(v)),
+    }
 }
 
 /// TF's `Base64Decode`: web-safe alphabet only; `=` padding is accepted only as the last one

@@ -39,13 +39,7 @@ struct Replacer {
 
 impl Replacer {
     fn new(pattern: &[u8], rewrite: &[u8]) -> Result<Replacer, OpError> {
-        let pattern = std::str::from_utf8(pattern)
-            .map_err(|_| OpError::invalid("regex pattern is not valid UTF-8"))?;
-        let translated = translate_re2(pattern)?;
-        let re = RegexBuilder::new(&translated)
-            .size_limit(SIZE_LIMIT)
-            .build()
-            .map_err(|e| OpError::invalid(format!("invalid pattern {pattern:?}: {e}")))?;
+        let re = compile_re2(pattern, false)?;
         let rewrite = parse_rewrite(rewrite, re.captures_len() - 1)?;
         Ok(Replacer { re, rewrite })
     }
@@ -315,12 +309,18 @@ impl Op for RegexReplace {
     }
 }
 
-/// An RE2 pattern compiled for `RE2::FullMatch`: anchored at both ends of the string.
-fn full_matcher(pattern: &[u8]) -> Result<Regex, OpError> {
+/// Compiles an RE2 pattern (translated to the `regex` crate's syntax, under RE2's memory
+/// budget); `full` anchors it at both ends, for `RE2::FullMatch`.
+fn compile_re2(pattern: &[u8], full: bool) -> Result<Regex, OpError> {
     let pattern = std::str::from_utf8(pattern)
         .map_err(|_| OpError::invalid("regex pattern is not valid UTF-8"))?;
     let translated = translate_re2(pattern)?;
-    RegexBuilder::new(&format!(r"\A(?:{translated})\z"))
+    let source = if full {
+        format!(r"\A(?:{translated})\z")
+    } else {
+        translated
+    };
+    RegexBuilder::new(&source)
         .size_limit(SIZE_LIMIT)
         .build()
         .map_err(|e| OpError::invalid(format!("invalid pattern {pattern:?}: {e}")))
@@ -342,7 +342,7 @@ pub(super) struct StaticRegexFullMatch(Regex);
 impl StaticRegexFullMatch {
     pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
         let pattern = cx.attr_opt_bytes("pattern").unwrap_or_default();
-        Ok(Box::new(StaticRegexFullMatch(full_matcher(pattern)?)))
+        Ok(Box::new(StaticRegexFullMatch(compile_re2(pattern, true)?)))
     }
 }
 
@@ -374,7 +374,7 @@ impl Op for RegexFullMatch {
             match &*last {
                 Some((p, re)) if *p == pattern => re.clone(),
                 _ => {
-                    let re = Arc::new(full_matcher(&pattern)?);
+                    let re = Arc::new(compile_re2(&pattern, true)?);
                     *last = Some((pattern, re.clone()));
                     re
                 }
