@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tensorflow/core/protobuf/tensor_bundle.proto",
         "proto/tensorflow/core/protobuf/trackable_object_graph.proto",
         "proto/tensorflow/core/framework/graph.proto",
+        "proto/sentencepiece/sentencepiece_model.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(files, ["proto"])?;

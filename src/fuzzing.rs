@@ -555,3 +555,41 @@ fn to_i64(t: &Tensor) -> Tensor {
         Tensor::vector(v)
     }
 }
+
+/// A SentencePiece model proto and a text. Layout: little-endian `u32` model length, the model
+/// bytes, then the text. Loads the model (`sentencepiece::Processor::from_bytes`), encodes the
+/// text with and without bos/eos/reverse, decodes the ids and the pieces back, and maps every
+/// id to its piece and back. Returns the number of pieces of the plain encoding.
+pub fn sentencepiece(data: &[u8]) -> Result<usize, crate::sentencepiece::SpmError> {
+    use crate::sentencepiece::{ExtraOptions, Processor};
+    let n = data
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .unwrap_or(0);
+    let rest = data.get(4..).unwrap_or_default();
+    let (model, text) = rest.split_at(n.min(rest.len()));
+    let sp = Processor::from_bytes(model)?;
+    let max_len = 1 << 20;
+    let plain = sp.encode(text, ExtraOptions::default(), max_len)?;
+    let all = ExtraOptions {
+        bos: true,
+        eos: true,
+        reverse: true,
+    };
+    // bos/eos may be undefined in a fuzzed model: an error, not a bug.
+    let _ = sp.encode(text, all, max_len);
+    let ids: Vec<i32> = plain.tokens.iter().map(|t| t.id).collect();
+    let pieces: Vec<Vec<u8>> = plain
+        .tokens
+        .iter()
+        .map(|t| sp.token_text(&plain, t).into_owned())
+        .collect();
+    std::hint::black_box(sp.decode_ids(&ids, ExtraOptions::default())?);
+    std::hint::black_box(sp.decode_pieces(&pieces, ExtraOptions::default())?);
+    let _ = sp.sample_encode(text, -1, 1.0, ExtraOptions::default(), max_len);
+    for id in 0..sp.vocab_size().min(4096) {
+        let p = sp.id_to_piece(id as i64)?;
+        std::hint::black_box(sp.piece_to_id(p));
+    }
+    Ok(plain.tokens.len())
+}

@@ -14,6 +14,7 @@ pub mod ops;
 #[doc(hidden)]
 pub mod proto;
 pub mod saved_model;
+pub mod sentencepiece;
 pub mod tensor;
 
 pub use api::{load, KerasLayer, Model, Signature};

@@ -111,3 +111,8 @@ fn inputs_json() {
 fn string_ops() {
     replay("string_ops", tfhub::fuzzing::string_ops);
 }
+
+#[test]
+fn sentencepiece() {
+    replay("sentencepiece", tfhub::fuzzing::sentencepiece);
+}

@@ -142,9 +142,31 @@ def string_ops():
         write("string_ops", name, string_op(*s))
 
 
+def sentencepiece():
+    """Layout tfhub::fuzzing::sentencepiece reads: LE u32 model length, model, text. The BPE
+    model is the spm_bpe fixture's (taken from its SentencepieceOp attr, byte fallback); the
+    unigram one is trained here, tiny and without a charsmap, to stay under 100 KB."""
+    import sentencepiece as spm
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString(read("spm_bpe", "saved_model.pb"))
+    bpe = next(n.attr["model"].s for f in sm.meta_graphs[0].graph_def.library.function
+               for n in f.node_def if n.op == "SentencepieceOp")
+    lines = ["the quick brown fox jumps over the lazy dog", "hello world [MASK] again",
+             "Café naïve 日本語 😀"] * 50
+    f = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=f, vocab_size=40,
+                                   normalization_rule_name="identity", num_threads=1,
+                                   user_defined_symbols=["[MASK]"], minloglevel=2)
+    text = "Hello  wörld [MASK]\tﬁ \xff".encode("utf-8", "surrogateescape") + b"\xff\xed\xa0\x80"
+    for name, model in [("bpe", bpe), ("unigram", f.getvalue())]:
+        write("sentencepiece", name, struct.pack("<I", len(model)) + model + text)
+
+
 if __name__ == "__main__":
     os.chdir(ROOT)
-    for f in [saved_model_plan, tar_extract, inputs_json, string_ops, checkpoint]:
+    for f in [saved_model_plan, tar_extract, inputs_json, string_ops, checkpoint, sentencepiece]:
         f()
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(OUT) for f in fs
                 if f.startswith("seed-"))

@@ -15,6 +15,7 @@ mod lookup;
 mod math;
 mod nn;
 pub(crate) mod refused;
+mod sentencepiece;
 mod sparse;
 mod strings;
 mod variables;
@@ -702,6 +703,7 @@ impl Registry {
         lookup::register(&mut r);
         math::register(&mut r);
         nn::register(&mut r);
+        sentencepiece::register(&mut r);
         sparse::register(&mut r);
         strings::register(&mut r);
         variables::register(&mut r);

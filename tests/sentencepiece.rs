@@ -1,0 +1,101 @@
+//! SentencePiece ops against TF 2.21 + tensorflow_text 2.21.1 (`tools/make_fixtures_spm.py`):
+//! a unigram model (nmt_nfkc charsmap, user-defined symbols) and a BPE model (byte fallback,
+//! identity normalizer, extra whitespace kept), on adversarial text. Ids, pieces, offsets and
+//! detokenized strings must be exactly equal.
+mod common;
+
+use common::{check_golden, fixture, inputs, run_fixture, TestResult, Tolerance};
+
+const MODELS: [&str; 2] = ["spm_unigram", "spm_bpe"];
+
+/// Every signature with a golden file, for one fixture.
+fn run_all(name: &str) -> TestResult {
+    run_fixture(name, "serving_default", Tolerance::Exact)?;
+    for sig in [
+        "tokenize_with_offsets",
+        "tokenize_pieces_offsets",
+        "tokenize_bos_eos_reverse",
+        "detokenize",
+        "detokenize_pieces",
+        "detokenize_bos_eos_reverse",
+        "id_to_string",
+        "string_to_id",
+        "vocab_size",
+    ] {
+        eprintln!("{name} {sig}");
+        run_fixture(name, sig, Tolerance::Exact)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn unigram_matches_tf() -> TestResult {
+    run_all("spm_unigram")
+}
+
+#[test]
+fn bpe_matches_tf() -> TestResult {
+    run_all("spm_bpe")
+}
+
+/// `nbest_size=-1, alpha=0.1` samples at random in TF; tfhub refuses it by name.
+#[test]
+fn sampling_is_refused_by_name() -> TestResult {
+    for name in MODELS {
+        let dir = fixture(name);
+        let model = tfhub::load(&dir)?;
+        let ins = inputs(&model, &dir, "serving_default");
+        let err = model
+            .signature("tokenize_sample")?
+            .call(ins)
+            .expect_err("sampling must be refused");
+        let msg = format!("{err:#}");
+        let chain = {
+            let mut s = err.to_string();
+            let mut cur = std::error::Error::source(&err);
+            while let Some(c) = cur {
+                s.push_str(": ");
+                s.push_str(&c.to_string());
+                cur = c.source();
+            }
+            s
+        };
+        assert!(
+            chain.contains("sampling") && chain.contains("random"),
+            "{name}: {msg} / {chain}"
+        );
+    }
+    Ok(())
+}
+
+/// The same goldens through one batch call of 1 row at a time (the op's serial path) and the
+/// whole batch (the parallel path) give the same result.
+#[test]
+fn row_by_row_equals_batch() -> TestResult {
+    for name in MODELS {
+        let dir = fixture(name);
+        let model = tfhub::load(&dir)?;
+        let sig = model.signature("tokenize_pieces_offsets")?;
+        let ins = inputs(&model, &dir, "tokenize_pieces_offsets");
+        let all = sig.call(ins.clone())?;
+        check_golden(&all, &dir, "tokenize_pieces_offsets", Tolerance::Exact);
+        let text = &ins[0].1;
+        let rows = text.as_slice::<tfhub::tensor::Bytes>()?.to_vec();
+        let mut pieces = Vec::new();
+        for r in rows.iter().take(20) {
+            let out = sig.call(vec![(
+                ins[0].0.clone(),
+                tfhub::Tensor::vector(vec![r.clone()]),
+            )])?;
+            pieces.extend(
+                out["pieces"]
+                    .as_slice::<tfhub::tensor::Bytes>()?
+                    .iter()
+                    .cloned(),
+            );
+        }
+        let want = all["pieces"].as_slice::<tfhub::tensor::Bytes>()?;
+        assert_eq!(&want[..pieces.len()], &pieces[..], "{name}");
+    }
+    Ok(())
+}
