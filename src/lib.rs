@@ -14,6 +14,8 @@ pub mod ops;
 #[doc(hidden)]
 pub mod proto;
 pub mod saved_model;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod tensor;
 
 pub use api::{load, KerasLayer, Model, Signature};
