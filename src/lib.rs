@@ -15,6 +15,8 @@ pub mod ops;
 pub mod proto;
 pub mod saved_model;
 pub mod sentencepiece;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod tensor;
 
 pub use api::{load, KerasLayer, Model, Signature};

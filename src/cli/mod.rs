@@ -1,4 +1,4 @@
-//! `tfhub` subcommands: `inspect`, `run`, `embed`, `bench`, `download`, `cache`.
+//! `tfhub` subcommands: `inspect`, `run`, `embed`, `bench`, `serve`, `download`, `cache`.
 //! Every model-taking command accepts a directory, a `.pb` file or a hub handle.
 
 pub mod hub;
@@ -74,6 +74,16 @@ enum Cmd {
         /// Print JSON (the only format; kept for the documented contract).
         #[arg(long)]
         json: bool,
+    },
+    /// Serve models with TensorFlow Serving's REST and gRPC APIs and KServe v2
+    /// (tensorflow_model_server's flags: `--model_name=M --model_base_path=DIR
+    /// --rest_api_port=8501`; `tfhub serve --help` lists them).
+    #[cfg(feature = "serve")]
+    #[command(disable_help_flag = true)]
+    Serve {
+        /// tensorflow_model_server flags, `--name=value`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
     },
     /// Run a signature on inputs.json; write outputs in the golden.json format.
     Run {
@@ -249,6 +259,26 @@ fn bench(
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
+        #[cfg(feature = "serve")]
+        Cmd::Serve { mut args } => {
+            // tensorflow/serving's image contract: MODEL_BASE_PATH (+ MODEL_NAME, default
+            // "model") become the first flags, so explicit flags after them win.
+            if let Ok(base) = std::env::var("MODEL_BASE_PATH") {
+                let name = std::env::var("MODEL_NAME").unwrap_or_else(|_| "model".into());
+                let base = format!("{}/{name}", base.trim_end_matches('/'));
+                args.splice(
+                    0..0,
+                    [
+                        format!("--model_name={name}"),
+                        format!("--model_base_path={base}"),
+                    ],
+                );
+            }
+            let opts = tfhub::serve::flags::parse(&args).map_err(|e| anyhow!(e))?;
+            let server = tfhub::serve::Server::start(opts)
+                .map_err(|e| anyhow!("Failed to start server. Error: {e}"))?;
+            server.run_until_signal();
+        }
         Cmd::Download(a) => hub::run_download(&a)?,
         Cmd::Cache(a) => hub::run_cache(&a)?,
         Cmd::Inspect { model, json } => {

@@ -1,0 +1,462 @@
+//! Dynamic batching with TF Serving's knobs (`BatchingParameters`): one queue per loaded
+//! version and signature, one shared pool of `num_batch_threads` threads.
+//!
+//! As in TF's SharedBatchScheduler, a batch stays open while every thread is busy, so requests
+//! pile into it under load even with `batch_timeout_micros: 0`; once a thread is free the
+//! batch closes when it is full (`max_batch_size` rows) or its first request has waited
+//! `batch_timeout_micros`. A request's size is its inputs' shared dim 0. Requests whose other
+//! dims differ from the batch's first are left for the next batch (TF would fail them; no
+//! padding of variable-length inputs). Batches are padded up to the next
+//! `allowed_batch_sizes` entry with copies of the last request's first row, like TF's
+//! batching_session.cc. The queue holds at most `max_enqueued_batches × max_batch_size` rows;
+//! past that a request is refused with RESOURCE_EXHAUSTED (HTTP 429).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use super::config::BatchingParams;
+use super::metrics::Metrics;
+use super::models::Servable;
+use super::status::{Code, Status};
+use crate::tensor::{Bytes, DType, Tensor};
+
+/// The reply to one request.
+pub type Reply = Result<BTreeMap<String, Tensor>, Status>;
+
+struct Task {
+    inputs: Vec<Tensor>,
+    rows: usize,
+    enqueued: Instant,
+    reply: tokio::sync::oneshot::Sender<Reply>,
+}
+
+/// Counting semaphore of free batch threads, shared by every queue.
+#[derive(Debug)]
+pub struct Pool {
+    free: Mutex<usize>,
+    cv: Condvar,
+    jobs: Mutex<mpsc::Sender<Box<dyn FnOnce() + Send>>>,
+    /// TF's knobs, shared by every queue.
+    pub params: BatchingParams,
+}
+
+impl Pool {
+    /// Starts `params.num_batch_threads` worker threads.
+    pub fn new(params: BatchingParams) -> Arc<Pool> {
+        let (tx, rx) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..params.num_batch_threads {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("batch-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                })
+                .expect("spawning a batch thread");
+        }
+        Arc::new(Pool {
+            free: Mutex::new(params.num_batch_threads),
+            cv: Condvar::new(),
+            jobs: Mutex::new(tx),
+            params,
+        })
+    }
+
+    fn acquire(&self) {
+        let mut f = self.free.lock().expect("pool lock");
+        while *f == 0 {
+            f = self.cv.wait(f).expect("pool lock");
+        }
+        *f -= 1;
+    }
+
+    fn release(&self) {
+        *self.free.lock().expect("pool lock") += 1;
+        self.cv.notify_one();
+    }
+}
+
+/// One batching queue (a loaded version's signature).
+pub struct Batcher {
+    signature: String,
+    queue: Mutex<VecDeque<Task>>,
+    queued_rows: AtomicUsize,
+    cv: Condvar,
+    closed: AtomicBool,
+    pool: Arc<Pool>,
+    metrics: Arc<Metrics>,
+    model: String,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("signature", &self.signature)
+            .finish()
+    }
+}
+
+impl Batcher {
+    /// A queue for `signature` of `servable`, with its scheduling thread.
+    pub fn start(
+        servable: Weak<Servable>,
+        model: String,
+        signature: String,
+        pool: Arc<Pool>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Batcher> {
+        let b = Arc::new(Batcher {
+            signature,
+            queue: Mutex::new(VecDeque::new()),
+            queued_rows: AtomicUsize::new(0),
+            cv: Condvar::new(),
+            closed: AtomicBool::new(false),
+            pool,
+            metrics,
+            model,
+        });
+        let b2 = b.clone();
+        std::thread::Builder::new()
+            .name("batch-scheduler".into())
+            .spawn(move || b2.run(servable))
+            .expect("spawning a batch scheduler");
+        b
+    }
+
+    /// Stops the scheduler once the queue is empty (the version is unloading).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.cv.notify_all();
+    }
+
+    /// Queues one request; its inputs are in signature input order.
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT for a rank-0 input, unequal dim 0 or more rows than `max_batch_size`;
+    /// RESOURCE_EXHAUSTED when the queue is full.
+    pub fn submit(
+        &self,
+        inputs: Vec<Tensor>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Reply>, Status> {
+        let mut rows = None;
+        for t in &inputs {
+            let Some(&d0) = t.shape().first() else {
+                return Err(Status::invalid(
+                    "Batching session Run() input tensors must have at least one dimension",
+                ));
+            };
+            if rows.is_some_and(|r| r != d0) {
+                return Err(Status::invalid(
+                    "Batching session Run() input tensors must have equal 0th-dimension size",
+                ));
+            }
+            rows = Some(d0);
+        }
+        let rows = rows.unwrap_or(0);
+        let p = &self.pool.params;
+        if rows > p.max_batch_size {
+            return Err(Status::invalid(format!(
+                "Task size {rows} is larger than maximum input batch size {}",
+                p.max_batch_size
+            )));
+        }
+        let cap = p.max_enqueued_batches.saturating_mul(p.max_batch_size);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut q = self.queue.lock().expect("batch queue lock");
+            let queued = self.queued_rows.load(Ordering::SeqCst);
+            if queued + rows > cap {
+                return Err(Status::exhausted(
+                    "The batch scheduling queue to which this task was submitted is full",
+                ));
+            }
+            self.queued_rows.fetch_add(rows, Ordering::SeqCst);
+            q.push_back(Task {
+                inputs,
+                rows,
+                enqueued: Instant::now(),
+                reply: tx,
+            });
+        }
+        self.metrics.queue_depth(&self.model, 1);
+        self.cv.notify_one();
+        Ok(rx)
+    }
+
+    fn run(self: Arc<Self>, servable: Weak<Servable>) {
+        loop {
+            // Wait for a request.
+            {
+                let mut q = self.queue.lock().expect("batch queue lock");
+                while q.is_empty() {
+                    if self.closed.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    q = self.cv.wait(q).expect("batch queue lock");
+                }
+            }
+            // Hold the batch open until a thread is free.
+            self.pool.acquire();
+            let batch = self.close_batch();
+            if batch.is_empty() {
+                self.pool.release();
+                continue;
+            }
+            let me = self.clone();
+            let sv = servable.clone();
+            let job = Box::new(move || {
+                me.execute(batch, sv);
+                me.pool.release();
+            });
+            let sent = self.pool.jobs.lock().expect("pool lock").send(job);
+            if let Err(mpsc::SendError(job)) = sent {
+                job();
+            }
+        }
+    }
+
+    /// Waits until the batch is full or its first request timed out, then takes it.
+    fn close_batch(&self) -> Vec<Task> {
+        let p = &self.pool.params;
+        let timeout = Duration::from_micros(p.batch_timeout_micros);
+        let mut q = self.queue.lock().expect("batch queue lock");
+        loop {
+            let Some(first) = q.front() else {
+                return Vec::new();
+            };
+            let rows: usize = q.iter().map(|t| t.rows).sum();
+            let deadline = first.enqueued + timeout;
+            let now = Instant::now();
+            if rows >= p.max_batch_size || now >= deadline || self.closed.load(Ordering::SeqCst) {
+                break;
+            }
+            q = self
+                .cv
+                .wait_timeout(q, deadline - now)
+                .expect("batch queue lock")
+                .0;
+        }
+        let mut batch: Vec<Task> = Vec::new();
+        let mut rows = 0;
+        while let Some(t) = q.front() {
+            let fits = rows + t.rows <= p.max_batch_size;
+            let same = batch.first().is_none_or(|f| {
+                f.inputs.iter().zip(&t.inputs).all(|(a, b)| {
+                    a.dtype() == b.dtype() && a.shape().get(1..) == b.shape().get(1..)
+                })
+            });
+            if !fits || !same {
+                break;
+            }
+            rows += t.rows;
+            batch.push(q.pop_front().expect("front exists"));
+        }
+        self.queued_rows.fetch_sub(rows, Ordering::SeqCst);
+        self.metrics.queue_depth(&self.model, -(batch.len() as i64));
+        batch
+    }
+
+    fn execute(&self, batch: Vec<Task>, servable: Weak<Servable>) {
+        let now = Instant::now();
+        for t in &batch {
+            self.metrics.queuing_latency(now - t.enqueued);
+        }
+        let result = (|| {
+            let sv = servable
+                .upgrade()
+                .ok_or_else(|| Status::new(Code::Unavailable, "model version unloaded"))?;
+            let sig = sv.model.signature(&self.signature).map_err(Status::from)?;
+            let rows: usize = batch.iter().map(|t| t.rows).sum();
+            let padded = self
+                .pool
+                .params
+                .allowed_batch_sizes
+                .iter()
+                .copied()
+                .find(|&s| s >= rows)
+                .unwrap_or(rows);
+            self.metrics.batch_size(&self.model, padded);
+            let mut joined = Vec::with_capacity(sig.inputs().len());
+            for (i, spec) in sig.inputs().iter().enumerate() {
+                let parts: Vec<&Tensor> = batch.iter().map(|t| &t.inputs[i]).collect();
+                joined.push((spec.key.clone(), concat0(&parts, padded - rows)?));
+            }
+            let out = sig.call(joined).map_err(Status::from)?;
+            for (k, t) in &out {
+                if t.shape().first() != Some(&padded) {
+                    return Err(Status::new(
+                        Code::FailedPrecondition,
+                        format!(
+                            "Batched output tensor {k} has shape {:?}; its 0th dimension must \
+                             be the batch size {padded} (this signature cannot be batched)",
+                            t.shape()
+                        ),
+                    ));
+                }
+            }
+            Ok(out)
+        })();
+        match result {
+            Err(e) => {
+                for t in batch {
+                    let _ = t.reply.send(Err(e.clone()));
+                }
+            }
+            Ok(out) => {
+                let mut start = 0;
+                for t in batch {
+                    let mut mine = BTreeMap::new();
+                    let mut err = None;
+                    for (k, o) in &out {
+                        match slice0(o, start, t.rows) {
+                            Ok(s) => {
+                                mine.insert(k.clone(), s);
+                            }
+                            Err(e) => err = Some(e),
+                        }
+                    }
+                    start += t.rows;
+                    let _ = t.reply.send(match err {
+                        Some(e) => Err(e),
+                        None => Ok(mine),
+                    });
+                }
+            }
+        }
+    }
+}
+
+macro_rules! by_dtype {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            DType::I8 => {
+                type $T = i8;
+                $body
+            }
+            DType::I16 => {
+                type $T = i16;
+                $body
+            }
+            DType::I32 => {
+                type $T = i32;
+                $body
+            }
+            DType::I64 => {
+                type $T = i64;
+                $body
+            }
+            DType::U8 => {
+                type $T = u8;
+                $body
+            }
+            DType::U16 => {
+                type $T = u16;
+                $body
+            }
+            DType::U32 => {
+                type $T = u32;
+                $body
+            }
+            DType::U64 => {
+                type $T = u64;
+                $body
+            }
+            DType::Bool => {
+                type $T = bool;
+                $body
+            }
+            DType::String => {
+                type $T = Bytes;
+                $body
+            }
+            DType::F16 => {
+                type $T = half::f16;
+                $body
+            }
+            DType::BF16 => {
+                type $T = half::bf16;
+                $body
+            }
+            other => Err(Status::unimplemented(format!(
+                "batching {} tensors",
+                other.name()
+            ))),
+        }
+    };
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+/// Concatenates along dim 0, then appends `pad` copies of the last part's first row.
+fn concat0(parts: &[&Tensor], pad: usize) -> Result<Tensor, Status> {
+    let first = parts
+        .first()
+        .ok_or_else(|| Status::internal("empty batch"))?;
+    if parts.len() == 1 && pad == 0 {
+        return Ok((*first).clone());
+    }
+    let rows: usize = parts.iter().map(|t| t.shape()[0]).sum::<usize>() + pad;
+    let mut shape = first.shape().to_vec();
+    shape[0] = rows;
+    by_dtype!(first.dtype(), T => {
+        let mut v: Vec<T> = Vec::new();
+        for p in parts {
+            v.extend_from_slice(p.as_slice::<T>().map_err(internal)?);
+        }
+        let last = parts.last().expect("non-empty").as_slice::<T>().map_err(internal)?;
+        let row: usize = shape[1..].iter().product();
+        for _ in 0..pad {
+            v.extend_from_slice(&last[..row]);
+        }
+        Tensor::from_vec(&shape, v).map_err(internal)
+    })
+}
+
+/// Rows `start..start + n` of `t`.
+fn slice0(t: &Tensor, start: usize, n: usize) -> Result<Tensor, Status> {
+    let mut shape = t.shape().to_vec();
+    let row: usize = shape[1..].iter().product();
+    shape[0] = n;
+    by_dtype!(t.dtype(), T => {
+        let s = t.as_slice::<T>().map_err(internal)?;
+        Tensor::from_vec(&shape, s[start * row..(start + n) * row].to_vec()).map_err(internal)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concat_pad_and_slice() {
+        let a = Tensor::from_vec(&[1, 2], vec![1.0f32, 2.0]).unwrap();
+        let b = Tensor::from_vec(&[2, 2], vec![3.0f32, 4.0, 5.0, 6.0]).unwrap();
+        let c = concat0(&[&a, &b], 1).unwrap();
+        assert_eq!(c.shape(), &[4, 2]);
+        assert_eq!(
+            c.as_slice::<f32>().unwrap(),
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 3.0, 4.0]
+        );
+        let s = slice0(&c, 1, 2).unwrap();
+        assert_eq!(s.as_slice::<f32>().unwrap(), &[3.0, 4.0, 5.0, 6.0]);
+    }
+}

@@ -1,0 +1,615 @@
+//! TF Serving's gRPC API, framed by hand over hyper's HTTP/2 (h2c): unary calls are one
+//! length-prefixed protobuf message each way plus `grpc-status`/`grpc-message` trailers, which
+//! is all TF Serving's services use, so tonic's stack is not needed.
+//!
+//! Served: `tensorflow.serving.PredictionService/{Predict, GetModelMetadata}` and
+//! `tensorflow.serving.ModelService/GetModelStatus`. `Classify`, `Regress`,
+//! `MultiInference` and `HandleReloadConfigRequest` answer UNIMPLEMENTED by name.
+//! Tensors: `tensor_content` or the typed `*_val` fields in (a single value broadcasts, as in
+//! TF's `Tensor::FromProto`); typed fields out (TF's `AsProtoField`). Compressed messages
+//! (`grpc-encoding`) are refused.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body, Frame};
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Request, Response};
+use prost::Message;
+
+use super::models::VersionSel;
+use super::status::{Code, Status};
+use super::App;
+use crate::proto::serving::{
+    model_spec::VersionChoice, GetModelMetadataRequest, GetModelMetadataResponse,
+    GetModelStatusRequest, GetModelStatusResponse, Int64Value, ModelSpec, ModelVersionStatus,
+    PredictRequest, PredictResponse, SignatureDefMap, StatusProto,
+};
+use crate::proto::{
+    tensor_shape_proto, AnyProto, SignatureDef, TensorInfo, TensorProto, TensorShapeProto,
+};
+use crate::tensor::{Bytes as TBytes, DType, Data, Tensor};
+
+/// A unary reply: one data frame, then trailers.
+pub struct GrpcBody {
+    data: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+}
+
+impl Body for GrpcBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Some(d) = self.data.take() {
+            return Poll::Ready(Some(Ok(Frame::data(d))));
+        }
+        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+}
+
+fn respond(r: Result<Vec<u8>, Status>) -> Response<GrpcBody> {
+    let mut trailers = HeaderMap::new();
+    let data = match r {
+        Ok(msg) => {
+            trailers.insert("grpc-status", HeaderValue::from_static("0"));
+            let mut b = BytesMut::with_capacity(5 + msg.len());
+            b.put_u8(0);
+            b.put_u32(msg.len() as u32);
+            b.put_slice(&msg);
+            Some(b.freeze())
+        }
+        Err(s) => {
+            trailers.insert("grpc-status", HeaderValue::from((s.code as i32) as u32));
+            // TF's ToGRPCStatus cuts messages over 1024 chars.
+            let mut m = s.msg;
+            if m.len() > 1024 {
+                let mut cut = 1024;
+                while !m.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                m.truncate(cut);
+                m.push_str("...TRUNCATED");
+            }
+            let enc = pct_encode(&m);
+            if let Ok(v) = HeaderValue::from_str(&enc) {
+                trailers.insert("grpc-message", v);
+            }
+            None
+        }
+    };
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/grpc")
+        .body(GrpcBody {
+            data,
+            trailers: Some(trailers),
+        })
+        .expect("static headers are valid")
+}
+
+/// gRPC's percent-encoding of `grpc-message`.
+fn pct_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `grpc-timeout`: digits plus one unit of H M S m u n.
+fn parse_timeout(h: &HeaderMap) -> Option<Duration> {
+    let v = h.get("grpc-timeout")?.to_str().ok()?;
+    let (n, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// One gRPC call.
+pub async fn handle(app: Arc<App>, req: Request<hyper::body::Incoming>) -> Response<GrpcBody> {
+    let t0 = Instant::now();
+    let path = req.uri().path().to_string();
+    let deadline = parse_timeout(req.headers());
+    if req
+        .headers()
+        .get("grpc-encoding")
+        .is_some_and(|v| v != "identity")
+    {
+        return respond(Err(Status::unimplemented(
+            "compressed gRPC messages are not supported",
+        )));
+    }
+    let cap = app.opts.max_body_bytes;
+    let body = match Limited::new(req.into_body(), cap).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return respond(Err(Status::exhausted(format!(
+                "request exceeds the cap of {cap} bytes (--max_body_bytes)"
+            ))))
+        }
+    };
+    let msg = match unframe(&body) {
+        Ok(m) => m,
+        Err(s) => return respond(Err(s)),
+    };
+    let (model, api, r) = match path.as_str() {
+        "/tensorflow.serving.PredictionService/Predict" => {
+            let (model, r) = match PredictRequest::decode(msg) {
+                Ok(req) => {
+                    let name = req
+                        .model_spec
+                        .as_ref()
+                        .map(|m| m.name.clone())
+                        .unwrap_or_default();
+                    (name, app.with_deadline(deadline, predict(&app, req)).await)
+                }
+                Err(e) => (
+                    String::new(),
+                    Err(Status::invalid(format!(
+                        "cannot decode PredictRequest: {e}"
+                    ))),
+                ),
+            };
+            (model, "Predict", r)
+        }
+        "/tensorflow.serving.PredictionService/GetModelMetadata" => {
+            let r = GetModelMetadataRequest::decode(msg)
+                .map_err(|e| Status::invalid(format!("cannot decode GetModelMetadataRequest: {e}")))
+                .and_then(|req| metadata(&app, req));
+            (String::new(), "GetModelMetadata", r)
+        }
+        "/tensorflow.serving.ModelService/GetModelStatus" => {
+            let r = GetModelStatusRequest::decode(msg)
+                .map_err(|e| Status::invalid(format!("cannot decode GetModelStatusRequest: {e}")))
+                .and_then(|req| model_status(&app, req));
+            (String::new(), "GetModelStatus", r)
+        }
+        other => {
+            return respond(Err(Status::unimplemented(format!(
+                "method {other} is not implemented by tfhub serve"
+            ))))
+        }
+    };
+    if api == "Predict" {
+        app.metrics.request(
+            &model,
+            api,
+            "GRPC",
+            r.as_ref().map_or_else(|s| s.code.name(), |_| "OK"),
+            t0.elapsed(),
+        );
+    }
+    respond(r)
+}
+
+fn unframe(body: &[u8]) -> Result<&[u8], Status> {
+    if body.len() < 5 {
+        return Err(Status::invalid("gRPC message frame is truncated"));
+    }
+    if body[0] != 0 {
+        return Err(Status::unimplemented(
+            "compressed gRPC messages are not supported",
+        ));
+    }
+    let n = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+    if body.len() != 5 + n {
+        return Err(Status::invalid(
+            "unary gRPC call must carry exactly one message",
+        ));
+    }
+    Ok(&body[5..])
+}
+
+fn selector(spec: &Option<ModelSpec>) -> Result<(String, VersionSel), Status> {
+    let spec = spec
+        .as_ref()
+        .ok_or_else(|| Status::invalid("Missing ModelSpec"))?;
+    if spec.name.is_empty() {
+        return Err(Status::invalid("ModelSpec has no name specified."));
+    }
+    let sel = match &spec.version_choice {
+        None => VersionSel::Latest,
+        Some(VersionChoice::Version(v)) => VersionSel::Number(v.value),
+        Some(VersionChoice::VersionLabel(l)) => VersionSel::Label(l.clone()),
+    };
+    Ok((spec.name.clone(), sel))
+}
+
+fn spec_reply(name: &str, version: i64, signature: &str) -> ModelSpec {
+    ModelSpec {
+        name: name.to_string(),
+        signature_name: signature.to_string(),
+        version_choice: Some(VersionChoice::Version(Int64Value { value: version })),
+    }
+}
+
+async fn predict(app: &App, req: PredictRequest) -> Result<Vec<u8>, Status> {
+    let (name, sel) = selector(&req.model_spec)?;
+    let sv = app.manager.find(&name, &sel)?;
+    let sig_name = match req.model_spec.as_ref().map(|m| m.signature_name.as_str()) {
+        Some("") | None => "serving_default".to_string(),
+        Some(s) => s.to_string(),
+    };
+    let lim = app.opts.max_tensor_elements;
+    let mut inputs = Vec::with_capacity(req.inputs.len());
+    for (k, tp) in &req.inputs {
+        let t = from_proto(tp, lim)
+            .map_err(|s| Status::new(s.code, format!("input {k:?}: {}", s.msg)))?;
+        inputs.push((k.clone(), t));
+    }
+    let mut filter = req.output_filter.clone();
+    filter.sort();
+    if filter.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Status::invalid(
+            "duplicate output tensor alias in output_filter",
+        ));
+    }
+    let out = app.predict(&sv, &sig_name, inputs, "Predict").await?;
+    for f in &filter {
+        if !out.contains_key(f) {
+            return Err(Status::invalid(format!(
+                "output tensor alias not found in signature: {f} Outputs expected to be in the set {{{}}}.",
+                out.keys().cloned().collect::<Vec<_>>().join(",")
+            )));
+        }
+    }
+    let outputs: BTreeMap<String, TensorProto> = out
+        .iter()
+        .filter(|(k, _)| filter.is_empty() || filter.contains(k))
+        .map(|(k, t)| Ok((k.clone(), to_proto(t)?)))
+        .collect::<Result<_, Status>>()?;
+    Ok(PredictResponse {
+        model_spec: Some(spec_reply(&name, sv.version, &sig_name)),
+        outputs,
+    }
+    .encode_to_vec())
+}
+
+fn tensor_info(t: &serde_json::Value) -> TensorInfo {
+    let dtype = t["dtype"]
+        .as_str()
+        .and_then(DType::from_name)
+        .map_or(0, DType::to_proto);
+    let tensor_shape = Some(match t["shape"].as_array() {
+        None => TensorShapeProto {
+            dim: Vec::new(),
+            unknown_rank: true,
+        },
+        Some(d) => TensorShapeProto {
+            dim: d
+                .iter()
+                .map(|x| tensor_shape_proto::Dim {
+                    size: x.as_i64().unwrap_or(-1),
+                    name: String::new(),
+                })
+                .collect(),
+            unknown_rank: false,
+        },
+    });
+    TensorInfo {
+        dtype,
+        tensor_shape,
+        encoding: t["name"]
+            .as_str()
+            .map(|n| crate::proto::tensor_info::Encoding::Name(n.to_string())),
+    }
+}
+
+fn metadata(app: &App, req: GetModelMetadataRequest) -> Result<Vec<u8>, Status> {
+    if req.metadata_field.is_empty() {
+        return Err(Status::invalid(
+            "GetModelMetadataRequest must specify at least one metadata_field",
+        ));
+    }
+    if let Some(f) = req.metadata_field.iter().find(|f| *f != "signature_def") {
+        return Err(Status::invalid(format!(
+            "Metadata field {f} is not supported"
+        )));
+    }
+    let (name, sel) = selector(&req.model_spec)?;
+    let sv = app.manager.find(&name, &sel)?;
+    let mut map = SignatureDefMap::default();
+    if let Some(sigs) = sv.signatures.as_object() {
+        for (k, s) in sigs {
+            let io = |m: &serde_json::Value| -> BTreeMap<String, TensorInfo> {
+                m.as_object()
+                    .map(|o| o.iter().map(|(k, t)| (k.clone(), tensor_info(t))).collect())
+                    .unwrap_or_default()
+            };
+            map.signature_def.insert(
+                k.clone(),
+                SignatureDef {
+                    inputs: io(&s["inputs"]),
+                    outputs: io(&s["outputs"]),
+                    method_name: s["method_name"].as_str().unwrap_or_default().to_string(),
+                },
+            );
+        }
+    }
+    let mut metadata = BTreeMap::new();
+    metadata.insert(
+        "signature_def".to_string(),
+        AnyProto {
+            type_url: "type.googleapis.com/tensorflow.serving.SignatureDefMap".into(),
+            value: map.encode_to_vec(),
+        },
+    );
+    Ok(GetModelMetadataResponse {
+        model_spec: Some(spec_reply(&name, sv.version, "")),
+        metadata,
+    }
+    .encode_to_vec())
+}
+
+fn model_status(app: &App, req: GetModelStatusRequest) -> Result<Vec<u8>, Status> {
+    let (name, sel) = selector(&req.model_spec)?;
+    let entry =
+        app.manager.models().get(&name).ok_or_else(|| {
+            Status::not_found(format!("Could not find any versions of model {name}"))
+        })?;
+    let mut list = entry.statuses();
+    if list.is_empty() {
+        return Err(Status::not_found(format!(
+            "Could not find any versions of model {name}"
+        )));
+    }
+    if let VersionSel::Number(v) = sel {
+        list.retain(|(x, _)| *x == v);
+        if list.is_empty() {
+            return Err(Status::not_found(format!(
+                "Could not find version {v} of model {name}"
+            )));
+        }
+    }
+    Ok(GetModelStatusResponse {
+        model_version_status: list
+            .into_iter()
+            .map(|(v, st)| ModelVersionStatus {
+                version: v,
+                state: st.state.value(),
+                status: Some(StatusProto {
+                    error_code: if st.error.is_some() {
+                        Code::Unknown as i32
+                    } else {
+                        0
+                    },
+                    error_message: st.error.unwrap_or_default(),
+                }),
+            })
+            .collect(),
+    }
+    .encode_to_vec())
+}
+
+/// A request tensor (TF's `Tensor::FromProto`): content bytes, or typed values where one value
+/// broadcasts and none means zeros.
+pub fn from_proto(tp: &TensorProto, max_elements: usize) -> Result<Tensor, Status> {
+    let dtype = DType::from_proto(tp.dtype)
+        .ok_or_else(|| Status::invalid(format!("unsupported tensor dtype {}", tp.dtype)))?;
+    let shape: Vec<usize> = tp
+        .tensor_shape
+        .as_ref()
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| {
+                    usize::try_from(d.size)
+                        .map_err(|_| Status::invalid(format!("invalid dim {}", d.size)))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= max_elements)
+        .ok_or_else(|| {
+            Status::exhausted(format!(
+                "tensor of shape {shape:?} exceeds the cap of {max_elements} elements"
+            ))
+        })?;
+    let bad = |what: &str| {
+        Status::invalid(format!(
+            "tensor proto of dtype {} and shape {shape:?}: {what}",
+            dtype.name()
+        ))
+    };
+    fn fill<T: Clone + Default>(vals: Vec<T>, n: usize) -> Option<Vec<T>> {
+        match vals.len() {
+            0 => Some(vec![T::default(); n]),
+            l if l == n => Some(vals),
+            1 if n > 1 => Some(vec![vals[0].clone(); n]),
+            _ => None,
+        }
+    }
+    macro_rules! raw {
+        ($t:ty) => {{
+            let sz = std::mem::size_of::<$t>();
+            if tp.tensor_content.len() != n * sz {
+                return Err(bad("tensor_content has the wrong size"));
+            }
+            tp.tensor_content
+                .chunks_exact(sz)
+                .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk of size_of")))
+                .collect::<Vec<$t>>()
+        }};
+    }
+    macro_rules! typed {
+        ($t:ty, $field:expr, $conv:expr) => {{
+            let v: Vec<$t> = if !tp.tensor_content.is_empty() {
+                raw!($t)
+            } else {
+                fill($field.iter().map($conv).collect::<Vec<$t>>(), n)
+                    .ok_or_else(|| bad("value count does not match the shape"))?
+            };
+            Tensor::from_vec(&shape, v)
+        }};
+    }
+    let t = match dtype {
+        DType::F32 => typed!(f32, tp.float_val, |&x| x),
+        DType::F64 => typed!(f64, tp.double_val, |&x| x),
+        DType::I32 => typed!(i32, tp.int_val, |&x| x),
+        DType::I16 => typed!(i16, tp.int_val, |&x| x as i16),
+        DType::I8 => typed!(i8, tp.int_val, |&x| x as i8),
+        DType::U8 => typed!(u8, tp.int_val, |&x| x as u8),
+        DType::U16 => typed!(u16, tp.int_val, |&x| x as u16),
+        DType::I64 => typed!(i64, tp.int64_val, |&x| x),
+        DType::U32 => typed!(u32, tp.uint32_val, |&x| x),
+        DType::U64 => typed!(u64, tp.uint64_val, |&x| x),
+        DType::F16 => {
+            let v: Vec<half::f16> = if !tp.tensor_content.is_empty() {
+                raw!(u16).into_iter().map(half::f16::from_bits).collect()
+            } else {
+                fill(
+                    tp.half_val
+                        .iter()
+                        .map(|&x| half::f16::from_bits(x as u16))
+                        .collect(),
+                    n,
+                )
+                .ok_or_else(|| bad("value count does not match the shape"))?
+            };
+            Tensor::from_vec(&shape, v)
+        }
+        DType::BF16 => {
+            let v: Vec<half::bf16> = if !tp.tensor_content.is_empty() {
+                raw!(u16).into_iter().map(half::bf16::from_bits).collect()
+            } else {
+                fill(
+                    tp.half_val
+                        .iter()
+                        .map(|&x| half::bf16::from_bits(x as u16))
+                        .collect(),
+                    n,
+                )
+                .ok_or_else(|| bad("value count does not match the shape"))?
+            };
+            Tensor::from_vec(&shape, v)
+        }
+        DType::Bool => {
+            let v: Vec<bool> = if !tp.tensor_content.is_empty() {
+                if tp.tensor_content.len() != n {
+                    return Err(bad("tensor_content has the wrong size"));
+                }
+                tp.tensor_content.iter().map(|&b| b != 0).collect()
+            } else {
+                fill(tp.bool_val.clone(), n)
+                    .ok_or_else(|| bad("value count does not match the shape"))?
+            };
+            Tensor::from_vec(&shape, v)
+        }
+        DType::String => {
+            let v = fill(
+                tp.string_val
+                    .iter()
+                    .map(|s| TBytes::copy_from_slice(s))
+                    .collect(),
+                n,
+            )
+            .ok_or_else(|| bad("value count does not match the shape"))?;
+            Tensor::from_vec(&shape, v)
+        }
+        other => return Err(bad(&format!("dtype {} cannot be sent", other.name()))),
+    };
+    t.map_err(|e| bad(&e.to_string()))
+}
+
+/// A reply tensor in the typed `*_val` fields (TF's `AsProtoField`).
+pub fn to_proto(t: &Tensor) -> Result<TensorProto, Status> {
+    let mut p = TensorProto {
+        dtype: t.dtype().to_proto(),
+        tensor_shape: Some(TensorShapeProto {
+            dim: t
+                .shape()
+                .iter()
+                .map(|&d| tensor_shape_proto::Dim {
+                    size: d as i64,
+                    name: String::new(),
+                })
+                .collect(),
+            unknown_rank: false,
+        }),
+        ..TensorProto::default()
+    };
+    match t.data() {
+        Data::F32(b) => p.float_val = b.to_vec(),
+        Data::F64(b) => p.double_val = b.to_vec(),
+        Data::I32(b) => p.int_val = b.to_vec(),
+        Data::I16(b) => p.int_val = b.iter().map(|&x| x as i32).collect(),
+        Data::I8(b) => p.int_val = b.iter().map(|&x| x as i32).collect(),
+        Data::U8(b) => p.int_val = b.iter().map(|&x| x as i32).collect(),
+        Data::U16(b) => p.int_val = b.iter().map(|&x| x as i32).collect(),
+        Data::I64(b) => p.int64_val = b.to_vec(),
+        Data::U32(b) => p.uint32_val = b.to_vec(),
+        Data::U64(b) => p.uint64_val = b.to_vec(),
+        Data::Bool(b) => p.bool_val = b.to_vec(),
+        Data::F16(b) => p.half_val = b.iter().map(|x| x.to_bits() as i32).collect(),
+        Data::BF16(b) => p.half_val = b.iter().map(|x| x.to_bits() as i32).collect(),
+        Data::String(b) => p.string_val = b.iter().map(|s| s.to_vec()).collect(),
+        _ => {
+            return Err(Status::invalid(format!(
+                "output dtype {} cannot be serialized",
+                t.dtype().name()
+            )))
+        }
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensor_proto_round_trip_and_broadcast() {
+        let t = Tensor::from_vec(&[2, 2], vec![1.0f32, 2.0, 3.0, 4.0]).unwrap();
+        let p = to_proto(&t).unwrap();
+        let back = from_proto(&p, 100).unwrap();
+        assert_eq!(
+            back.as_slice::<f32>().unwrap(),
+            t.as_slice::<f32>().unwrap()
+        );
+        let mut one = p.clone();
+        one.float_val = vec![7.0];
+        assert_eq!(
+            from_proto(&one, 100).unwrap().as_slice::<f32>().unwrap(),
+            &[7.0; 4]
+        );
+        let mut raw = p.clone();
+        raw.float_val.clear();
+        raw.tensor_content = [1.0f32, 2.0, 3.0, 4.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert_eq!(
+            from_proto(&raw, 100).unwrap().as_slice::<f32>().unwrap(),
+            &[1.0, 2.0, 3.0, 4.0]
+        );
+        raw.tensor_content.pop();
+        assert!(from_proto(&raw, 100).is_err());
+        assert_eq!(from_proto(&p, 3).unwrap_err().code, Code::ResourceExhausted);
+        let mut neg = p;
+        neg.tensor_shape.as_mut().unwrap().dim[0].size = -1;
+        assert!(from_proto(&neg, 100).is_err());
+    }
+}

@@ -1,0 +1,387 @@
+//! `tfhub serve`: TensorFlow Serving's model server API (REST `/v1`, gRPC
+//! `tensorflow.serving.PredictionService` / `ModelService`) and KServe's Open Inference
+//! Protocol v2 REST, over the public model API only (`Model`, `Signature`, `Tensor`).
+//!
+//! Map: [`flags`] (tensorflow_model_server's command line), [`config`] (text-format configs),
+//! [`models`] (version lifecycle), [`batch`] (dynamic batching), [`tfjson`] (TF's JSON
+//! tensor mapping), `rest` (HTTP routes), `grpc` (gRPC framed by hand over hyper's HTTP/2),
+//! [`metrics`] (Prometheus page, structured logs), [`status`] (codes).
+//!
+//! Key decisions: hyper + tokio (already in the tree through reqwest) rather than
+//! axum/tonic, to keep the build lean; model calls run off the async threads (a bounded
+//! blocking pool, or the batching pool), so a slow model never stalls I/O; every request
+//! holds an `Arc` of the version it resolved, which makes version swaps free of failures.
+
+pub mod batch;
+pub mod config;
+pub mod flags;
+mod grpc;
+pub mod metrics;
+pub mod models;
+mod rest;
+pub mod status;
+pub mod tfjson;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+
+pub use flags::ServeOptions;
+use metrics::{log, Metrics};
+use models::{Manager, Servable};
+use status::{Code, Status};
+
+use crate::api::LoadOptions;
+use crate::tensor::Tensor;
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub manager: Arc<Manager>,
+    pub metrics: Arc<Metrics>,
+    pub opts: ServeOptions,
+    /// Unbatched requests admitted (running or waiting for a compute slot).
+    admitted: AtomicUsize,
+    compute: tokio::sync::Semaphore,
+    pub draining: AtomicBool,
+}
+
+struct Admitted<'a>(&'a AtomicUsize);
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl App {
+    pub fn limits(&self) -> tfjson::DecodeLimits {
+        tfjson::DecodeLimits {
+            max_elements: self.opts.max_tensor_elements,
+        }
+    }
+
+    /// Runs `signature` of `sv` on `inputs` (any order; names must match exactly), batched
+    /// when batching is on, else on the bounded blocking pool.
+    pub async fn predict(
+        &self,
+        sv: &Arc<Servable>,
+        signature: &str,
+        mut inputs: Vec<(String, Tensor)>,
+        api: &str,
+    ) -> Result<BTreeMap<String, Tensor>, Status> {
+        let sig = sv.model.signature(signature).map_err(|_| {
+            Status::invalid(format!(
+                "Serving signature name: \"{signature}\" not found in signature def"
+            ))
+        })?;
+        let want: Vec<&str> = sig.inputs().iter().map(|s| s.key.as_str()).collect();
+        let extra: Vec<&str> = inputs
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !want.contains(k))
+            .collect();
+        let missing: Vec<&str> = want
+            .iter()
+            .copied()
+            .filter(|w| !inputs.iter().any(|(k, _)| k == w))
+            .collect();
+        if !extra.is_empty() || !missing.is_empty() || inputs.len() != want.len() {
+            return Err(Status::invalid(format!(
+                "input size does not match signature: {}!={} len({{{}}}). Sent extra: {{{}}}. \
+                 Missing but required: {{{}}}.",
+                inputs.len(),
+                want.len(),
+                want.join(","),
+                extra.join(","),
+                missing.join(",")
+            )));
+        }
+        inputs.sort_by_key(|(k, _)| want.iter().position(|w| w == k));
+        self.metrics.served(&sv.name, sv.version, signature);
+        let t0 = Instant::now();
+        let out = if let Some(b) = sv.batcher(signature) {
+            let rx = b.submit(inputs.into_iter().map(|(_, t)| t).collect())?;
+            rx.await
+                .map_err(|_| Status::internal("batch execution failed"))??
+        } else {
+            let n = self.admitted.fetch_add(1, Ordering::SeqCst);
+            let _guard = Admitted(&self.admitted);
+            if n >= self.opts.max_concurrent + self.opts.max_queued {
+                return Err(Status::exhausted(format!(
+                    "server is at capacity: {} requests running or queued",
+                    n
+                )));
+            }
+            let _permit = self
+                .compute
+                .acquire()
+                .await
+                .map_err(|_| Status::new(Code::Unavailable, "server is shutting down"))?;
+            let sv = sv.clone();
+            let name = signature.to_string();
+            tokio::task::spawn_blocking(move || {
+                let sig = sv.model.signature(&name).map_err(Status::from)?;
+                sig.call(inputs).map_err(Status::from)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("model call failed: {e}")))??
+        };
+        self.metrics.runtime(&sv.name, api, t0.elapsed());
+        Ok(out)
+    }
+
+    /// `fut` under the request deadline (`--rest_api_timeout_in_ms`, or the client's).
+    pub async fn with_deadline<T>(
+        &self,
+        deadline: Option<Duration>,
+        fut: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        match deadline.or(self.opts.timeout) {
+            None => fut.await,
+            Some(d) => tokio::time::timeout(d, fut)
+                .await
+                .unwrap_or_else(|_| Err(Status::new(Code::DeadlineExceeded, "Deadline Exceeded"))),
+        }
+    }
+}
+
+/// A running server: models loaded, ports bound, serving on its own runtime.
+#[derive(Debug)]
+pub struct Server {
+    rest: Option<SocketAddr>,
+    grpc: Option<SocketAddr>,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    poller: Option<std::thread::JoinHandle<()>>,
+    app: Arc<App>,
+}
+
+impl Server {
+    /// Loads the initial versions (like TF, ports open only after that), binds the ports and
+    /// starts serving in background threads.
+    ///
+    /// # Errors
+    /// A version that fails to load at startup, a port that cannot be bound.
+    pub fn start(opts: ServeOptions) -> Result<Server, String> {
+        let metrics = Arc::new(Metrics::default());
+        let pool = opts.batching.clone().map(batch::Pool::new);
+        let load = LoadOptions {
+            tags: opts.tags.clone(),
+            ..LoadOptions::default()
+        };
+        let manager = Manager::new(opts.models.clone(), load, pool, metrics.clone());
+        manager.initial_load()?;
+        let poller = manager.spawn_poller(opts.poll_wait);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4)))
+            .max_blocking_threads(opts.max_concurrent.max(1) + 4)
+            .thread_name("serve-io")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("tokio runtime: {e}"))?;
+        let bind = |port: u16| -> Result<std::net::TcpListener, String> {
+            let l = std::net::TcpListener::bind((opts.bind, port))
+                .map_err(|e| format!("cannot bind {}:{port}: {e}", opts.bind))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            Ok(l)
+        };
+        let rest_l = opts.rest_port.map(bind).transpose()?;
+        let grpc_l = opts.grpc_port.map(bind).transpose()?;
+        let rest = rest_l.as_ref().and_then(|l| l.local_addr().ok());
+        let grpc = grpc_l.as_ref().and_then(|l| l.local_addr().ok());
+        let app = Arc::new(App {
+            manager,
+            metrics,
+            compute: tokio::sync::Semaphore::new(opts.max_concurrent.max(1)),
+            admitted: AtomicUsize::new(0),
+            opts,
+            draining: AtomicBool::new(false),
+        });
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let app2 = app.clone();
+        let thread = std::thread::Builder::new()
+            .name("serve".into())
+            .spawn(move || rt.block_on(serve(app2, rest_l, grpc_l, stop_rx)))
+            .map_err(|e| e.to_string())?;
+        log(
+            "info",
+            "serving",
+            &[
+                ("rest", json!(rest.map(|a| a.to_string()))),
+                ("grpc", json!(grpc.map(|a| a.to_string()))),
+            ],
+        );
+        Ok(Server {
+            rest,
+            grpc,
+            stop,
+            thread: Some(thread),
+            poller,
+            app,
+        })
+    }
+
+    /// The bound REST address.
+    pub fn rest_addr(&self) -> Option<SocketAddr> {
+        self.rest
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc
+    }
+
+    /// Stops accepting, waits for in-flight requests (up to `--drain_timeout_seconds`), stops
+    /// the poller.
+    pub fn shutdown(mut self) {
+        self.app.draining.store(true, Ordering::SeqCst);
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.app.manager.stop();
+        if let Some(p) = self.poller.take() {
+            let _ = p.join();
+        }
+        log("info", "stopped", &[]);
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub fn run_until_signal(self) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime for signals");
+        rt.block_on(async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        });
+        log("info", "signal received; draining", &[]);
+        self.shutdown();
+    }
+}
+
+async fn serve(
+    app: Arc<App>,
+    rest: Option<std::net::TcpListener>,
+    grpc: Option<std::net::TcpListener>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
+    let mut tasks = Vec::new();
+    if let Some(l) = rest {
+        tasks.push(tokio::spawn(accept_loop(
+            app.clone(),
+            l,
+            false,
+            stop.clone(),
+            graceful.clone(),
+        )));
+    }
+    if let Some(l) = grpc {
+        tasks.push(tokio::spawn(accept_loop(
+            app.clone(),
+            l,
+            true,
+            stop.clone(),
+            graceful.clone(),
+        )));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let graceful = Arc::try_unwrap(graceful).unwrap_or_default();
+    if tokio::time::timeout(app.opts.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        log(
+            "warn",
+            "drain timeout: closing connections with requests in flight",
+            &[],
+        );
+    }
+}
+
+async fn accept_loop(
+    app: Arc<App>,
+    listener: std::net::TcpListener,
+    grpc: bool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    graceful: Arc<hyper_util::server::graceful::GracefulShutdown>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            log("error", "listener", &[("error", json!(e.to_string()))]);
+            return;
+        }
+    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    if grpc {
+        builder = builder.http2_only();
+    }
+    builder.http2().max_concurrent_streams(1024);
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => break,
+        };
+        let (stream, _) = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                log("warn", "accept failed", &[("error", json!(e.to_string()))]);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(stream);
+        let app = app.clone();
+        let conn = if grpc {
+            let svc = hyper::service::service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, std::convert::Infallible>(grpc::handle(app, req).await) }
+            });
+            let c = builder.serve_connection(io, svc).into_owned();
+            let w = graceful.watch(c);
+            tokio::spawn(async move {
+                let _ = w.await;
+            })
+        } else {
+            let svc = hyper::service::service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, std::convert::Infallible>(rest::handle(app, req).await) }
+            });
+            let c = builder.serve_connection(io, svc).into_owned();
+            let w = graceful.watch(c);
+            tokio::spawn(async move {
+                let _ = w.await;
+            })
+        };
+        drop(conn);
+    }
+}
