@@ -111,3 +111,8 @@ fn inputs_json() {
 fn string_ops() {
     replay("string_ops", tfhub::fuzzing::string_ops);
 }
+
+#[test]
+fn image_decode() {
+    replay("image_decode", tfhub::fuzzing::image_decode);
+}
