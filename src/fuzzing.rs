@@ -39,6 +39,7 @@ pub fn limits() -> Limits {
         max_graph_nodes: 100_000,
         max_call_time: Some(std::time::Duration::from_secs(5)),
         max_pooled_bytes: 64 << 20,
+        max_image_pixels: 1 << 22,
     }
 }
 
@@ -592,4 +593,75 @@ pub fn sentencepiece(data: &[u8]) -> Result<usize, crate::sentencepiece::SpmErro
         std::hint::black_box(sp.piece_to_id(p));
     }
     Ok(plain.tokens.len())
+/// Decode ops the `image_decode` target drives, picked by the first byte.
+const IMAGE_OPS: &[&str] = &[
+    "DecodeImage",
+    "DecodePng",
+    "DecodeJpeg",
+    "DecodeGif",
+    "DecodeBmp",
+    "DecodeAndCropJpeg",
+    "ExtractJpegShape",
+];
+
+/// `image_decode` target: byte 0 picks the op (`IMAGE_OPS`), byte 1 the flags (channels
+/// 0/1/3/4, dtype uint8/uint16/float32, expand_animations, ratio 1/2/4/8,
+/// try_recover_truncated), the rest is the encoded image (JPEG, PNG, GIF, BMP or junk).
+/// The op is built through the registry and evaluated under [`limits`]; returns the output
+/// element count.
+pub fn image_decode(data: &[u8]) -> Result<usize, OpError> {
+    let (Some(&which), Some(&flags)) = (data.first(), data.get(1)) else {
+        return Ok(0);
+    };
+    let op = IMAGE_OPS[usize::from(which) % IMAGE_OPS.len()];
+    let image = Tensor::scalar(Bytes::copy_from_slice(&data[2..]));
+    let channels = [0i64, 1, 3, 4][usize::from(flags & 3)];
+    let mut attrs: Vec<(&str, attr_value::Value)> = Vec::new();
+    let mut inputs = vec![image];
+    match op {
+        "DecodeImage" | "DecodePng" => {
+            let dtype = match (op, flags >> 2 & 3) {
+                (_, 1) => DType::U16,
+                ("DecodeImage", 2) => DType::F32,
+                _ => DType::U8,
+            };
+            attrs.push(("dtype", attr_value::Value::Type(dtype.to_proto())));
+            attrs.push(("channels", attr_value::Value::I(channels)));
+            attrs.push(("expand_animations", attr_value::Value::B(flags & 16 != 0)));
+        }
+        "DecodeJpeg" | "DecodeAndCropJpeg" => {
+            attrs.push(("channels", attr_value::Value::I(channels)));
+            attrs.push(("ratio", attr_value::Value::I(1 << (flags >> 2 & 3))));
+            attrs.push((
+                "try_recover_truncated",
+                attr_value::Value::B(flags & 16 != 0),
+            ));
+            if op == "DecodeAndCropJpeg" {
+                inputs.push(Tensor::vector(vec![1i32, 2, 3, 4]));
+            }
+        }
+        "DecodeBmp" => attrs.push(("channels", attr_value::Value::I(channels))),
+        _ => {}
+    }
+    let attrs: BTreeMap<String, AttrValue> = attrs
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), AttrValue { value: Some(v) }))
+        .collect();
+    let build = registry()
+        .get(op)
+        .ok_or_else(|| OpError::Unimplemented(format!("{op} is not registered")))?;
+    let mut fns = NoFunctions;
+    let mut cx = BuildCtx {
+        node: "fuzz",
+        op,
+        attrs: &attrs,
+        num_inputs: inputs.len(),
+        scope: "",
+        max_const_elements: limits().max_const_elements,
+        functions: &mut fns,
+    };
+    let built = build(&mut cx)?;
+    let session = Session::new(PathBuf::from("."), None, limits());
+    let out = built.eval(&mut EvalCtx::new(&session), inputs)?;
+    Ok(out.iter().map(Tensor::len).sum())
 }

@@ -116,3 +116,8 @@ fn string_ops() {
 fn sentencepiece() {
     replay("sentencepiece", tfhub::fuzzing::sentencepiece);
 }
+
+#[test]
+fn image_decode() {
+    replay("image_decode", tfhub::fuzzing::image_decode);
+}

@@ -15,6 +15,7 @@ pub mod elementwise;
 pub mod epilogue;
 pub mod error;
 pub mod gemm;
+pub mod image;
 pub mod reduce;
 pub mod segment;
 pub mod simd;

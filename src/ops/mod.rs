@@ -10,6 +10,7 @@
 mod array;
 mod control;
 pub mod fused;
+mod image;
 mod list;
 mod lookup;
 mod math;
@@ -421,6 +422,10 @@ pub struct Limits {
     /// reuse by later calls, instead of returning them to the allocator; 0 turns reuse off.
     /// This memory stays allocated between calls, on top of each call's live bytes.
     pub max_pooled_bytes: usize,
+    /// Most pixels (height × width, summed over an animation's frames) an image decoder may
+    /// produce; checked against the file's header before any pixel buffer is allocated, so a
+    /// 65535×65535 header costs nothing. TF's own PNG cap is 2^29.
+    pub max_image_pixels: usize,
 }
 
 impl Default for Limits {
@@ -434,6 +439,7 @@ impl Default for Limits {
             max_loop_iterations: 10_000_000,
             max_call_time: None,
             max_pooled_bytes: 256 << 20,
+            max_image_pixels: 1 << 29,
         }
     }
 }
@@ -699,6 +705,7 @@ impl Registry {
         let mut r = Registry::default();
         array::register(&mut r);
         control::register(&mut r);
+        image::register(&mut r);
         list::register(&mut r);
         lookup::register(&mut r);
         math::register(&mut r);
