@@ -17,7 +17,7 @@ mod nn;
 pub(crate) mod refused;
 mod sparse;
 mod strings;
-mod variables;
+pub(crate) mod variables;
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
@@ -524,6 +524,8 @@ pub struct Session {
     pub checkpoint: Option<Arc<BundleReader>>,
     /// Caps.
     pub limits: Limits,
+    /// Accumulate per-op times in `graph::profile` (`LoadOptions::profile`).
+    pub profile: bool,
     resources: Mutex<HashMap<String, Handle>>,
     /// Freed buffers kept for later calls (`Limits::max_pooled_bytes`).
     pool: Arc<BufferPool>,
@@ -537,6 +539,7 @@ impl Session {
             checkpoint,
             pool: Arc::new(BufferPool::new(limits.max_pooled_bytes)),
             limits,
+            profile: false,
             resources: Mutex::new(HashMap::new()),
         }
     }
