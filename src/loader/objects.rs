@@ -40,11 +40,14 @@ const MAX_LISTED: usize = 2000;
 /// Deepest attribute path listed (deeper ones are still callable by path).
 const MAX_LIST_DEPTH: usize = 32;
 
+/// A concrete function's plan, or why it could not be compiled (kept: per entry point).
+type Compiled = std::result::Result<Arc<Plan>, Arc<Error>>;
+
 /// Lazily built state of the object graph of a loaded model.
 #[derive(Debug, Default)]
 pub(crate) struct Objects {
     /// Compiled concrete functions (or why they failed), by name.
-    plans: Mutex<HashMap<String, std::result::Result<Arc<Plan>, Arc<Error>>>>,
+    plans: Mutex<HashMap<String, Compiled>>,
     /// Bound capture values by node id.
     captures: Mutex<HashMap<i32, Tensor>>,
     /// Saved node id → checkpoint key of its VARIABLE_VALUE.
@@ -182,14 +185,14 @@ pub fn list_graph(g: &SavedObjectGraph) -> Result<Vec<CallableInfo>> {
             };
             let Ok(cn) = node(g, c.node_id) else { continue };
             match &cn.kind {
-                Some(Kind::Function(_)) | Some(Kind::BareConcreteFunction(_)) => {
-                    if out.len() < MAX_LISTED {
-                        out.push(CallableInfo {
-                            kind: kind_name(cn),
-                            signatures: concrete_signatures(g, cn),
-                            path: p,
-                        });
-                    }
+                Some(Kind::Function(_)) | Some(Kind::BareConcreteFunction(_))
+                    if out.len() < MAX_LISTED =>
+                {
+                    out.push(CallableInfo {
+                        kind: kind_name(cn),
+                        signatures: concrete_signatures(g, cn),
+                        path: p,
+                    });
                 }
                 Some(Kind::UserObject(_)) => queue.push_back((c.node_id, p, depth + 1)),
                 _ => {}
