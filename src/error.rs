@@ -115,6 +115,25 @@ pub enum Error {
         /// What is wrong (names the expected input, dtype or shape).
         what: String,
     },
+    /// A call to an object-graph function (or its binding) failed.
+    #[error("function {function:?}: {what}")]
+    Call {
+        /// The attribute path (`tokenize`, `__call__`).
+        function: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// No concrete function of an object-graph function accepts the call; every concrete
+    /// input signature that exists is listed.
+    #[error("function {function:?}: no concrete function matches the call (got {got}); it has {n} option(s):\n{}", .options.join("\n"), n = .options.len())]
+    NoMatchingFunction {
+        /// The attribute path.
+        function: String,
+        /// The arguments given.
+        got: String,
+        /// The concrete input signatures (and why each one refused the call).
+        options: Vec<String>,
+    },
     /// Resolving or downloading a handle failed.
     #[error(transparent)]
     Hub(Box<HubError>),
@@ -153,6 +172,22 @@ impl Error {
 impl From<CheckpointError> for Error {
     fn from(e: CheckpointError) -> Self {
         Error::Checkpoint(Box::new(e))
+    }
+}
+
+impl From<crate::saved_model::SavedModelError> for Error {
+    fn from(e: crate::saved_model::SavedModelError) -> Self {
+        use crate::saved_model::SavedModelError as S;
+        match e {
+            S::Io { path, source } => Error::Io { path, source },
+            S::Decode { path, what, source } => Error::Decode { path, what, source },
+            S::Invalid { path, what } => Error::InvalidModel { path, what },
+            S::NoMetaGraph { tags, available } => Error::NotFound {
+                what: "meta graph with tags",
+                name: tags,
+                available,
+            },
+        }
     }
 }
 

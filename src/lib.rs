@@ -1,7 +1,8 @@
 //! tfhub: TensorFlow Hub models in pure Rust.
 //!
-//! Module boundaries: `cli → api → { hub | graph → ops → kernels }`, `graph → saved_model →
-//! proto`; `tensor` is shared.
+//! Module boundaries: `cli → api → { hub | loader → { saved_model, graph → ops → kernels } }`,
+//! `graph → saved_model → proto`; `tensor` is shared. `loader` owns the load sequence, the
+//! checked meta-graph view and the TF2 object graph; `api` is the thin public surface.
 #![warn(missing_debug_implementations)]
 
 pub mod api;
@@ -10,6 +11,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod graph;
 pub mod hub;
+pub mod loader;
 pub mod ops;
 #[doc(hidden)]
 pub mod proto;
@@ -19,6 +21,6 @@ pub mod sentencepiece;
 pub mod serve;
 pub mod tensor;
 
-pub use api::{load, KerasLayer, Model, Signature};
+pub use api::{load, Function, KerasLayer, Model, Signature, Value};
 pub use error::{Error, Result};
 pub use tensor::{Bytes, DType, Tensor};

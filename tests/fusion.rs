@@ -64,9 +64,15 @@ fn keras2_fused_batch_norms_fuse_and_match_golden() -> common::TestResult {
 #[test]
 fn fusion_follows_the_env_switch() -> common::TestResult {
     let off = std::env::var_os("TFHUB_NO_FUSION").is_some_and(|v| !v.is_empty() && v != "0");
+    // The library reads no environment: the switch maps onto `LoadOptions::fusion`, as the
+    // CLI maps it.
+    let opts = tfhub::api::LoadOptions {
+        fusion: !off,
+        ..Default::default()
+    };
     for name in ["cnn_keras2", "mobilenet_v2_small", "mlp"] {
         let dir = fixture(name);
-        let model = tfhub::load(&dir)?;
+        let model = tfhub::Model::load_with(&dir, &opts)?;
         let outs =
             model
                 .signature("serving_default")?

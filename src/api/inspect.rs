@@ -1,14 +1,16 @@
-//! `tfhub inspect`: what `saved_model_cli show --all` prints, as data. Parses only; runs
-//! nothing, so it works on models with ops tfhub cannot run.
+//! `tfhub inspect`: what `saved_model_cli show --all` prints, as data: tags, signatures,
+//! assets, the object graph's callable attributes with their concrete signatures, variables,
+//! and which entry points tfhub can run (compiled, never run). Reads the meta graphs through
+//! the loader's `MetaView`, so inspect and the loader see the same thing.
 
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
 use crate::error::Result;
-use crate::proto::TensorInfo;
+use crate::loader::{list_graph, LoadOptions, MetaView, TensorSpec};
 use crate::saved_model::checkpoint::BundleReader;
-use crate::saved_model::{sorted_tags, SavedModel};
+use crate::saved_model::SavedModel;
 use crate::tensor::DType;
 
 /// A model's structure: meta graphs (tags, signatures, assets) and checkpoint variables.
@@ -37,30 +39,38 @@ fn dtype_name(v: i32) -> String {
     }
 }
 
-fn tensor_info(ti: &TensorInfo) -> Value {
-    let name = match &ti.encoding {
-        Some(crate::proto::tensor_info::Encoding::Name(n)) => n.clone(),
-        _ => String::new(),
-    };
+fn tensor_info(ti: &crate::proto::TensorInfo) -> Value {
+    let t = TensorSpec::from_info("", ti);
+    // A TensorInfo without a shape prints as `[]`, as TF's own tools do.
     let shape = match &ti.tensor_shape {
         Some(s) if s.unknown_rank => Value::Null,
         Some(s) => json!(s.dim.iter().map(|d| d.size).collect::<Vec<_>>()),
         None => json!([]),
     };
-    json!({"name": name, "dtype": dtype_name(ti.dtype), "shape": shape})
+    json!({"name": t.tensor, "dtype": dtype_name(ti.dtype), "shape": shape})
 }
 
-/// Reads a SavedModel directory (or frozen GraphDef) and its checkpoint index.
+/// Reads a SavedModel directory (or frozen GraphDef) and its checkpoint index, and compiles
+/// (never runs) its entry points with default options to say which are runnable.
 ///
 /// # Errors
 /// Unreadable or invalid `saved_model.pb` or checkpoint index.
 pub fn inspect(path: &Path) -> Result<Inspection> {
+    inspect_with(path, &LoadOptions::default())
+}
+
+/// [`inspect`] with the options (tags, caps) the model would be loaded with.
+///
+/// # Errors
+/// As [`inspect`].
+pub fn inspect_with(path: &Path, opts: &LoadOptions) -> Result<Inspection> {
     let sm = SavedModel::open(path)?;
     let mut metas = Vec::new();
     for mg in &sm.meta_graphs {
+        let view = MetaView::new(mg);
         let mut sigs = Map::new();
         for (key, sd) in &mg.signature_def {
-            let io = |m: &std::collections::BTreeMap<String, TensorInfo>| {
+            let io = |m: &std::collections::BTreeMap<String, crate::proto::TensorInfo>| {
                 Value::Object(m.iter().map(|(k, v)| (k.clone(), tensor_info(v))).collect())
             };
             sigs.insert(
@@ -69,16 +79,20 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
                        "outputs": io(&sd.outputs)}),
             );
         }
-        let mut assets: Vec<&str> = mg
-            .asset_file_def
-            .iter()
-            .map(|a| a.filename.as_str())
-            .collect();
+        let mut assets: Vec<&str> = view.assets.iter().map(|a| a.filename.as_str()).collect();
         assets.sort_unstable();
+        let callables: Vec<Value> = view
+            .object_graph
+            .and_then(|g| list_graph(g).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| json!({"path": c.path, "kind": c.kind, "concrete_signatures": c.signatures}))
+            .collect();
         let graph = mg.graph_def.as_ref();
         metas.push(json!({
-            "tags": sorted_tags(mg),
+            "tags": view.tags,
             "signatures": sigs,
+            "callables": callables,
             "asset_files": assets,
             "has_saver_def": mg.saver_def.is_some(),
             "nodes": graph.map_or(0, |g| g.node.len()),
@@ -101,8 +115,16 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
             );
         }
     }
+    let runnable = match crate::loader::runnable(path, opts) {
+        Ok(v) => Value::Object(
+            v.into_iter()
+                .map(|(k, e)| (k, e.map_or(json!(true), |e| json!({"error": e}))))
+                .collect(),
+        ),
+        Err(e) => json!({"error": e.to_string()}),
+    };
     Ok(Inspection {
-        json: json!({"meta_graphs": metas, "variables": vars}),
+        json: json!({"meta_graphs": metas, "variables": vars, "runnable": runnable}),
     })
 }
 
@@ -134,7 +156,42 @@ impl Inspection {
                     let _ = writeln!(s, "  method: {}", sig["method_name"].as_str().unwrap_or(""));
                 }
             }
+            if let Some(cs) = mg["callables"].as_array().filter(|c| !c.is_empty()) {
+                let _ = writeln!(s, "\nConcrete Functions (callable attributes):");
+                for c in cs {
+                    let _ = writeln!(s, "  {}:", c["path"].as_str().unwrap_or(""));
+                    for (i, sig) in c["concrete_signatures"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .enumerate()
+                    {
+                        let _ =
+                            writeln!(s, "    Option #{}: {}", i + 1, sig.as_str().unwrap_or(""));
+                    }
+                }
+            }
             let _ = writeln!(s, "\nassets: {}", mg["asset_files"]);
+        }
+        let _ = writeln!(s, "\nentry points (compiled, not run):");
+        match self.json["runnable"].as_object() {
+            Some(m) if m.contains_key("error") && m.len() == 1 => {
+                let _ = writeln!(s, "  model does not load: {}", m["error"]);
+            }
+            Some(m) => {
+                for (k, v) in m {
+                    match v.get("error") {
+                        Some(e) => {
+                            let _ =
+                                writeln!(s, "  {k}: NOT runnable: {}", e.as_str().unwrap_or(""));
+                        }
+                        None => {
+                            let _ = writeln!(s, "  {k}: runnable");
+                        }
+                    }
+                }
+            }
+            None => {}
         }
         let _ = writeln!(s, "\nvariables:");
         if let Some(vars) = self.json["variables"].as_object() {

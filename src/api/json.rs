@@ -164,3 +164,147 @@ fn float(v: f64) -> Value {
         json!("-inf")
     }
 }
+
+/// Deepest JSON nesting [`value_from_json`] accepts.
+const MAX_VALUE_DEPTH: usize = 32;
+
+/// A function argument from JSON (the `tfhub run --function` contract): a list stays a list
+/// (converted to a tensor of the expected dtype where the function expects a tensor, as TF
+/// converts Python lists), an object with `row_splits` is a ragged tensor
+/// `{"values": [...], "row_splits": [[outer...], ..., [inner...]], "dtype"?: "int64",
+/// "row_splits_dtype"?: "int64"}` (dtype defaults: int64 for integers, float32 for numbers,
+/// string for strings, bool for booleans), any other object a dict, `null` None, and numbers,
+/// strings and booleans Python constants.
+///
+/// # Errors
+/// [`JsonTensorError`] for bad ragged values, unknown dtypes, or nesting deeper than 32.
+pub fn value_from_json(v: &Value) -> Result<crate::api::Value, JsonTensorError> {
+    value_at(v, 0)
+}
+
+fn value_at(v: &Value, depth: usize) -> Result<crate::api::Value, JsonTensorError> {
+    use crate::api::Value as V;
+    if depth > MAX_VALUE_DEPTH {
+        return Err(JsonTensorError::TooLarge);
+    }
+    Ok(match v {
+        Value::Null => V::None,
+        Value::Bool(b) => V::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => V::Int(i),
+            None => V::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => V::Str(s.clone()),
+        Value::Array(items) => V::List(
+            items
+                .iter()
+                .map(|x| value_at(x, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(m) if m.contains_key("row_splits") => V::Ragged(ragged_from_json(v)?),
+        Value::Object(m) if m.contains_key("b64") => {
+            return Err(JsonTensorError::Ragged(
+                "a {\"b64\": ...} value must sit inside a list given for a tensor".into(),
+            ))
+        }
+        Value::Object(m) => V::Dict(
+            m.iter()
+                .map(|(k, x)| Ok((k.clone(), value_at(x, depth + 1)?)))
+                .collect::<Result<_, JsonTensorError>>()?,
+        ),
+    })
+}
+
+fn dtype_named(v: Option<&Value>, default: DType) -> Result<DType, JsonTensorError> {
+    match v.and_then(Value::as_str) {
+        None => Ok(default),
+        Some(n) => DType::from_name(n).ok_or_else(|| JsonTensorError::Value {
+            value: n.to_string(),
+            dtype: default,
+        }),
+    }
+}
+
+fn ragged_from_json(v: &Value) -> Result<crate::api::RaggedTensor, JsonTensorError> {
+    let bad = |what: &str| JsonTensorError::Ragged(format!("ragged value: {what}"));
+    let values = v.get("values").ok_or_else(|| bad("missing \"values\""))?;
+    let mut leaf = values;
+    while let Value::Array(a) = leaf {
+        match a.first() {
+            Some(x) => leaf = x,
+            None => break,
+        }
+    }
+    let guess = match leaf {
+        Value::String(_) => DType::String,
+        Value::Bool(_) => DType::Bool,
+        Value::Number(n) if n.is_f64() => DType::F32,
+        _ => DType::I64,
+    };
+    let dtype = dtype_named(v.get("dtype"), guess)?;
+    let splits_dtype = dtype_named(v.get("row_splits_dtype"), DType::I64)?;
+    let flat_values = tensor_from_json(values, dtype)?;
+    let Some(Value::Array(splits)) = v.get("row_splits") else {
+        return Err(bad("\"row_splits\" must be a list of lists"));
+    };
+    if splits.is_empty() {
+        return Err(bad("\"row_splits\" is empty (ragged_rank must be >= 1)"));
+    }
+    let row_splits = splits
+        .iter()
+        .map(|s| match s {
+            Value::Array(_) => tensor_from_json(s, splits_dtype),
+            _ => Err(bad("each row_splits entry must be a list")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::api::RaggedTensor {
+        flat_values,
+        row_splits,
+    })
+}
+
+/// A function result as JSON (the `tfhub run --function` output): at top level a single
+/// tensor or ragged tensor is `{"output_0": ...}`, a tuple or list `{"output_<i>": ...}`, a dict
+/// keyed as it is; a tensor is `{"dtype", "shape", "values"}`, a ragged tensor `{"dtype",
+/// "values", "row_splits": [outer, ..., inner]}`, None `null`.
+pub fn result_to_json(v: &crate::api::Value) -> Value {
+    use crate::api::Value as V;
+    match v {
+        V::Tensor(_) | V::Ragged(_) => json!({"output_0": value_to_json(v)}),
+        other => value_to_json(other),
+    }
+}
+
+/// One value as JSON (see [`result_to_json`]).
+pub fn value_to_json(v: &crate::api::Value) -> Value {
+    use crate::api::Value as V;
+    match v {
+        V::Tensor(t) => tensor_to_json(t),
+        V::Ragged(r) => {
+            let flat = tensor_to_json(&r.flat_values);
+            let splits: Vec<Value> = r
+                .row_splits
+                .iter()
+                .map(|s| tensor_to_json(s)["values"].clone())
+                .collect();
+            json!({"dtype": flat["dtype"], "values": flat["values"], "row_splits": splits})
+        }
+        V::List(items) | V::Tuple(items) => Value::Object(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (format!("output_{i}"), value_to_json(x)))
+                .collect(),
+        ),
+        V::Dict(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), value_to_json(x)))
+                .collect(),
+        ),
+        V::None => Value::Null,
+        V::Bool(b) => json!(b),
+        V::Int(i) => json!(i),
+        V::Float(x) => float(*x),
+        V::Str(s) => json!(s),
+    }
+}

@@ -1,96 +1,26 @@
-//! The public surface: [`load`], [`Model`], [`Signature`], [`inspect`].
-//!
-//! Loading follows TensorFlow's C++ loader (`cc/saved_model/loader.cc`): pick the meta graph
-//! by tags, restore variables by running the SaverDef's restore op with the checkpoint prefix
-//! fed, feed asset paths, run the init op, then compile each signature into a plan. All plans
-//! are compiled before anything runs, so every unsupported op is reported at once, at load.
+//! The public surface: [`load`], [`Model`], [`Signature`], [`Function`], [`KerasLayer`],
+//! [`inspect`]. Thin: the load sequence, the meta-graph view and the object graph live in
+//! `crate::loader`; this module wraps them in the types users hold.
 
 mod inspect;
 pub mod json;
 mod keras_layer;
 
-pub use inspect::{inspect, Inspection};
-pub use keras_layer::KerasLayer;
+pub use inspect::{inspect, inspect_with, Inspection};
+pub use keras_layer::{EntryPoint, KerasLayer, KerasOptions};
+
+pub use crate::loader::structure::{RaggedTensor, Spec, Value};
+pub use crate::loader::{CallableInfo, LoadOptions, TensorSpec};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use prost::Message;
-
-use crate::error::{Error, RefusedOp, Result, UnsupportedOp};
+use crate::error::{Error, Result};
 use crate::graph::{Compiler, Feed, Fetch, Plan};
-use crate::ops::{EvalCtx, Limits, Registry, Session};
-use crate::proto::{AssetFileDef, MetaGraphDef, TensorInfo};
-use crate::saved_model::checkpoint::BundleReader;
-use crate::saved_model::{SavedModel, INIT_OP_SIGNATURE_KEY, SERVE_TAG};
-use crate::tensor::{Bytes, DType, Tensor};
-
-fn registry() -> &'static Registry {
-    static R: OnceLock<Registry> = OnceLock::new();
-    R.get_or_init(Registry::with_all_ops)
-}
-
-/// How to load a model.
-#[derive(Debug, Clone)]
-pub struct LoadOptions {
-    /// Meta graph tags (exact set); default `["serve"]`.
-    pub tags: Vec<String>,
-    /// Resource caps.
-    pub limits: Limits,
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        LoadOptions {
-            tags: vec![SERVE_TAG.to_string()],
-            limits: Limits::default(),
-        }
-    }
-}
-
-/// Name, dtype and shape of a signature input or output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TensorSpec {
-    /// The key users see (`sentences`, `output_0`).
-    pub key: String,
-    /// The graph tensor (`serving_default_sentences:0`).
-    pub tensor: String,
-    /// Element type.
-    pub dtype: DType,
-    /// Dims (`-1` unknown); `None` for unknown rank.
-    pub shape: Option<Vec<i64>>,
-}
-
-/// A loaded model. `Send + Sync`: call it from many threads at once.
-#[derive(Debug)]
-pub struct Model {
-    dir: PathBuf,
-    session: Arc<Session>,
-    signatures: BTreeMap<String, Signature>,
-    /// Frozen GraphDefs have no signatures: callers name feeds and fetches; plans are cached.
-    frozen: Option<Frozen>,
-}
-
-/// (feeds, fetches) of a cached frozen-graph plan.
-type PlanKey = (Vec<String>, Vec<String>);
-
-#[derive(Debug)]
-struct Frozen {
-    meta: MetaGraphDef,
-    plans: std::sync::Mutex<BTreeMap<PlanKey, Arc<Plan>>>,
-    limits: Limits,
-}
-
-/// A callable signature of a [`Model`].
-#[derive(Debug)]
-pub struct Signature {
-    name: String,
-    inputs: Vec<TensorSpec>,
-    outputs: Vec<TensorSpec>,
-    plan: Plan,
-    session: Arc<Session>,
-}
+use crate::loader::{self, FnRef, Loaded};
+use crate::ops::{EvalCtx, Session};
+use crate::tensor::{DType, Tensor};
 
 /// Loads a model with default options. `handle` is a local SavedModel directory, a frozen
 /// GraphDef `.pb`, or any handle the hub resolves (`https://tfhub.dev/...`, Kaggle URLs,
@@ -117,57 +47,91 @@ pub fn resolve(handle: &Path) -> Result<PathBuf> {
     Ok(hub.resolve(&s)?.into_path_buf())
 }
 
-fn spec(key: &str, info: &TensorInfo) -> TensorSpec {
-    let name = match &info.encoding {
-        Some(crate::proto::tensor_info::Encoding::Name(n)) => n.clone(),
-        _ => String::new(),
-    };
-    TensorSpec {
-        key: key.to_string(),
-        tensor: name,
-        dtype: DType::from_proto(info.dtype).unwrap_or(DType::Variant),
-        shape: info
-            .tensor_shape
-            .as_ref()
-            .and_then(|s| (!s.unknown_rank).then(|| s.dim.iter().map(|d| d.size).collect())),
-    }
+/// A loaded model. `Send + Sync`: call it from many threads at once.
+#[derive(Debug)]
+pub struct Model {
+    dir: PathBuf,
+    loaded: Arc<Loaded>,
+    signatures: BTreeMap<String, Signature>,
+    /// Signatures that could not be compiled, with why (reported when they are asked for).
+    broken: BTreeMap<String, Arc<Error>>,
+    /// Frozen GraphDefs have no signatures: callers name feeds and fetches; plans are cached.
+    frozen: Option<Frozen>,
 }
 
-fn asset_defs(mg: &MetaGraphDef) -> Vec<AssetFileDef> {
-    if !mg.asset_file_def.is_empty() {
-        return mg.asset_file_def.clone();
-    }
-    use crate::proto::collection_def::Kind;
-    match mg
-        .collection_def
-        .get("saved_model_assets")
-        .and_then(|c| c.kind.as_ref())
-    {
-        Some(Kind::AnyList(l)) => l
-            .value
-            .iter()
-            .filter_map(|a| AssetFileDef::decode(a.value.as_slice()).ok())
-            .collect(),
-        _ => Vec::new(),
-    }
+/// (feeds, fetches) of a cached frozen-graph plan.
+type PlanKey = (Vec<String>, Vec<String>);
+
+#[derive(Debug)]
+struct Frozen {
+    plans: std::sync::Mutex<BTreeMap<PlanKey, Arc<Plan>>>,
 }
 
-fn init_op_name(mg: &MetaGraphDef) -> Option<String> {
-    if let Some(sig) = mg.signature_def.get(INIT_OP_SIGNATURE_KEY) {
-        if let Some(info) = sig.outputs.get(INIT_OP_SIGNATURE_KEY) {
-            let s = spec(INIT_OP_SIGNATURE_KEY, info);
-            return Some(s.tensor);
-        }
+/// A callable signature of a [`Model`].
+#[derive(Debug)]
+pub struct Signature {
+    name: String,
+    inputs: Vec<TensorSpec>,
+    outputs: Vec<TensorSpec>,
+    plan: Plan,
+    session: Arc<Session>,
+}
+
+/// A callable attribute of a model's object graph (`__call__`, `tokenize`,
+/// `encoder.mlm`, `signatures.serving_default`): see [`Model::function`].
+#[derive(Debug, Clone)]
+pub struct Function {
+    loaded: Arc<Loaded>,
+    f: FnRef,
+}
+
+impl Function {
+    /// The attribute path this function was found at.
+    pub fn path(&self) -> &str {
+        &self.f.path
     }
-    use crate::proto::collection_def::Kind;
-    for key in ["saved_model_main_op", "legacy_init_op"] {
-        if let Some(Kind::NodeList(l)) = mg.collection_def.get(key).and_then(|c| c.kind.as_ref()) {
-            if let Some(n) = l.value.first() {
-                return Some(n.clone());
-            }
-        }
+
+    /// Calls the function as TF does: binds `(args, kwargs)` to its saved argument spec,
+    /// picks the first concrete function (in saved order) whose input structure accepts the
+    /// call, flattens the arguments in TF's `nest` order, binds captured variables, tables and
+    /// assets, and rebuilds the output structure.
+    ///
+    /// # Errors
+    /// [`Error::Call`] for binding errors, [`Error::NoMatchingFunction`] listing the concrete
+    /// signatures when none matches, unsupported ops of this function, op failures.
+    pub fn call(&self, args: Vec<Value>, kwargs: BTreeMap<String, Value>) -> Result<Value> {
+        loader::call(&self.loaded, &self.f, args, kwargs)
     }
-    None
+
+    /// [`Function::call`] with keyword arguments given as pairs.
+    ///
+    /// # Errors
+    /// As [`Function::call`].
+    pub fn call_kw<K: Into<String>>(
+        &self,
+        args: Vec<Value>,
+        kwargs: impl IntoIterator<Item = (K, Value)>,
+    ) -> Result<Value> {
+        self.call(
+            args,
+            kwargs.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+        )
+    }
+
+    /// This function's concrete signatures, one `(inputs) -> outputs` line each.
+    pub fn concrete_signatures(&self) -> Vec<String> {
+        self.loaded
+            .callables()
+            .into_iter()
+            .find(|c| c.path == self.f.path)
+            .map(|c| c.signatures)
+            .unwrap_or_default()
+    }
+
+    /// True if the saved argument spec names an argument `name` (as `training`).
+    pub fn takes_argument(&self, name: &str) -> bool {
+        loader::takes_argument(&self.loaded, &self.f, name)
+    }
 }
 
 impl Model {
@@ -176,164 +140,63 @@ impl Model {
     /// # Errors
     /// See [`load`].
     pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Model> {
-        let sm = SavedModel::open(path)?;
-        let tags: Vec<&str> = opts.tags.iter().map(String::as_str).collect();
-        let mg = sm.meta_graph(&tags)?;
-        let graph = mg
-            .graph_def
-            .as_ref()
-            .ok_or_else(|| Error::invalid(&sm.file, "meta graph has no graph_def"))?;
-        // Absolute and canonical: asset paths fed to the graph and the confinement root agree.
-        let root = sm.dir.canonicalize().map_err(|source| Error::Io {
-            path: sm.dir.clone(),
-            source,
-        })?;
-        let checkpoint = match sm.variables_prefix() {
-            Some(prefix) => Some(Arc::new(BundleReader::open_within(&prefix, &root)?)),
-            None => None,
-        };
-        let session = Arc::new(Session::new(
-            root.clone(),
-            checkpoint.clone(),
-            opts.limits.clone(),
-        ));
-        let op_list = mg
-            .meta_info_def
-            .as_ref()
-            .and_then(|m| m.stripped_op_list.as_ref());
-        let mut compiler = Compiler::new(
-            registry(),
-            graph.library.as_ref(),
-            op_list,
-            opts.limits.clone(),
-        );
-        let mut unsupported: Vec<UnsupportedOp> = Vec::new();
-        let mut refused: Vec<RefusedOp> = Vec::new();
-        let mut collect = |r: Result<Plan>| -> Result<Option<Plan>> {
-            match r {
-                Ok(p) => Ok(Some(p)),
-                Err(Error::UnsupportedOps(v)) => {
-                    unsupported.extend(v);
-                    Ok(None)
-                }
-                Err(Error::RefusedOps(v)) => {
-                    refused.extend(v);
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            }
-        };
-
-        // Asset feeds: tensor -> <dir>/assets/<filename>, only for tensors that exist.
-        let node_names: std::collections::HashSet<&str> =
-            graph.node.iter().map(|n| n.name.as_str()).collect();
-        let mut asset_feeds: Vec<(Feed, Tensor)> = Vec::new();
-        for a in asset_defs(mg) {
-            let Some(info) = &a.tensor_info else { continue };
-            let s = spec("", info);
-            let feed = Feed::parse(&s.tensor);
-            if node_names.contains(feed.node.as_str()) {
-                let p = root.join("assets").join(&a.filename);
-                asset_feeds.push((
-                    feed,
-                    Tensor::scalar(Bytes::from(p.to_string_lossy().into_owned())),
-                ));
-            }
-        }
-
-        // Restore plan.
-        let mut restore = None;
-        if let (Some(saver), Some(reader)) = (&mg.saver_def, &checkpoint) {
-            if !saver.restore_op_name.is_empty() {
-                let mut feeds = vec![Feed::parse(&saver.filename_tensor_name)];
-                let prefix = reader.index_path().with_extension("");
-                let mut args = vec![Tensor::scalar(Bytes::from(
-                    prefix.to_string_lossy().into_owned(),
-                ))];
-                for (f, t) in &asset_feeds {
-                    feeds.push(f.clone());
-                    args.push(t.clone());
-                }
-                let fetch = [Fetch::Target(saver.restore_op_name.clone())];
-                if let Some(p) = collect(compiler.compile_graph(&graph.node, &feeds, &fetch))? {
-                    restore = Some((p, args));
-                }
-            }
-        }
-        // Init plan.
-        let mut init = None;
-        if let Some(op) = init_op_name(mg) {
-            let feeds: Vec<Feed> = asset_feeds.iter().map(|(f, _)| f.clone()).collect();
-            let args: Vec<Tensor> = asset_feeds.iter().map(|(_, t)| t.clone()).collect();
-            let fetch = [Fetch::Target(
-                op.split(':').next().unwrap_or(&op).to_string(),
-            )];
-            if let Some(p) = collect(compiler.compile_graph(&graph.node, &feeds, &fetch))? {
-                init = Some((p, args));
-            }
-        }
-        // Signatures.
+        let r = loader::load(path, opts)?;
         let mut signatures = BTreeMap::new();
-        for (key, sig) in &mg.signature_def {
-            if key == INIT_OP_SIGNATURE_KEY {
-                continue;
-            }
-            let inputs: Vec<TensorSpec> = sig.inputs.iter().map(|(k, v)| spec(k, v)).collect();
-            let outputs: Vec<TensorSpec> = sig.outputs.iter().map(|(k, v)| spec(k, v)).collect();
-            let feeds: Vec<Feed> = inputs.iter().map(|s| Feed::parse(&s.tensor)).collect();
-            let fetches: Vec<Fetch> = outputs
-                .iter()
-                .map(|s| Fetch::Tensor(Feed::parse(&s.tensor)))
-                .collect();
-            let plan = compiler
-                .compile_graph(&graph.node, &feeds, &fetches)
-                .map_err(|e| match e {
-                    // Node errors already say where; their cause must stay reachable.
-                    Error::UnsupportedOps(_) | Error::RefusedOps(_) | Error::Node { .. } => e,
-                    other => Error::Input {
-                        signature: key.clone(),
-                        what: format!("cannot be compiled: {other}"),
-                    },
-                });
-            if let Some(plan) = collect(plan)? {
-                signatures.insert(
-                    key.clone(),
-                    Signature {
-                        name: key.clone(),
-                        inputs,
-                        outputs,
-                        plan,
-                        session: session.clone(),
-                    },
-                );
+        let mut broken = BTreeMap::new();
+        for (view, plan) in r.signatures {
+            match plan {
+                Ok(plan) => {
+                    signatures.insert(
+                        view.key.clone(),
+                        Signature {
+                            name: view.key,
+                            inputs: view.inputs,
+                            outputs: view.outputs,
+                            plan,
+                            session: r.loaded.session.clone(),
+                        },
+                    );
+                }
+                Err(e) => {
+                    broken.insert(view.key, e);
+                }
             }
         }
-        if !refused.is_empty() {
-            let mut seen = std::collections::HashSet::new();
-            refused.retain(|r| seen.insert(r.op.clone()));
-            return Err(Error::RefusedOps(refused));
-        }
-        if !unsupported.is_empty() {
-            let mut seen = std::collections::HashSet::new();
-            unsupported.retain(|u| seen.insert(u.op.clone()));
-            return Err(Error::UnsupportedOps(unsupported));
-        }
-        // Run restore, then init, as TF's loader does.
-        for (plan, args) in [restore, init].into_iter().flatten() {
-            let mut cx = EvalCtx::new(&session);
-            plan.run(&mut cx, args)?;
-        }
-        let frozen = sm.frozen.then(|| Frozen {
-            meta: mg.clone(),
+        let frozen = r.loaded.frozen.then(|| Frozen {
             plans: Default::default(),
-            limits: opts.limits.clone(),
         });
         Ok(Model {
-            dir: sm.dir,
-            session,
+            dir: r.loaded.dir.clone(),
+            loaded: r.loaded,
             signatures,
+            broken,
             frozen,
         })
+    }
+
+    /// The callable attribute at dotted `path` of the object graph (`""` or `"__call__"` for
+    /// the model itself, `"tokenize"`, `"encoder.mlm"`, `"signatures.serving_default"`).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] listing the callable attributes; [`Error::InvalidModel`] for a
+    /// model without an object graph (TF1).
+    pub fn function(&self, path: &str) -> Result<Function> {
+        Ok(Function {
+            loaded: self.loaded.clone(),
+            f: loader::resolve(&self.loaded, path)?,
+        })
+    }
+
+    /// The object graph's callable attributes with their concrete signatures (empty for TF1
+    /// models and frozen graphs).
+    pub fn functions(&self) -> Vec<CallableInfo> {
+        self.loaded.callables()
+    }
+
+    /// True if the model itself is callable (its root has `__call__`), as `hub.KerasLayer`
+    /// checks.
+    pub fn is_callable(&self) -> bool {
+        loader::resolve(&self.loaded, "").is_ok()
     }
 
     /// The model directory.
@@ -341,7 +204,7 @@ impl Model {
         &self.dir
     }
 
-    /// Signature names.
+    /// Signature names (those that compiled).
     pub fn signature_names(&self) -> Vec<&str> {
         self.signatures.keys().map(String::as_str).collect()
     }
@@ -350,12 +213,25 @@ impl Model {
     ///
     /// # Errors
     /// [`Error::NotFound`] listing the available signatures.
+    /// A signature whose ops tfhub lacks fails here with its own `unsupported ops` list; the
+    /// other signatures work.
     pub fn signature(&self, name: &str) -> Result<&Signature> {
+        if let Some(e) = self.broken.get(name) {
+            return Err(loader::replay(e));
+        }
         self.signatures.get(name).ok_or_else(|| Error::NotFound {
             what: "signature",
             name: name.to_string(),
             available: self.signatures.keys().cloned().collect(),
         })
+    }
+
+    /// Signatures that failed to compile, with why.
+    pub fn broken_signatures(&self) -> Vec<(&str, String)> {
+        self.broken
+            .iter()
+            .map(|(k, e)| (k.as_str(), e.to_string()))
+            .collect()
     }
 
     /// Runs a graph by tensor names (`node` or `node:idx`): for frozen GraphDefs (TF1 `.pb`
@@ -375,36 +251,42 @@ impl Model {
             fetches.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
         );
         let cached = fr.plans.lock().ok().and_then(|m| m.get(&key).cloned());
-        let plan = match cached {
-            Some(p) => p,
-            None => {
-                let graph = fr
-                    .meta
-                    .graph_def
-                    .as_ref()
-                    .ok_or_else(|| Error::invalid(&self.dir, "meta graph has no graph_def"))?;
-                let mut c =
-                    Compiler::new(registry(), graph.library.as_ref(), None, fr.limits.clone());
-                let fd: Vec<Feed> = key.0.iter().map(|n| Feed::parse(n)).collect();
-                let ft: Vec<Fetch> = key
-                    .1
-                    .iter()
-                    .map(|n| Fetch::Tensor(Feed::parse(n)))
-                    .collect();
-                let p = Arc::new(c.compile_graph(&graph.node, &fd, &ft)?);
-                if let Ok(mut m) = fr.plans.lock() {
-                    m.insert(key.clone(), p.clone());
+        let plan =
+            match cached {
+                Some(p) => p,
+                None => {
+                    let graph =
+                        self.loaded.meta.graph_def.as_ref().ok_or_else(|| {
+                            Error::invalid(&self.dir, "meta graph has no graph_def")
+                        })?;
+                    let mut c = Compiler::new(
+                        loader::registry(),
+                        graph.library.as_ref(),
+                        None,
+                        self.loaded.opts.limits.clone(),
+                    );
+                    c.set_fusion(self.loaded.opts.fusion);
+                    let fd: Vec<Feed> = key.0.iter().map(|n| Feed::parse(n)).collect();
+                    let ft: Vec<Fetch> = key
+                        .1
+                        .iter()
+                        .map(|n| Fetch::Tensor(Feed::parse(n)))
+                        .collect();
+                    let p = Arc::new(c.compile_graph(&graph.node, &fd, &ft)?);
+                    if let Ok(mut m) = fr.plans.lock() {
+                        m.insert(key.clone(), p.clone());
+                    }
+                    p
                 }
-                p
-            }
-        };
-        let mut cx = EvalCtx::new(&self.session);
+            };
+        let mut cx = EvalCtx::new(&self.loaded.session);
         plan.run(&mut cx, feeds.iter().map(|(_, t)| t.clone()).collect())
     }
 
     /// The `dtype` attribute of a frozen graph's node (its Placeholders' input types).
     pub fn placeholder_dtype(&self, node: &str) -> Option<DType> {
-        let g = self.frozen.as_ref()?.meta.graph_def.as_ref()?;
+        self.frozen.as_ref()?;
+        let g = self.loaded.meta.graph_def.as_ref()?;
         let n = g
             .node
             .iter()
@@ -422,7 +304,7 @@ impl Model {
 
     /// The shared session (resources, caps).
     pub fn session(&self) -> &Session {
-        &self.session
+        &self.loaded.session
     }
 }
 

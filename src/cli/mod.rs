@@ -34,18 +34,30 @@ enum Cmd {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Meta graph tags used to check which entry points are runnable (comma-separated;
+        /// `--tags ""` is the empty set).
+        #[arg(long)]
+        tags: Option<String>,
     },
     /// Embed sentences with a text-embedding model (default: the bundled nnlm-style model).
+    /// The entry point is chosen as hub.KerasLayer does: `__call__` (with training=False) when
+    /// the model has one, else `serving_default`, `default`, or the only signature.
     Embed {
         /// Model directory or hub handle; defaults to the bundled model.
         #[arg(long)]
         model: Option<PathBuf>,
-        /// Signature to run.
-        #[arg(long, default_value = "serving_default")]
-        signature: String,
-        /// Output key (when the signature has several outputs).
+        /// Signature to run instead of the KerasLayer choice.
+        #[arg(long)]
+        signature: Option<String>,
+        /// Output key (when the entry point returns a dict with several outputs).
         #[arg(long)]
         output_key: Option<String>,
+        /// Meta graph tags (comma-separated; `--tags ""` is the empty set).
+        #[arg(long)]
+        tags: Option<String>,
+        /// Print the chosen entry point on stderr.
+        #[arg(long)]
+        verbose: bool,
         /// Print JSON (`{"shape", "dtype", "values": [[...], ...]}`).
         #[arg(long)]
         json: bool,
@@ -62,6 +74,12 @@ enum Cmd {
         /// Signature to run.
         #[arg(long, default_value = "serving_default")]
         signature: String,
+        /// Time this object-graph function (dotted attribute path) instead of a signature.
+        #[arg(long)]
+        function: Option<String>,
+        /// Constant keyword argument of `--function` (`seq_length=128`), repeatable.
+        #[arg(long = "arg", value_name = "KEY=VALUE")]
+        args: Vec<String>,
         /// Batch size (rows of every input, tiled cyclically).
         #[arg(long)]
         batch: Option<usize>,
@@ -85,16 +103,30 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
     },
-    /// Run a signature on inputs.json; write outputs in the golden.json format.
+    /// Run a signature (or an object-graph function) on inputs.json; write outputs in the
+    /// golden.json format.
     Run {
         /// SavedModel directory.
         model: PathBuf,
-        /// `{"<input name>": nested list}`.
+        /// `{"<input name>": nested list}`; for `--function`, keyed by argument name (a list
+        /// argument as a JSON list, a ragged value as `{"values", "row_splits": [[outer], ...,
+        /// [inner]]}`).
         #[arg(long)]
         inputs: PathBuf,
         /// Signature to run.
         #[arg(long, default_value = "serving_default")]
         signature: String,
+        /// Call this object-graph function (dotted attribute path: `tokenize`, `__call__`,
+        /// `encoder.mlm`) instead of a signature.
+        #[arg(long)]
+        function: Option<String>,
+        /// Constant keyword argument of `--function` (`seq_length=128`, `training=false`),
+        /// repeatable; the value is JSON if it parses, else a string.
+        #[arg(long = "arg", value_name = "KEY=VALUE")]
+        args: Vec<String>,
+        /// Meta graph tags (comma-separated; `--tags ""` is the empty set).
+        #[arg(long)]
+        tags: Option<String>,
         /// Write here instead of stdout.
         #[arg(long)]
         output: Option<PathBuf>,
@@ -122,6 +154,79 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Load options from the command line and the environment: `TFHUB_NO_FUSION=1` turns plan
+/// fusion off, `TFHUB_PROFILE=1` turns per-op timing on (any value but empty or `0`).
+fn load_options(tags: Option<&str>) -> tfhub::api::LoadOptions {
+    let on = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty() && v != "0");
+    let mut o = tfhub::api::LoadOptions {
+        fusion: !on("TFHUB_NO_FUSION"),
+        profile: on("TFHUB_PROFILE"),
+        ..Default::default()
+    };
+    if let Some(t) = tags {
+        o.tags = t
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+    }
+    o
+}
+
+fn load_model(model: &std::path::Path, tags: Option<&str>) -> anyhow::Result<tfhub::Model> {
+    let dir = tfhub::api::resolve(model)?;
+    Ok(tfhub::Model::load_with(&dir, &load_options(tags))?)
+}
+
+/// `--arg key=value` pairs: the value is JSON when it parses (`128`, `false`, `[1, 2]`),
+/// Python's `True` / `False` / `None` too, else a string.
+fn parse_args(args: &[String]) -> anyhow::Result<BTreeMap<String, tfhub::api::Value>> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--arg {a:?}: expected KEY=VALUE"))?;
+        let j = match v {
+            "True" => Value::Bool(true),
+            "False" => Value::Bool(false),
+            "None" => Value::Null,
+            _ => serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string())),
+        };
+        out.insert(
+            k.to_string(),
+            tfhub::api::json::value_from_json(&j).with_context(|| format!("--arg {k}"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Keyword arguments of a `--function` call: the inputs file's entries plus `--arg`s.
+fn function_kwargs(
+    obj: &serde_json::Map<String, Value>,
+    args: &[String],
+    batch: Option<usize>,
+) -> anyhow::Result<BTreeMap<String, tfhub::api::Value>> {
+    let mut kw = BTreeMap::new();
+    for (k, v) in obj {
+        let v = match (batch, v) {
+            (Some(n), Value::Array(rows)) if !rows.is_empty() => {
+                Value::Array(rows.iter().cycle().take(n).cloned().collect())
+            }
+            _ => v.clone(),
+        };
+        kw.insert(
+            k.clone(),
+            tfhub::api::json::value_from_json(&v).with_context(|| format!("input {k:?}"))?,
+        );
+    }
+    for (k, v) in parse_args(args)? {
+        if kw.insert(k.clone(), v).is_some() {
+            anyhow::bail!("argument {k:?} given both in --inputs and as --arg");
+        }
+    }
+    Ok(kw)
 }
 
 fn read_inputs(path: &std::path::Path) -> anyhow::Result<serde_json::Map<String, Value>> {
@@ -194,14 +299,28 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn bench(
-    model: &std::path::Path,
-    inputs: &std::path::Path,
-    signature: &str,
+struct BenchArgs<'a> {
+    model: &'a std::path::Path,
+    inputs: &'a std::path::Path,
+    signature: &'a str,
+    function: Option<&'a str>,
+    args: &'a [String],
     batch: Option<usize>,
     seconds: f64,
     threads: Option<usize>,
-) -> anyhow::Result<()> {
+}
+
+fn bench(b: BenchArgs<'_>) -> anyhow::Result<()> {
+    let BenchArgs {
+        model,
+        inputs,
+        signature,
+        function,
+        args,
+        batch,
+        seconds,
+        threads,
+    } = b;
     use std::time::Instant;
     if let Some(t) = threads {
         rayon::ThreadPoolBuilder::new()
@@ -210,23 +329,43 @@ fn bench(
     }
     let obj = read_inputs(inputs)?;
     let t0 = Instant::now();
-    let m = tfhub::load(model)?;
+    let m = load_model(model, None)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let sig = m.signature(signature)?;
-    let feeds = feeds_for(sig, &obj, batch)?;
-    let rows = feeds
-        .first()
-        .and_then(|(_, t)| t.shape().first().copied())
-        .unwrap_or(1);
+    let call: Box<dyn Fn() -> anyhow::Result<()> + '_>;
+    let rows;
+    if let Some(path) = function {
+        let f = m.function(path)?;
+        let kw = function_kwargs(&obj, args, batch)?;
+        rows = batch.unwrap_or_else(|| {
+            obj.values()
+                .find_map(|v| v.as_array().map(Vec::len))
+                .unwrap_or(1)
+        });
+        call = Box::new(move || {
+            f.call(Vec::new(), kw.clone())?;
+            Ok(())
+        });
+    } else {
+        let sig = m.signature(signature)?;
+        let feeds = feeds_for(sig, &obj, batch)?;
+        rows = feeds
+            .first()
+            .and_then(|(_, t)| t.shape().first().copied())
+            .unwrap_or(1);
+        call = Box::new(move || {
+            sig.call(feeds.clone())?;
+            Ok(())
+        });
+    }
     let t1 = Instant::now();
-    sig.call(feeds.clone())?;
+    call()?;
     let first_call_ms = t1.elapsed().as_secs_f64() * 1e3;
     tfhub::graph::profile::reset();
     let mut lat = Vec::new();
     let start = Instant::now();
     while start.elapsed().as_secs_f64() < seconds || lat.len() < 3 {
         let t = Instant::now();
-        sig.call(feeds.clone())?;
+        call()?;
         lat.push(t.elapsed().as_secs_f64() * 1e3);
     }
     lat.sort_by(f64::total_cmp);
@@ -281,8 +420,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Download(a) => hub::run_download(&a)?,
         Cmd::Cache(a) => hub::run_cache(&a)?,
-        Cmd::Inspect { model, json } => {
-            let i = tfhub::api::inspect(&tfhub::api::resolve(&model)?)?;
+        Cmd::Inspect { model, json, tags } => {
+            let i = tfhub::api::inspect_with(
+                &tfhub::api::resolve(&model)?,
+                &load_options(tags.as_deref()),
+            )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&i.json)?);
             } else {
@@ -293,6 +435,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             model,
             signature,
             output_key,
+            tags,
+            verbose,
             json,
             mut sentences,
         } => {
@@ -303,7 +447,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     sentences.push(line.context("reading stdin")?);
                 }
             }
-            let layer = tfhub::KerasLayer::with_options(&model, &signature, output_key.as_deref())?;
+            let as_dict = signature.is_some() && output_key.is_none();
+            let opts = tfhub::api::KerasOptions {
+                signature,
+                output_key,
+                signature_outputs_as_dict: as_dict,
+                load: load_options(tags.as_deref()),
+                ..Default::default()
+            };
+            let layer = tfhub::KerasLayer::with(tfhub::api::resolve(&model)?, opts)?;
+            if verbose {
+                eprintln!("entry point: {}", layer.entry_point());
+            }
             let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
             let emb = layer.call(&refs)?;
             if json {
@@ -327,20 +482,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             model,
             inputs,
             signature,
+            function,
+            args,
             batch,
             seconds,
             threads,
             json: _,
-        } => bench(&model, &inputs, &signature, batch, seconds, threads)?,
+        } => bench(BenchArgs {
+            model: &model,
+            inputs: &inputs,
+            signature: &signature,
+            function: function.as_deref(),
+            args: &args,
+            batch,
+            seconds,
+            threads,
+        })?,
         Cmd::Run {
             model,
             inputs,
             signature,
+            function,
+            args,
+            tags,
             output,
             outputs,
         } => {
-            let m = tfhub::load(&model)?;
+            let m = load_model(&model, tags.as_deref())?;
             let obj = read_inputs(&inputs)?;
+            if let Some(path) = function {
+                let f = m.function(&path)?;
+                let out = f.call(Vec::new(), function_kwargs(&obj, &args, None)?)?;
+                let s = serde_json::to_string(&tfhub::api::json::result_to_json(&out))?;
+                match output {
+                    Some(p) => std::fs::write(&p, s)
+                        .with_context(|| format!("cannot write {}", p.display()))?,
+                    None => println!("{s}"),
+                }
+                return Ok(());
+            }
             let outs: BTreeMap<String, tfhub::Tensor> = if m.is_frozen() {
                 if outputs.is_empty() {
                     anyhow::bail!("a frozen GraphDef has no signatures: pass --outputs NAME,...");

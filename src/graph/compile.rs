@@ -27,11 +27,6 @@ pub(super) fn use_counts(steps: &[PendingStep], outs: &[Src]) -> HashMap<Src, us
     uses
 }
 
-/// `TFHUB_NO_FUSION=1` (any value but empty or `0`) turns every plan-time fusion off.
-pub(super) fn fusion_disabled() -> bool {
-    std::env::var_os("TFHUB_NO_FUSION").is_some_and(|v| !v.is_empty() && v != "0")
-}
-
 /// A tensor fed by the caller: output `index` of node `node`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Feed {
@@ -86,6 +81,10 @@ pub struct Compiler<'a> {
     library: HashMap<&'a str, &'a FunctionDef>,
     op_defs: HashMap<&'a str, &'a OpDef>,
     functions: HashMap<String, FunctionRef>,
+    /// `functions` in the order they were first referenced (callers before callees).
+    order: Vec<FunctionRef>,
+    /// Plan-time fusion on (`LoadOptions::fusion`; the CLI's `TFHUB_NO_FUSION=1` turns it off).
+    fusion: bool,
     pending: Vec<FunctionRef>,
     unsupported: Vec<UnsupportedOp>,
     refused: Vec<RefusedOp>,
@@ -134,6 +133,8 @@ impl<'a> Compiler<'a> {
             library,
             op_defs,
             functions: HashMap::new(),
+            order: Vec::new(),
+            fusion: true,
             pending: Vec::new(),
             unsupported: Vec::new(),
             refused: Vec::new(),
@@ -158,6 +159,7 @@ impl<'a> Compiler<'a> {
             plan: OnceLock::new(),
         });
         self.functions.insert(name.to_string(), f.clone());
+        self.order.push(f.clone());
         self.pending.push(f.clone());
         Ok(f)
     }
@@ -183,9 +185,47 @@ impl<'a> Compiler<'a> {
                 Fetch::Target(n) => targets.push(body.node_index(n.trim_start_matches('^'))?),
             }
         }
-        let plan = self.compile_body("", &body, &outs, &targets)?;
+        let mut plan = self.compile_body("", &body, &outs, &targets)?;
         self.drain()?;
         self.check_unsupported()?;
+        plan.library = self.order.clone();
+        Ok(plan)
+    }
+
+    /// Turns plan-time fusion on or off for everything compiled from now on.
+    pub fn set_fusion(&mut self, on: bool) {
+        self.fusion = on;
+    }
+
+    /// Compiles library function `name` (and everything it reaches) as a plan whose arguments
+    /// and outputs are the function's own.
+    ///
+    /// # Errors
+    /// As [`Compiler::compile_graph`]; [`Error::InvalidModel`] if `name` is not in the library.
+    pub fn compile_function(&mut self, name: &str) -> Result<Plan, Error> {
+        let fdef = *self.library.get(name).ok_or_else(|| {
+            Error::invalid(name, "function is not in the graph's function library")
+        })?;
+        let body = Body::function(fdef)?;
+        let sig = fdef
+            .signature
+            .as_ref()
+            .expect("library entries have signatures");
+        let mut outs = Vec::new();
+        for arg in &sig.output_arg {
+            let r = fdef.ret.get(&arg.name).ok_or_else(|| {
+                Error::invalid(name, format!("output {:?} has no return value", arg.name))
+            })?;
+            outs.push(body.input_src(r, name)?);
+        }
+        let mut targets = Vec::new();
+        for n in fdef.control_ret.values() {
+            targets.push(body.node_index(n)?);
+        }
+        let mut plan = self.compile_body(name, &body, &outs, &targets)?;
+        self.drain()?;
+        self.check_unsupported()?;
+        plan.library = self.order.clone();
         Ok(plan)
     }
 
@@ -334,13 +374,18 @@ impl<'a> Compiler<'a> {
                 arg_slots: Vec::new(),
                 outputs: Vec::new(),
                 consts: Vec::new(),
+                library: Vec::new(),
             });
         }
         // Two independent plan-time rewrites: embedding lookups (`compile/fuse.rs`), then
         // producer + epilogue chains (`graph/fuse.rs`). Both keep node indices of the step
         // they replace, so `fused` stays valid for naming.
-        let fused = fuse::embedding_lookups(body.nodes, &mut steps, &consts, outs);
-        let steps = super::fuse::fuse_epilogues(body.nodes, steps, outs);
+        let (fused, steps) = if self.fusion {
+            let fused = fuse::embedding_lookups(body.nodes, &mut steps, &consts, outs);
+            (fused, super::fuse::fuse_epilogues(body.nodes, steps, outs))
+        } else {
+            (HashSet::new(), steps)
+        };
         // Slots.
         let mut slot_of: HashMap<Src, Slot> = HashMap::new();
         let mut next = 0usize;
@@ -417,6 +462,7 @@ impl<'a> Compiler<'a> {
             arg_slots,
             outputs: out_slots,
             consts: const_slots,
+            library: Vec::new(),
         })
     }
 

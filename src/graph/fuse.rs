@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use super::compile::{fusion_disabled, use_counts, PendingStep, Src};
+use super::compile::{use_counts, PendingStep, Src};
 use crate::ops::fused::{FusedChain, Tail, TailKind};
 use crate::ops::Op;
 use crate::proto::{attr_value, NodeDef};
@@ -83,9 +83,6 @@ pub(super) fn fuse_epilogues(
     steps: Vec<PendingStep>,
     outs: &[Src],
 ) -> Vec<PendingStep> {
-    if fusion_disabled() {
-        return steps;
-    }
     let uses = use_counts(&steps, outs);
     // The last reader of each value (the only one, where `uses` says 1).
     let mut consumer: HashMap<Src, usize> = HashMap::new();

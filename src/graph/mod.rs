@@ -48,6 +48,10 @@ pub struct Plan {
     pub(crate) outputs: Vec<Slot>,
     /// Constant values known at plan time (folded), copied into their slots at call start.
     pub(crate) consts: Vec<(Slot, Tensor)>,
+    /// Every library function compiled with this plan, callers before callees. Declared after
+    /// `steps`, so it is dropped after them: each function is then released by this list, not
+    /// by its caller's plan, and a 100,000-deep call chain drops without recursing.
+    pub(crate) library: Vec<FunctionRef>,
 }
 
 impl Plan {
@@ -120,7 +124,7 @@ impl Plan {
                     fail(OpError::invalid(format!("input slot {slot} has no value")))
                 })?);
             }
-            let outs = if profile::enabled() {
+            let outs = if cx.session.profile {
                 let t = std::time::Instant::now();
                 let outs = step.op.eval(cx, inputs);
                 profile::record(&step.op_type, t.elapsed());

@@ -1,17 +1,11 @@
-//! Per-op timing for the plan executor: `TFHUB_PROFILE=1` (any value but empty or `0`)
-//! accumulates the wall time of every op evaluation by op type, process-wide; [`report`]
+//! Per-op timing for the plan executor: a model loaded with `LoadOptions::profile` (the CLI
+//! maps `TFHUB_PROFILE=1` onto it) accumulates the wall time of every op evaluation by op type, process-wide; [`report`]
 //! returns the totals (the `bench` CLI prints them). Call ops (`PartitionedCall`, ...) include
 //! the time of the function bodies they run, which are also counted op by op.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
-
-/// Whether `TFHUB_PROFILE` asked for per-op timing (read once).
-pub(crate) fn enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("TFHUB_PROFILE").is_some_and(|v| !v.is_empty() && v != "0"))
-}
 
 fn totals() -> &'static Mutex<HashMap<String, (Duration, u64)>> {
     static T: OnceLock<Mutex<HashMap<String, (Duration, u64)>>> = OnceLock::new();
@@ -38,8 +32,8 @@ pub struct OpTime {
     pub calls: u64,
 }
 
-/// Accumulated per-op-type times, largest first (empty unless [`TFHUB_PROFILE`](enabled) is
-/// set).
+/// Accumulated per-op-type times, largest first (empty unless a model was loaded with
+/// `LoadOptions::profile`).
 pub fn report() -> Vec<OpTime> {
     let t = totals().lock().unwrap_or_else(|e| e.into_inner());
     let mut v: Vec<OpTime> = t

@@ -19,7 +19,7 @@ pub(crate) mod refused;
 mod sentencepiece;
 mod sparse;
 mod strings;
-mod variables;
+pub(crate) mod variables;
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
@@ -531,6 +531,8 @@ pub struct Session {
     pub checkpoint: Option<Arc<BundleReader>>,
     /// Caps.
     pub limits: Limits,
+    /// Accumulate per-op times in `graph::profile` (`LoadOptions::profile`).
+    pub profile: bool,
     resources: Mutex<HashMap<String, Handle>>,
     /// Freed buffers kept for later calls (`Limits::max_pooled_bytes`).
     pool: Arc<BufferPool>,
@@ -544,6 +546,7 @@ impl Session {
             checkpoint,
             pool: Arc::new(BufferPool::new(limits.max_pooled_bytes)),
             limits,
+            profile: false,
             resources: Mutex::new(HashMap::new()),
         }
     }

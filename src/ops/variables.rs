@@ -28,6 +28,15 @@ pub(crate) struct Variable {
     value: RwLock<Option<Tensor>>,
 }
 
+impl Variable {
+    /// A variable holding `value` (the loader restores object-graph variables this way).
+    pub(crate) fn with_value(value: Tensor) -> Variable {
+        Variable {
+            value: RwLock::new(Some(value)),
+        }
+    }
+}
+
 fn variable(h: &Handle) -> Result<&Variable, OpError> {
     h.value
         .downcast_ref::<Variable>()

@@ -11,8 +11,60 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
-use crate::error::{Error, Result};
 use crate::proto::{GraphDef, MetaGraphDef, SavedModel as SavedModelProto};
+
+/// Why a SavedModel file could not be read. `tfhub::Error` wraps it (`From`), keeping each
+/// variant's meaning (`Io`, `Decode`, `InvalidModel`, `NotFound`), so this module depends on
+/// nothing above it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SavedModelError {
+    /// A file could not be read.
+    #[error("cannot read {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A protobuf file did not decode.
+    #[error("{}: not a valid {what} protobuf", path.display())]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// The expected message (`SavedModel`, `GraphDef`).
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: prost::DecodeError,
+    },
+    /// The model is structurally invalid.
+    #[error("{}: {what}", path.display())]
+    Invalid {
+        /// The model file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// No meta graph has the tag set asked for.
+    #[error("meta graph with tags {tags:?} not found; available: {}", available.join(", "))]
+    NoMetaGraph {
+        /// The tags asked for (sorted, comma-joined).
+        tags: String,
+        /// The tag sets present, as `[a,b]`.
+        available: Vec<String>,
+    },
+}
+
+type Result<T, E = SavedModelError> = std::result::Result<T, E>;
+
+fn invalid(path: &Path, what: impl Into<String>) -> SavedModelError {
+    SavedModelError::Invalid {
+        path: path.to_path_buf(),
+        what: what.into(),
+    }
+}
 
 /// File name of the binary SavedModel protobuf.
 pub const SAVED_MODEL_PB: &str = "saved_model.pb";
@@ -41,8 +93,9 @@ impl SavedModel {
     /// it does not decode as one with meta graphs) as a frozen `GraphDef`.
     ///
     /// # Errors
-    /// [`Error::Io`] if the file cannot be read, [`Error::Decode`] if it is not a valid
-    /// protobuf, [`Error::InvalidModel`] for a directory without `saved_model.pb`.
+    /// [`SavedModelError::Io`] if the file cannot be read, [`SavedModelError::Decode`] if it is
+    /// not a valid protobuf, [`SavedModelError::Invalid`] for a directory without
+    /// `saved_model.pb`.
     pub fn open(path: &Path) -> Result<SavedModel> {
         if path.is_dir() {
             let file = path.join(SAVED_MODEL_PB);
@@ -52,16 +105,18 @@ impl SavedModel {
                 } else {
                     "contains neither saved_model.pb nor saved_model.pbtxt"
                 };
-                return Err(Error::invalid(path, what));
+                return Err(invalid(path, what));
             }
             let bytes = read(&file)?;
-            let sm = SavedModelProto::decode(bytes.as_slice()).map_err(|source| Error::Decode {
-                path: file.clone(),
-                what: "SavedModel",
-                source,
+            let sm = SavedModelProto::decode(bytes.as_slice()).map_err(|source| {
+                SavedModelError::Decode {
+                    path: file.clone(),
+                    what: "SavedModel",
+                    source,
+                }
             })?;
             if sm.meta_graphs.is_empty() {
-                return Err(Error::invalid(&file, "SavedModel has no meta graphs"));
+                return Err(invalid(&file, "SavedModel has no meta graphs"));
             }
             return Ok(SavedModel {
                 dir: path.to_path_buf(),
@@ -85,7 +140,7 @@ impl SavedModel {
     /// is set to its parent. The fuzz targets and their regression tests enter here.
     ///
     /// # Errors
-    /// [`Error::Decode`] or [`Error::InvalidModel`], naming `file`.
+    /// [`SavedModelError::Decode`] or [`SavedModelError::Invalid`], naming `file`.
     #[doc(hidden)]
     pub fn from_bytes(bytes: &[u8], file: &Path) -> Result<SavedModel> {
         let dir = file
@@ -102,13 +157,13 @@ impl SavedModel {
                 });
             }
         }
-        let graph = GraphDef::decode(bytes).map_err(|source| Error::Decode {
+        let graph = GraphDef::decode(bytes).map_err(|source| SavedModelError::Decode {
             path: file.to_path_buf(),
             what: "GraphDef",
             source,
         })?;
         if graph.node.is_empty() {
-            return Err(Error::invalid(file, "GraphDef has no nodes"));
+            return Err(invalid(file, "GraphDef has no nodes"));
         }
         Ok(SavedModel {
             dir,
@@ -125,7 +180,7 @@ impl SavedModel {
     /// picks it. A frozen GraphDef matches any tags.
     ///
     /// # Errors
-    /// [`Error::NotFound`] listing the available tag sets.
+    /// [`SavedModelError::NoMetaGraph`] listing the available tag sets.
     pub fn meta_graph(&self, tags: &[&str]) -> Result<&MetaGraphDef> {
         if self.frozen {
             return Ok(&self.meta_graphs[0]);
@@ -138,9 +193,8 @@ impl SavedModel {
                 return Ok(mg);
             }
         }
-        Err(Error::NotFound {
-            what: "meta graph with tags",
-            name: want.join(","),
+        Err(SavedModelError::NoMetaGraph {
+            tags: want.join(","),
             available: self
                 .meta_graphs
                 .iter()
@@ -171,7 +225,7 @@ pub fn sorted_tags(mg: &MetaGraphDef) -> Vec<&str> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Io {
+    std::fs::read(path).map_err(|source| SavedModelError::Io {
         path: path.to_path_buf(),
         source,
     })

@@ -16,11 +16,11 @@
 //! and the segment op (the variable is read at the segment op's position). Partitioned params
 //! (`DynamicPartition` + several gathers + `DynamicStitch`) do not match and stay unfused.
 //!
-//! `TFHUB_NO_FUSION=1` in the environment turns the pass off (for comparisons).
+//! `LoadOptions::fusion = false` (the CLI's `TFHUB_NO_FUSION=1`) turns the pass off.
 
 use std::collections::{HashMap, HashSet};
 
-use super::{fusion_disabled, use_counts, PendingStep, Src};
+use super::{use_counts, PendingStep, Src};
 use crate::ops::{fused_embedding_segment, ParamsFrom};
 use crate::proto::{attr_value::Value, NodeDef};
 use crate::tensor::{DType, Tensor};
@@ -34,9 +34,6 @@ pub(super) fn embedding_lookups(
     outs: &[Src],
 ) -> HashSet<usize> {
     let mut fused = HashSet::new();
-    if fusion_disabled() {
-        return fused;
-    }
     let uses = use_counts(steps, outs);
     let single = |s: &Src| uses.get(s) == Some(&1);
     let pos_of: HashMap<usize, usize> = steps
