@@ -16,7 +16,8 @@ mod math;
 mod nn;
 pub(crate) mod refused;
 mod sparse;
-mod strings;
+pub(crate) mod strings;
+mod text;
 mod variables;
 
 use std::any::Any;
@@ -704,6 +705,7 @@ impl Registry {
         nn::register(&mut r);
         sparse::register(&mut r);
         strings::register(&mut r);
+        text::register(&mut r);
         variables::register(&mut r);
         r
     }
