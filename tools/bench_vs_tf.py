@@ -23,9 +23,8 @@ import json, os, resource, sys, time
 args = json.loads(sys.argv[1])
 t0 = time.perf_counter()
 import tensorflow as tf
-import importlib
-for mod in args.get("tf_imports", []):
-    importlib.import_module(mod)  # op libraries the model needs (tensorflow_text)
+for mod in args.get("imports") or []:
+    __import__(mod)  # op libraries the model needs (tensorflow_text), counted in load time
 if args["threads"]:
     tf.config.threading.set_intra_op_parallelism_threads(args["threads"])
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -66,7 +65,7 @@ FIELDS = ["load_ms", "first_call_ms", "latency_ms", "per_s", "peak_rss_mb"]
 def run_tf(a, batch):
     payload = json.dumps({"model": a.model, "inputs": a.inputs, "signature": a.signature,
                           "batch": batch, "seconds": a.seconds, "threads": a.threads,
-                          "tf_imports": a.tf_import or []})
+                          "imports": a.imports})
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     out = subprocess.run([sys.executable, "-c", TF_CHILD, payload], env=env, check=True,
                          capture_output=True, text=True).stdout
@@ -95,9 +94,8 @@ def main():
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--tfhub", default="target/release/tfhub")
     p.add_argument("--json")
-    p.add_argument("--tf-import", action="append",
-                   help="module TF must import to load the model (e.g. tensorflow_text); "
-                        "its import time counts in TF's load time")
+    p.add_argument("--import", dest="imports", action="append",
+                   help="Python module the TF side imports first (e.g. tensorflow_text)")
     a = p.parse_args()
     results = {}
     for batch in a.batch or [0]:

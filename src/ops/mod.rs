@@ -18,7 +18,8 @@ mod nn;
 pub(crate) mod refused;
 mod sentencepiece;
 mod sparse;
-mod strings;
+pub(crate) mod strings;
+mod text;
 pub(crate) mod variables;
 
 use std::any::Any;
@@ -716,6 +717,7 @@ impl Registry {
         sentencepiece::register(&mut r);
         sparse::register(&mut r);
         strings::register(&mut r);
+        text::register(&mut r);
         variables::register(&mut r);
         r
     }

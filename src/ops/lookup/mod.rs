@@ -106,6 +106,31 @@ fn table_of(t: &Tensor) -> Result<(&Handle, &Table), OpError> {
     Ok((h, table))
 }
 
+/// Runs `f` with a probe into the initialized string -> int64 table behind `handle` (read
+/// locked meanwhile): for kernels that look keys up one by one, as tensorflow_text's
+/// WordPiece does through `LookupInterface::Find` with an int64 default.
+pub(crate) fn with_string_table<R>(
+    handle: &Tensor,
+    f: impl FnOnce(&(dyn Fn(&[u8]) -> Option<i64> + Sync)) -> Result<R, OpError>,
+) -> Result<R, OpError> {
+    let (h, table) = table_of(handle)?;
+    if table.key_dtype != DType::String || table.value_dtype != DType::I64 {
+        return Err(OpError::Resource {
+            name: h.name.to_string(),
+            what: format!(
+                "needs a string -> int64 table, this one maps {} -> {}",
+                table.key_dtype, table.value_dtype
+            ),
+        });
+    }
+    let state = table.read();
+    if !state.initialized {
+        return Err(not_initialized(h));
+    }
+    let store = &state.store;
+    f(&|k: &[u8]| store.get_i64(k))
+}
+
 fn not_initialized(h: &Handle) -> OpError {
     OpError::Resource {
         name: h.name.to_string(),

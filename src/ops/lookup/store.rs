@@ -38,6 +38,10 @@ pub(super) trait Value: Element + PartialEq + Default {
     fn from_line(n: i64, offset: i64) -> Option<Self> {
         Self::from_field(Field::Line(n), offset)
     }
+    /// The value as an int64 (only int64 tables answer `Store::get_i64`).
+    fn as_i64(&self) -> Option<i64> {
+        None
+    }
 }
 
 fn parse<T: std::str::FromStr>(t: &[u8]) -> Option<T> {
@@ -45,6 +49,9 @@ fn parse<T: std::str::FromStr>(t: &[u8]) -> Option<T> {
 }
 
 impl Value for i64 {
+    fn as_i64(&self) -> Option<i64> {
+        Some(*self)
+    }
     fn from_field(f: Field<'_>, offset: i64) -> Option<Self> {
         match f {
             Field::Line(n) => Some(n.wrapping_add(offset)),
@@ -109,6 +116,9 @@ pub(super) trait Store: Send + Sync + fmt::Debug {
     fn same_entries(&self, keys: &Tensor, values: &Tensor) -> Result<bool, OpError>;
     fn remove(&mut self, keys: &Tensor) -> Result<(), OpError>;
     fn export(&self, key_dtype: DType) -> Result<(Tensor, Tensor), OpError>;
+    /// One string key's int64 value (the caller checked the dtypes), for kernels that probe
+    /// a vocabulary key by key (WordPiece).
+    fn get_i64(&self, key: &[u8]) -> Option<i64>;
 }
 
 /// Lookups of at least this many string keys are spread over rayon's threads (a batch of
@@ -230,6 +240,12 @@ fn put<K: std::hash::Hash + Eq + fmt::Debug, V: PartialEq>(
 }
 
 impl<V: Value> Store for Keys<V> {
+    fn get_i64(&self, key: &[u8]) -> Option<i64> {
+        match self {
+            Keys::Int { .. } => None,
+            Keys::Str(m) => m.get(key).and_then(Value::as_i64),
+        }
+    }
     fn len(&self) -> usize {
         match self {
             Keys::Int { map, .. } => map.len(),

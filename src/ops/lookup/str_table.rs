@@ -460,6 +460,9 @@ fn from_text<V: Value>(
 }
 
 impl<V: Value> Store for StrTable<V> {
+    fn get_i64(&self, key: &[u8]) -> Option<i64> {
+        self.get(key).as_ref().and_then(Value::as_i64)
+    }
     fn len(&self) -> usize {
         self.live
     }

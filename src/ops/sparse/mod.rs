@@ -12,6 +12,7 @@
 mod convert;
 mod fused;
 mod ragged;
+mod ragged_gather;
 mod segment;
 
 pub(crate) use fused::{fused_embedding_segment, ParamsFrom};
@@ -24,6 +25,8 @@ pub(crate) fn register(r: &mut Registry) {
     r.add("DenseBincount", convert::Bincount::build);
     r.add("RaggedBincount", convert::RaggedBincount::build);
     r.add("RaggedTensorToSparse", convert::RaggedToSparse::build);
+    r.add("RaggedGather", ragged_gather::RaggedGather::build);
+    r.add("RaggedRange", ragged_gather::RaggedRange::build);
     r.add("RaggedTensorToTensor", ragged::RaggedToTensor::build);
     for op in [
         "SegmentSum",

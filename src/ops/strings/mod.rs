@@ -15,7 +15,7 @@ mod format;
 mod hash;
 mod misc;
 mod ngrams;
-mod regex;
+pub(crate) mod regex;
 mod segment_join;
 mod split;
 mod unicode;

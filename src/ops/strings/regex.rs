@@ -171,6 +171,31 @@ fn translate_re2(p: &str) -> Result<String, OpError> {
                     'b' if class.is_none() => out.push_str(r"(?-u:\b)"),
                     'B' if class.is_none() => out.push_str(r"(?-u:\B)"),
                     'C' => return Err(OpError::Unimplemented(r"RE2 \C (any byte)".into())),
+                    // RE2's Unicode tables are at 15.x, the `regex` crate's are newer: a
+                    // property class is pinned to the code points assigned by Unicode 15.1,
+                    // so characters added since (a Unicode 16 `\p{Mn}`, `\p{P}`) do not
+                    // match, as in TF.
+                    'p' | 'P' => {
+                        let mut name = String::new();
+                        if chars.peek() == Some(&'{') {
+                            for q in chars.by_ref() {
+                                name.push(q);
+                                if q == '}' {
+                                    break;
+                                }
+                            }
+                        } else if let Some(q) = chars.next() {
+                            name.push(q);
+                        }
+                        if name == "{Any}" {
+                            out.push('\\');
+                            out.push(e);
+                            out.push_str(&name);
+                        } else {
+                            let neg = if e == 'P' { "^" } else { "" };
+                            out.push_str(&format!("[{neg}\\p{name}&&\\p{{Age=V15_1}}]"));
+                        }
+                    }
                     'Q' => {
                         let mut lit = String::new();
                         while let Some(q) = chars.next() {
@@ -311,7 +336,7 @@ impl Op for RegexReplace {
 
 /// Compiles an RE2 pattern (translated to the `regex` crate's syntax, under RE2's memory
 /// budget); `full` anchors it at both ends, for `RE2::FullMatch`.
-fn compile_re2(pattern: &[u8], full: bool) -> Result<Regex, OpError> {
+pub(crate) fn compile_re2(pattern: &[u8], full: bool) -> Result<Regex, OpError> {
     let pattern = std::str::from_utf8(pattern)
         .map_err(|_| OpError::invalid("regex pattern is not valid UTF-8"))?;
     let translated = translate_re2(pattern)?;
