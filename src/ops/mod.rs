@@ -9,12 +9,14 @@
 
 mod array;
 mod control;
+mod detection;
 pub mod fused;
 mod list;
 mod lookup;
 mod math;
 mod nn;
 pub(crate) mod refused;
+mod signal;
 mod sparse;
 mod strings;
 mod variables;
@@ -698,10 +700,12 @@ impl Registry {
         let mut r = Registry::default();
         array::register(&mut r);
         control::register(&mut r);
+        detection::register(&mut r);
         list::register(&mut r);
         lookup::register(&mut r);
         math::register(&mut r);
         nn::register(&mut r);
+        signal::register(&mut r);
         sparse::register(&mut r);
         strings::register(&mut r);
         variables::register(&mut r);
