@@ -96,11 +96,11 @@ pub fn c2r_rows(input: &[C64], n: usize, out: &mut [f64]) {
     let mut line = vec![C64::default(); n];
     for (row, o) in input.chunks_exact(half).zip(out.chunks_exact_mut(n)) {
         line[0] = C64::new(row[0].re, 0.0);
-        for k in 1..half {
-            line[k] = row[k];
-            line[n - k] = row[k].conj();
+        for (k, &v) in row.iter().enumerate().take(half).skip(1) {
+            line[k] = v;
+            line[n - k] = v.conj();
         }
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             line[n / 2] = C64::new(row[n / 2].re, 0.0);
         }
         fft.process_with_scratch(&mut line, &mut scratch);

@@ -178,7 +178,7 @@ impl Op for Nms {
         if v != Version::Overlaps && !(0.0..=1.0).contains(&iou) {
             return Err(OpError::invalid("iou_threshold must be in [0, 1]"));
         }
-        if !(sigma >= 0.0) {
+        if sigma.is_nan() || sigma < 0.0 {
             return Err(OpError::invalid("soft_nms_sigma_val must be >= 0"));
         }
         let (n, overlaps_or_boxes) = if v == Version::Overlaps {

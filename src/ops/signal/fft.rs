@@ -132,9 +132,9 @@ impl Op for Fft {
                     "fft_length must have shape [{k}]"
                 )));
             }
-            for i in 0..k {
-                let n = usize::try_from(fl[i]).map_err(|_| {
-                    OpError::invalid(format!("fft_length[{i}] must >= 0, but got: {}", fl[i]))
+            for (i, &len) in fl.iter().enumerate() {
+                let n = usize::try_from(len).map_err(|_| {
+                    OpError::invalid(format!("fft_length[{i}] must >= 0, but got: {len}"))
                 })?;
                 let inner = i == k - 1;
                 let min = if !self.forward && inner { n / 2 + 1 } else { n };

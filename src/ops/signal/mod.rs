@@ -8,12 +8,16 @@
 //! Transforms run in f64 (see `kernels::fft`), which keeps f32 results within TF's own
 //! rounding error whatever the length.
 
+mod audio;
 mod complex;
 mod fft;
+mod wav;
 
 use super::Registry;
 
 pub(crate) fn register(r: &mut Registry) {
     complex::register(r);
     fft::register(r);
+    audio::register(r);
+    wav::register(r);
 }
