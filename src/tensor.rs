@@ -24,6 +24,9 @@ use half::{bf16, f16};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use smallvec::SmallVec;
 
+/// `complex64` / `complex128` elements (real, imaginary), as TF's `std::complex`.
+pub use num_complex::{Complex32, Complex64};
+
 /// A tensor shape (dimension sizes, row-major).
 pub type Shape = SmallVec<[usize; 4]>;
 
@@ -35,6 +38,10 @@ pub enum DType {
     BF16,
     /// `bool`
     Bool,
+    /// `complex128`: pairs of f64 (real, imaginary).
+    C128,
+    /// `complex64`: pairs of f32 (real, imaginary).
+    C64,
     /// `float16`
     F16,
     /// `float32`
@@ -78,6 +85,8 @@ impl DType {
             DType::String => 7,
             DType::I64 => 9,
             DType::Bool => 10,
+            DType::C64 => 8,
+            DType::C128 => 18,
             DType::BF16 => 14,
             DType::U16 => 17,
             DType::F16 => 19,
@@ -100,7 +109,9 @@ impl DType {
             6 => DType::I8,
             7 => DType::String,
             9 => DType::I64,
+            8 => DType::C64,
             10 => DType::Bool,
+            18 => DType::C128,
             14 => DType::BF16,
             17 => DType::U16,
             19 => DType::F16,
@@ -117,6 +128,8 @@ impl DType {
         match self {
             DType::BF16 => "bfloat16",
             DType::Bool => "bool",
+            DType::C128 => "complex128",
+            DType::C64 => "complex64",
             DType::F16 => "float16",
             DType::F32 => "float32",
             DType::F64 => "float64",
@@ -139,6 +152,8 @@ impl DType {
         Some(match s {
             "bfloat16" => DType::BF16,
             "bool" => DType::Bool,
+            "complex128" => DType::C128,
+            "complex64" => DType::C64,
             "float16" | "half" => DType::F16,
             "float32" | "float" => DType::F32,
             "float64" | "double" => DType::F64,
@@ -163,7 +178,8 @@ impl DType {
             DType::Bool | DType::I8 | DType::U8 => 1,
             DType::BF16 | DType::F16 | DType::I16 | DType::U16 => 2,
             DType::F32 | DType::I32 | DType::U32 => 4,
-            DType::F64 | DType::I64 | DType::U64 => 8,
+            DType::F64 | DType::I64 | DType::U64 | DType::C64 => 8,
+            DType::C128 => 16,
             DType::Resource | DType::String | DType::Variant => return None,
         })
     }
@@ -362,6 +378,8 @@ impl<T: fmt::Debug + 'static> fmt::Debug for Buf<T> {
 pub enum Data {
     BF16(Buf<bf16>),
     Bool(Buf<bool>),
+    C128(Buf<Complex64>),
+    C64(Buf<Complex32>),
     F16(Buf<f16>),
     F32(Buf<f32>),
     F64(Buf<f64>),
@@ -422,6 +440,8 @@ macro_rules! element {
 }
 element!(bf16, BF16);
 element!(bool, Bool);
+element!(Complex64, C128);
+element!(Complex32, C64);
 element!(f16, F16);
 element!(f32, F32);
 element!(f64, F64);
@@ -504,6 +524,8 @@ macro_rules! match_any {
             $crate::tensor::Data::U32($buf) => $body,
             $crate::tensor::Data::U64($buf) => $body,
             $crate::tensor::Data::Bool($buf) => $body,
+            $crate::tensor::Data::C64($buf) => $body,
+            $crate::tensor::Data::C128($buf) => $body,
             $crate::tensor::Data::String($buf) => $body,
             $crate::tensor::Data::Resource($buf) => $body,
             $crate::tensor::Data::Variant($buf) => $body,
@@ -634,6 +656,8 @@ impl Tensor {
         let data = match dtype {
             DType::BF16 => Data::BF16(vec![bf16::ZERO; n].into()),
             DType::Bool => Data::Bool(vec![false; n].into()),
+            DType::C128 => Data::C128(vec![Complex64::default(); n].into()),
+            DType::C64 => Data::C64(vec![Complex32::default(); n].into()),
             DType::F16 => Data::F16(vec![f16::ZERO; n].into()),
             DType::F32 => Data::F32(pool::f32_zeroed(n).into()),
             DType::F64 => Data::F64(vec![0f64; n].into()),
@@ -663,6 +687,8 @@ impl Tensor {
     pub fn dtype(&self) -> DType {
         match &self.data {
             Data::BF16(_) => DType::BF16,
+            Data::C128(_) => DType::C128,
+            Data::C64(_) => DType::C64,
             Data::Bool(_) => DType::Bool,
             Data::F16(_) => DType::F16,
             Data::F32(_) => DType::F32,

@@ -45,9 +45,12 @@ macro_rules! golden {
 
 golden! {
     attention: "serving_default", DENSE;
+    audio_wav: "serving_default", DENSE;
+    audio_waveform: "serving_default", Tolerance::F32 { rel: 1e-4, abs: 2e-5 };
     cnn: "serving_default", DENSE;
     cnn_keras2: "serving_default", DENSE;
     control_flow: "serving_default", DENSE;
+    detection: "serving_default", Tolerance::F32 { rel: 1e-6, abs: 1e-7 };
     hub_classifier: "serving_default", DENSE;
     mlp: "serving_default", DENSE;
     mobilenet_v2_small: "serving_default", DENSE;

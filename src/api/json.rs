@@ -2,13 +2,14 @@
 //! inputs are nested lists (`{"name": [[1, 2], [3, 4]]}`), outputs are
 //! `{"dtype": "float32", "shape": [2, 2], "values": [flat row-major]}`.
 //! Strings are UTF-8 JSON strings; bytes that are not UTF-8 are written as `{"b64": "..."}`
-//! and read back the same way, so they survive untouched.
+//! and read back the same way, so they survive untouched. Complex elements are `[re, im]`
+//! pairs (one extra innermost level in inputs; one pair per value in outputs).
 
 use base64::Engine;
 use half::{bf16, f16};
 use serde_json::{json, Value};
 
-use crate::tensor::{Bytes, DType, Tensor};
+use crate::tensor::{Bytes, Complex32, Complex64, DType, Tensor};
 
 /// Why JSON could not become a tensor.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,6 +81,9 @@ fn bad(v: &Value, dtype: DType) -> JsonTensorError {
 /// # Errors
 /// Ragged lists, values outside the dtype's range, unsupported dtypes.
 pub fn tensor_from_json(v: &Value, dtype: DType) -> Result<Tensor, JsonTensorError> {
+    if matches!(dtype, DType::C64 | DType::C128) {
+        return complex_from_json(v, dtype);
+    }
     let shape = shape_of(v, 0)?;
     let mut flat = Vec::new();
     flatten(v, &mut flat);
@@ -122,6 +126,34 @@ pub fn tensor_from_json(v: &Value, dtype: DType) -> Result<Tensor, JsonTensorErr
     t.map_err(|_| JsonTensorError::Ragged("element count does not match shape".into()))
 }
 
+/// Complex tensors: each element is a `[re, im]` pair, so the nested list has one more
+/// level (of size 2) than the tensor's rank. TF Serving has no JSON form for complex; this is
+/// the form `tensor_to_json` writes.
+fn complex_from_json(v: &Value, dtype: DType) -> Result<Tensor, JsonTensorError> {
+    let mut shape = shape_of(v, 0)?;
+    if shape.pop() != Some(2) {
+        return Err(bad(v, dtype));
+    }
+    let mut flat = Vec::new();
+    flatten(v, &mut flat);
+    let parts = flat
+        .iter()
+        .map(|x| x.as_f64().ok_or_else(|| bad(x, dtype)))
+        .collect::<Result<Vec<f64>, _>>()?;
+    let t = if dtype == DType::C64 {
+        let c = parts.chunks_exact(2);
+        Tensor::from_vec(
+            &shape,
+            c.map(|p| Complex32::new(p[0] as f32, p[1] as f32))
+                .collect(),
+        )
+    } else {
+        let c = parts.chunks_exact(2);
+        Tensor::from_vec(&shape, c.map(|p| Complex64::new(p[0], p[1])).collect())
+    };
+    t.map_err(|_| JsonTensorError::Ragged("element count does not match shape".into()))
+}
+
 /// A string element as JSON: a string if UTF-8, else `{"b64": ...}`.
 pub fn bytes_to_json(b: &[u8]) -> Value {
     match std::str::from_utf8(b) {
@@ -139,6 +171,14 @@ pub fn tensor_to_json(t: &Tensor) -> Value {
         Data::F16(b) => b.iter().map(|v| float(v.to_f64())).collect(),
         Data::BF16(b) => b.iter().map(|v| float(v.to_f64())).collect(),
         Data::Bool(b) => b.iter().map(|&v| json!(v)).collect(),
+        Data::C64(b) => b
+            .iter()
+            .map(|v| json!([float(v.re as f64), float(v.im as f64)]))
+            .collect(),
+        Data::C128(b) => b
+            .iter()
+            .map(|v| json!([float(v.re), float(v.im)]))
+            .collect(),
         Data::String(b) => b.iter().map(|v| bytes_to_json(v)).collect(),
         Data::Resource(b) | Data::Variant(b) => b.iter().map(|h| json!(&*h.name)).collect(),
         Data::I8(b) => b.iter().map(|v| json!(v)).collect(),

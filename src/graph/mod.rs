@@ -219,7 +219,8 @@ fn counted_bytes(t: &Tensor) -> usize {
         Data::U16(b) => b.is_mapped(),
         Data::U32(b) => b.is_mapped(),
         Data::U64(b) => b.is_mapped(),
-        Data::Bool(_) | Data::String(_) | Data::Resource(_) | Data::Variant(_) => false,
+        Data::Bool(_) | Data::C64(_) | Data::C128(_) => false,
+        Data::String(_) | Data::Resource(_) | Data::Variant(_) => false,
     };
     if mapped {
         0

@@ -9,6 +9,7 @@
 
 mod array;
 mod control;
+mod detection;
 pub mod fused;
 mod image;
 mod list;
@@ -17,6 +18,7 @@ mod math;
 mod nn;
 pub(crate) mod refused;
 mod sentencepiece;
+mod signal;
 mod sparse;
 pub(crate) mod strings;
 mod text;
@@ -710,11 +712,13 @@ impl Registry {
         array::register(&mut r);
         control::register(&mut r);
         image::register(&mut r);
+        detection::register(&mut r);
         list::register(&mut r);
         lookup::register(&mut r);
         math::register(&mut r);
         nn::register(&mut r);
         sentencepiece::register(&mut r);
+        signal::register(&mut r);
         sparse::register(&mut r);
         strings::register(&mut r);
         text::register(&mut r);

@@ -9,7 +9,7 @@
 use half::{bf16, f16};
 
 use crate::proto::{TensorProto, TensorShapeProto};
-use crate::tensor::{num_elements, Bytes, DType, Tensor};
+use crate::tensor::{num_elements, Bytes, Complex32, Complex64, DType, Tensor};
 
 /// Why a `TensorProto` (or shape) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,9 +115,47 @@ pub fn tensor_from_proto(p: &TensorProto, max_elements: usize) -> Result<Tensor,
             let v = splat(&p.string_val, n, |s: &Vec<u8>| Bytes::copy_from_slice(s))?;
             Tensor::from_vec(&shape, v)
         }
+        DType::C64 => {
+            let v = complex(p, raw, &shape, n, &p.scomplex_val, Complex32::new)?;
+            Tensor::from_vec(&shape, v)
+        }
+        DType::C128 => {
+            let v = complex(p, raw, &shape, n, &p.dcomplex_val, Complex64::new)?;
+            Tensor::from_vec(&shape, v)
+        }
         DType::Resource | DType::Variant => return Err(TensorProtoError::DType(p.dtype)),
     };
     Ok(t.expect("element count was computed from the shape"))
+}
+
+/// Complex elements from `tensor_content` (little-endian (re, im) pairs) or from the
+/// `scomplex_val` / `dcomplex_val` list of interleaved parts, whose last pair is splatted.
+fn complex<F: bytemuck::Pod + Default, C: Clone + Default>(
+    p: &TensorProto,
+    raw: bool,
+    shape: &[usize],
+    n: usize,
+    vals: &[F],
+    make: fn(F, F) -> C,
+) -> Result<Vec<C>, TensorProtoError> {
+    let dtype = DType::from_proto(p.dtype).ok_or(TensorProtoError::DType(p.dtype))?;
+    let parts: Vec<F> = if raw {
+        from_le::<F>(&p.tensor_content, dtype, shape, n.saturating_mul(2))?
+    } else {
+        if vals.len() % 2 != 0 {
+            return Err(TensorProtoError::TooManyValues {
+                expected: n.saturating_mul(2),
+                got: vals.len(),
+            });
+        }
+        vals.to_vec()
+    };
+    let pairs: Vec<C> = parts.chunks_exact(2).map(|c| make(c[0], c[1])).collect();
+    if raw {
+        Ok(pairs)
+    } else {
+        splat(&pairs, n, |c: &C| c.clone())
+    }
 }
 
 fn from_le<T: bytemuck::Pod>(

@@ -5,7 +5,7 @@ mod elementwise;
 mod matmul;
 mod reduce;
 
-pub(crate) use elementwise::broadcast_shape;
+pub(crate) use elementwise::{broadcast_shape, map1_to, map2_to};
 
 use super::Registry;
 

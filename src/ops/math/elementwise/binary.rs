@@ -8,7 +8,7 @@ use super::num::{fmax, fmin, Float, FloatElem, Int};
 use super::{alloc_len, bcast_strides, broadcast_shape, map2, map2_to, writable, zip_in_place};
 use crate::ops::kernels::elementwise::{self as k, BinaryOp};
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Limits, Op, OpError};
-use crate::tensor::{Bytes, DType, Element, Tensor};
+use crate::tensor::{Bytes, Complex32, Complex64, DType, Element, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BinOp {
@@ -86,6 +86,8 @@ impl Op for Binary {
             DType::U16 => int::<u16>(l, self.op, a, b)?,
             DType::U32 => int::<u32>(l, self.op, a, b)?,
             DType::U64 => int::<u64>(l, self.op, a, b)?,
+            DType::C64 => complex::<Complex32>(l, self.op, &a, &b)?,
+            DType::C128 => complex::<Complex64>(l, self.op, &a, &b)?,
             // `Add` concatenates strings.
             DType::String if self.op == BinOp::Add => {
                 Some(map2_to::<Bytes, Bytes>(l, &a, &b, |x, y| {
@@ -97,6 +99,21 @@ impl Op for Binary {
         out.map(|t| vec![t])
             .ok_or_else(|| OpError::dtype(0, "a numeric type this op supports", dt))
     }
+}
+
+/// Complex `+ - * /` (`std::complex` arithmetic, as TF's functors).
+fn complex<C>(l: &Limits, op: BinOp, a: &Tensor, b: &Tensor) -> Result<Option<Tensor>, OpError>
+where
+    C: Element + Default + Copy + Sync + std::ops::Add<Output = C> + std::ops::Sub<Output = C>,
+    C: std::ops::Mul<Output = C> + std::ops::Div<Output = C>,
+{
+    Ok(Some(match op {
+        BinOp::Add => map2_to::<C, C>(l, a, b, |x, y| *x + *y)?,
+        BinOp::Sub => map2_to::<C, C>(l, a, b, |x, y| *x - *y)?,
+        BinOp::Mul => map2_to::<C, C>(l, a, b, |x, y| *x * *y)?,
+        BinOp::Div | BinOp::RealDiv => map2_to::<C, C>(l, a, b, |x, y| *x / *y)?,
+        _ => return Ok(None),
+    }))
 }
 
 /// f32 `+ - * /` with same shapes or a scalar side, when no input buffer can be reused: the

@@ -337,7 +337,7 @@ fn alloc_len(
 }
 
 /// `f(a, b)` elementwise with broadcasting, into a new tensor of element type `O`.
-fn map2_to<T: Element, O: Element + Default>(
+pub(crate) fn map2_to<T: Element, O: Element + Default>(
     limits: &crate::ops::Limits,
     a: &Tensor,
     b: &Tensor,
@@ -489,7 +489,7 @@ fn map_slice<T: Copy + Send>(s: &mut [T], f: impl Fn(T) -> T + Sync) {
 }
 
 /// `f(x)` elementwise into a new tensor of element type `O`.
-fn map1_to<T: Element + Copy, O: Element + Default>(
+pub(crate) fn map1_to<T: Element + Copy, O: Element + Default>(
     x: &Tensor,
     f: impl Fn(T) -> O + Sync,
 ) -> Result<Tensor, OpError> {

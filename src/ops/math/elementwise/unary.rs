@@ -7,7 +7,26 @@ use super::num::{Float, FloatElem, Int};
 use super::{map1, map1_to};
 use crate::ops::kernels::elementwise as k;
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{Complex32, Complex64, DType, Tensor};
+
+/// The complex maps TF defines with `std::complex` (others are refused by dtype).
+macro_rules! complex {
+    ($c:ty, $op:expr, $x:expr) => {{
+        let f: Option<fn($c) -> $c> = match $op {
+            UnOp::Exp => Some(|z| z.exp()),
+            UnOp::Log => Some(|z| z.ln()),
+            UnOp::Neg => Some(|z| -z),
+            UnOp::Reciprocal => Some(|z| z.inv()),
+            UnOp::Sqrt => Some(|z| z.sqrt()),
+            UnOp::Square => Some(|z| z * z),
+            _ => None,
+        };
+        match f {
+            Some(f) => Some(map1_to::<$c, $c>(&$x, f)?),
+            None => None,
+        }
+    }};
+}
 
 /// Which unary op; `LeakyRelu` carries its `alpha`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -137,6 +156,8 @@ impl Op for Unary {
             DType::U16 => int::<u16>(self.op, x)?,
             DType::U32 => int::<u32>(self.op, x)?,
             DType::U64 => int::<u64>(self.op, x)?,
+            DType::C64 => complex!(Complex32, self.op, x),
+            DType::C128 => complex!(Complex64, self.op, x),
             _ => None,
         };
         out.map(|t| vec![t])
