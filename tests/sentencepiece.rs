@@ -99,3 +99,83 @@ fn row_by_row_equals_batch() -> TestResult {
     }
     Ok(())
 }
+
+fn json_bytes(v: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine;
+    match v {
+        serde_json::Value::String(s) => s.as_bytes().to_vec(),
+        v => base64::engine::general_purpose::STANDARD
+            .decode(v["b64"].as_str().expect("b64"))
+            .expect("base64"),
+    }
+}
+
+fn json_ints(v: &serde_json::Value) -> Vec<i64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_i64().expect("int"))
+        .collect()
+}
+
+/// WORD, CHAR and suffix-whitespace unigram (+ byte fallback) models through the library API
+/// against TF's tokenize_with_offsets, string pieces and detokenize (`spm_vectors`).
+#[test]
+fn word_char_and_suffix_models_match_tf() -> TestResult {
+    use tfhub::sentencepiece::{ExtraOptions, Processor};
+    let dir = fixture("spm_vectors");
+    let v = common::read_json(&dir.join("vectors.json"));
+    let texts: Vec<Vec<u8>> = v["texts"]
+        .as_array()
+        .ok_or("texts")?
+        .iter()
+        .map(json_bytes)
+        .collect();
+    let models = v["models"].as_object().ok_or("models")?;
+    assert_eq!(models.len(), 3);
+    for (name, g) in models {
+        let sp = Processor::from_bytes(&std::fs::read(dir.join(format!("{name}.model")))?)?;
+        let ids = json_ints(&g["ids"]);
+        let splits = json_ints(&g["row_splits"]);
+        let starts = json_ints(&g["starts"]);
+        let limits = json_ints(&g["limits"]);
+        let pieces: Vec<Vec<u8>> = g["pieces"]
+            .as_array()
+            .ok_or("pieces")?
+            .iter()
+            .map(json_bytes)
+            .collect();
+        let detok: Vec<Vec<u8>> = g["detokenized"]
+            .as_array()
+            .ok_or("detokenized")?
+            .iter()
+            .map(json_bytes)
+            .collect();
+        assert_eq!(splits.len(), texts.len() + 1);
+        for (r, t) in texts.iter().enumerate() {
+            let (a, b) = (splits[r] as usize, splits[r + 1] as usize);
+            let enc = sp.encode(t, ExtraOptions::default(), 1 << 30)?;
+            let got: Vec<(i64, i64, i64, Vec<u8>)> = enc
+                .tokens
+                .iter()
+                .map(|x| {
+                    (
+                        x.id as i64,
+                        x.begin as i64,
+                        x.end as i64,
+                        sp.token_text(&enc, x).into_owned(),
+                    )
+                })
+                .collect();
+            let want: Vec<(i64, i64, i64, Vec<u8>)> = (a..b)
+                .map(|i| (ids[i], starts[i], limits[i], pieces[i].clone()))
+                .collect();
+            assert_eq!(got, want, "{name} row {r} {:?}", String::from_utf8_lossy(t));
+            let row_ids: Vec<i32> = ids[a..b].iter().map(|&x| x as i32).collect();
+            let d = sp.decode_ids(&row_ids, ExtraOptions::default())?;
+            assert_eq!(d, detok[r], "{name} detokenize row {r}");
+        }
+        eprintln!("{name}: {} rows match", texts.len());
+    }
+    Ok(())
+}

@@ -3,12 +3,14 @@
 wrapped in a tf.Module around tensorflow_text.SentencepieceTokenizer (whose ops embed
 sentencepiece v0.1.96) and saved as SavedModels. Goldens come from TF + tensorflow_text 2.21.
 
-  /work/venv/bin/python tools/make_fixtures_spm.py [spm_unigram] [spm_bpe]
+  /work/venv/bin/python tools/make_fixtures_spm.py [spm_unigram] [spm_bpe] [spm_vectors]
 
 Fixtures (tests/fixtures/<name>/):
   spm_unigram  unigram, 1000 pieces, nmt_nfkc charsmap, user-defined symbols [MASK] and <sep>
   spm_bpe      BPE, 1000 pieces, identity normalizer (no charsmap), byte_fallback,
                remove_extra_whitespaces=false, user-defined symbol [MASK]
+  spm_vectors  no SavedModel: WORD, CHAR and suffix-whitespace unigram model protos plus TF's
+               output on ~800 strings (vectors.json)
 
 Signatures (every input is 1-D):
   serving_default (tokenize)  text -> ids (int32 flat values), row_splits (int64)
@@ -25,6 +27,7 @@ Signatures (every input is 1-D):
                               TF; no golden: tfhub refuses it by name)
 """
 import io
+import json
 import os
 import random
 import sys
@@ -32,7 +35,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import make_fixtures as mf  # noqa: E402  (sets TF env vars before importing TF)
-from make_fixtures import bytes_to_json, fresh_dir, run_signature, write_json  # noqa: E402
+from make_fixtures import bytes_to_json, fresh_dir, run_signature  # noqa: E402
 
 import sentencepiece as spm  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -73,6 +76,14 @@ def training_text(n_lines=4000):
             s = str(rng.randint(0, 100000)) + " " + s
         lines.append(s)
     return lines
+
+
+def write_json(path, obj):
+    """Compact JSON (the goldens hold ~10^4 values; one per line would double the size)."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, sort_keys=True, ensure_ascii=False, allow_nan=False,
+                  separators=(",", ":"))
+        f.write("\n")
 
 
 def train(**kwargs):
@@ -308,7 +319,58 @@ def build_spm_bpe():
     return build("spm_bpe", model)
 
 
-BUILDERS = {"spm_unigram": build_spm_unigram, "spm_bpe": build_spm_bpe}
+def vector_texts():
+    """Tie-heavy strings over a small alphabet, then random mixes of the hard cases."""
+    import itertools
+    out = [b""]
+    for n in range(1, 5):
+        out += ["".join(t).encode() for t in itertools.product("fslo ", repeat=n)][::4]
+    rng = random.Random(SEED + 2)
+    alphabet = list("ab ﬁＡ①\t\n\u200b\u3000é\u0301日本😀☃") + [
+        "[MASK]", "<sep>", "<s>", "  ", "\xa0", "the", "▁"]
+    for _ in range(400):
+        out.append("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))).encode())
+    for _ in range(100):
+        out.append(bytes(rng.randrange(256) for _ in range(rng.randint(0, 10))))
+    return out
+
+
+def build_spm_vectors():
+    """Model protos (no SavedModel) and TF's tokenize_with_offsets / pieces / detokenize output
+    for the model kinds the SavedModel fixtures do not cover: WORD, CHAR, and unigram with
+    treat_whitespace_as_suffix + byte_fallback. All use the identity normalizer (no 256 KB
+    charsmap), so the directory stays small."""
+    out = fresh_dir("spm_vectors")
+    models = {
+        "word": train(model_type="word", vocab_size=800, normalization_rule_name="identity"),
+        "char": train(model_type="char", normalization_rule_name="identity",
+                      user_defined_symbols=["[MASK]"]),
+        "unigram_suffix": train(model_type="unigram", vocab_size=500,
+                                treat_whitespace_as_suffix=True, byte_fallback=True,
+                                normalization_rule_name="identity"),
+    }
+    texts = vector_texts()
+    doc = {"texts": [bytes_to_json(t) for t in texts], "models": {}}
+    for name, m in models.items():
+        with open(os.path.join(out, name + ".model"), "wb") as f:
+            f.write(m)
+        tok = tf_text.SentencepieceTokenizer(model=m)
+        pieces = tf_text.SentencepieceTokenizer(model=m, out_type=tf.string).tokenize(texts)
+        ids, starts, limits = tok.tokenize_with_offsets(texts)
+        doc["models"][name] = {
+            "ids": ids.flat_values.numpy().tolist(),
+            "row_splits": ids.row_splits.numpy().tolist(),
+            "starts": starts.flat_values.numpy().tolist(),
+            "limits": limits.flat_values.numpy().tolist(),
+            "pieces": [bytes_to_json(p) for p in pieces.flat_values.numpy().tolist()],
+            "detokenized": [bytes_to_json(d) for d in tok.detokenize(ids).numpy().tolist()],
+        }
+    write_json(os.path.join(out, "vectors.json"), doc)
+    return out
+
+
+BUILDERS = {"spm_unigram": build_spm_unigram, "spm_bpe": build_spm_bpe,
+            "spm_vectors": build_spm_vectors}
 
 
 def main(argv):

@@ -12,7 +12,7 @@ mod model;
 mod normalizer;
 mod trie;
 
-pub use model::{ExtraOptions, Processor, Token, TokenText};
+pub use model::{Encoding, ExtraOptions, Processor, Token, TokenText};
 
 /// Why a model did not load or a text did not encode or decode.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -168,7 +168,7 @@ fn piece_to_byte(p: &[u8]) -> Option<u8> {
         }
     }
     match p {
-        [b'<', b'0', b'x', h, l, b'>'] => Some(hex(*h)? << 4 | hex(*l)?),
+        [b'<', b'0', b'x', h, l, b'>'] => Some((hex(*h)? << 4) | hex(*l)?),
         _ => None,
     }
 }
@@ -883,7 +883,7 @@ impl Processor {
         let mut pos = 0;
         while pos < s.len() {
             let n = one_char_len(s[pos]).min(s.len() - pos);
-            if pos == 0 || &s[pos..pos + n] == SPACE_SYMBOL {
+            if pos == 0 || s[pos..pos + n] == *SPACE_SYMBOL {
                 words.push((pos, 0));
             }
             if let Some(w) = words.last_mut() {

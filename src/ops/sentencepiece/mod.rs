@@ -330,8 +330,8 @@ impl Op for Detokenize {
         }
         let n = values.len() as i64;
         let mut ranges = Vec::with_capacity(rows);
-        for i in 0..rows {
-            let (a, b) = (splits[i], splits[i + 1]);
+        for w in splits.windows(2) {
+            let (a, b) = (w[0], w[1]);
             // TF checks only `a <= n`; anything else would read out of bounds there.
             if a < 0 || b < a || b > n {
                 return Err(OpError::invalid(format!(
