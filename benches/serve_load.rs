@@ -150,7 +150,7 @@ fn main() {
                 fx.join("nnlm_en_dim128"),
                 "sentences",
                 json!({"instances": ["the quick brown fox jumps over the lazy dog"]}),
-                Tensor::from_strings(&[1], &["the quick brown fox jumps over the lazy dog"])
+                Tensor::from_strings(&[1], ["the quick brown fox jumps over the lazy dog"])
                     .expect("tensor"),
             ),
             "mobilenet" => {

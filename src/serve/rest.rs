@@ -186,12 +186,12 @@ fn parse_v1(method: &Method, path: &str) -> Result<V1, Status> {
     if rest.is_empty() {
         return Err(Status::invalid("Missing model name in request."));
     }
-    let (route, verb) = match method {
-        &Method::POST => match rest.rsplit_once(':') {
+    let (route, verb) = match *method {
+        Method::POST => match rest.rsplit_once(':') {
             Some((r, v)) if !v.contains('/') => (r, Some(v)),
             _ => return Err(malformed(method, path)),
         },
-        &Method::GET => (rest, None),
+        Method::GET => (rest, None),
         _ => return Err(malformed(method, path)),
     };
     let mut segs: Vec<&str> = route.split('/').collect();
