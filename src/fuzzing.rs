@@ -593,6 +593,8 @@ pub fn sentencepiece(data: &[u8]) -> Result<usize, crate::sentencepiece::SpmErro
         std::hint::black_box(sp.piece_to_id(p));
     }
     Ok(plain.tokens.len())
+}
+
 /// Decode ops the `image_decode` target drives, picked by the first byte.
 const IMAGE_OPS: &[&str] = &[
     "DecodeImage",
