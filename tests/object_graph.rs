@@ -242,6 +242,14 @@ fn cli_run_function_embed_and_inspect_match() -> common::TestResult {
                 &serde_json::json!({"dtype": "float32", "values": want["values"]}),
                 name,
             );
+        } else if known_gap(name, "call").is_some() {
+            // The known gap: the choice is still printed before the call fails.
+            let out = tfhub(&["embed", "--model", dir.to_str().unwrap(), "--verbose", "x"]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("entry point: object-graph function __call__"),
+                "{err}"
+            );
         } else {
             // A numeric model: embed needs strings, so check the choice only.
             let out = tfhub(&["embed", "--model", dir.to_str().unwrap(), "--verbose", "x"]);
@@ -275,10 +283,7 @@ fn cli_run_function_embed_and_inspect_match() -> common::TestResult {
         .unwrap()
         .contains("RaggedTensorSpec"));
     assert_eq!(j["runnable"]["function bert_pack_inputs"], Json::Bool(true));
-    assert_eq!(
-        j["runnable"]["function tokenizer.tokenize"],
-        Json::Bool(true)
-    );
+    assert_eq!(j["runnable"]["function tokenize"], Json::Bool(true));
     let text = tfhub(&["inspect", fixture("objgraph_bert_pre").to_str().unwrap()]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("Concrete Functions"), "{text}");
@@ -294,10 +299,7 @@ fn errors_list_callables_concrete_signatures_and_tag_sets() -> common::TestResul
         panic!("{err}")
     };
     assert!(available.contains(&"bert_pack_inputs".to_string()), "{err}");
-    assert!(
-        available.contains(&"tokenizer.tokenize".to_string()),
-        "{err}"
-    );
+    assert!(available.contains(&"tokenize".to_string()), "{err}");
 
     let calls = read_json(&fixture("objgraph_bert_pre").join("calls.json"));
     let call = &calls[2];

@@ -90,6 +90,7 @@ def build_objgraph_embed():
     write_calls(out, [("call", "__call__", {}, {"sentences": SENTENCES},
                        loaded(tf.constant(SENTENCES)))])
     mf.write_signatures_json(out)
+    mf.write_variables_json(out)
 
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "th", "the", "cat", "sat", "on", "mat", "h", "llo",
@@ -193,6 +194,7 @@ def build_objgraph_bert_pre():
         "entry": "__call__", "inputs": SENTENCES,
         "golden": result_to_json(layer(tf.constant(SENTENCES)))})
     mf.write_signatures_json(out)
+    mf.write_variables_json(out)
 
 
 class DefaultOnly(tf.Module):
@@ -225,6 +227,7 @@ def build_objgraph_default_sig():
     loaded = hub.load(out)
     write_calls(out, [("f", "f", {}, {"x": X}, loaded.f(tf.constant(X)))])
     mf.write_signatures_json(out)
+    mf.write_variables_json(out)
 
 
 class TwoEntry(tf.Module):

@@ -188,7 +188,7 @@ impl<'a> Compiler<'a> {
         let mut plan = self.compile_body("", &body, &outs, &targets)?;
         self.drain()?;
         self.check_unsupported()?;
-        plan.library = self.order.clone();
+        plan.library = super::Library(self.order.clone());
         Ok(plan)
     }
 
@@ -225,7 +225,7 @@ impl<'a> Compiler<'a> {
         let mut plan = self.compile_body(name, &body, &outs, &targets)?;
         self.drain()?;
         self.check_unsupported()?;
-        plan.library = self.order.clone();
+        plan.library = super::Library(self.order.clone());
         Ok(plan)
     }
 
@@ -374,7 +374,7 @@ impl<'a> Compiler<'a> {
                 arg_slots: Vec::new(),
                 outputs: Vec::new(),
                 consts: Vec::new(),
-                library: Vec::new(),
+                library: Default::default(),
             });
         }
         // Two independent plan-time rewrites: embedding lookups (`compile/fuse.rs`), then
@@ -462,7 +462,7 @@ impl<'a> Compiler<'a> {
             arg_slots,
             outputs: out_slots,
             consts: const_slots,
-            library: Vec::new(),
+            library: Default::default(),
         })
     }
 

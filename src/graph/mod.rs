@@ -51,7 +51,18 @@ pub struct Plan {
     /// Every library function compiled with this plan, callers before callees. Declared after
     /// `steps`, so it is dropped after them: each function is then released by this list, not
     /// by its caller's plan, and a 100,000-deep call chain drops without recursing.
-    pub(crate) library: Vec<FunctionRef>,
+    pub(crate) library: Library,
+}
+
+/// The functions a plan keeps alive (see [`Plan::library`]); `Debug` prints only their count,
+/// so a plan's debug text shows each function body once, where it is called.
+#[derive(Default)]
+pub(crate) struct Library(pub(crate) Vec<FunctionRef>);
+
+impl std::fmt::Debug for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} functions", self.0.len())
+    }
 }
 
 impl Plan {
