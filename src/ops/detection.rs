@@ -97,7 +97,10 @@ fn max_output(t: &Tensor, what: &str) -> Result<i32, OpError> {
 }
 
 /// The elements of a float tensor as f32, and the rounding back to its type.
-fn widen(t: &Tensor, index: usize) -> Result<(Vec<f32>, fn(f32) -> f32), OpError> {
+/// Scores widened to f32, and the rounding back to their type.
+type Widened = (Vec<f32>, fn(f32) -> f32);
+
+fn widen(t: &Tensor, index: usize) -> Result<Widened, OpError> {
     match t.dtype() {
         DType::F32 => Ok((t.as_slice::<f32>()?.to_vec(), |x| x)),
         DType::F16 => Ok((

@@ -239,8 +239,8 @@ impl Op for Mfcc {
                 continue;
             }
             mel.fill(0.0);
-            for i in fb.start..=fb.end {
-                let v = (row[i] as f64).sqrt();
+            for (i, &x) in row.iter().enumerate().take(fb.end + 1).skip(fb.start) {
+                let v = (x as f64).sqrt();
                 let weighted = v * fb.weights[i];
                 let c = fb.band[i];
                 if c >= 0 {

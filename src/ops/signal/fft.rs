@@ -161,7 +161,7 @@ impl Op for Fft {
         let count = crate::tensor::num_elements(&out_shape)
             .ok_or_else(|| OpError::Limit(format!("shape {out_shape:?} overflows")))?;
         cx.limits().check_alloc(count, out_dtype)?;
-        if x.len() == 0 || count == 0 {
+        if x.is_empty() || count == 0 {
             return Ok(vec![Tensor::zeros(out_dtype, &out_shape)?]);
         }
         let total: f64 = lengths.iter().map(|&n| n as f64).product();
