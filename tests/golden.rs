@@ -45,6 +45,10 @@ macro_rules! golden {
 
 golden! {
     attention: "serving_default", DENSE;
+    objgraph_two_entry: "serving_default", DENSE;
+    bert_preprocess_uncased: "serving_default", DENSE;
+    spm_bpe: "serving_default", DENSE;
+    spm_unigram: "serving_default", DENSE;
     audio_wav: "serving_default", DENSE;
     audio_waveform: "serving_default", Tolerance::F32 { rel: 1e-4, abs: 2e-5 };
     cnn: "serving_default", DENSE;
