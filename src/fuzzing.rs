@@ -525,27 +525,7 @@ pub fn string_ops(data: &[u8]) -> Result<usize, OpError> {
         }
         _ => return Err(OpError::Unimplemented(format!("fuzzing {op}"))),
     };
-    let attrs: BTreeMap<String, AttrValue> = attrs
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), AttrValue { value: Some(v) }))
-        .collect();
-    let build = registry()
-        .get(op)
-        .ok_or_else(|| OpError::Unimplemented(format!("{op} is not registered")))?;
-    let mut fns = NoFunctions;
-    let mut cx = BuildCtx {
-        node: "fuzz",
-        op,
-        attrs: &attrs,
-        num_inputs: inputs.len(),
-        scope: "",
-        max_const_elements: limits().max_const_elements,
-        functions: &mut fns,
-    };
-    let built = build(&mut cx)?;
-    let session = Session::new(PathBuf::from("."), None, limits());
-    let out = built.eval(&mut EvalCtx::new(&session), inputs)?;
-    Ok(out.iter().map(Tensor::len).sum())
+    run_op(op, attrs, inputs)
 }
 
 fn to_i64(t: &Tensor) -> Tensor {
@@ -645,6 +625,16 @@ pub fn image_decode(data: &[u8]) -> Result<usize, OpError> {
         "DecodeBmp" => attrs.push(("channels", attr_value::Value::I(channels))),
         _ => {}
     }
+    run_op(op, attrs, inputs)
+}
+
+/// Builds `op` through the registry with `attrs` and evaluates it on `inputs` under
+/// [`limits`]; returns the output element count (shared by the op-driving targets).
+fn run_op(
+    op: &str,
+    attrs: Vec<(&str, attr_value::Value)>,
+    inputs: Vec<Tensor>,
+) -> Result<usize, OpError> {
     let attrs: BTreeMap<String, AttrValue> = attrs
         .into_iter()
         .map(|(k, v)| (k.to_string(), AttrValue { value: Some(v) }))
