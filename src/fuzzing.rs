@@ -657,3 +657,71 @@ fn run_op(
     let out = built.eval(&mut EvalCtx::new(&session), inputs)?;
     Ok(out.iter().map(Tensor::len).sum())
 }
+
+/// The signature the `serve_*` targets decode against: one input of each kind a request
+/// can carry (strings, with a `_bytes` alias; floats of fixed inner shape; int64 of unknown
+/// shape; bool of unknown rank).
+#[cfg(feature = "serve")]
+fn serve_specs() -> Vec<crate::api::TensorSpec> {
+    let spec = |key: &str, dtype, shape: Option<Vec<i64>>| crate::api::TensorSpec {
+        key: key.to_string(),
+        tensor: format!("serving_default_{key}:0"),
+        dtype,
+        shape,
+    };
+    vec![
+        spec("sentences", DType::String, Some(vec![-1])),
+        spec("image_bytes", DType::String, Some(vec![-1])),
+        spec("image", DType::F32, Some(vec![-1, 2, 2, 3])),
+        spec("ids", DType::I64, Some(vec![-1, -1])),
+        spec("mask", DType::Bool, None),
+    ]
+}
+
+#[cfg(feature = "serve")]
+fn serve_limits() -> crate::serve::tfjson::DecodeLimits {
+    crate::serve::tfjson::DecodeLimits {
+        max_elements: 1 << 20,
+    }
+}
+
+/// Writes decoded request tensors back the way replies are written (row and columnar JSON,
+/// and TensorProtos), so the encoders see every tensor a decoder can produce.
+#[cfg(feature = "serve")]
+fn serve_echo(tensors: Vec<(String, Tensor)>) -> Result<usize, crate::serve::status::Status> {
+    use crate::serve::tfjson::{encode_outputs, Format};
+    let n = tensors.len();
+    let map: BTreeMap<String, Tensor> = tensors.into_iter().collect();
+    if !map.is_empty() {
+        for format in [Format::Row, Format::Columnar] {
+            // Row format refuses outputs of differing batch sizes: an answer, not a bug.
+            let _ = std::hint::black_box(encode_outputs(&map, format));
+        }
+        for t in map.values() {
+            std::hint::black_box(crate::serve::decode::to_proto(t)?);
+        }
+    }
+    Ok(n)
+}
+
+/// A REST `:predict` body (TF Serving's row or columnar JSON) → the tensors the server
+/// would feed to a signature with the inputs of [`serve_specs`] → written back as replies.
+#[cfg(feature = "serve")]
+pub fn serve_rest_predict(data: &[u8]) -> Result<usize, crate::serve::status::Status> {
+    let t = crate::serve::decode::rest_predict(data, &serve_specs(), serve_limits())?;
+    serve_echo(t)
+}
+
+/// A KServe v2 `infer` body, as [`serve_rest_predict`].
+#[cfg(feature = "serve")]
+pub fn serve_v2_infer(data: &[u8]) -> Result<usize, crate::serve::status::Status> {
+    let t = crate::serve::decode::v2_infer(data, &serve_specs(), serve_limits())?;
+    serve_echo(t)
+}
+
+/// A gRPC `Predict` body (length-prefixed `PredictRequest`), as [`serve_rest_predict`].
+#[cfg(feature = "serve")]
+pub fn serve_grpc_predict(data: &[u8]) -> Result<usize, crate::serve::status::Status> {
+    let t = crate::serve::decode::grpc_predict(data, serve_limits())?;
+    serve_echo(t)
+}

@@ -121,3 +121,21 @@ fn sentencepiece() {
 fn image_decode() {
     replay("image_decode", tfhub::fuzzing::image_decode);
 }
+
+#[cfg(feature = "serve")]
+#[test]
+fn serve_rest_predict() {
+    replay("serve_rest_predict", tfhub::fuzzing::serve_rest_predict);
+}
+
+#[cfg(feature = "serve")]
+#[test]
+fn serve_v2_infer() {
+    replay("serve_v2_infer", tfhub::fuzzing::serve_v2_infer);
+}
+
+#[cfg(feature = "serve")]
+#[test]
+fn serve_grpc_predict() {
+    replay("serve_grpc_predict", tfhub::fuzzing::serve_grpc_predict);
+}

@@ -201,7 +201,7 @@ pub async fn handle(app: Arc<App>, req: Request<hyper::body::Incoming>) -> Respo
     respond(r)
 }
 
-fn unframe(body: &[u8]) -> Result<&[u8], Status> {
+pub(crate) fn unframe(body: &[u8]) -> Result<&[u8], Status> {
     if body.len() < 5 {
         return Err(Status::invalid("gRPC message frame is truncated"));
     }

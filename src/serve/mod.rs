@@ -39,6 +39,57 @@ use status::{Code, Status};
 use crate::api::LoadOptions;
 use crate::tensor::Tensor;
 
+/// The request decoders, reachable for the fuzz targets (`tfhub::fuzzing::serve_*`): each
+/// takes the bytes a client sent and the signature's input specs, and returns the tensors the
+/// server would feed, or the status it would answer. Not a stable API.
+#[doc(hidden)]
+pub mod decode {
+    use prost::Message as _;
+
+    use super::status::Status;
+    use super::tfjson::{self, DecodeLimits};
+    use crate::api::TensorSpec;
+    use crate::tensor::Tensor;
+
+    /// A REST `/v1/...:predict` body (row or columnar format).
+    pub fn rest_predict(
+        body: &[u8],
+        specs: &[TensorSpec],
+        lim: DecodeLimits,
+    ) -> Result<Vec<(String, Tensor)>, Status> {
+        let req = tfjson::parse_predict(body)?;
+        tfjson::decode_inputs(&req, specs, lim)
+    }
+
+    /// A KServe v2 `/v2/models/{name}/infer` body.
+    pub fn v2_infer(
+        body: &[u8],
+        specs: &[TensorSpec],
+        lim: DecodeLimits,
+    ) -> Result<Vec<(String, Tensor)>, Status> {
+        let req: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| Status::invalid(format!("invalid JSON: {e}")))?;
+        super::rest::v2_decode_inputs(&req, specs, lim)
+    }
+
+    /// A gRPC `Predict` call's body: the length-prefixed frame, the `PredictRequest` and its
+    /// `TensorProto` inputs.
+    pub fn grpc_predict(body: &[u8], lim: DecodeLimits) -> Result<Vec<(String, Tensor)>, Status> {
+        let msg = super::grpc::unframe(body)?;
+        let req = crate::proto::serving::PredictRequest::decode(msg)
+            .map_err(|e| Status::invalid(format!("cannot decode PredictRequest: {e}")))?;
+        req.inputs
+            .iter()
+            .map(|(k, tp)| Ok((k.clone(), super::grpc::from_proto(tp, lim.max_elements)?)))
+            .collect()
+    }
+
+    /// A reply tensor as gRPC sends it.
+    pub fn to_proto(t: &Tensor) -> Result<crate::proto::TensorProto, Status> {
+        super::grpc::to_proto(t)
+    }
+}
+
 /// State shared by every connection.
 #[derive(Debug)]
 pub(crate) struct App {

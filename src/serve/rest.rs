@@ -20,6 +20,7 @@ use super::models::{Servable, VersionSel};
 use super::status::{Code, Status};
 use super::tfjson::{self, tf_dtype_name};
 use super::App;
+use crate::api::TensorSpec;
 use crate::tensor::{DType, Tensor};
 
 type Resp = Response<Full<Bytes>>;
@@ -502,22 +503,13 @@ fn v2_metadata(app: &App, sv: &Servable) -> Value {
            "inputs": inputs, "outputs": outputs})
 }
 
-async fn v2_infer(app: &App, name: &str, sel: &VersionSel, body: &[u8]) -> Result<String, Status> {
-    let req: Value =
-        serde_json::from_slice(body).map_err(|e| Status::invalid(format!("invalid JSON: {e}")))?;
-    let sv = app
-        .manager
-        .find(name, sel)
-        .map_err(|_| Status::not_found(format!("Model with name {name} does not exist.")))?;
-    let sig_name = req["parameters"]["signature_name"]
-        .as_str()
-        .unwrap_or("serving_default")
-        .to_string();
-    let sig = sv.model.signature(&sig_name).map_err(|_| {
-        Status::invalid(format!(
-            "Serving signature name: \"{sig_name}\" not found in signature def"
-        ))
-    })?;
+/// The `inputs` of a v2 `infer` request, checked against the signature's input specs
+/// (name, datatype, shape, flat row-major `data`). Also the `serve_v2_infer` fuzz target.
+pub(crate) fn v2_decode_inputs(
+    req: &Value,
+    specs: &[TensorSpec],
+    lim: tfjson::DecodeLimits,
+) -> Result<Vec<(String, Tensor)>, Status> {
     let Some(inputs) = req["inputs"].as_array() else {
         return Err(Status::invalid("'inputs' must be a list"));
     };
@@ -526,16 +518,16 @@ async fn v2_infer(app: &App, name: &str, sel: &VersionSel, body: &[u8]) -> Resul
         let iname = inp["name"]
             .as_str()
             .ok_or_else(|| Status::invalid("input without a name"))?;
-        let spec = sig
-            .inputs()
-            .iter()
-            .find(|s| s.key == iname)
-            .ok_or_else(|| {
-                Status::invalid(format!(
-                    "unknown input {iname:?}; expected {}",
-                    sig.describe_inputs()
-                ))
-            })?;
+        let spec = specs.iter().find(|s| s.key == iname).ok_or_else(|| {
+            let expected: Vec<String> = specs
+                .iter()
+                .map(|s| format!("{}: {}", s.key, s.dtype))
+                .collect();
+            Status::invalid(format!(
+                "unknown input {iname:?}; expected {}",
+                expected.join(", ")
+            ))
+        })?;
         let want = v2_datatype(spec.dtype).unwrap_or("UNKNOWN");
         let got = inp["datatype"].as_str().unwrap_or("");
         if got != want {
@@ -552,16 +544,36 @@ async fn v2_infer(app: &App, name: &str, sel: &VersionSel, body: &[u8]) -> Resul
             .as_array()
             .ok_or_else(|| Status::invalid(format!("input {iname:?}: 'shape' must be a list")))?
             .iter()
-            .map(|d| d.as_u64().map(|d| d as usize))
+            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
             .collect::<Option<_>>()
             .ok_or_else(|| {
                 Status::invalid(format!(
                     "input {iname:?}: shape dims must be non-negative integers"
                 ))
             })?;
-        let t = tfjson::tensor_from_flat(&inp["data"], spec.dtype, &shape, app.limits())?;
+        let t = tfjson::tensor_from_flat(&inp["data"], spec.dtype, &shape, lim)?;
         tensors.push((iname.to_string(), t));
     }
+    Ok(tensors)
+}
+
+async fn v2_infer(app: &App, name: &str, sel: &VersionSel, body: &[u8]) -> Result<String, Status> {
+    let req: Value =
+        serde_json::from_slice(body).map_err(|e| Status::invalid(format!("invalid JSON: {e}")))?;
+    let sv = app
+        .manager
+        .find(name, sel)
+        .map_err(|_| Status::not_found(format!("Model with name {name} does not exist.")))?;
+    let sig_name = req["parameters"]["signature_name"]
+        .as_str()
+        .unwrap_or("serving_default")
+        .to_string();
+    let sig = sv.model.signature(&sig_name).map_err(|_| {
+        Status::invalid(format!(
+            "Serving signature name: \"{sig_name}\" not found in signature def"
+        ))
+    })?;
+    let tensors = v2_decode_inputs(&req, sig.inputs(), app.limits())?;
     let out = app.predict(&sv, &sig_name, tensors, "infer").await?;
     let wanted: Option<Vec<&str>> = req["outputs"]
         .as_array()

@@ -114,6 +114,8 @@ impl fmt::Display for Status {
     }
 }
 
+impl std::error::Error for Status {}
+
 impl From<tfhub_error::Error> for Status {
     /// A model error: bad inputs and op failures on them are INVALID_ARGUMENT, as TF's
     /// session Run reports kernel errors; anything else is INTERNAL.
