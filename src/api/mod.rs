@@ -8,6 +8,7 @@
 mod inspect;
 pub mod json;
 mod keras_layer;
+mod tf1;
 
 pub use inspect::{inspect, Inspection};
 pub use keras_layer::KerasLayer;
@@ -177,7 +178,8 @@ impl Model {
     /// See [`load`].
     pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Model> {
         let sm = SavedModel::open(path)?;
-        let tags: Vec<&str> = opts.tags.iter().map(String::as_str).collect();
+        let tags = tf1::module_tags(path, &sm, &opts.tags);
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
         let mg = sm.meta_graph(&tags)?;
         let graph = mg
             .graph_def
@@ -197,6 +199,11 @@ impl Model {
             checkpoint.clone(),
             opts.limits.clone(),
         ));
+        // TF1 hook: TF's default Saver when the meta graph has none.
+        let default_saver = match (&mg.saver_def, &checkpoint) {
+            (None, Some(_)) => tf1::default_saver(mg, &graph.node),
+            _ => None,
+        };
         let op_list = mg
             .meta_info_def
             .as_ref()
@@ -260,8 +267,29 @@ impl Model {
                 }
             }
         }
+        if let (Some((nodes, prefix_node, target)), Some(reader)) = (&default_saver, &checkpoint) {
+            let prefix = reader.index_path().with_extension("");
+            let args = vec![Tensor::scalar(Bytes::from(
+                prefix.to_string_lossy().into_owned(),
+            ))];
+            let feeds = [Feed::parse(prefix_node)];
+            let fetch = [Fetch::Target(target.clone())];
+            if let Some(p) = collect(compiler.compile_graph(nodes, &feeds, &fetch))? {
+                restore = Some((p, args));
+            }
+        }
         // Init plan.
         let mut init = None;
+        let tf1_init = tf1::default_init_targets(mg);
+        if init_op_name(mg).is_none() && !tf1_init.is_empty() {
+            // TF1 hook: Scaffold.default_local_init_op() when no init op is named.
+            let feeds: Vec<Feed> = asset_feeds.iter().map(|(f, _)| f.clone()).collect();
+            let args: Vec<Tensor> = asset_feeds.iter().map(|(_, t)| t.clone()).collect();
+            let fetch: Vec<Fetch> = tf1_init.iter().cloned().map(Fetch::Target).collect();
+            if let Some(p) = collect(compiler.compile_graph(&graph.node, &feeds, &fetch))? {
+                init = Some((p, args));
+            }
+        }
         if let Some(op) = init_op_name(mg) {
             let feeds: Vec<Feed> = asset_feeds.iter().map(|(f, _)| f.clone()).collect();
             let args: Vec<Tensor> = asset_feeds.iter().map(|(_, t)| t.clone()).collect();

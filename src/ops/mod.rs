@@ -17,6 +17,7 @@ mod nn;
 pub(crate) mod refused;
 mod sparse;
 mod strings;
+mod tf1;
 mod variables;
 
 use std::any::Any;
@@ -704,6 +705,7 @@ impl Registry {
         nn::register(&mut r);
         sparse::register(&mut r);
         strings::register(&mut r);
+        tf1::register(&mut r);
         variables::register(&mut r);
         r
     }
@@ -711,3 +713,4 @@ impl Registry {
 
 pub(crate) use control::direct_call;
 pub(crate) use sparse::{fused_embedding_segment, ParamsFrom};
+pub(crate) use tf1::{deref as deref_ref, deref_inputs, takes_ref, REF_PRODUCERS};
