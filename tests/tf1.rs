@@ -21,7 +21,7 @@ fn tf1_hub_module_default_signature_matches_the_session() -> common::TestResult 
 #[test]
 fn tf1_hub_module_loads_with_the_empty_tag_set_and_lists_its_signature() -> common::TestResult {
     let m = tfhub::load(common::fixture("tf1_hub_module"))?;
-    assert_eq!(m.signature_names(), vec!["default"]);
+    assert_eq!(m.signature_names(), vec!["default", "update"]);
     // An explicit other tag set is honoured (and fails, naming the tag sets present).
     let opts = tfhub::api::LoadOptions {
         tags: vec!["train".into()],
@@ -71,4 +71,20 @@ fn pbtxt_only_model_is_refused_by_name() {
     std::fs::write(dir.path().join("saved_model.pbtxt"), "meta_graphs {}\n").unwrap();
     let err = tfhub::load(dir.path()).unwrap_err();
     assert!(format!("{err}").contains("saved_model.pbtxt"), "{err}");
+}
+
+/// `AssignAdd` then `AssignSub` on a restored ref variable, read through `Identity`.
+#[test]
+fn tf1_hub_module_update_signature_assigns_the_ref_variable() -> common::TestResult {
+    run_fixture("tf1_hub_module", "update", Tolerance::Exact)
+}
+
+/// `inspect` lists a TF1 model's assets from the `saved_model_assets` collection.
+#[test]
+fn inspect_lists_tf1_assets_from_the_collection() -> common::TestResult {
+    let i = tfhub::api::inspect(&common::fixture("tf1_hub_module"))?;
+    let mg = &i.json["meta_graphs"][0];
+    assert_eq!(mg["tags"], serde_json::json!([]));
+    assert_eq!(mg["asset_files"], serde_json::json!(["tokens.txt"]));
+    Ok(())
 }

@@ -75,9 +75,24 @@ def _embed_graph(sentences, vocab_const, seed):
         return i + 1, h4
 
     iters, looped = v1.while_loop(lambda i, h: i < steps, body, [tf.constant(0), mean])
-    final = v1.cond(tf.reduce_sum(looped) > 0.0, lambda: looped * 2.0, lambda: -looped)
+    def branch_loop(x, k):
+        # A loop inside a cond branch: on the untaken side the whole loop runs dead.
+        _, y = v1.while_loop(lambda j, a: j < k, lambda j, a: (j + 1, a * 0.5 + 0.1),
+                             [tf.constant(0), x])
+        return y
+
+    final = v1.cond(tf.reduce_sum(looped) > 0.0, lambda: branch_loop(looped, 2) * 2.0,
+                    lambda: -branch_loop(looped, 3))
     inited = tf.reduce_all(tf.stack([v1.is_variable_initialized(v) for v in (emb, mix, scale)]))
     return {"default": final, "ids": ids, "iterations": iters, "initialized": inited}
+
+
+def _update_graph():
+    """AssignAdd then AssignSub on a ref variable, read through Identity."""
+    delta = v1.placeholder(tf.float32, [], name="delta")
+    counter = v1.Variable(10.0, name="counter")
+    out = tf.identity(v1.assign_sub(v1.assign_add(counter, delta), 0.5))
+    return delta, out
 
 
 def _info(t):
@@ -116,19 +131,23 @@ def build_tf1_hub_module():
         vocab_const = tf.constant(vocab_tmp, name="vocab_file")
         v1.add_to_collection(v1.GraphKeys.ASSET_FILEPATHS, vocab_const)
         outs = _embed_graph(sentences, vocab_const, mf.SEED)
+        delta, updated = _update_graph()
         with v1.Session(graph=g) as sess:
             sess.run(v1.global_variables_initializer())
             sess.run(v1.tables_initializer())
-            golden = sess.run(outs, {sentences: SENTENCES})
             os.makedirs(os.path.join(out, "variables"))
             v1.train.Saver().save(sess, os.path.join(out, "variables", "variables"),
                                   write_meta_graph=False, write_state=False)
+            golden = sess.run(outs, {sentences: SENTENCES})
+            golden_update = sess.run({"default": updated}, {delta: 2.25})
         mg = v1.train.export_meta_graph(graph=g, strip_default_attrs=True)
     assert not mg.HasField("saver_def")
     sig = v1.saved_model.signature_def_utils.build_signature_def(
         inputs={"default": _info(sentences)},
         outputs={k: _info(v) for k, v in outs.items()})
     mg.signature_def["default"].CopyFrom(sig)
+    mg.signature_def["update"].CopyFrom(v1.saved_model.signature_def_utils.build_signature_def(
+        inputs={"default": _info(delta)}, outputs={"default": _info(updated)}))
     mg.meta_info_def.ClearField("tags")
     for node in mg.graph_def.node:
         if node.name == "vocab_file":
@@ -147,6 +166,8 @@ def build_tf1_hub_module():
         f.write(b"\x08\x03")
     mf.write_json(os.path.join(out, "inputs_default.json"), {"default": SENTENCES})
     mf.write_json(os.path.join(out, "golden_default.json"), _json_out(golden))
+    mf.write_json(os.path.join(out, "inputs_update.json"), {"default": 2.25})
+    mf.write_json(os.path.join(out, "golden_update.json"), _json_out(golden_update))
     return out
 
 
@@ -163,6 +184,9 @@ def check_with_hub(model_dir):
         g = got[k].numpy()
         np.testing.assert_allclose(np.asarray(g, dtype=np.float64).reshape(-1),
                                    np.asarray(w["values"], dtype=np.float64), rtol=1e-6)
+    got = m.signatures["update"](default=tf.constant(2.25))["default"].numpy()
+    with open(os.path.join(model_dir, "golden_update.json")) as f:
+        assert float(got) == json.load(f)["default"]["values"][0], got
     print("hub.load agrees with the Session golden")
 
 

@@ -69,12 +69,13 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
                        "outputs": io(&sd.outputs)}),
             );
         }
-        let mut assets: Vec<&str> = mg
-            .asset_file_def
-            .iter()
-            .map(|a| a.filename.as_str())
+        // `asset_file_def`, else TF1's `saved_model_assets` collection (as the loader reads it).
+        let mut assets: Vec<String> = super::asset_defs(mg)
+            .into_iter()
+            .map(|a| a.filename)
             .collect();
         assets.sort_unstable();
+        assets.dedup();
         let graph = mg.graph_def.as_ref();
         metas.push(json!({
             "tags": sorted_tags(mg),
