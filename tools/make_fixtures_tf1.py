@@ -246,6 +246,31 @@ def build_tf1_saved_model():
     return out
 
 
+def write_metadata(model_dir):
+    """signatures.json / variables.json / variable_values.json as tools/make_fixtures.py writes
+    them, except that `asset_files` lists what TF's loader feeds (loader_impl
+    `get_asset_tensors`: `asset_file_def`, else the TF1 `saved_model_assets` collection)."""
+    import json
+
+    from tensorflow.core.protobuf import meta_graph_pb2
+    from tensorflow.python.saved_model import loader_impl
+    mf.write_signatures_json(model_dir)
+    mf.write_variables_json(model_dir)
+    sm = loader_impl.parse_saved_model(model_dir)
+    path = os.path.join(model_dir, "signatures.json")
+    with open(path) as f:
+        sigs = json.load(f)
+    for mg, meta in zip(sm.meta_graphs, sigs["meta_graphs"]):
+        names = [a.filename for a in mg.asset_file_def]
+        if not names and "saved_model_assets" in mg.collection_def:
+            for any_ in mg.collection_def["saved_model_assets"].any_list.value:
+                a = meta_graph_pb2.AssetFileDef()
+                any_.Unpack(a)
+                names.append(a.filename)
+        meta["asset_files"] = sorted(set(names))
+    mf.write_json(path, sigs)
+
+
 BUILDERS = {
     "tf1_hub_module": build_tf1_hub_module,
     "tf1_saved_model": build_tf1_saved_model,
@@ -256,11 +281,16 @@ def main(argv):
     if argv[1:2] == ["--check"]:  # a separate process: eager mode for hub.load
         check_with_hub(argv[2])
         return
+    if argv[1:2] == ["--metadata"]:
+        for path in argv[2:]:
+            write_metadata(path)
+        return
     _graph_mode()
     names = argv[1:] or list(BUILDERS)
     for name in names:
         print(f"building {name} ...", flush=True)
         path = BUILDERS[name]()
+        write_metadata(path)
         if name == "tf1_hub_module":
             import subprocess
             subprocess.run([sys.executable, __file__, "--check", path], check=True)
