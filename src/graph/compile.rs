@@ -126,9 +126,13 @@ impl<'a> Compiler<'a> {
                     .collect()
             })
             .unwrap_or_default();
-        let op_defs = op_list
+        let mut op_defs: HashMap<&'a str, &'a OpDef> = op_list
             .map(|l| l.op.iter().map(|o| (o.name.as_str(), o)).collect())
             .unwrap_or_default();
+        // TF's registry for ops the model lists no OpDef for (`ops::op_defaults`).
+        for (name, def) in ops::op_defaults::table() {
+            op_defs.entry(name.as_str()).or_insert(def);
+        }
         Compiler {
             registry,
             library,

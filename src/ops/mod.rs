@@ -16,6 +16,7 @@ mod list;
 mod lookup;
 mod math;
 mod nn;
+pub(crate) mod op_defaults;
 pub(crate) mod refused;
 mod sentencepiece;
 mod signal;
