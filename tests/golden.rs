@@ -65,6 +65,7 @@ golden! {
     text_vectorization: "serving_default", TEXT;
     text_vectorization_bincount: "serving_default", TEXT;
     string_ngrams: "serving_default", TEXT;
+    tf1_saved_model: "serving_default", DENSE;
 }
 
 /// Text embeddings: TF's sums of a handful of rows; token ids must be exact.

@@ -15,24 +15,6 @@ use tfhub::api::json::{result_to_json, value_from_json};
 use tfhub::api::{EntryPoint, KerasLayer, LoadOptions, Model, Value};
 use tfhub::Error;
 
-/// Calls that do not match TF yet, with the error they must fail with. Models saved with
-/// `signatures={}` carry no OpDefs for their function library in `stripped_op_list`, so the
-/// stripped default attrs of the `tf.strings.split` → RaggedTensor chain are not filled and
-/// its `DenseBincount` gets a size of shape [2]. Each entry must still fail exactly so.
-const KNOWN_GAPS: &[(&str, &str, &str)] = &[
-    ("objgraph_embed", "call", "DenseBincount"),
-    ("objgraph_bert_pre", "tokenize", "DenseBincount"),
-    ("objgraph_bert_pre", "tokenizer.tokenize", "DenseBincount"),
-    ("objgraph_bert_pre", "call", "DenseBincount"),
-];
-
-fn known_gap(name: &str, id: &str) -> Option<&'static str> {
-    KNOWN_GAPS
-        .iter()
-        .find(|g| g.0 == name && g.1 == id)
-        .map(|g| g.2)
-}
-
 const FIXTURES: &[&str] = &[
     "objgraph_embed",
     "objgraph_bert_pre",
@@ -85,6 +67,9 @@ fn kwargs(call: &Json) -> BTreeMap<String, Value> {
     kw
 }
 
+/// Passes only with TF's op registry as the fallback for OpDefs: the `signatures={}` models
+/// (`objgraph_embed`, `objgraph_bert_pre`) list none for the `tf.strings.split` → RaggedTensor
+/// chain in their functions, whose NodeDefs TF saved with default attrs stripped.
 #[test]
 fn every_object_graph_call_matches_hub_load() -> common::TestResult {
     for name in FIXTURES {
@@ -93,11 +78,6 @@ fn every_object_graph_call_matches_hub_load() -> common::TestResult {
         for call in read_json(&dir.join("calls.json")).as_array().unwrap() {
             let id = call["id"].as_str().unwrap();
             let f = model.function(call["function"].as_str().unwrap())?;
-            if let Some(why) = known_gap(name, id) {
-                let err = f.call(Vec::new(), kwargs(call)).unwrap_err();
-                assert!(format!("{err:?}").contains(why), "{name}/{id}: {err}");
-                continue;
-            }
             let out = f
                 .call(Vec::new(), kwargs(call))
                 .unwrap_or_else(|e| panic!("{name}/{id}: {e}"));
@@ -108,6 +88,34 @@ fn every_object_graph_call_matches_hub_load() -> common::TestResult {
             );
             eprintln!("{name}/{id}: matches");
         }
+    }
+    Ok(())
+}
+
+/// The premise of the test above: TF left the split chain's OpDefs out of the model, and
+/// stripped attrs that only TF's registry defaults (`StringSplitV2.maxsplit = -1`).
+#[test]
+fn signatures_free_models_lack_the_opdefs_their_functions_use() -> common::TestResult {
+    for name in ["objgraph_embed", "objgraph_bert_pre"] {
+        let pb = fixture(name).join("saved_model.pb");
+        let sm = tfhub::proto::SavedModel::decode(std::fs::read(&pb)?.as_slice())?;
+        let mg = &sm.meta_graphs[0];
+        let listed: Vec<&str> = mg
+            .meta_info_def
+            .iter()
+            .flat_map(|m| m.stripped_op_list.iter())
+            .flat_map(|l| l.op.iter().map(|o| o.name.as_str()))
+            .collect();
+        assert!(!listed.contains(&"StringSplitV2"), "{name}: {listed:?}");
+        let split = mg
+            .graph_def
+            .iter()
+            .flat_map(|g| g.library.iter())
+            .flat_map(|l| l.function.iter())
+            .flat_map(|f| f.node_def.iter())
+            .find(|n| n.op == "StringSplitV2")
+            .unwrap_or_else(|| panic!("{name}: no StringSplitV2"));
+        assert!(!split.attr.contains_key("maxsplit"), "{name}: {split:?}");
     }
     Ok(())
 }
@@ -130,10 +138,6 @@ fn keras_layer_picks_the_entry_point_hub_does_and_matches() -> common::TestResul
                 layer.entry_point()
             ),
             other => panic!("unknown entry {other}"),
-        }
-        if known_gap(name, "call").is_some() {
-            assert!(layer.call_value(value_from_json(&k["inputs"])?).is_err());
-            continue;
         }
         let out = layer.call_value(value_from_json(&k["inputs"])?)?;
         let out = match out {
@@ -170,9 +174,6 @@ fn cli_run_function_embed_and_inspect_match() -> common::TestResult {
         let d = dir.to_str().unwrap();
         for call in read_json(&dir.join("calls.json")).as_array().unwrap() {
             let id = call["id"].as_str().unwrap();
-            if known_gap(name, id).is_some() {
-                continue;
-            }
             let inputs = tmp.path().join(format!("{name}_{id}.json"));
             std::fs::write(&inputs, call["inputs"].to_string())?;
             let mut args = vec![
@@ -202,7 +203,7 @@ fn cli_run_function_embed_and_inspect_match() -> common::TestResult {
     for name in ["objgraph_embed", "objgraph_default_sig"] {
         let dir = fixture(name);
         let k = read_json(&dir.join("keras.json"));
-        if k["inputs"][0].is_string() && known_gap(name, "call").is_none() {
+        if k["inputs"][0].is_string() {
             let mut args = vec![
                 "embed",
                 "--model",
@@ -241,14 +242,6 @@ fn cli_run_function_embed_and_inspect_match() -> common::TestResult {
                 &serde_json::json!({"dtype": "float32", "values": flat}),
                 &serde_json::json!({"dtype": "float32", "values": want["values"]}),
                 name,
-            );
-        } else if known_gap(name, "call").is_some() {
-            // The known gap: the choice is still printed before the call fails.
-            let out = tfhub(&["embed", "--model", dir.to_str().unwrap(), "--verbose", "x"]);
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                err.contains("entry point: object-graph function __call__"),
-                "{err}"
             );
         } else {
             // A numeric model: embed needs strings, so check the choice only.

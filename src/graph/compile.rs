@@ -1,5 +1,6 @@
 //! Compiling a `GraphDef` or `FunctionDef` body into a [`Plan`].
 
+mod frames;
 mod fuse;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -125,9 +126,13 @@ impl<'a> Compiler<'a> {
                     .collect()
             })
             .unwrap_or_default();
-        let op_defs = op_list
+        let mut op_defs: HashMap<&'a str, &'a OpDef> = op_list
             .map(|l| l.op.iter().map(|o| (o.name.as_str(), o)).collect())
             .unwrap_or_default();
+        // TF's registry for ops the model lists no OpDef for (`ops::op_defaults`).
+        for (name, def) in ops::op_defaults::table() {
+            op_defs.entry(name.as_str()).or_insert(def);
+        }
         Compiler {
             registry,
             library,
@@ -304,6 +309,25 @@ impl<'a> Compiler<'a> {
         outs: &[Src],
         targets: &[usize],
     ) -> Result<Plan, Error> {
+        let deref_outputs = ref_outputs(body, outs);
+        if body.nodes.iter().any(|n| frames::is_dataflow_op(&n.op)) {
+            let needed = body.needed(outs, targets);
+            if (0..body.nodes.len()).any(|i| needed[i] && frames::is_dataflow_op(&body.nodes[i].op))
+            {
+                let flow = self.compile_flow(name, body, outs, targets, &needed)?;
+                return Ok(Plan {
+                    name: name.to_string(),
+                    steps: Vec::new(),
+                    num_slots: 0,
+                    arg_slots: Vec::new(),
+                    outputs: Vec::new(),
+                    consts: Vec::new(),
+                    deref_outputs,
+                    flow: flow.map(Box::new),
+                    library: Default::default(),
+                });
+            }
+        }
         let order = body.order(outs, targets, name)?;
         self.nodes_seen = self.nodes_seen.saturating_add(order.len());
         if self.nodes_seen > self.limits.max_graph_nodes {
@@ -329,7 +353,7 @@ impl<'a> Compiler<'a> {
                 inputs.push(self.resolve_input(body, inp, name, &node.name)?);
             }
             let op = match self.build(node, &attrs, inputs.len(), name) {
-                Ok(Some(op)) => op,
+                Ok(Some(op)) => ops::deref_inputs(op, ref_reads(body, node, &inputs)),
                 Ok(None) => continue, // unsupported: recorded
                 Err(source) => {
                     return Err(Error::Node {
@@ -375,6 +399,8 @@ impl<'a> Compiler<'a> {
                 outputs: Vec::new(),
                 consts: Vec::new(),
                 library: Default::default(),
+                deref_outputs: Vec::new(),
+                flow: None,
             });
         }
         // Two independent plan-time rewrites: embedding lookups (`compile/fuse.rs`), then
@@ -463,6 +489,8 @@ impl<'a> Compiler<'a> {
             outputs: out_slots,
             consts: const_slots,
             library: Default::default(),
+            deref_outputs,
+            flow: None,
         })
     }
 
@@ -581,6 +609,31 @@ fn arg_len(
     } else {
         Some(1)
     }
+}
+
+/// True if `s` is an output of a TF1 ref-producing op (`VariableV2`, `Assign`, `RefSwitch`...).
+fn is_ref_src(body: &Body<'_>, s: &Src) -> bool {
+    matches!(s, Src::Out(j, _) if ops::REF_PRODUCERS.contains(&body.nodes[*j].op.as_str()))
+}
+
+/// Input positions of `node` that read a ref edge into a non-ref input (TF reads the
+/// variable there).
+fn ref_reads(body: &Body<'_>, node: &NodeDef, inputs: &[Src]) -> Vec<usize> {
+    inputs
+        .iter()
+        .enumerate()
+        .filter(|(pos, s)| is_ref_src(body, s) && !ops::takes_ref(&node.op, *pos))
+        .map(|(pos, _)| pos)
+        .collect()
+}
+
+/// Positions of `outs` that are ref edges (fetched by value).
+fn ref_outputs(body: &Body<'_>, outs: &[Src]) -> Vec<usize> {
+    outs.iter()
+        .enumerate()
+        .filter(|(_, s)| is_ref_src(body, s))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn qualify(scope: &str, node: &str) -> String {
@@ -718,8 +771,31 @@ impl<'a> Body<'a> {
         }
     }
 
-    /// Needed nodes in a deterministic topological order (data and control edges).
-    fn order(&self, outs: &[Src], targets: &[usize], scope: &str) -> Result<Vec<usize>, Error> {
+    /// Nodes (data and control) that node `ni` waits for; fed tensors are not dependencies.
+    fn deps_of(&self, ni: usize) -> Vec<usize> {
+        let node = &self.nodes[ni];
+        let mut d = Vec::new();
+        for inp in &node.input {
+            let name = inp.trim_start_matches('^');
+            let base = name.split(':').next().unwrap_or(name);
+            if !inp.starts_with('^') {
+                if self.args.contains_key(base) {
+                    continue;
+                }
+                let (n, i) = split_tensor_name(name);
+                if !self.is_function && self.feeds.contains_key(&(n.to_string(), i)) {
+                    continue;
+                }
+            }
+            if let Some(&j) = self.index.get(base) {
+                d.push(j);
+            }
+        }
+        d
+    }
+
+    /// Which nodes the outputs and targets need, transitively.
+    fn needed(&self, outs: &[Src], targets: &[usize]) -> Vec<bool> {
         let mut needed = vec![false; self.nodes.len()];
         let mut stack: Vec<usize> = targets.to_vec();
         for s in outs {
@@ -727,34 +803,20 @@ impl<'a> Body<'a> {
                 stack.push(*n);
             }
         }
-        let deps_of = |ni: usize| -> Vec<usize> {
-            let node = &self.nodes[ni];
-            let mut d = Vec::new();
-            for inp in &node.input {
-                let name = inp.trim_start_matches('^');
-                let base = name.split(':').next().unwrap_or(name);
-                if !inp.starts_with('^') {
-                    if self.args.contains_key(base) {
-                        continue;
-                    }
-                    let (n, i) = split_tensor_name(name);
-                    if !self.is_function && self.feeds.contains_key(&(n.to_string(), i)) {
-                        continue;
-                    }
-                }
-                if let Some(&j) = self.index.get(base) {
-                    d.push(j);
-                }
-            }
-            d
-        };
         while let Some(n) = stack.pop() {
             if needed[n] {
                 continue;
             }
             needed[n] = true;
-            stack.extend(deps_of(n));
+            stack.extend(self.deps_of(n));
         }
+        needed
+    }
+
+    /// Needed nodes in a deterministic topological order (data and control edges).
+    fn order(&self, outs: &[Src], targets: &[usize], scope: &str) -> Result<Vec<usize>, Error> {
+        let needed = self.needed(outs, targets);
+        let deps_of = |ni: usize| self.deps_of(ni);
         // Kahn's algorithm, lowest node index first.
         let mut indeg = vec![0usize; self.nodes.len()];
         let mut users: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
@@ -788,10 +850,7 @@ impl<'a> Body<'a> {
                 .collect();
             return Err(Error::invalid(
                 if scope.is_empty() { "graph" } else { scope },
-                format!(
-                    "graph has a cycle (TF1 Enter/Merge/NextIteration control flow is not \
-                     implemented) through {stuck:?}"
-                ),
+                format!("graph has a cycle through {stuck:?}"),
             ));
         }
         Ok(order)

@@ -11,6 +11,7 @@
 //! Does not know op semantics (that is `ops`), nor how signatures map to feeds (that is `api`).
 
 mod compile;
+mod dataflow;
 mod fuse;
 pub mod profile;
 
@@ -48,6 +49,11 @@ pub struct Plan {
     pub(crate) outputs: Vec<Slot>,
     /// Constant values known at plan time (folded), copied into their slots at call start.
     pub(crate) consts: Vec<(Slot, Tensor)>,
+    /// Outputs that are TF1 ref tensors: the caller gets the variable's value, as a
+    /// `Session.run` fetch of a ref does.
+    pub(crate) deref_outputs: Vec<usize>,
+    /// A graph with TF1 dataflow control flow runs on the frame executor instead of `steps`.
+    pub(crate) flow: Option<Box<dataflow::FlowPlan>>,
     /// Every library function compiled with this plan, callers before callees. Declared after
     /// `steps`, so it is dropped after them: each function is then released by this list, not
     /// by its caller's plan, and a 100,000-deep call chain drops without recursing.
@@ -68,12 +74,15 @@ impl std::fmt::Debug for Library {
 impl Plan {
     /// Number of steps (ops evaluated per call).
     pub fn len(&self) -> usize {
-        self.steps.len()
+        match &self.flow {
+            Some(f) => f.len(),
+            None => self.steps.len(),
+        }
     }
 
     /// True if the plan evaluates nothing.
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
+        self.len() == 0
     }
 
     /// Runs the plan on `args` (one per feed or function argument, in order).
@@ -90,9 +99,20 @@ impl Plan {
     pub fn run(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
         let _pool = crate::tensor::pool::enter(cx.session.pool());
         let base = cx.call.live_bytes;
-        let r = self.run_counted(cx, args);
+        let r = match &self.flow {
+            Some(f) => f.run(cx, args, &self.name),
+            None => self.run_counted(cx, args),
+        };
         cx.call.live_bytes = base;
-        r
+        let mut outs = r?;
+        for &i in &self.deref_outputs {
+            if let Some(t) = outs.get_mut(i) {
+                let v = std::mem::replace(t, Tensor::scalar(false));
+                *t = crate::ops::deref_ref(v)
+                    .map_err(|e| Error::invalid(&self.name, format!("fetch {i}: {e}")))?;
+            }
+        }
+        Ok(outs)
     }
 
     fn run_counted(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {

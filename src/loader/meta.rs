@@ -1,6 +1,7 @@
 //! One checked view of a meta graph, shared by the loader and `inspect`: its signatures
 //! (without the init-op entry), assets (from `asset_file_def`, else TF1's
-//! `saved_model_assets` collection), init op, restore info (SaverDef) and object graph.
+//! `saved_model_assets` collection), init op (or TF1's default init targets), restore info
+//! (SaverDef) and object graph.
 
 use prost::Message;
 
@@ -84,6 +85,9 @@ pub struct MetaView<'a> {
     pub assets: Vec<AssetView>,
     /// The init op (node name, no `:0`).
     pub init_op: Option<String>,
+    /// TF1 without an init op: the targets of TF's default local init op (table and
+    /// local-variable initializers); empty otherwise.
+    pub default_init: Vec<String>,
     /// Restore info, when the meta graph has a SaverDef with a restore op.
     pub restore: Option<RestoreView>,
     /// The TF2 object graph, if saved.
@@ -133,12 +137,19 @@ impl<'a> MetaView<'a> {
                 restore_op: s.restore_op_name.clone(),
             })
         });
+        let init_op = init_op_name(mg);
+        let default_init = if init_op.is_none() {
+            super::tf1::default_init_targets(mg)
+        } else {
+            Vec::new()
+        };
         MetaView {
             meta: mg,
             tags: sorted_tags(mg),
             signatures,
             assets,
-            init_op: init_op_name(mg),
+            init_op,
+            default_init,
             restore,
             object_graph: mg.object_graph_def.as_ref().filter(|g| !g.nodes.is_empty()),
         }

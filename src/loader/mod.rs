@@ -8,6 +8,7 @@
 pub mod meta;
 mod objects;
 pub mod structure;
+mod tf1;
 
 pub use meta::{AssetView, MetaView, RestoreView, SignatureView, TensorSpec};
 pub use objects::{list_graph, CallableInfo};
@@ -164,6 +165,11 @@ fn load_inner(path: &Path, opts: &LoadOptions, strict: bool) -> Result<LoadResul
     let mut session = Session::new(root.clone(), checkpoint.clone(), opts.limits.clone());
     session.profile = opts.profile;
     let session = Arc::new(session);
+    // TF1: TF's default Saver when the meta graph has no SaverDef.
+    let default_saver = match (&view.restore, &checkpoint) {
+        (None, Some(_)) => tf1::default_saver(mg, &graph.node),
+        _ => None,
+    };
     let op_list = mg
         .meta_info_def
         .as_ref()
@@ -210,10 +216,31 @@ fn load_inner(path: &Path, opts: &LoadOptions, strict: bool) -> Result<LoadResul
         let fetch = [Fetch::Target(r.restore_op.clone())];
         setup.push((compiler.compile_graph(&graph.node, &feeds, &fetch)?, args));
     }
+    if let (Some((nodes, prefix_node, target)), Some(reader)) = (&default_saver, &checkpoint) {
+        let prefix = reader.index_path().with_extension("");
+        let args = vec![Tensor::scalar(Bytes::from(
+            prefix.to_string_lossy().into_owned(),
+        ))];
+        let feeds = [Feed::parse(prefix_node)];
+        let fetch = [Fetch::Target(target.clone())];
+        setup.push((compiler.compile_graph(nodes, &feeds, &fetch)?, args));
+    }
     if let Some(op) = &view.init_op {
         let feeds: Vec<Feed> = asset_feeds.iter().map(|(f, _)| f.clone()).collect();
         let args: Vec<Tensor> = asset_feeds.iter().map(|(_, t)| t.clone()).collect();
         let fetch = [Fetch::Target(op.clone())];
+        setup.push((compiler.compile_graph(&graph.node, &feeds, &fetch)?, args));
+    }
+    if !view.default_init.is_empty() {
+        // TF1: Scaffold.default_local_init_op() when no init op is named.
+        let feeds: Vec<Feed> = asset_feeds.iter().map(|(f, _)| f.clone()).collect();
+        let args: Vec<Tensor> = asset_feeds.iter().map(|(_, t)| t.clone()).collect();
+        let fetch: Vec<Fetch> = view
+            .default_init
+            .iter()
+            .cloned()
+            .map(Fetch::Target)
+            .collect();
         setup.push((compiler.compile_graph(&graph.node, &feeds, &fetch)?, args));
     }
 

@@ -16,12 +16,14 @@ mod list;
 mod lookup;
 mod math;
 mod nn;
+pub(crate) mod op_defaults;
 pub(crate) mod refused;
 mod sentencepiece;
 mod signal;
 mod sparse;
 pub(crate) mod strings;
 mod text;
+mod tf1;
 pub(crate) mod variables;
 
 use std::any::Any;
@@ -722,6 +724,7 @@ impl Registry {
         sparse::register(&mut r);
         strings::register(&mut r);
         text::register(&mut r);
+        tf1::register(&mut r);
         variables::register(&mut r);
         r
     }
@@ -729,3 +732,4 @@ impl Registry {
 
 pub(crate) use control::direct_call;
 pub(crate) use sparse::{fused_embedding_segment, ParamsFrom};
+pub(crate) use tf1::{deref as deref_ref, deref_inputs, takes_ref, REF_PRODUCERS};

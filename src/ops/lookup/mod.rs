@@ -22,15 +22,26 @@ use store::{new_store, Dup, Store};
 use text_file::InitFromTextFile;
 
 pub(crate) fn register(r: &mut Registry) {
+    // TF1 (v1) table ops take and return `Ref(string)` handles; here both are the same
+    // resource handle, so each v1 op shares its V2 builder.
+    r.add("HashTable", TableOp::build);
     r.add("HashTableV2", TableOp::build);
+    r.add("InitializeTable", Fill::build);
+    r.add("InitializeTableFromTextFile", InitFromTextFile::build);
     r.add("InitializeTableFromTextFileV2", InitFromTextFile::build);
     r.add("InitializeTableV2", Fill::build);
+    r.add("LookupTableExport", Export::build);
     r.add("LookupTableExportV2", Export::build);
+    r.add("LookupTableFind", Find::build);
     r.add("LookupTableFindV2", Find::build);
+    r.add("LookupTableImport", Fill::build);
     r.add("LookupTableImportV2", Fill::build);
+    r.add("LookupTableInsert", Fill::build);
     r.add("LookupTableInsertV2", Fill::build);
-    r.add("LookupTableRemoveV2", Remove::build);
+    r.add("LookupTableSize", Size::build);
     r.add("LookupTableSizeV2", Size::build);
+    r.add("LookupTableRemoveV2", Remove::build);
+    r.add("MutableHashTable", TableOp::build);
     r.add("MutableHashTableV2", TableOp::build);
 }
 
@@ -149,7 +160,7 @@ struct TableOp {
 
 impl TableOp {
     fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
-        let mutable = cx.op == "MutableHashTableV2";
+        let mutable = cx.op.starts_with("MutableHashTable");
         if mutable {
             if let Some(Some(shape)) = cx.attr_opt_shape("value_shape") {
                 if !shape.is_empty() {
@@ -263,7 +274,7 @@ struct Fill {
 impl Fill {
     fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
         Ok(Box::new(Fill {
-            insert: cx.op == "LookupTableInsertV2",
+            insert: cx.op.starts_with("LookupTableInsert"),
         }))
     }
 }
