@@ -323,6 +323,21 @@ impl Model {
             let mut cx = EvalCtx::new(&session);
             plan.run(&mut cx, args)?;
         }
+        // Issue #17: variables nothing writes become constants (the one call of graph::freeze).
+        crate::graph::freeze::freeze_signatures(
+            registry(),
+            graph,
+            op_list,
+            &opts.limits,
+            &session,
+            signatures.values_mut().map(|s| {
+                let feeds = s.inputs.iter().map(|i| Feed::parse(&i.tensor)).collect();
+                let fetches = (s.outputs.iter())
+                    .map(|o| Fetch::Tensor(Feed::parse(&o.tensor)))
+                    .collect();
+                (feeds, fetches, &mut s.plan)
+            }),
+        );
         let frozen = sm.frozen.then(|| Frozen {
             meta: mg.clone(),
             plans: Default::default(),

@@ -1,0 +1,106 @@
+//! Issue #17's load-time and plan-time rewrites on TF-checked fixtures
+//! (`tools/make_fixtures_speed.py`): variables nothing writes are frozen into constants
+//! (`graph::freeze`), so Keras 3's decomposed batch norm folds and its per-channel steps join
+//! the convolution's epilogue; `x * sigmoid(x)` (behind Keras' `IdentityN`) fuses into one
+//! swish step that ends the chain; the transcendental kernels (sigmoid, erfc, exp, tanh) are
+//! the vectorized ones. Results still match TensorFlow.
+
+mod common;
+
+use common::{check_golden, fixture, inputs, DENSE};
+
+fn plan_of(model: &tfhub::Model) -> String {
+    format!(
+        "{:?}",
+        model.signature("serving_default").expect("signature")
+    )
+}
+
+fn run(name: &str) -> Result<tfhub::Model, Box<dyn std::error::Error>> {
+    let dir = fixture(name);
+    let model = tfhub::load(&dir)?;
+    let sig = "serving_default";
+    let ins = inputs(&model, &dir, sig);
+    for _ in 0..2 {
+        let outs = model.signature(sig)?.call(ins.clone())?;
+        check_golden(&outs, &dir, sig, DENSE);
+    }
+    Ok(model)
+}
+
+/// True when the test process runs with a rewrite switched off.
+fn switched_off(var: &str) -> bool {
+    std::env::var_os(var).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+#[test]
+fn efficientnet_block_freezes_fuses_swish_and_matches_golden() -> common::TestResult {
+    let model = run("efficientnet_block")?;
+    if switched_off("TFHUB_NO_FREEZE") || switched_off("TFHUB_NO_FUSION") {
+        return Ok(());
+    }
+    let plan = plan_of(&model);
+    // No variable is read per call and batch-norm arithmetic on weights was folded.
+    assert_eq!(
+        plan.matches("op_type: \"ReadVariableOp\"").count(),
+        0,
+        "{plan}"
+    );
+    assert_eq!(plan.matches("op_type: \"Rsqrt\"").count(), 0, "{plan}");
+    // Six conv/depthwise + batch norm + swish chains (two per block, plus the two SE convs'
+    // BiasAdd + swish) end in a fused swish; no separate Sigmoid feeds a Mul with its input.
+    assert!(plan.matches("kind: Swish").count() >= 5, "{plan}");
+    assert_eq!(plan.matches("op_type: \"IdentityN\"").count(), 0, "{plan}");
+    Ok(())
+}
+
+#[test]
+fn gelu_encoder_freezes_and_matches_golden() -> common::TestResult {
+    let model = run("gelu_encoder")?;
+    if switched_off("TFHUB_NO_FREEZE") {
+        return Ok(());
+    }
+    let plan = plan_of(&model);
+    assert_eq!(
+        plan.matches("op_type: \"ReadVariableOp\"").count(),
+        0,
+        "{plan}"
+    );
+    Ok(())
+}
+
+/// A signature that assigns a variable keeps today's semantics: nothing is frozen, and the
+/// second call sees the incremented counter (the golden is TF's first call).
+#[test]
+fn assigned_variables_are_not_frozen() -> common::TestResult {
+    let dir = fixture("counter_variable");
+    let model = tfhub::load(&dir)?;
+    let sig = model.signature("serving_default")?;
+    let ins = inputs(&model, &dir, "serving_default");
+    let first = sig.call(ins.clone())?;
+    check_golden(&first, &dir, "serving_default", DENSE);
+    let second = sig.call(ins)?;
+    let (a, b) = (
+        first["y"].as_slice::<f32>()?,
+        second["y"].as_slice::<f32>()?,
+    );
+    assert!(a.iter().zip(b).all(|(x, y)| y > x), "{a:?} then {b:?}");
+    let plan = plan_of(&model);
+    assert!(plan.contains("op_type: \"ReadVariableOp\""), "{plan}");
+    Ok(())
+}
+
+/// Freezing and the new fusions leave the existing dense fixtures matching TF.
+#[test]
+fn frozen_models_still_match_every_existing_fixture() -> common::TestResult {
+    for name in [
+        "cnn",
+        "mlp",
+        "attention",
+        "mobilenet_v2_small",
+        "cnn_keras2",
+    ] {
+        run(name)?;
+    }
+    Ok(())
+}
