@@ -48,6 +48,9 @@ golden! {
     cnn: "serving_default", DENSE;
     cnn_keras2: "serving_default", DENSE;
     control_flow: "serving_default", DENSE;
+    counter_variable: "serving_default", DENSE;
+    efficientnet_block: "serving_default", DENSE;
+    gelu_encoder: "serving_default", DENSE;
     hub_classifier: "serving_default", DENSE;
     mlp: "serving_default", DENSE;
     mobilenet_v2_small: "serving_default", DENSE;
