@@ -7,11 +7,15 @@
 //! chain with one [`FusedChain`] step at the position (and under the node name) of its last
 //! op. The fused op decides per call whether the fast path applies and otherwise runs the
 //! original ops, so the rewrite is purely structural (see `ops::fused`).
+//!
+//! Before that, [`fuse_swish`] turns `Mul(x, Sigmoid(x))` (the sigmoid read only by the `Mul`)
+//! into one [`Swish`] step, which in turn may end a chain as its activation (EfficientNet's
+//! `conv → batch norm → swish`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::compile::{use_counts, PendingStep, Src};
-use crate::ops::fused::{FusedChain, Tail, TailKind};
+use crate::ops::fused::{FusedChain, Swish, Tail, TailKind};
 use crate::ops::Op;
 use crate::proto::{attr_value, NodeDef};
 
@@ -46,9 +50,109 @@ fn batch_norm_epsilon(node: &NodeDef) -> Option<f32> {
     }
 }
 
+/// Makes readers of an `IdentityN` output read the matching input instead, and drops the
+/// `IdentityN` steps nobody reads any more (Keras 3 wraps `silu` in one for its custom
+/// gradient: `IdentityN(x * sigmoid(x), x)`, whose extra read of `x` would stop fusion).
+/// Outputs of the plan keep their `IdentityN`.
+pub(super) fn bypass_identity_n(
+    nodes: &[NodeDef],
+    mut steps: Vec<PendingStep>,
+    outs: &[Src],
+) -> Vec<PendingStep> {
+    let mut forward: HashMap<Src, Src> = HashMap::new();
+    for (ni, _, ins) in &steps {
+        if nodes[*ni].op == "IdentityN" {
+            for (i, s) in ins.iter().enumerate() {
+                // An IdentityN reading another one: follow it (steps are in plan order).
+                let s = forward.get(s).copied().unwrap_or(*s);
+                forward.insert(Src::Out(*ni, i), s);
+            }
+        }
+    }
+    if forward.is_empty() {
+        return steps;
+    }
+    for (ni, _, ins) in steps.iter_mut() {
+        if nodes[*ni].op == "IdentityN" {
+            continue;
+        }
+        for s in ins.iter_mut() {
+            if let Some(t) = forward.get(s) {
+                *s = *t;
+            }
+        }
+    }
+    let uses = use_counts(&steps, outs);
+    steps.retain(|(ni, _, ins)| {
+        nodes[*ni].op != "IdentityN" || (0..ins.len()).any(|i| uses.contains_key(&Src::Out(*ni, i)))
+    });
+    steps
+}
+
+/// Rewrites `s = Sigmoid(x); y = Mul(x, s)` (or `Mul(s, x)`), where `s` has no other reader
+/// and is not a plan output, into one [`Swish`] step at the `Mul`'s position taking `x`.
+/// Returns the rewritten steps and the node indices of the swish steps (their `Mul`s).
+pub(super) fn fuse_swish(
+    nodes: &[NodeDef],
+    steps: Vec<PendingStep>,
+    outs: &[Src],
+) -> (Vec<PendingStep>, HashSet<usize>) {
+    let mut swish = HashSet::new();
+    let uses = use_counts(&steps, outs);
+    let pos_of: HashMap<usize, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(si, st)| (st.0, si))
+        .collect();
+    // (mul step, sigmoid step, x, x_first)
+    let mut found = Vec::new();
+    for (si, (ni, _, ins)) in steps.iter().enumerate() {
+        if nodes[*ni].op != "Mul" || ins.len() != 2 {
+            continue;
+        }
+        for (s_pos, x_first) in [(1, true), (0, false)] {
+            let (s, x) = (ins[s_pos], ins[1 - s_pos]);
+            let Src::Out(sn, 0) = s else { continue };
+            let Some(&ssi) = pos_of.get(&sn) else {
+                continue;
+            };
+            if nodes[sn].op == "Sigmoid"
+                && steps[ssi].2.as_slice() == [x]
+                && uses.get(&s) == Some(&1)
+                && s != x
+            {
+                found.push((si, ssi, x, x_first));
+                break;
+            }
+        }
+    }
+    if found.is_empty() {
+        return (steps, swish);
+    }
+    let mut slots: Vec<Option<PendingStep>> = steps.into_iter().map(Some).collect();
+    for (si, ssi, x, x_first) in found {
+        let (Some((ni, mul, _)), Some((_, sig, _))) = (slots[si].take(), slots[ssi].take()) else {
+            continue;
+        };
+        swish.insert(ni);
+        slots[si] = Some((ni, Box::new(Swish::new(sig, mul, x_first)), vec![x]));
+    }
+    (slots.into_iter().flatten().collect(), swish)
+}
+
 /// How `node` (reading the chain value `x` among `inputs`) extends a chain, if it can;
-/// `only_out0` says whether nobody reads the node's other outputs.
-fn tail_kind(node: &NodeDef, inputs: &[Src], x: Src, only_out0: bool) -> Option<(TailKind, bool)> {
+/// `only_out0` says whether nobody reads the node's other outputs; `swish` says whether the
+/// step is a [`Swish`] built by [`fuse_swish`].
+fn tail_kind(
+    node: &NodeDef,
+    inputs: &[Src],
+    x: Src,
+    only_out0: bool,
+    swish: bool,
+) -> Option<(TailKind, bool)> {
+    if swish {
+        return (inputs == [x]).then_some((TailKind::Swish, true));
+    }
     match (node.op.as_str(), inputs) {
         ("FusedBatchNorm" | "FusedBatchNormV2" | "FusedBatchNormV3", [a, rest @ ..])
             if *a == x && rest.len() == 4 && !rest.contains(&x) && only_out0 =>
@@ -82,6 +186,7 @@ pub(super) fn fuse_epilogues(
     nodes: &[NodeDef],
     steps: Vec<PendingStep>,
     outs: &[Src],
+    swish: &HashSet<usize>,
 ) -> Vec<PendingStep> {
     let uses = use_counts(&steps, outs);
     // The last reader of each value (the only one, where `uses` says 1).
@@ -112,12 +217,13 @@ pub(super) fn fuse_epilogues(
             }
             let (nj, _, ins) = &steps[next];
             let only_out0 = (1..6).all(|k| !uses.contains_key(&Src::Out(*nj, k)));
-            let Some((kind, x_first)) = tail_kind(&nodes[*nj], ins, x, only_out0) else {
+            let is_swish = swish.contains(nj);
+            let Some((kind, x_first)) = tail_kind(&nodes[*nj], ins, x, only_out0, is_swish) else {
                 break;
             };
             chain.push((next, kind, x_first));
             cur = next;
-            if matches!(kind, TailKind::Relu | TailKind::Relu6) {
+            if matches!(kind, TailKind::Relu | TailKind::Relu6 | TailKind::Swish) {
                 break;
             }
         }
@@ -147,7 +253,7 @@ pub(super) fn fuse_epilogues(
                 continue;
             };
             match kind {
-                TailKind::Relu | TailKind::Relu6 => {}
+                TailKind::Relu | TailKind::Relu6 | TailKind::Swish => {}
                 TailKind::BatchNorm { .. } => inputs.extend_from_slice(&ins[1..]),
                 _ => inputs.push(if x_first { ins[1] } else { ins[0] }),
             }

@@ -11,6 +11,7 @@
 //! Does not know op semantics (that is `ops`), nor how signatures map to feeds (that is `api`).
 
 mod compile;
+pub(crate) mod freeze;
 mod fuse;
 pub mod profile;
 

@@ -53,13 +53,15 @@ pub(crate) enum TailKind {
     /// `FusedBatchNorm*` in inference mode, channels last: four side operands (scale, offset,
     /// mean, variance), output 0 only.
     BatchNorm { epsilon: f32 },
+    /// A [`Swish`] step (`x · Sigmoid(x)`, no side operand; ends the chain).
+    Swish,
 }
 
 impl TailKind {
     /// Side operands the step takes besides the chain value.
     fn sides(self) -> usize {
         match self {
-            TailKind::Relu | TailKind::Relu6 => 0,
+            TailKind::Relu | TailKind::Relu6 | TailKind::Swish => 0,
             TailKind::BatchNorm { .. } => 4,
             _ => 1,
         }
@@ -167,6 +169,7 @@ impl FusedChain {
             match t.kind {
                 TailKind::Relu => act = Activation::Relu,
                 TailKind::Relu6 => act = Activation::Relu6,
+                TailKind::Swish => act = Activation::Swish,
                 TailKind::BatchNorm { .. } => {
                     let (_scale, offset, mean, _var) =
                         (sides.next()?, sides.next()?, sides.next()?, sides.next()?);
@@ -203,7 +206,7 @@ impl FusedChain {
         let mut sides = sides.into_iter();
         for t in &self.tail {
             let ins = match t.kind {
-                TailKind::Relu | TailKind::Relu6 => vec![x],
+                TailKind::Relu | TailKind::Relu6 | TailKind::Swish => vec![x],
                 TailKind::BatchNorm { .. } => {
                     let mut ins = vec![x];
                     ins.extend(sides.by_ref().take(4));
@@ -258,6 +261,47 @@ impl Op for FusedChain {
         let ep = Epilogue { ops: &ops, act };
         let head = head.to_vec();
         Ok(vec![producer.eval_epilogue(cx, head, &ep)?])
+    }
+}
+
+/// `Mul(x, Sigmoid(x))` (either operand order) as one pass over `x`: Keras' swish / SiLU,
+/// built by the planner (`graph::fuse::fuse_swish`) when the sigmoid has no other reader.
+/// For `f32` it is bit-identical to the two ops (same vectorized sigmoid, rounded before the
+/// product); any other dtype runs the original two ops.
+#[derive(Debug)]
+pub(crate) struct Swish {
+    sigmoid: Box<dyn Op>,
+    mul: Box<dyn Op>,
+    /// Whether `x` is the `Mul`'s first operand.
+    x_first: bool,
+}
+
+impl Swish {
+    pub(crate) fn new(sigmoid: Box<dyn Op>, mul: Box<dyn Op>, x_first: bool) -> Swish {
+        Swish {
+            sigmoid,
+            mul,
+            x_first,
+        }
+    }
+}
+
+impl Op for Swish {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [x] = crate::ops::take_inputs(inputs)?;
+        if let Ok(src) = x.as_slice::<f32>() {
+            // The kernel writes every element.
+            let mut out = crate::tensor::pool::f32_for_overwrite(src.len());
+            crate::ops::kernels::elementwise::swish_f32(src, &mut out);
+            return Ok(vec![Tensor::from_vec(x.shape(), out)?]);
+        }
+        let mut s = self.sigmoid.eval(cx, vec![x.clone()])?;
+        if s.is_empty() {
+            return Err(OpError::invalid("fused sigmoid returned no output"));
+        }
+        let s = s.swap_remove(0);
+        let ins = if self.x_first { vec![x, s] } else { vec![s, x] };
+        self.mul.eval(cx, ins)
     }
 }
 
