@@ -45,9 +45,29 @@ fn efficientnet_block_freezes_and_matches_golden() -> common::TestResult {
     );
     assert_eq!(plan.matches("op_type: \"Rsqrt\"").count(), 0, "{plan}");
     // Keras' swish wraps `x * sigmoid(1.0 * x)` in an `IdentityN` for its gradient; the
-    // `IdentityN`s are bypassed. (The `1.0 *` keeps this graph's swish from matching
-    // `fuse_swish`'s `Mul(x, Sigmoid(x))` pattern: a known gap, see the report of #17.)
+    // `IdentityN`s are bypassed and the six swishes (with their `1.0 *`) fuse, so only the two
+    // squeeze-and-excitation gates keep a `Sigmoid` of their own.
     assert_eq!(plan.matches("op_type: \"IdentityN\"").count(), 0, "{plan}");
+    assert_eq!(plan.matches("op_type: \"Sigmoid\"").count(), 2, "{plan}");
+    Ok(())
+}
+
+/// Keras' `ZeroPadding2D` before MobileNetV2's stride-2 depthwise convolutions folds into the
+/// convolution's padding: no `Pad` step is left, and the results still match TF.
+#[test]
+fn pads_fold_into_convolutions() -> common::TestResult {
+    let model = run("mobilenet_v2_small")?;
+    let plan = plan_of(&model);
+    assert_eq!(plan.matches("op_type: \"Pad\"").count(), 0, "{plan}");
+    let unfused = run_with(
+        "mobilenet_v2_small",
+        &LoadOptions {
+            fusion: false,
+            ..Default::default()
+        },
+    )?;
+    let plan = plan_of(&unfused);
+    assert!(plan.contains("op_type: \"Pad\""), "{plan}");
     Ok(())
 }
 

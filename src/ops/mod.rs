@@ -746,4 +746,5 @@ impl Registry {
 }
 
 pub(crate) use control::direct_call;
+pub(crate) use nn::conv_padded;
 pub(crate) use sparse::{fused_embedding_segment, ParamsFrom};
