@@ -54,7 +54,10 @@ golden! {
     cnn: "serving_default", DENSE;
     cnn_keras2: "serving_default", DENSE;
     control_flow: "serving_default", DENSE;
+    counter_variable: "serving_default", DENSE;
     detection: "serving_default", Tolerance::F32 { rel: 1e-6, abs: 1e-7 };
+    efficientnet_block: "serving_default", DENSE;
+    gelu_encoder: "serving_default", DENSE;
     hub_classifier: "serving_default", DENSE;
     mlp: "serving_default", DENSE;
     mobilenet_v2_small: "serving_default", DENSE;

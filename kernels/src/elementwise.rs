@@ -149,59 +149,71 @@ multiversion! {
     }
 }
 
-/// Applies `f` elementwise, splitting large slices across rayon tasks.
-fn par_map(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+/// Runs the slice map `f` on `x` → `out`, in rayon tasks of 16 Ki elements when large.
+fn par_chunks(x: &[f32], out: &mut [f32], f: impl Fn(&[f32], &mut [f32]) + Sync) {
     assert_eq!(x.len(), out.len(), "elementwise map: length mismatch");
     const CHUNK: usize = 1 << 14;
     if x.len() <= CHUNK {
-        for (o, &v) in out.iter_mut().zip(x) {
-            *o = f(v);
-        }
+        f(x, out)
     } else {
         out.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
-            .for_each(|(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = f(v);
-                }
-            });
+            .for_each(|(o, x)| f(x, o));
     }
 }
 
-/// `out[i] = e^x[i]` (libm `expf`, < 1 ulp).
+/// `out[i] = e^x[i]` (vectorized Cephes `expf`, ≤ 2 ulp; see [`crate::transcend`]).
 ///
 /// # Panics
 ///
 /// If lengths differ.
 pub fn exp_f32(x: &[f32], out: &mut [f32]) {
-    par_map(x, out, libm::expf)
+    par_chunks(x, out, crate::transcend::exp_serial)
 }
 
-/// `out[i] = tanh(x[i])` (libm `tanhf`, < 2 ulp).
+/// `out[i] = tanh(x[i])` (vectorized, ≤ 4 ulp; see [`crate::transcend`]).
 ///
 /// # Panics
 ///
 /// If lengths differ.
 pub fn tanh_f32(x: &[f32], out: &mut [f32]) {
-    par_map(x, out, libm::tanhf)
+    par_chunks(x, out, crate::transcend::tanh_serial)
 }
 
-/// `out[i] = erf(x[i])` (libm `erff`, < 2 ulp).
+/// `out[i] = erf(x[i])` (vectorized, ≤ 4 ulp; see [`crate::transcend`]).
 ///
 /// # Panics
 ///
 /// If lengths differ.
 pub fn erf_f32(x: &[f32], out: &mut [f32]) {
-    par_map(x, out, libm::erff)
+    par_chunks(x, out, crate::transcend::erf_serial)
 }
 
-/// `out[i] = 1 / (1 + e^-x[i])`, evaluated in `f64` and rounded once (≤ 1 ulp).
+/// `out[i] = erfc(x[i])` (vectorized, ≤ 4 ulp relative; see [`crate::transcend`]).
+///
+/// # Panics
+///
+/// If lengths differ.
+pub fn erfc_f32(x: &[f32], out: &mut [f32]) {
+    par_chunks(x, out, crate::transcend::erfc_serial)
+}
+
+/// `out[i] = 1 / (1 + e^-x[i])` (vectorized, ≤ 4 ulp; see [`crate::transcend`]).
 ///
 /// # Panics
 ///
 /// If lengths differ.
 pub fn sigmoid_f32(x: &[f32], out: &mut [f32]) {
-    par_map(x, out, |v| (1.0 / (1.0 + libm::exp(-(v as f64)))) as f32)
+    par_chunks(x, out, crate::transcend::sigmoid_serial)
+}
+
+/// `out[i] = x[i] · sigmoid(x[i])` (swish / SiLU; equal to [`sigmoid_f32`] then a product).
+///
+/// # Panics
+///
+/// If lengths differ.
+pub fn swish_f32(x: &[f32], out: &mut [f32]) {
+    par_chunks(x, out, crate::transcend::swish_serial)
 }
 
 /// Merges adjacent axes that are contiguous for both operands; drops size-1 axes.
@@ -419,18 +431,21 @@ mod tests {
     }
 
     #[test]
-    fn transcendentals_within_2_ulp_of_f64() {
+    fn transcendentals_within_4_ulp_of_f64() {
+        // exp and sigmoid flush results below the smallest normal f32 to zero (as TF's FTZ).
+        let flushed = |y: f32, want: f64| y == 0.0 && want.abs() < f32::MIN_POSITIVE as f64;
         let xs: Vec<f32> = (0..200_001)
             .map(|i| (i as f32 - 100_000.0) * 1e-4 * 9.0)
             .collect();
         let mut o = vec![0.0; xs.len()];
         exp_f32(&xs, &mut o);
         for (x, y) in xs.iter().zip(&o) {
-            assert!(ulp_diff(*y, (*x as f64).exp()) <= 1.0, "exp({x})");
+            let want = (*x as f64).exp();
+            assert!(ulp_diff(*y, want) <= 2.0 || flushed(*y, want), "exp({x})");
         }
         tanh_f32(&xs, &mut o);
         for (x, y) in xs.iter().zip(&o) {
-            assert!(ulp_diff(*y, (*x as f64).tanh()) <= 2.0, "tanh({x})");
+            assert!(ulp_diff(*y, (*x as f64).tanh()) <= 4.0, "tanh({x})");
         }
         erf_f32(&xs, &mut o);
         for (x, y) in xs.iter().zip(&o) {
@@ -438,8 +453,9 @@ mod tests {
         }
         sigmoid_f32(&xs, &mut o);
         for (x, y) in xs.iter().zip(&o) {
+            let want = 1.0 / (1.0 + (-*x as f64).exp());
             assert!(
-                ulp_diff(*y, 1.0 / (1.0 + (-*x as f64).exp())) <= 1.0,
+                ulp_diff(*y, want) <= 4.0 || flushed(*y, want) || want < f32::MIN_POSITIVE as f64,
                 "sigmoid({x})"
             );
         }

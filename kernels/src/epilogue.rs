@@ -39,6 +39,9 @@ pub enum Activation {
     Relu,
     /// `min(max(x, 0), 6)` with NaN passing through (as `elementwise::relu6_f32`).
     Relu6,
+    /// `x · sigmoid(x)` (swish / SiLU), bit-identical to `elementwise::sigmoid_f32` then a
+    /// product (both use `transcend`'s lane function).
+    Swish,
 }
 
 /// Per-channel steps then an activation, for outputs with `channels` columns.
@@ -128,6 +131,11 @@ impl Epilogue<'_> {
                     *x = if r > 6.0 { 6.0 } else { r };
                 }
             }
+            Activation::Swish => {
+                for x in acc.iter_mut() {
+                    *x *= crate::transcend::sigmoid_lane(*x);
+                }
+            }
         }
     }
 
@@ -202,6 +210,11 @@ crate::simd::multiversion! {
                     *x = if r > 6.0 { 6.0 } else { r };
                 }
             }
+            Activation::Swish => {
+                for x in row.iter_mut() {
+                    *x *= crate::transcend::sigmoid_lane(*x);
+                }
+            }
         }
     }
 }
@@ -227,7 +240,12 @@ mod tests {
             ChannelOp::Sub(&t),
             ChannelOp::SubFrom(&b),
         ];
-        for act in [Activation::None, Activation::Relu, Activation::Relu6] {
+        for act in [
+            Activation::None,
+            Activation::Relu,
+            Activation::Relu6,
+            Activation::Swish,
+        ] {
             // Reference: separate passes.
             let mut want = data.clone();
             for row in want.chunks_exact_mut(channels) {
@@ -243,6 +261,13 @@ mod tests {
                 Activation::None => {}
                 Activation::Relu => relu_f32(&src, &mut want),
                 Activation::Relu6 => relu6_f32(&src, &mut want),
+                Activation::Swish => {
+                    let mut sig = vec![0.0f32; src.len()];
+                    crate::elementwise::sigmoid_f32(&src, &mut sig);
+                    for (w, (x, s)) in want.iter_mut().zip(src.iter().zip(&sig)) {
+                        *w = x * s;
+                    }
+                }
             }
             let ep = Epilogue { ops: &ops, act };
             for isa in Isa::available() {

@@ -22,6 +22,7 @@ pub mod reduce;
 pub mod segment;
 pub mod simd;
 pub mod strings;
+pub mod transcend;
 pub mod transpose;
 
 #[cfg(test)]

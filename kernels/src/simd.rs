@@ -4,6 +4,10 @@
 //! scalar code. [`Isa::best`] picks the fastest one the running CPU supports; the `*_with`
 //! entry points that some modules expose take an explicit [`Isa`] so tests and benchmarks can
 //! force each path. Forcing a path the CPU lacks silently falls back to a supported one.
+//!
+//! `TFHUB_NO_AVX512=1` in the environment (read once, at the first dispatch) caps
+//! [`Isa::best`] at AVX2+FMA, so benchmarks can measure the 256-bit paths on an AVX-512
+//! machine (a VM may hide AVX-512 from users' CPUs).
 
 /// An instruction-set level a kernel can be compiled for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -17,18 +21,26 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// The best level supported by the running CPU.
+    /// The best level supported by the running CPU (capped at AVX2 by `TFHUB_NO_AVX512=1`).
     #[inline]
     pub fn best() -> Isa {
+        static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *BEST.get_or_init(Isa::detect)
+    }
+
+    fn detect() -> Isa {
+        let no_avx512 =
+            std::env::var_os("TFHUB_NO_AVX512").is_some_and(|v| !v.is_empty() && v != "0");
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f") {
+            if !no_avx512 && is_x86_feature_detected!("avx512f") {
                 return Isa::Avx512;
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 return Isa::Avx2;
             }
         }
+        let _ = no_avx512;
         Isa::Scalar
     }
 

@@ -157,11 +157,13 @@ pub fn main() -> ExitCode {
 }
 
 /// Load options from the command line and the environment: `TFHUB_NO_FUSION=1` turns plan
-/// fusion off, `TFHUB_PROFILE=1` turns per-op timing on (any value but empty or `0`).
+/// fusion off, `TFHUB_NO_FREEZE=1` keeps variables as per-call reads (no freezing at load),
+/// `TFHUB_PROFILE=1` turns per-op timing on (any value but empty or `0`).
 fn load_options(tags: Option<&str>) -> tfhub::api::LoadOptions {
     let on = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty() && v != "0");
     let mut o = tfhub::api::LoadOptions {
         fusion: !on("TFHUB_NO_FUSION"),
+        freeze: !on("TFHUB_NO_FREEZE"),
         profile: on("TFHUB_PROFILE"),
         ..Default::default()
     };

@@ -86,7 +86,16 @@ pub struct Compiler<'a> {
     order: Vec<FunctionRef>,
     /// Plan-time fusion on (`LoadOptions::fusion`; the CLI's `TFHUB_NO_FUSION=1` turns it off).
     fusion: bool,
-    pending: Vec<FunctionRef>,
+    /// Functions to compile, each with its argument bindings (see `frozen`).
+    pending: Vec<(FunctionRef, Vec<Option<String>>)>,
+    /// Frozen variables (`graph::freeze`): resource key → value. `ReadVariableOp` of a handle
+    /// known to be one of them becomes a constant; empty unless the loader froze variables.
+    frozen: HashMap<String, Tensor>,
+    /// Copies of functions specialised for calls that pass frozen variables' handles:
+    /// (function, key bound to each argument) → plan.
+    specialized: HashMap<(String, Vec<Option<String>>), FunctionRef>,
+    /// The argument bindings for the call op being built (read by `FunctionResolver`).
+    call_binding: Option<Vec<Option<String>>>,
     unsupported: Vec<UnsupportedOp>,
     refused: Vec<RefusedOp>,
     /// Nodes compiled so far (graph plans and functions), against `Limits::max_graph_nodes`.
@@ -105,7 +114,10 @@ impl std::fmt::Debug for Compiler<'_> {
 
 impl FunctionResolver for Compiler<'_> {
     fn function(&mut self, name: &str) -> Result<Arc<dyn Callable>, OpError> {
-        Ok(self.function_ref(name)?)
+        match self.call_binding.take() {
+            Some(binding) => Ok(self.specialized_ref(name, binding)?),
+            None => Ok(self.function_ref(name)?),
+        }
     }
 }
 
@@ -141,6 +153,9 @@ impl<'a> Compiler<'a> {
             order: Vec::new(),
             fusion: true,
             pending: Vec::new(),
+            frozen: HashMap::new(),
+            specialized: HashMap::new(),
+            call_binding: None,
             unsupported: Vec::new(),
             refused: Vec::new(),
             nodes_seen: 0,
@@ -148,6 +163,37 @@ impl<'a> Compiler<'a> {
             fold_session: Session::new(PathBuf::new(), None, limits.clone()),
             limits,
         }
+    }
+
+    /// Makes `ReadVariableOp` of these variables (resource key → value) constants in every
+    /// plan compiled from now on, specialising called functions per frozen handle argument.
+    pub(crate) fn freeze_variables(&mut self, frozen: HashMap<String, Tensor>) {
+        self.frozen = frozen;
+    }
+
+    /// The copy of function `name` whose arguments are bound to frozen variables as in
+    /// `binding` (compiled once per distinct binding).
+    fn specialized_ref(
+        &mut self,
+        name: &str,
+        binding: Vec<Option<String>>,
+    ) -> Result<FunctionRef, OpError> {
+        let key = (name.to_string(), binding);
+        if let Some(f) = self.specialized.get(&key) {
+            return Ok(f.clone());
+        }
+        if !self.library.contains_key(name) {
+            return Err(OpError::invalid(format!(
+                "function {name:?} is not in the graph's function library"
+            )));
+        }
+        let f = Arc::new(FunctionPlan {
+            name: name.to_string(),
+            plan: OnceLock::new(),
+        });
+        self.pending.push((f.clone(), key.1.clone()));
+        self.specialized.insert(key, f.clone());
+        Ok(f)
     }
 
     fn function_ref(&mut self, name: &str) -> Result<FunctionRef, OpError> {
@@ -165,7 +211,7 @@ impl<'a> Compiler<'a> {
         });
         self.functions.insert(name.to_string(), f.clone());
         self.order.push(f.clone());
-        self.pending.push(f.clone());
+        self.pending.push((f.clone(), Vec::new()));
         Ok(f)
     }
 
@@ -190,7 +236,7 @@ impl<'a> Compiler<'a> {
                 Fetch::Target(n) => targets.push(body.node_index(n.trim_start_matches('^'))?),
             }
         }
-        let mut plan = self.compile_body("", &body, &outs, &targets)?;
+        let mut plan = self.compile_body("", &body, &outs, &targets, &[])?;
         self.drain()?;
         self.check_unsupported()?;
         plan.library = super::Library(self.order.clone());
@@ -227,7 +273,7 @@ impl<'a> Compiler<'a> {
         for n in fdef.control_ret.values() {
             targets.push(body.node_index(n)?);
         }
-        let mut plan = self.compile_body(name, &body, &outs, &targets)?;
+        let mut plan = self.compile_body(name, &body, &outs, &targets, &[])?;
         self.drain()?;
         self.check_unsupported()?;
         plan.library = super::Library(self.order.clone());
@@ -258,7 +304,7 @@ impl<'a> Compiler<'a> {
 
     fn drain(&mut self) -> Result<(), Error> {
         let mut budget = 1_000_000usize;
-        while let Some(f) = self.pending.pop() {
+        while let Some((f, binding)) = self.pending.pop() {
             budget = budget.saturating_sub(1);
             if budget == 0 {
                 return Err(Error::invalid(&f.name, "too many functions"));
@@ -283,7 +329,7 @@ impl<'a> Compiler<'a> {
             for n in fdef.control_ret.values() {
                 targets.push(body.node_index(n)?);
             }
-            let plan = self.compile_body(&f.name, &body, &outs, &targets)?;
+            let plan = self.compile_body(&f.name, &body, &outs, &targets, &binding)?;
             // `set` only fails if already set, which cannot happen: each is queued once.
             let _ = f.plan.set(plan);
         }
@@ -308,6 +354,7 @@ impl<'a> Compiler<'a> {
         body: &Body<'a>,
         outs: &[Src],
         targets: &[usize],
+        arg_vars: &[Option<String>],
     ) -> Result<Plan, Error> {
         let deref_outputs = ref_outputs(body, outs);
         if body.nodes.iter().any(|n| frames::is_dataflow_op(&n.op)) {
@@ -342,6 +389,13 @@ impl<'a> Compiler<'a> {
         // Resolve every needed node's inputs first (needs attrs for output-arg offsets).
         let mut steps: Vec<PendingStep> = Vec::new();
         let mut consts: HashMap<Src, Tensor> = HashMap::new();
+        // Values known to be the handle of a frozen variable (its resource key).
+        let mut var_of: HashMap<Src, String> = HashMap::new();
+        for (i, key) in arg_vars.iter().enumerate() {
+            if let Some(k) = key {
+                var_of.insert(Src::Arg(i), k.clone());
+            }
+        }
         for &ni in &order {
             let node = &body.nodes[ni];
             let attrs = self.filled_attrs(node);
@@ -352,7 +406,27 @@ impl<'a> Compiler<'a> {
                 }
                 inputs.push(self.resolve_input(body, inp, name, &node.name)?);
             }
-            let op = match self.build(node, &attrs, inputs.len(), name) {
+            if !self.frozen.is_empty() {
+                let is_call = matches!(
+                    node.op.as_str(),
+                    "PartitionedCall" | "StatefulPartitionedCall"
+                ) || self.library.contains_key(node.op.as_str());
+                let f = &self.frozen;
+                match super::freeze::frozen_step(f, is_call, node, &attrs, name, &inputs, &var_of) {
+                    super::freeze::Frozen::Handle(key) => {
+                        var_of.insert(Src::Out(ni, 0), key);
+                    }
+                    super::freeze::Frozen::Value(t) => {
+                        consts.insert(Src::Out(ni, 0), t);
+                        continue;
+                    }
+                    super::freeze::Frozen::Call(binding) => self.call_binding = Some(binding),
+                    super::freeze::Frozen::No => {}
+                }
+            }
+            let built = self.build(node, &attrs, inputs.len(), name);
+            self.call_binding = None;
+            let op = match built {
                 Ok(Some(op)) => ops::deref_inputs(op, ref_reads(body, node, &inputs)),
                 Ok(None) => continue, // unsupported: recorded
                 Err(source) => {
@@ -403,12 +477,18 @@ impl<'a> Compiler<'a> {
                 flow: None,
             });
         }
-        // Two independent plan-time rewrites: embedding lookups (`compile/fuse.rs`), then
+        // Plan-time rewrites: embedding lookups (`compile/fuse.rs`), then swish and
         // producer + epilogue chains (`graph/fuse.rs`). Both keep node indices of the step
         // they replace, so `fused` stays valid for naming.
         let (fused, steps) = if self.fusion {
             let fused = fuse::embedding_lookups(body.nodes, &mut steps, &consts, outs);
-            (fused, super::fuse::fuse_epilogues(body.nodes, steps, outs))
+            let steps = super::fuse::bypass_identity_n(body.nodes, steps, outs);
+            let steps = super::fuse::fold_pads(body.nodes, steps, &consts, outs);
+            let (steps, swish) = super::fuse::fuse_swish(body.nodes, steps, &consts, outs);
+            (
+                fused,
+                super::fuse::fuse_epilogues(body.nodes, steps, outs, &swish),
+            )
         } else {
             (HashSet::new(), steps)
         };
@@ -524,7 +604,10 @@ impl<'a> Compiler<'a> {
             return b(&mut cx).map(Some);
         }
         if self.library.contains_key(node.op.as_str()) {
-            let f = self.function_ref(&node.op)?;
+            let f = match self.call_binding.take() {
+                Some(binding) => self.specialized_ref(&node.op, binding)?,
+                None => self.function_ref(&node.op)?,
+            };
             return Ok(Some(ops::direct_call(f)));
         }
         self.unsupported.push(UnsupportedOp {

@@ -7,13 +7,19 @@
 //! chain with one [`FusedChain`] step at the position (and under the node name) of its last
 //! op. The fused op decides per call whether the fast path applies and otherwise runs the
 //! original ops, so the rewrite is purely structural (see `ops::fused`).
+//!
+//! Before that, [`fuse_swish`] turns `Mul(x, Sigmoid(x))` (the sigmoid read only by the `Mul`;
+//! also Keras 3's `Mul(x, Sigmoid(Mul(1.0, x)))`, its `silu` with `beta = 1`) into one [`Swish`]
+//! step, which in turn may end a chain as its activation (EfficientNet's
+//! `conv → batch norm → swish`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::compile::{use_counts, PendingStep, Src};
-use crate::ops::fused::{FusedChain, Tail, TailKind};
+use crate::ops::fused::{FusedChain, PaddedConv, Swish, SwishBeta, Tail, TailKind};
 use crate::ops::Op;
 use crate::proto::{attr_value, NodeDef};
+use crate::tensor::{DType, Tensor};
 
 /// Whether `node` may head a chain.
 fn is_head(node: &NodeDef, op: &dyn Op) -> bool {
@@ -46,9 +52,232 @@ fn batch_norm_epsilon(node: &NodeDef) -> Option<f32> {
     }
 }
 
+/// Makes readers of an `IdentityN` output read the matching input instead, and drops the
+/// `IdentityN` steps nobody reads any more (Keras 3 wraps `silu` in one for its custom
+/// gradient: `IdentityN(x * sigmoid(x), x)`, whose extra read of `x` would stop fusion).
+/// Outputs of the plan keep their `IdentityN`.
+pub(super) fn bypass_identity_n(
+    nodes: &[NodeDef],
+    mut steps: Vec<PendingStep>,
+    outs: &[Src],
+) -> Vec<PendingStep> {
+    let mut forward: HashMap<Src, Src> = HashMap::new();
+    for (ni, _, ins) in &steps {
+        if nodes[*ni].op == "IdentityN" {
+            for (i, s) in ins.iter().enumerate() {
+                // An IdentityN reading another one: follow it (steps are in plan order).
+                let s = forward.get(s).copied().unwrap_or(*s);
+                forward.insert(Src::Out(*ni, i), s);
+            }
+        }
+    }
+    if forward.is_empty() {
+        return steps;
+    }
+    for (ni, _, ins) in steps.iter_mut() {
+        if nodes[*ni].op == "IdentityN" {
+            continue;
+        }
+        for s in ins.iter_mut() {
+            if let Some(t) = forward.get(s) {
+                *s = *t;
+            }
+        }
+    }
+    let uses = use_counts(&steps, outs);
+    steps.retain(|(ni, _, ins)| {
+        nodes[*ni].op != "IdentityN" || (0..ins.len()).any(|i| uses.contains_key(&Src::Out(*ni, i)))
+    });
+    steps
+}
+
+/// Whether `c` is the `f32` scalar (rank 0) `1.0`.
+fn is_f32_one(c: Option<&Tensor>) -> bool {
+    c.filter(|t| t.dtype() == DType::F32 && t.rank() == 0)
+        .and_then(|t| t.as_slice::<f32>().ok().map(|v| v[0] == 1.0))
+        .unwrap_or(false)
+}
+
+/// Rewrites `s = Sigmoid(x); y = Mul(x, s)` (or `Mul(s, x)`), where `s` has no other reader
+/// and is not a plan output, into one [`Swish`] step at the `Mul`'s position taking `x`.
+/// Keras 3's `silu` computes `x * sigmoid(beta * x)` with a constant `beta = 1.0`: a
+/// `Mul(1.0, x)` (either order, `f32` scalar constant, read only by the sigmoid) feeding the
+/// sigmoid is absorbed too (`1.0 · x` is `x` exactly, so the result is unchanged; the `Mul`
+/// stays in the step for the non-`f32` path). Returns the rewritten steps and the node indices
+/// of the swish steps (their `Mul`s).
+pub(super) fn fuse_swish(
+    nodes: &[NodeDef],
+    steps: Vec<PendingStep>,
+    consts: &HashMap<Src, Tensor>,
+    outs: &[Src],
+) -> (Vec<PendingStep>, HashSet<usize>) {
+    let mut swish = HashSet::new();
+    let uses = use_counts(&steps, outs);
+    let pos_of: HashMap<usize, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(si, st)| (st.0, si))
+        .collect();
+    // `Mul(1.0, x)` / `Mul(x, 1.0)` steps read only once: their position, `x` and the
+    // constant's position.
+    let scaled = |v: Src| -> Option<(usize, Src, bool)> {
+        let Src::Out(n, 0) = v else { return None };
+        let &si = pos_of.get(&n)?;
+        let ins = &steps[si].2;
+        if nodes[n].op != "Mul" || ins.len() != 2 || uses.get(&v) != Some(&1) {
+            return None;
+        }
+        if is_f32_one(consts.get(&ins[0])) && !consts.contains_key(&ins[1]) {
+            Some((si, ins[1], true))
+        } else if is_f32_one(consts.get(&ins[1])) && !consts.contains_key(&ins[0]) {
+            Some((si, ins[0], false))
+        } else {
+            None
+        }
+    };
+    // (mul step, sigmoid step, beta step and whether its constant comes first, x, x_first)
+    let mut found = Vec::new();
+    for (si, (ni, _, ins)) in steps.iter().enumerate() {
+        if nodes[*ni].op != "Mul" || ins.len() != 2 {
+            continue;
+        }
+        for (s_pos, x_first) in [(1, true), (0, false)] {
+            let (s, x) = (ins[s_pos], ins[1 - s_pos]);
+            let Src::Out(sn, 0) = s else { continue };
+            let Some(&ssi) = pos_of.get(&sn) else {
+                continue;
+            };
+            if nodes[sn].op != "Sigmoid" || uses.get(&s) != Some(&1) || s == x {
+                continue;
+            }
+            let [sin] = steps[ssi].2.as_slice() else {
+                continue;
+            };
+            if *sin == x {
+                found.push((si, ssi, None, x, x_first));
+                break;
+            }
+            if let Some((bsi, bx, c_first)) = scaled(*sin) {
+                if bx == x {
+                    found.push((si, ssi, Some((bsi, c_first)), x, x_first));
+                    break;
+                }
+            }
+        }
+    }
+    if found.is_empty() {
+        return (steps, swish);
+    }
+    let mut slots: Vec<Option<PendingStep>> = steps.into_iter().map(Some).collect();
+    for (si, ssi, beta, x, x_first) in found {
+        let (Some((ni, mul, _)), Some((_, sig, _))) = (slots[si].take(), slots[ssi].take()) else {
+            continue;
+        };
+        let beta = match beta {
+            None => None,
+            Some((bsi, c_first)) => {
+                let Some((_, op, ins)) = slots[bsi].take() else {
+                    continue;
+                };
+                let c = consts[&ins[if c_first { 0 } else { 1 }]].clone();
+                Some(SwishBeta { op, c, c_first })
+            }
+        };
+        swish.insert(ni);
+        slots[si] = Some((ni, Box::new(Swish::new(sig, mul, x_first, beta)), vec![x]));
+    }
+    (slots.into_iter().flatten().collect(), swish)
+}
+
+/// `[(top, bottom), (left, right)]` of a constant `Pad` paddings tensor (`[4, 2]`, int32 or
+/// int64) that pads height and width only.
+fn paddings_hw(t: &Tensor) -> Option<[(usize, usize); 2]> {
+    if t.shape() != [4, 2] {
+        return None;
+    }
+    let v: Vec<i64> = match t.dtype() {
+        DType::I32 => t
+            .as_slice::<i32>()
+            .ok()?
+            .iter()
+            .map(|&v| v as i64)
+            .collect(),
+        DType::I64 => t.as_slice::<i64>().ok()?.to_vec(),
+        _ => return None,
+    };
+    // Paddings this large fail in `Pad` anyway; keep them on the unfused path.
+    if v.iter().any(|&p| !(0..=1 << 20).contains(&p)) || v[0..2] != [0, 0] || v[6..8] != [0, 0] {
+        return None;
+    }
+    let u = |i: usize| v[i] as usize;
+    Some([(u(2), u(3)), (u(4), u(5))])
+}
+
+/// Folds `p = Pad(x, paddings); y = Conv2D | DepthwiseConv2dNative(p, f)` with `padding =
+/// VALID`, constant paddings on height and width only and `p` read by nothing else, into one
+/// [`PaddedConv`] step at the convolution's position (explicit padding, no padded copy).
+/// Runs before [`fuse_epilogues`], which sees the step as the convolution it stands for.
+pub(super) fn fold_pads(
+    nodes: &[NodeDef],
+    steps: Vec<PendingStep>,
+    consts: &HashMap<Src, Tensor>,
+    outs: &[Src],
+) -> Vec<PendingStep> {
+    let uses = use_counts(&steps, outs);
+    let pos_of: HashMap<usize, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(si, st)| (st.0, si))
+        .collect();
+    // (conv step, pad step, x, paddings value, the folded convolution)
+    let mut found = Vec::new();
+    for (si, (ni, _, ins)) in steps.iter().enumerate() {
+        let [p, _] = ins.as_slice() else { continue };
+        let Src::Out(pn, 0) = *p else { continue };
+        if nodes[pn].op != "Pad" || uses.get(p) != Some(&1) {
+            continue;
+        }
+        let Some(&psi) = pos_of.get(&pn) else {
+            continue;
+        };
+        let [x, pads] = steps[psi].2.as_slice() else {
+            continue;
+        };
+        let Some(c) = consts.get(pads) else { continue };
+        let Some(hw) = paddings_hw(c) else { continue };
+        let Some(folded) = crate::ops::conv_padded(&nodes[*ni], hw) else {
+            continue;
+        };
+        found.push((si, psi, *x, c.clone(), folded));
+    }
+    if found.is_empty() {
+        return steps;
+    }
+    let mut slots: Vec<Option<PendingStep>> = steps.into_iter().map(Some).collect();
+    for (si, psi, x, paddings, folded) in found {
+        let (Some((ni, conv, ins)), Some((_, pad, _))) = (slots[si].take(), slots[psi].take())
+        else {
+            continue;
+        };
+        let op = PaddedConv::new(pad, paddings, conv, folded);
+        slots[si] = Some((ni, Box::new(op), vec![x, ins[1]]));
+    }
+    slots.into_iter().flatten().collect()
+}
+
 /// How `node` (reading the chain value `x` among `inputs`) extends a chain, if it can;
-/// `only_out0` says whether nobody reads the node's other outputs.
-fn tail_kind(node: &NodeDef, inputs: &[Src], x: Src, only_out0: bool) -> Option<(TailKind, bool)> {
+/// `only_out0` says whether nobody reads the node's other outputs; `swish` says whether the
+/// step is a [`Swish`] built by [`fuse_swish`].
+fn tail_kind(
+    node: &NodeDef,
+    inputs: &[Src],
+    x: Src,
+    only_out0: bool,
+    swish: bool,
+) -> Option<(TailKind, bool)> {
+    if swish {
+        return (inputs == [x]).then_some((TailKind::Swish, true));
+    }
     match (node.op.as_str(), inputs) {
         ("FusedBatchNorm" | "FusedBatchNormV2" | "FusedBatchNormV3", [a, rest @ ..])
             if *a == x && rest.len() == 4 && !rest.contains(&x) && only_out0 =>
@@ -82,6 +311,7 @@ pub(super) fn fuse_epilogues(
     nodes: &[NodeDef],
     steps: Vec<PendingStep>,
     outs: &[Src],
+    swish: &HashSet<usize>,
 ) -> Vec<PendingStep> {
     let uses = use_counts(&steps, outs);
     // The last reader of each value (the only one, where `uses` says 1).
@@ -112,12 +342,13 @@ pub(super) fn fuse_epilogues(
             }
             let (nj, _, ins) = &steps[next];
             let only_out0 = (1..6).all(|k| !uses.contains_key(&Src::Out(*nj, k)));
-            let Some((kind, x_first)) = tail_kind(&nodes[*nj], ins, x, only_out0) else {
+            let is_swish = swish.contains(nj);
+            let Some((kind, x_first)) = tail_kind(&nodes[*nj], ins, x, only_out0, is_swish) else {
                 break;
             };
             chain.push((next, kind, x_first));
             cur = next;
-            if matches!(kind, TailKind::Relu | TailKind::Relu6) {
+            if matches!(kind, TailKind::Relu | TailKind::Relu6 | TailKind::Swish) {
                 break;
             }
         }
@@ -147,7 +378,7 @@ pub(super) fn fuse_epilogues(
                 continue;
             };
             match kind {
-                TailKind::Relu | TailKind::Relu6 => {}
+                TailKind::Relu | TailKind::Relu6 | TailKind::Swish => {}
                 TailKind::BatchNorm { .. } => inputs.extend_from_slice(&ins[1..]),
                 _ => inputs.push(if x_first { ins[1] } else { ins[0] }),
             }

@@ -12,6 +12,7 @@
 
 mod compile;
 mod dataflow;
+pub(crate) mod freeze;
 mod fuse;
 pub mod profile;
 

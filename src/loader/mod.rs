@@ -35,7 +35,8 @@ pub(crate) fn registry() -> &'static Registry {
 }
 
 /// How to load a model. Library behaviour is set here, never read from the environment (the
-/// CLI maps `TFHUB_NO_FUSION` / `TFHUB_PROFILE` onto `fusion` / `profile`).
+/// CLI maps `TFHUB_NO_FUSION` / `TFHUB_NO_FREEZE` / `TFHUB_PROFILE` onto `fusion` / `freeze` /
+/// `profile`).
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Meta graph tags (exact set); default `["serve"]`. With the default, a TF1 Hub module
@@ -46,6 +47,9 @@ pub struct LoadOptions {
     pub limits: Limits,
     /// Plan-time fusion (default on).
     pub fusion: bool,
+    /// Freeze resource variables nothing writes into constants after restore/init, so
+    /// constant folding and fusion see the weights (`graph::freeze`; default on).
+    pub freeze: bool,
     /// Accumulate per-op times in `graph::profile` (default off).
     pub profile: bool,
 }
@@ -56,6 +60,7 @@ impl Default for LoadOptions {
             tags: vec![SERVE_TAG.to_string()],
             limits: Limits::default(),
             fusion: true,
+            freeze: true,
             profile: false,
         }
     }
@@ -296,6 +301,22 @@ fn load_inner(path: &Path, opts: &LoadOptions, strict: bool) -> Result<LoadResul
     for (plan, args) in setup.into_iter().filter(|_| strict) {
         let mut cx = EvalCtx::new(&session);
         plan.run(&mut cx, args)?;
+    }
+    // Issue #17: variables nothing writes become constants (the one call of graph::freeze).
+    if strict && opts.freeze {
+        crate::graph::freeze::freeze_signatures(
+            &new_compiler,
+            graph,
+            &session,
+            signatures.iter_mut().filter_map(|(sig, plan)| {
+                let plan = plan.as_mut().ok()?;
+                let feeds = sig.inputs.iter().map(|s| Feed::parse(&s.tensor)).collect();
+                let fetches = (sig.outputs.iter())
+                    .map(|s| Fetch::Tensor(Feed::parse(&s.tensor)))
+                    .collect();
+                Some((feeds, fetches, plan))
+            }),
+        );
     }
     // Moved, not cloned: a frozen graph's constants can be most of the model.
     let meta = Arc::new(sm.meta_graphs.swap_remove(index));

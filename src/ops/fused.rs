@@ -53,13 +53,15 @@ pub(crate) enum TailKind {
     /// `FusedBatchNorm*` in inference mode, channels last: four side operands (scale, offset,
     /// mean, variance), output 0 only.
     BatchNorm { epsilon: f32 },
+    /// A [`Swish`] step (`x · Sigmoid(x)`, no side operand; ends the chain).
+    Swish,
 }
 
 impl TailKind {
     /// Side operands the step takes besides the chain value.
     fn sides(self) -> usize {
         match self {
-            TailKind::Relu | TailKind::Relu6 => 0,
+            TailKind::Relu | TailKind::Relu6 | TailKind::Swish => 0,
             TailKind::BatchNorm { .. } => 4,
             _ => 1,
         }
@@ -167,6 +169,7 @@ impl FusedChain {
             match t.kind {
                 TailKind::Relu => act = Activation::Relu,
                 TailKind::Relu6 => act = Activation::Relu6,
+                TailKind::Swish => act = Activation::Swish,
                 TailKind::BatchNorm { .. } => {
                     let (_scale, offset, mean, _var) =
                         (sides.next()?, sides.next()?, sides.next()?, sides.next()?);
@@ -203,7 +206,7 @@ impl FusedChain {
         let mut sides = sides.into_iter();
         for t in &self.tail {
             let ins = match t.kind {
-                TailKind::Relu | TailKind::Relu6 => vec![x],
+                TailKind::Relu | TailKind::Relu6 | TailKind::Swish => vec![x],
                 TailKind::BatchNorm { .. } => {
                     let mut ins = vec![x];
                     ins.extend(sides.by_ref().take(4));
@@ -258,6 +261,166 @@ impl Op for FusedChain {
         let ep = Epilogue { ops: &ops, act };
         let head = head.to_vec();
         Ok(vec![producer.eval_epilogue(cx, head, &ep)?])
+    }
+}
+
+/// `Pad(x, paddings)` read only by a VALID `Conv2D` / `DepthwiseConv2dNative`, as one
+/// convolution with explicit zero padding (built by `graph::fuse::fold_pads`, the paddings a
+/// constant that pads height and width only). Inputs: `x`, the filter. For a rank-4 `f32`
+/// `x` the folded convolution runs (and may carry a fused epilogue); anything else, or any
+/// error, runs the original `Pad` then convolution, so results and errors are those of the
+/// unfused graph. Skipped taps replace products with zero, so only the sign of an all-zero
+/// window's result can differ (`-0.0` vs `+0.0`).
+#[derive(Debug)]
+pub(crate) struct PaddedConv {
+    pad: Box<dyn Op>,
+    paddings: Tensor,
+    conv: Box<dyn Op>,
+    folded: Box<dyn Op>,
+}
+
+impl PaddedConv {
+    pub(crate) fn new(
+        pad: Box<dyn Op>,
+        paddings: Tensor,
+        conv: Box<dyn Op>,
+        folded: Box<dyn Op>,
+    ) -> PaddedConv {
+        PaddedConv {
+            pad,
+            paddings,
+            conv,
+            folded,
+        }
+    }
+
+    fn applies(inputs: &[Tensor]) -> bool {
+        matches!(inputs, [x, _] if x.dtype() == DType::F32 && x.rank() == 4)
+    }
+
+    fn unfused(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [x, f] = crate::ops::take_inputs(inputs)?;
+        let mut p = self.pad.eval(cx, vec![x, self.paddings.clone()])?;
+        if p.is_empty() {
+            return Err(OpError::invalid("fused pad returned no output"));
+        }
+        self.conv.eval(cx, vec![p.swap_remove(0), f])
+    }
+}
+
+impl Op for PaddedConv {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        if Self::applies(&inputs) {
+            if let Ok(out) = self.folded.eval(cx, inputs.clone()) {
+                return Ok(out);
+            }
+        }
+        self.unfused(cx, inputs)
+    }
+
+    fn epilogue_producer(&self) -> Option<&dyn EpilogueProducer> {
+        Some(self)
+    }
+}
+
+impl EpilogueProducer for PaddedConv {
+    fn out_channels(&self, inputs: &[Tensor]) -> Option<usize> {
+        if !Self::applies(inputs) {
+            return None;
+        }
+        self.folded.epilogue_producer()?.out_channels(inputs)
+    }
+
+    fn eval_epilogue(
+        &self,
+        cx: &mut EvalCtx<'_>,
+        inputs: Vec<Tensor>,
+        ep: &Epilogue<'_>,
+    ) -> Result<Tensor, OpError> {
+        let producer = self
+            .folded
+            .epilogue_producer()
+            .ok_or_else(|| OpError::invalid("folded convolution has no epilogue"))?;
+        match producer.eval_epilogue(cx, inputs.clone(), ep) {
+            Ok(t) => Ok(t),
+            // The unfused ops report TF's error (the folded geometry may word it differently).
+            Err(e) => Err(self.unfused(cx, inputs).err().unwrap_or(e)),
+        }
+    }
+}
+
+/// `Mul(x, Sigmoid(x))` (either operand order) as one pass over `x`: Keras' swish / SiLU,
+/// built by the planner (`graph::fuse::fuse_swish`) when the sigmoid has no other reader.
+/// For `f32` it is bit-identical to the two ops (same vectorized sigmoid, rounded before the
+/// product); any other dtype runs the original two ops.
+#[derive(Debug)]
+pub(crate) struct Swish {
+    sigmoid: Box<dyn Op>,
+    mul: Box<dyn Op>,
+    /// Whether `x` is the `Mul`'s first operand.
+    x_first: bool,
+    /// Keras 3's `sigmoid(beta * x)` with the constant `beta = 1.0` (`f32`).
+    beta: Option<SwishBeta>,
+}
+
+/// The `Mul(beta, x)` in front of a swish's sigmoid: `beta` is the `f32` constant `1.0`
+/// (checked by the planner), so `beta · x` is `x` exactly on the `f32` path; other dtypes
+/// run the op.
+#[derive(Debug)]
+pub(crate) struct SwishBeta {
+    pub op: Box<dyn Op>,
+    pub c: Tensor,
+    /// Whether the constant is the `Mul`'s first operand.
+    pub c_first: bool,
+}
+
+impl Swish {
+    pub(crate) fn new(
+        sigmoid: Box<dyn Op>,
+        mul: Box<dyn Op>,
+        x_first: bool,
+        beta: Option<SwishBeta>,
+    ) -> Swish {
+        Swish {
+            sigmoid,
+            mul,
+            x_first,
+            beta,
+        }
+    }
+}
+
+impl Op for Swish {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [x] = crate::ops::take_inputs(inputs)?;
+        if let Ok(src) = x.as_slice::<f32>() {
+            // The kernel writes every element.
+            let mut out = crate::tensor::pool::f32_for_overwrite(src.len());
+            crate::ops::kernels::elementwise::swish_f32(src, &mut out);
+            return Ok(vec![Tensor::from_vec(x.shape(), out)?]);
+        }
+        let z = match &self.beta {
+            None => x.clone(),
+            Some(b) => {
+                let ins = if b.c_first {
+                    vec![b.c.clone(), x.clone()]
+                } else {
+                    vec![x.clone(), b.c.clone()]
+                };
+                let mut z = b.op.eval(cx, ins)?;
+                if z.is_empty() {
+                    return Err(OpError::invalid("fused beta product returned no output"));
+                }
+                z.swap_remove(0)
+            }
+        };
+        let mut s = self.sigmoid.eval(cx, vec![z])?;
+        if s.is_empty() {
+            return Err(OpError::invalid("fused sigmoid returned no output"));
+        }
+        let s = s.swap_remove(0);
+        let ins = if self.x_first { vec![x, s] } else { vec![s, x] };
+        self.mul.eval(cx, ins)
     }
 }
 

@@ -391,13 +391,21 @@ impl BuildCtx<'_> {
     /// A resource key for a stateful op: `container/shared_name`, or the node's own identity
     /// when `shared_name` is empty (TF then makes the resource private to the kernel).
     pub fn resource_key(&self) -> String {
-        let container = self.attr_opt_str("container").unwrap_or_default();
-        let shared = self.attr_opt_str("shared_name").unwrap_or_default();
-        if shared.is_empty() {
-            format!("{container}/@{}/{}", self.scope, self.node)
-        } else {
-            format!("{container}/{shared}")
-        }
+        resource_key(self.attrs, self.scope, self.node)
+    }
+}
+
+/// The resource key [`BuildCtx::resource_key`] gives a node with these attributes.
+pub(crate) fn resource_key(attrs: &BTreeMap<String, AttrValue>, scope: &str, node: &str) -> String {
+    let s = |name: &str| match attrs.get(name).and_then(|a| a.value.as_ref()) {
+        Some(attr_value::Value::S(b)) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    let (container, shared) = (s("container"), s("shared_name"));
+    if shared.is_empty() {
+        format!("{container}/@{scope}/{node}")
+    } else {
+        format!("{container}/{shared}")
     }
 }
 
@@ -602,6 +610,16 @@ impl Session {
         Ok(h)
     }
 
+    /// Every resource variable holding a value, by key (for freezing at load, `graph::freeze`).
+    pub(crate) fn variable_values(&self) -> HashMap<String, Tensor> {
+        let Ok(map) = self.resources.lock() else {
+            return HashMap::new();
+        };
+        map.iter()
+            .filter_map(|(k, h)| Some((k.clone(), variables::value_if_set(h)?)))
+            .collect()
+    }
+
     /// Resolves `path` (a string fed or computed by the graph) to a regular file inside the
     /// model directory, after canonicalisation: no `..` escapes, no symlinks out, no FIFOs.
     pub fn confine(&self, path: &Path) -> Result<PathBuf, OpError> {
@@ -731,5 +749,6 @@ impl Registry {
 }
 
 pub(crate) use control::direct_call;
+pub(crate) use nn::conv_padded;
 pub(crate) use sparse::{fused_embedding_segment, ParamsFrom};
 pub(crate) use tf1::{deref as deref_ref, deref_inputs, takes_ref, REF_PRODUCERS};

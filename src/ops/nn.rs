@@ -278,6 +278,46 @@ impl EpilogueProducer for Conv {
     }
 }
 
+/// The `Conv2D` / `DepthwiseConv2dNative` of `node`, whose padding must be `VALID`, rebuilt
+/// with explicit zero padding `[(top, bottom), (left, right)]`: the planner folds a `Pad` that
+/// only this convolution reads into it (`graph::fuse::fold_pads`; Keras' `ZeroPadding2D` before
+/// a strided convolution). A VALID window over the zero-padded input and the explicit window
+/// over the input read the same values, so only the `Pad` copy goes away. `None` unless the
+/// node is an NHWC VALID convolution with well-formed strides and dilations.
+pub(crate) fn conv_padded(
+    node: &crate::proto::NodeDef,
+    pads: [(usize, usize); 2],
+) -> Option<Box<dyn Op>> {
+    use crate::proto::attr_value::Value;
+    let attr = |k: &str| node.attr.get(k).and_then(|a| a.value.as_ref());
+    let list = |k: &str| match attr(k) {
+        Some(Value::List(l)) => Some(l.i.clone()),
+        _ => None,
+    };
+    if !matches!(node.op.as_str(), "Conv2D" | "DepthwiseConv2dNative") {
+        return None;
+    }
+    if !matches!(attr("padding"), Some(Value::S(p)) if p.as_slice() == b"VALID") {
+        return None;
+    }
+    match attr("data_format") {
+        None => {}
+        Some(Value::S(f)) if f.as_slice() == b"NHWC" => {}
+        _ => return None,
+    }
+    let dil = list("dilations").unwrap_or_default();
+    Some(Box::new(Conv {
+        depthwise: node.op == "DepthwiseConv2dNative",
+        strides: spatial("strides", &list("strides")?).ok()?,
+        dilations: if dil.is_empty() {
+            (1, 1)
+        } else {
+            spatial("dilations", &dil).ok()?
+        },
+        pad: Padding::Explicit(pads),
+    }))
+}
+
 /// `MaxPool`, `MaxPoolV2` (ksize and strides as inputs 1 and 2), `AvgPool`.
 #[derive(Debug)]
 struct Pool {

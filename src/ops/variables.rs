@@ -65,6 +65,12 @@ pub(crate) fn read_variable(h: &Handle) -> Result<Tensor, OpError> {
     })
 }
 
+/// The value of `h` if it is an initialized variable.
+pub(crate) fn value_if_set(h: &Handle) -> Option<Tensor> {
+    let v = h.value.downcast_ref::<Variable>()?;
+    v.value.read().ok()?.clone()
+}
+
 /// `VarHandleOp`: the handle of variable `container/shared_name`, created on first use.
 #[derive(Debug)]
 struct VarHandle {

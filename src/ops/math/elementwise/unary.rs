@@ -168,10 +168,13 @@ impl Op for Unary {
 /// A kernels-crate map from a slice into an equally long one.
 type F32Map = fn(&[f32], &mut [f32]);
 
-/// The kernels crate's f32 maps, used out of place (the transcendentals are libm's, run in
-/// parallel when large; using them on every path keeps results independent of buffer reuse).
+/// The kernels crate's f32 maps, used out of place (vectorized polynomial transcendentals, run
+/// in parallel when large; using them on every path keeps results independent of buffer reuse,
+/// and the fused swish (`ops::fused::Swish`) uses the same sigmoid).
 fn f32_kernel(op: UnOp) -> Option<F32Map> {
     Some(match op {
+        UnOp::Erf => k::erf_f32,
+        UnOp::Erfc => k::erfc_f32,
         UnOp::Exp => k::exp_f32,
         UnOp::Tanh => k::tanh_f32,
         UnOp::Sigmoid => k::sigmoid_f32,
