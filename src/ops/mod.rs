@@ -22,6 +22,7 @@ mod signal;
 mod sparse;
 pub(crate) mod strings;
 mod text;
+mod tftext;
 pub(crate) mod variables;
 
 use std::any::Any;
@@ -722,6 +723,7 @@ impl Registry {
         sparse::register(&mut r);
         strings::register(&mut r);
         text::register(&mut r);
+        tftext::register(&mut r);
         variables::register(&mut r);
         r
     }
