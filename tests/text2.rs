@@ -15,6 +15,18 @@ fn map_fn_truncate() -> TestResult {
     run_fixture("text2_ragged_map", "map_truncate", Tolerance::Exact)
 }
 
+/// The same on an empty batch (0 rows: an empty variant vector and list, values of shape [0]).
+#[test]
+fn map_fn_empty_batch() -> TestResult {
+    run_fixture("text2_ragged_map", "map_truncate_empty", Tolerance::Exact)
+}
+
+/// Ragged rank 2 with int32 splits and string values (components keep one split level).
+#[test]
+fn map_fn_ragged_rank2_int32_splits() -> TestResult {
+    run_fixture("text2_ragged_map", "map_rank2", Tolerance::Exact)
+}
+
 /// Values of rank 2 ([n, 2] floats): rows carry their inner dimension.
 #[test]
 fn map_fn_dense_inner_values() -> TestResult {

@@ -536,8 +536,10 @@ impl<'a> Compiler<'a> {
             return Some(pos + idx);
         }
         let Some(def) = self.op_defs.get(op) else {
-            // No OpDef (frozen graphs, hand-made functions): single-output-arg assumption.
-            return Some(idx);
+            // No OpDef (frozen graphs, hand-made functions, and ops TF's export uses only
+            // inside While/If bodies, which it leaves out of the stripped op list): the output
+            // args of known multi-output ops, else the single-output-arg assumption.
+            return crate::ops::output_args::offset(op, out_arg, idx, attrs).or(Some(idx));
         };
         let mut off = 0usize;
         for a in &def.output_arg {

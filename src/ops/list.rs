@@ -345,6 +345,14 @@ fn gather(
         }
     }
     let Some(first) = parts.first() else {
+        if dtype == DType::Variant {
+            // An empty stack of variants (a `tf.map_fn` over zero rows).
+            let none: Vec<crate::tensor::Handle> = Vec::new();
+            return Ok(Tensor::new(
+                &out_shape,
+                crate::tensor::Data::Variant(none.into()),
+            )?);
+        }
         return Ok(Tensor::zeros(dtype, &out_shape)?);
     };
     let data = crate::match_any!(first.data(), b => stack_data(b, &parts, per)?);

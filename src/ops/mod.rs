@@ -16,6 +16,7 @@ mod list;
 mod lookup;
 mod math;
 mod nn;
+pub(crate) mod output_args;
 pub(crate) mod refused;
 mod sentencepiece;
 mod signal;
