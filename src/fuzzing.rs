@@ -725,3 +725,56 @@ pub fn serve_grpc_predict(data: &[u8]) -> Result<usize, crate::serve::status::St
     let t = crate::serve::decode::grpc_predict(data, serve_limits())?;
     serve_echo(t)
 }
+
+/// tensorflow_text's flatbuffer model ops on a fuzzed model buffer: the whole input is the
+/// model, run as `FastWordpieceTokenizeWithOffsets`, `TFText>FastWordpieceDetokenize` and
+/// `FastBertNormalize` (get_offsets) on fixed text. Returns the number of output elements.
+pub fn text_models(data: &[u8]) -> Result<usize, OpError> {
+    let model = || Tensor::vector(data.to_vec());
+    let text = || {
+        Tensor::from_strings(
+            &[4],
+            [
+                &b"Hello, unaffable world! ##ing"[..],
+                b"",
+                b"caf\xc3\xa9 \xff\xe4\xb8\xad\xe6\x96\x87 a.b",
+                b"   ",
+            ],
+        )
+        .expect("static strings")
+    };
+    let mut n = 0;
+    let mut first_err = None;
+    for r in [
+        run_op(
+            "FastWordpieceTokenizeWithOffsets",
+            vec![],
+            vec![text(), model()],
+        ),
+        run_op(
+            "TFText>FastWordpieceDetokenize",
+            vec![],
+            vec![
+                Tensor::vector(vec![0i32, 1, 2, 5, 3]),
+                Tensor::vector(vec![0i64, 2, 5]),
+                model(),
+            ],
+        ),
+        run_op(
+            "FastBertNormalize",
+            vec![("get_offsets", attr_value::Value::B(true))],
+            vec![text(), model()],
+        ),
+    ] {
+        match r {
+            Ok(k) => n += k,
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        Some(e) if n == 0 => Err(e),
+        _ => Ok(n),
+    }
+}

@@ -50,7 +50,6 @@ fn cased_tokenize_with_offsets() -> TestResult {
 /// digests of TF's outputs (`sweep.json`). A mismatching block is printed with the first
 /// code points whose output differs from TF's reference behaviour for that block.
 #[test]
-#[ignore = "known gap: CaseFoldUTF8 / BasicTokenizer differ from TF in blocks U+2000, U+F000, U+E0000 (unassigned Default_Ignorable code points) and U+1171E; fix on branch bert (8b4a0cd), unverified"]
 fn unicode_sweep_matches_tf() -> TestResult {
     use tfhub::Tensor;
     use tfhub_kernels::strings::fingerprint64;

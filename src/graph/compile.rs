@@ -647,7 +647,9 @@ impl<'a> Compiler<'a> {
             return Some(pos + idx);
         }
         let Some(def) = self.op_defs.get(op) else {
-            // No OpDef (frozen graphs, hand-made functions): single-output-arg assumption.
+            // No OpDef in the model nor in TF's registry table (`ops::op_defaults`, which
+            // covers ops TF's export uses only inside While/If bodies and leaves out of the
+            // stripped op list): hand-made functions; assume a single output arg.
             return Some(idx);
         };
         let mut off = 0usize;

@@ -191,7 +191,9 @@ impl Op for Make {
                         a.dtype()
                     )));
                 }
-                if matches!(a.dtype(), DType::Resource | DType::Variant) {
+                // Variant elements (e.g. ragged rows from `RaggedTensorToVariant` in a
+                // `tf.map_fn`) are handles, shared by the new list.
+                if a.dtype() == DType::Resource {
                     return Err(OpError::Unimplemented(format!(
                         "TensorListFromTensor of a {} tensor",
                         a.dtype()
@@ -212,7 +214,14 @@ impl Op for Make {
                 }
                 check_slots(cx, n)?;
                 let inner: usize = elem.iter().product();
-                let parts = crate::match_any!(a.data(), buf => unstack(buf, n, inner, elem)?);
+                let mut parts = crate::match_any!(a.data(), buf => unstack(buf, n, inner, elem)?);
+                if a.dtype() == DType::Variant {
+                    // `unstack` wraps handles as resources; these are variants.
+                    parts = parts
+                        .into_iter()
+                        .map(as_variant)
+                        .collect::<Result<_, _>>()?;
+                }
                 // TF keeps the given (possibly partial) shape as the list's element shape.
                 let mut l = TensorList::new(self.element_dtype, shape, n);
                 for (i, t) in parts.into_iter().enumerate() {
@@ -286,7 +295,8 @@ fn gather(
     let total = num_elements(&out_shape)
         .ok_or_else(|| OpError::Limit(format!("shape {out_shape:?} overflows")))?;
     let dtype = list.element_dtype;
-    if matches!(dtype, DType::Resource | DType::Variant) {
+    // Variant elements stack as handles (uninitialized ones fail in `zeros`).
+    if dtype == DType::Resource {
         return Err(OpError::Unimplemented(format!(
             "stacking a list of {dtype} elements"
         )));
@@ -335,10 +345,34 @@ fn gather(
         }
     }
     let Some(first) = parts.first() else {
+        if dtype == DType::Variant {
+            // An empty stack of variants (a `tf.map_fn` over zero rows).
+            let none: Vec<crate::tensor::Handle> = Vec::new();
+            return Ok(Tensor::new(
+                &out_shape,
+                crate::tensor::Data::Variant(none.into()),
+            )?);
+        }
         return Ok(Tensor::zeros(dtype, &out_shape)?);
     };
     let data = crate::match_any!(first.data(), b => stack_data(b, &parts, per)?);
-    Ok(Tensor::new(&out_shape, data)?)
+    let t = Tensor::new(&out_shape, data)?;
+    if dtype == DType::Variant {
+        // `stack_data` wraps handles as resources; these are variants.
+        return as_variant(t);
+    }
+    Ok(t)
+}
+
+/// `t` with its handles re-tagged as `variant` (handle buffers wrap as `resource`).
+fn as_variant(t: Tensor) -> Result<Tensor, OpError> {
+    let shape = t.shape().to_vec();
+    match t.into_data() {
+        crate::tensor::Data::Resource(b) => {
+            Ok(Tensor::new(&shape, crate::tensor::Data::Variant(b))?)
+        }
+        d => Ok(Tensor::new(&shape, d)?),
+    }
 }
 
 /// `TensorListStack` (every element; `num_elements` attr checked when not -1) and

@@ -24,6 +24,7 @@ mod sparse;
 pub(crate) mod strings;
 mod text;
 mod tf1;
+mod tftext;
 pub(crate) mod variables;
 
 use std::any::Any;
@@ -743,6 +744,7 @@ impl Registry {
         strings::register(&mut r);
         text::register(&mut r);
         tf1::register(&mut r);
+        tftext::register(&mut r);
         variables::register(&mut r);
         r
     }

@@ -104,9 +104,9 @@ impl Op for RaggedGather {
         if ishape.len() > 1 {
             // Level j (0-based) has prod(ishape[..=j]) rows of ishape[j+1] entries each.
             let mut n = 1usize;
-            for j in 0..ishape.len() - 1 {
-                n *= ishape[j];
-                let w = ishape[j + 1] as i64;
+            for pair in ishape.windows(2) {
+                n *= pair[0];
+                let w = pair[1] as i64;
                 out_splits.push((0..=n as i64).map(|i| i * w).collect());
             }
         }

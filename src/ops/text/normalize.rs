@@ -90,10 +90,15 @@ impl Form {
 }
 
 /// Characters not assigned in Unicode 16.0 (the `regex` crate's Age data is at 16.0, ICU4X's
-/// normalization data may be newer).
+/// normalization data may be newer), Default_Ignorable code points excepted.
 fn newer_than_icu() -> &'static regex::Regex {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
-    RE.get_or_init(|| regex::Regex::new(r"[^\p{Age=V16_0}]+").expect("static pattern"))
+    // Unassigned Default_Ignorable code points are still removed by ICU's NFKC_Casefold,
+    // so they are not boundaries.
+    RE.get_or_init(|| {
+        regex::Regex::new(r"[^\p{Age=V16_0}\p{Default_Ignorable_Code_Point}]+")
+            .expect("static pattern")
+    })
 }
 
 fn default_ignorable() -> CodePointSetDataBorrowed<'static> {

@@ -50,12 +50,12 @@ pub(crate) fn round_robin_used(sizes: &[i64], budget: i64) -> Vec<i64> {
             left -= count;
         }
     }
-    for i in 0..sizes.len() {
+    for (u, &size) in used.iter_mut().zip(sizes) {
         if left <= 0 {
             break;
         }
-        if used[i] < sizes[i] {
-            used[i] += 1;
+        if *u < size {
+            *u += 1;
             left -= 1;
         }
     }
@@ -112,14 +112,14 @@ impl Op for RoundRobin {
         };
         let values = &inputs[1..=n];
         let mut splits = Vec::with_capacity(n);
-        for s in 0..n {
-            if values[s].rank() != 1 {
+        for (s, v) in values.iter().enumerate() {
+            if v.rank() != 1 {
                 return Err(OpError::invalid(format!(
                     "input_values[{s}] must be a vector, got shape {:?}",
-                    values[s].shape()
+                    v.shape()
                 )));
             }
-            splits.push(splits_of(&inputs[1 + n + s], values[s].len(), s)?);
+            splits.push(splits_of(&inputs[1 + n + s], v.len(), s)?);
         }
         let rows = splits[0].len() - 1;
         if let Some(s) = splits.iter().position(|v| v.len() != rows + 1) {
@@ -133,12 +133,12 @@ impl Op for RoundRobin {
         let mut out_splits: Vec<Vec<i64>> = vec![vec![0]; n];
         let mut sizes = vec![0i64; n];
         for r in 0..rows {
-            for s in 0..n {
-                sizes[s] = splits[s][r + 1] - splits[s][r];
+            for (size, sp) in sizes.iter_mut().zip(&splits) {
+                *size = sp[r + 1] - sp[r];
             }
             let used = round_robin_used(&sizes, max_len);
-            for s in 0..n {
-                let start = splits[s][r];
+            for (s, sp) in splits.iter().enumerate() {
+                let start = sp[r];
                 if self.masks {
                     let m = &mut masks[s];
                     m.extend(std::iter::repeat_n(true, used[s] as usize));
@@ -154,9 +154,8 @@ impl Op for RoundRobin {
             return Ok(masks.into_iter().map(Tensor::vector).collect());
         }
         let mut out = Vec::with_capacity(2 * n);
-        for s in 0..n {
-            let idx = Tensor::vector(std::mem::take(&mut keep[s]));
-            out.push(gather(cx, &values[s], &idx, 0)?);
+        for (k, v) in keep.into_iter().zip(values) {
+            out.push(gather(cx, v, &Tensor::vector(k), 0)?);
         }
         for (s, v) in out_splits.into_iter().enumerate() {
             out.push(splits_tensor(v, inputs[1 + n + s].dtype()));
