@@ -588,7 +588,7 @@ const IMAGE_OPS: &[&str] = &[
 
 /// `image_decode` target: byte 0 picks the op (`IMAGE_OPS`), byte 1 the flags (channels
 /// 0/1/3/4, dtype uint8/uint16/float32, expand_animations, ratio 1/2/4/8,
-/// try_recover_truncated), the rest is the encoded image (JPEG, PNG, GIF, BMP or junk).
+/// try_recover_truncated, fancy_upscaling off, INTEGER_ACCURATE), the rest is the encoded image (JPEG, PNG, GIF, BMP or junk).
 /// The op is built through the registry and evaluated under [`limits`]; returns the output
 /// element count.
 pub fn image_decode(data: &[u8]) -> Result<usize, OpError> {
@@ -618,6 +618,13 @@ pub fn image_decode(data: &[u8]) -> Result<usize, OpError> {
                 "try_recover_truncated",
                 attr_value::Value::B(flags & 16 != 0),
             ));
+            attrs.push(("fancy_upscaling", attr_value::Value::B(flags & 32 == 0)));
+            if flags & 64 != 0 {
+                attrs.push((
+                    "dct_method",
+                    attr_value::Value::S(b"INTEGER_ACCURATE".to_vec()),
+                ));
+            }
             if op == "DecodeAndCropJpeg" {
                 inputs.push(Tensor::vector(vec![1i32, 2, 3, 4]));
             }

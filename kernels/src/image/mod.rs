@@ -12,8 +12,10 @@
 
 pub mod color;
 pub mod crop;
+pub mod jpeg;
 pub mod patches;
 pub mod resize;
+pub mod transform;
 
 /// An input element a resampler can read: widened to `f32` exactly as C++'s
 /// `static_cast<float>` widens it.

@@ -1,6 +1,6 @@
 //! Image ops: decoding and encoding image bytes (`decode`), resizing (`resize`), colour
 //! adjustments (`color`), pixel rearrangements and patches (`patches`), box crops
-//! (`crop`) and transposed convolution / LRN (`conv`).
+//! (`crop`), projective transforms (`transform`) and transposed convolution / LRN (`conv`).
 //!
 //! TF semantics live here (attribute parsing, shape checks, TF's error texts, dtype rules);
 //! the arithmetic lives in `tfhub_kernels::image`, which knows no TF. Every op checks its
@@ -13,6 +13,7 @@ mod crop;
 mod decode;
 mod patches;
 mod resize;
+mod transform;
 
 use super::Registry;
 use crate::ops::OpError;
@@ -25,6 +26,7 @@ pub(crate) fn register(r: &mut Registry) {
     decode::register(r);
     patches::register(r);
     resize::register(r);
+    transform::register(r);
 }
 
 /// Runs `$body` with `$s` bound to the elements of real-number tensor `$t` as a

@@ -120,6 +120,9 @@ impl Decode {
                     "dct_method must be one of {'', 'INTEGER_FAST', 'INTEGER_ACCURATE'}",
                 ));
             }
+            jpeg.accurate_dct = dct == "INTEGER_ACCURATE";
+            jpeg.fancy_upscaling = cx.attr_opt_bool("fancy_upscaling").unwrap_or(true);
+            jpeg.acceptable_fraction = cx.attr_opt_f32("acceptable_fraction").unwrap_or(1.0);
         }
         let dtype = match kind {
             Kind::Png | Kind::Image => cx.attr_opt_type("dtype")?.unwrap_or(DType::U8),
@@ -197,7 +200,14 @@ impl Decode {
                 if self.kind == Kind::Bmp {
                     return Err(self.wrong_op("JPEG"));
                 }
-                let img = jpeg::decode(bytes, self.channels, self.jpeg, crop, &check)?;
+                let img = jpeg::decode(
+                    bytes,
+                    self.channels,
+                    self.jpeg,
+                    crop,
+                    limits.max_image_pixels,
+                    &check,
+                )?;
                 (img, self.kind == Kind::Gif)
             }
             Format::Png => {
