@@ -66,7 +66,11 @@ impl Plane {
             }
             Up::H1v2 => {
                 let r = yi / 2;
-                let (other, bias) = if y % 2 == 0 { (r - 1, 1) } else { (r + 1, 2) };
+                let (other, bias) = if y.is_multiple_of(2) {
+                    (r - 1, 1)
+                } else {
+                    (r + 1, 2)
+                };
                 for (x, o) in out.iter_mut().enumerate() {
                     let xi = x as isize;
                     *o = ((self.at(xi, r) * 3 + self.at(xi, other) + bias) >> 2) as u8;
@@ -74,7 +78,7 @@ impl Plane {
             }
             Up::H2v2 => {
                 let r = yi / 2;
-                let other = if y % 2 == 0 { r - 1 } else { r + 1 };
+                let other = if y.is_multiple_of(2) { r - 1 } else { r + 1 };
                 let last = self.dw as isize - 1;
                 let sum = |i: isize| self.at(i, r) * 3 + self.at(i, other);
                 for (x, o) in out.iter_mut().enumerate() {
@@ -213,7 +217,7 @@ pub(super) fn output(
             dw_full
         };
         let (h_in, v_in) = (h * s / min, v * s / min);
-        if h_in == 0 || v_in == 0 || f.maxh % h_in != 0 || f.maxv % v_in != 0 {
+        if h_in == 0 || v_in == 0 || !f.maxh.is_multiple_of(h_in) || !f.maxv.is_multiple_of(v_in) {
             return Err(JpegError::Unsupported(
                 "fractional sampling not implemented yet".into(),
             ));

@@ -309,7 +309,7 @@ pub(crate) struct ScanEnd {
     pub eof: bool,
 }
 
-fn table<'t>(t: &'t [Option<Huffman>; 4], i: usize) -> Result<&'t Huffman, JpegError> {
+fn table(t: &[Option<Huffman>; 4], i: usize) -> Result<&Huffman, JpegError> {
     t.get(i)
         .and_then(|t| t.as_ref())
         .ok_or_else(|| JpegError::corrupt("Huffman table not defined"))

@@ -332,7 +332,7 @@ impl<'a> Parser<'a> {
                 0xD8 => return Err(JpegError::corrupt("unexpected SOI marker")),
                 0xD9 => return Ok(Next::End),
                 0xD0..=0xD7 | 0x01 => {}
-                0xC0 | 0xC1 | 0xC2 => {
+                0xC0..=0xC2 => {
                     let (s, end) = segment(self.d, p)?;
                     if frame.is_some() {
                         return Err(JpegError::corrupt("duplicate SOF marker"));
@@ -535,7 +535,10 @@ fn parse_sos(s: &[u8], f: &Frame) -> Result<Scan, JpegError> {
 /// less upsampling.
 fn scaled_size(f: &Frame, c: &Component, min: usize) -> usize {
     let mut s = min;
-    while s < 8 && (f.maxh * min) % (c.h * s * 2) == 0 && (f.maxv * min) % (c.v * s * 2) == 0 {
+    while s < 8
+        && (f.maxh * min).is_multiple_of(c.h * s * 2)
+        && (f.maxv * min).is_multiple_of(c.v * s * 2)
+    {
         s *= 2;
     }
     s
