@@ -380,8 +380,14 @@ mod tests {
         // Sigmoid([-100., 0.5]) -> [0.0, 0.622459352016449] (TF flushes the denormal to 0)
         let s = f32s("Sigmoid", &[-100.0, 0.5]);
         assert!(s[0] < f32::MIN_POSITIVE && s[1] == 0.62245935);
-        // Erfc([-1., 3.]) -> [1.842700719833374, 2.2090496713644825e-05]; TF is 1 ulp low at -1
-        assert_eq!(f32s("Erfc", &[-1.0, 3.0]), [1.8427008, 2.2090497e-5]);
+        // Erfc([-1., 3.]) -> [1.842700719833374, 2.2090496713644825e-05]; TF is 1 ulp low at
+        // -1. The vectorized kernel (`kernels::transcend`, ≤ 4 ulp relative) may differ from
+        // TF's by an ulp or two, as TF's own Eigen approximation differs from the exact value.
+        let got = f32s("Erfc", &[-1.0, 3.0]);
+        for (g, want) in got.iter().zip([1.8427008f32, 2.2090497e-5]) {
+            let ulps = (g.to_bits() as i64 - want.to_bits() as i64).abs();
+            assert!(ulps <= 2, "Erfc: {g} vs TF {want} ({ulps} ulp)");
+        }
     }
 
     #[test]
