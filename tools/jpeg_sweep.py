@@ -10,38 +10,19 @@ odd sizes, CMYK (Pillow writes Adobe-inverted CMYK), RGB without JFIF; options: 
 share of differing uint8 samples and the largest difference per group; exits non-zero on a
 decode that TF accepts and tfhub refuses (or the reverse).
 """
-import io
 import os
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
-from PIL import Image
 import tensorflow as tf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DUMP = os.path.join(HERE, "..", "target", "release", "examples", "jpeg_dump")
-
-
-def pixels(h, w, c, seed):
-    rng = np.random.RandomState(seed)
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    ch = []
-    for k in range(c):
-        v = 128 + 100 * np.sin(x / (2.0 + k) + y / (3.0 + 2 * k)) + rng.randn(h, w) * 25
-        v[h // 3: h // 2, w // 4: w // 2] = 20 + 70 * k
-        ch.append(v)
-    return np.clip(np.stack(ch, -1), 0, 255).astype(np.uint8)
-
-
-def pil(arr, mode=None, **kw):
-    b = io.BytesIO()
-    im = Image.fromarray(arr if arr.shape[-1] != 1 else arr[..., 0])
-    if mode:
-        im = im.convert(mode)
-    im.save(b, "JPEG", **kw)
-    return b.getvalue()
+sys.path.insert(0, HERE)
+# The fixture generator's seeded test pictures and Pillow encoder, so sweep and fixtures agree.
+from make_fixtures_jpeg import pil, pix as pixels  # noqa: E402
 
 
 def files(quick):
