@@ -182,33 +182,30 @@ impl<'a> Compiler<'a> {
         if let Some(f) = self.specialized.get(&key) {
             return Ok(f.clone());
         }
+        let f = self.new_function_ref(name)?;
+        self.pending.push((f.clone(), key.1.clone()));
+        self.specialized.insert(key, f.clone());
+        Ok(f)
+    }
+
+    /// A not-yet-compiled plan for library function `name` (the caller queues it).
+    fn new_function_ref(&self, name: &str) -> Result<FunctionRef, OpError> {
         if !self.library.contains_key(name) {
             return Err(OpError::invalid(format!(
                 "function {name:?} is not in the graph's function library"
             )));
         }
-        let f = Arc::new(FunctionPlan {
+        Ok(Arc::new(FunctionPlan {
             name: name.to_string(),
             plan: OnceLock::new(),
-        });
-        self.pending.push((f.clone(), key.1.clone()));
-        self.specialized.insert(key, f.clone());
-        Ok(f)
+        }))
     }
 
     fn function_ref(&mut self, name: &str) -> Result<FunctionRef, OpError> {
         if let Some(f) = self.functions.get(name) {
             return Ok(f.clone());
         }
-        if !self.library.contains_key(name) {
-            return Err(OpError::invalid(format!(
-                "function {name:?} is not in the graph's function library"
-            )));
-        }
-        let f = Arc::new(FunctionPlan {
-            name: name.to_string(),
-            plan: OnceLock::new(),
-        });
+        let f = self.new_function_ref(name)?;
         self.functions.insert(name.to_string(), f.clone());
         self.order.push(f.clone());
         self.pending.push((f.clone(), Vec::new()));
@@ -901,44 +898,56 @@ impl<'a> Body<'a> {
     /// Needed nodes in a deterministic topological order (data and control edges).
     fn order(&self, outs: &[Src], targets: &[usize], scope: &str) -> Result<Vec<usize>, Error> {
         let needed = self.needed(outs, targets);
-        let deps_of = |ni: usize| self.deps_of(ni);
-        // Kahn's algorithm, lowest node index first.
-        let mut indeg = vec![0usize; self.nodes.len()];
-        let mut users: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
-        for n in (0..self.nodes.len()).filter(|&n| needed[n]) {
-            for d in deps_of(n) {
-                indeg[n] += 1;
-                users[d].push(n);
-            }
-        }
-        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
-            (0..self.nodes.len())
-                .filter(|&n| needed[n] && indeg[n] == 0)
-                .map(std::cmp::Reverse)
-                .collect();
-        let mut order = Vec::new();
-        while let Some(std::cmp::Reverse(n)) = ready.pop() {
-            order.push(n);
-            for &u in &users[n] {
-                indeg[u] -= 1;
-                if indeg[u] == 0 {
-                    ready.push(std::cmp::Reverse(u));
-                }
-            }
-        }
-        let total = needed.iter().filter(|&&b| b).count();
-        if order.len() != total {
-            let stuck: Vec<&str> = (0..self.nodes.len())
-                .filter(|&n| needed[n] && indeg[n] > 0)
-                .take(5)
-                .map(|n| self.nodes[n].name.as_str())
-                .collect();
-            return Err(Error::invalid(
+        topo_order(&needed, |ni| self.deps_of(ni)).map_err(|stuck| {
+            let stuck: Vec<&str> = stuck.iter().map(|&n| self.nodes[n].name.as_str()).collect();
+            Error::invalid(
                 if scope.is_empty() { "graph" } else { scope },
                 format!("graph has a cycle through {stuck:?}"),
-            ));
+            )
+        })
+    }
+}
+
+/// Kahn's algorithm over the `needed` nodes, lowest node index first, so the order is
+/// deterministic. `deps(n)` yields `n`'s inputs (data and control); inputs that are not
+/// needed are ignored. On a cycle, returns up to five of the nodes left waiting.
+pub(super) fn topo_order<I: IntoIterator<Item = usize>>(
+    needed: &[bool],
+    deps: impl Fn(usize) -> I,
+) -> Result<Vec<usize>, Vec<usize>> {
+    use std::cmp::Reverse;
+    let n = needed.len();
+    let mut indeg = vec![0usize; n];
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for ni in (0..n).filter(|&i| needed[i]) {
+        for d in deps(ni) {
+            if needed[d] {
+                indeg[ni] += 1;
+                users[d].push(ni);
+            }
         }
+    }
+    let mut ready: std::collections::BinaryHeap<Reverse<usize>> = (0..n)
+        .filter(|&i| needed[i] && indeg[i] == 0)
+        .map(Reverse)
+        .collect();
+    let mut order = Vec::new();
+    while let Some(Reverse(ni)) = ready.pop() {
+        order.push(ni);
+        for &u in &users[ni] {
+            indeg[u] -= 1;
+            if indeg[u] == 0 {
+                ready.push(Reverse(u));
+            }
+        }
+    }
+    if order.len() == needed.iter().filter(|&&b| b).count() {
         Ok(order)
+    } else {
+        Err((0..n)
+            .filter(|&i| needed[i] && indeg[i] > 0)
+            .take(5)
+            .collect())
     }
 }
 

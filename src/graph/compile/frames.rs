@@ -587,7 +587,6 @@ impl<'a> Compiler<'a> {
 
 /// Needed nodes in a topological order with `NextIteration -> Merge` edges cut.
 fn order_cut(flow: &Flow<'_, '_>, needed: &[bool], scope: &str) -> Result<Vec<usize>, Error> {
-    let n = needed.len();
     let deps = |ni: usize| -> Vec<usize> {
         let mut d: Vec<usize> = flow.data[&ni]
             .iter()
@@ -599,45 +598,15 @@ fn order_cut(flow: &Flow<'_, '_>, needed: &[bool], scope: &str) -> Result<Vec<us
         d.extend(flow.ctrl[&ni].iter().copied());
         d
     };
-    let mut indeg = vec![0usize; n];
-    let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for ni in (0..n).filter(|&i| needed[i]) {
-        for d in deps(ni) {
-            if needed[d] {
-                indeg[ni] += 1;
-                users[d].push(ni);
-            }
-        }
-    }
-    let mut ready: BinaryHeap<std::cmp::Reverse<usize>> = (0..n)
-        .filter(|&i| needed[i] && indeg[i] == 0)
-        .map(std::cmp::Reverse)
-        .collect();
-    let mut order = Vec::new();
-    while let Some(std::cmp::Reverse(ni)) = ready.pop() {
-        order.push(ni);
-        for &u in &users[ni] {
-            indeg[u] -= 1;
-            if indeg[u] == 0 {
-                ready.push(std::cmp::Reverse(u));
-            }
-        }
-    }
-    let total = needed.iter().filter(|&&b| b).count();
-    if order.len() != total {
-        let stuck: Vec<&str> = (0..n)
-            .filter(|&i| needed[i] && indeg[i] > 0)
-            .take(5)
-            .map(|i| flow.node(i).name.as_str())
-            .collect();
-        return Err(Error::invalid(
+    super::topo_order(needed, deps).map_err(|stuck| {
+        let stuck: Vec<&str> = stuck.iter().map(|&i| flow.node(i).name.as_str()).collect();
+        Error::invalid(
             if scope.is_empty() { "graph" } else { scope },
             format!(
                 "graph has a cycle that is not a NextIteration -> Merge edge, through {stuck:?}"
             ),
-        ));
-    }
-    Ok(order)
+        )
+    })
 }
 
 /// Frames of every needed node (see the module docs).
