@@ -16,12 +16,14 @@ use crate::tensor::{DType, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
     r.add("CombinedNonMaxSuppression", CombinedNms::build);
-    r.add("NonMaxSuppression", Nms::build);
-    r.add("NonMaxSuppressionV2", Nms::build);
-    r.add("NonMaxSuppressionV3", Nms::build);
-    r.add("NonMaxSuppressionV4", Nms::build);
-    r.add("NonMaxSuppressionV5", Nms::build);
-    r.add("NonMaxSuppressionWithOverlaps", Nms::build);
+    r.add("NonMaxSuppression", |cx| Nms::build(cx, Version::V1));
+    r.add("NonMaxSuppressionV2", |cx| Nms::build(cx, Version::V2));
+    r.add("NonMaxSuppressionV3", |cx| Nms::build(cx, Version::V3));
+    r.add("NonMaxSuppressionV4", |cx| Nms::build(cx, Version::V4));
+    r.add("NonMaxSuppressionV5", |cx| Nms::build(cx, Version::V5));
+    r.add("NonMaxSuppressionWithOverlaps", |cx| {
+        Nms::build(cx, Version::Overlaps)
+    });
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,14 +47,12 @@ struct Nms {
 }
 
 impl Nms {
-    fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
-        let (version, inputs) = match cx.op {
-            "NonMaxSuppression" => (Version::V1, 3),
-            "NonMaxSuppressionV2" => (Version::V2, 4),
-            "NonMaxSuppressionV3" => (Version::V3, 5),
-            "NonMaxSuppressionV4" => (Version::V4, 5),
-            "NonMaxSuppressionV5" => (Version::V5, 6),
-            _ => (Version::Overlaps, 5),
+    fn build(cx: &mut BuildCtx<'_>, version: Version) -> Result<Box<dyn Op>, OpError> {
+        let inputs = match version {
+            Version::V1 => 3,
+            Version::V2 => 4,
+            Version::V3 | Version::V4 | Version::Overlaps => 5,
+            Version::V5 => 6,
         };
         cx.expect_inputs(inputs)?;
         let iou_attr = match version {

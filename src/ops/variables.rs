@@ -11,9 +11,13 @@ use super::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
 use crate::tensor::{Bytes, DType, Handle, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
-    r.add("AssignAddVariableOp", Assign::build);
-    r.add("AssignSubVariableOp", Assign::build);
-    r.add("AssignVariableOp", Assign::build);
+    r.add("AssignAddVariableOp", |cx| {
+        Assign::build(cx, AssignKind::Add)
+    });
+    r.add("AssignSubVariableOp", |cx| {
+        Assign::build(cx, AssignKind::Sub)
+    });
+    r.add("AssignVariableOp", |cx| Assign::build(cx, AssignKind::Set));
     r.add("DestroyResourceOp", Destroy::build);
     r.add("ReadVariableOp", Read::build);
     r.add("ResourceGather", ResourceGather::build);
@@ -143,12 +147,7 @@ struct Assign {
 }
 
 impl Assign {
-    fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
-        let kind = match cx.op {
-            "AssignAddVariableOp" => AssignKind::Add,
-            "AssignSubVariableOp" => AssignKind::Sub,
-            _ => AssignKind::Set,
-        };
+    fn build(_: &mut BuildCtx<'_>, kind: AssignKind) -> Result<Box<dyn Op>, OpError> {
         Ok(Box::new(Assign { kind }))
     }
 }

@@ -334,32 +334,10 @@ impl BroadcastArgs {
     }
 }
 
-/// Numpy-style broadcast of two shapes.
+/// Numpy-style broadcast of two shapes, with `BroadcastArgs`' error.
 pub(super) fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>, OpError> {
-    let r = a.len().max(b.len());
-    let mut out = vec![0usize; r];
-    for i in 0..r {
-        let x = if i < r - a.len() {
-            1
-        } else {
-            a[i - (r - a.len())]
-        };
-        let y = if i < r - b.len() {
-            1
-        } else {
-            b[i - (r - b.len())]
-        };
-        out[i] = if x == y || y == 1 {
-            x
-        } else if x == 1 {
-            y
-        } else {
-            return Err(OpError::invalid(format!(
-                "Incompatible shapes: {a:?} vs. {b:?}"
-            )));
-        };
-    }
-    Ok(out)
+    crate::ops::kernels::broadcast::broadcast_shape(a, b)
+        .ok_or_else(|| OpError::invalid(format!("Incompatible shapes: {a:?} vs. {b:?}")))
 }
 
 impl Op for BroadcastArgs {

@@ -7,12 +7,12 @@ use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
 use crate::tensor::{Complex32, Complex64, DType, Tensor};
 
 pub(super) fn register(r: &mut Registry) {
-    r.add("Angle", Part::build);
+    r.add("Angle", |cx| Part::build(cx, PartKind::Angle));
     r.add("Complex", Complex::build);
-    r.add("ComplexAbs", Part::build);
+    r.add("ComplexAbs", |cx| Part::build(cx, PartKind::Abs));
     r.add("Conj", Conj::build);
-    r.add("Imag", Part::build);
-    r.add("Real", Part::build);
+    r.add("Imag", |cx| Part::build(cx, PartKind::Imag));
+    r.add("Real", |cx| Part::build(cx, PartKind::Real));
 }
 
 /// `Complex(real, imag)`: broadcasting pairs, f32 -> complex64, f64 -> complex128.
@@ -56,14 +56,9 @@ enum PartKind {
 struct Part(PartKind);
 
 impl Part {
-    fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+    fn build(cx: &mut BuildCtx<'_>, kind: PartKind) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(1)?;
-        Ok(Box::new(Part(match cx.op {
-            "Angle" => PartKind::Angle,
-            "ComplexAbs" => PartKind::Abs,
-            "Imag" => PartKind::Imag,
-            _ => PartKind::Real,
-        })))
+        Ok(Box::new(Part(kind)))
     }
 }
 

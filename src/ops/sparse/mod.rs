@@ -40,21 +40,22 @@ pub(crate) fn register(r: &mut Registry) {
     r.add("SparseBincount", convert::SparseBincount::build);
     r.add("SparseFillEmptyRows", convert::FillEmptyRows::build);
     r.add("SparseReshape", convert::SparseReshape::build);
-    r.add("SparseSegmentMean", segment::SparseSegment::build);
-    r.add(
-        "SparseSegmentMeanWithNumSegments",
-        segment::SparseSegment::build,
-    );
-    r.add("SparseSegmentSqrtN", segment::SparseSegment::build);
-    r.add(
-        "SparseSegmentSqrtNWithNumSegments",
-        segment::SparseSegment::build,
-    );
-    r.add("SparseSegmentSum", segment::SparseSegment::build);
-    r.add(
-        "SparseSegmentSumWithNumSegments",
-        segment::SparseSegment::build,
-    );
+    {
+        use crate::ops::kernels::segment::SegmentReduction::{Mean, SqrtN, Sum};
+        use segment::SparseSegment as S;
+        r.add("SparseSegmentMean", |cx| S::build(cx, Mean, false));
+        r.add("SparseSegmentMeanWithNumSegments", |cx| {
+            S::build(cx, Mean, true)
+        });
+        r.add("SparseSegmentSqrtN", |cx| S::build(cx, SqrtN, false));
+        r.add("SparseSegmentSqrtNWithNumSegments", |cx| {
+            S::build(cx, SqrtN, true)
+        });
+        r.add("SparseSegmentSum", |cx| S::build(cx, Sum, false));
+        r.add("SparseSegmentSumWithNumSegments", |cx| {
+            S::build(cx, Sum, true)
+        });
+    }
     r.add("SparseToDense", convert::SparseToDense::build);
     for op in [
         "UnsortedSegmentSum",

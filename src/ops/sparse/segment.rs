@@ -59,16 +59,11 @@ impl SparseSegment {
         SparseSegment { mode, with_num }
     }
 
-    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
-        let (base, with_num) = match cx.op.strip_suffix("WithNumSegments") {
-            Some(b) => (b, true),
-            None => (cx.op, false),
-        };
-        let mode = match base {
-            "SparseSegmentSum" => SegmentReduction::Sum,
-            "SparseSegmentMean" => SegmentReduction::Mean,
-            _ => SegmentReduction::SqrtN,
-        };
+    pub(super) fn build(
+        cx: &mut BuildCtx<'_>,
+        mode: SegmentReduction,
+        with_num: bool,
+    ) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(if with_num { 4 } else { 3 })?;
         Ok(Box::new(SparseSegment { mode, with_num }))
     }

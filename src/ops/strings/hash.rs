@@ -9,7 +9,7 @@ use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
 use crate::tensor::Tensor;
 
 #[derive(Debug, Clone, Copy)]
-enum Hasher {
+pub(super) enum Hasher {
     Fast,
     Legacy,
     Strong(u64, u64),
@@ -38,16 +38,20 @@ pub(super) struct HashBucket {
 }
 
 impl HashBucket {
-    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+    /// `StringToHashBucket{,Fast,Strong}`: `hasher` is `None` for `Strong`, whose keys are
+    /// attributes.
+    pub(super) fn build(
+        cx: &mut BuildCtx<'_>,
+        hasher: Option<Hasher>,
+    ) -> Result<Box<dyn Op>, OpError> {
         let buckets = cx.attr_i64("num_buckets")?;
         let buckets = u64::try_from(buckets)
             .ok()
             .filter(|&b| b >= 1)
             .ok_or_else(|| OpError::invalid(format!("num_buckets {buckets} must be >= 1")))?;
-        let hasher = match cx.op {
-            "StringToHashBucketFast" => Hasher::Fast,
-            "StringToHashBucket" => Hasher::Legacy,
-            _ => match cx.attr_list_i64("key")[..] {
+        let hasher = match hasher {
+            Some(h) => h,
+            None => match cx.attr_list_i64("key")[..] {
                 [k0, k1] => Hasher::Strong(k0 as u64, k1 as u64),
                 _ => return Err(OpError::invalid("key must be a list of 2 ints")),
             },

@@ -39,9 +39,14 @@ pub(crate) fn register(r: &mut Registry) {
     r.add("StringSplitV2", split::StringSplitV2::build);
     r.add("StringStrip", misc::StringStrip::build);
     r.add("StringToNumber", convert::StringToNumber::build);
-    r.add("StringToHashBucket", hash::HashBucket::build);
-    r.add("StringToHashBucketFast", hash::HashBucket::build);
-    r.add("StringToHashBucketStrong", hash::HashBucket::build);
+    use hash::{HashBucket, Hasher};
+    r.add("StringToHashBucket", |cx| {
+        HashBucket::build(cx, Some(Hasher::Legacy))
+    });
+    r.add("StringToHashBucketFast", |cx| {
+        HashBucket::build(cx, Some(Hasher::Fast))
+    });
+    r.add("StringToHashBucketStrong", |cx| HashBucket::build(cx, None));
     r.add("StringUpper", misc::CaseMap::build);
     r.add("StringNGrams", ngrams::StringNGrams::build);
     r.add("Substr", misc::Substr::build);

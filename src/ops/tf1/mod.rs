@@ -23,9 +23,10 @@ use crate::tensor::{Data, Tensor};
 pub(crate) use ref_var::RefVar;
 
 pub(crate) fn register(r: &mut Registry) {
-    r.add("Assign", ref_var::Assign::build);
-    r.add("AssignAdd", ref_var::Assign::build);
-    r.add("AssignSub", ref_var::Assign::build);
+    use ref_var::{Assign, Kind};
+    r.add("Assign", |cx| Assign::build(cx, Kind::Set));
+    r.add("AssignAdd", |cx| Assign::build(cx, Kind::Add));
+    r.add("AssignSub", |cx| Assign::build(cx, Kind::Sub));
     r.add("ControlTrigger", ControlTrigger::build);
     r.add("IsVariableInitialized", ref_var::IsInitialized::build);
     r.add("LoopCond", LoopCond::build);

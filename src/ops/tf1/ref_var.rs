@@ -106,7 +106,7 @@ impl Op for VariableV2 {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Set,
     Add,
     Sub,
@@ -121,13 +121,8 @@ pub(super) struct Assign {
 }
 
 impl Assign {
-    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+    pub(super) fn build(cx: &mut BuildCtx<'_>, kind: Kind) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(2)?;
-        let kind = match cx.op {
-            "AssignAdd" => Kind::Add,
-            "AssignSub" => Kind::Sub,
-            _ => Kind::Set,
-        };
         Ok(Box::new(Assign {
             kind,
             validate_shape: cx.attr_opt_bool("validate_shape").unwrap_or(true),

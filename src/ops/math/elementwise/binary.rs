@@ -5,13 +5,14 @@
 use half::{bf16, f16};
 
 use super::num::{fmax, fmin, Float, FloatElem, Int};
-use super::{alloc_len, bcast_strides, broadcast_shape, map2, map2_to, writable, zip_in_place};
+use super::{alloc_len, broadcast_shape, broadcast_strides, map2, map2_to, writable, zip_in_place};
 use crate::ops::kernels::elementwise::{self as k, BinaryOp};
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Limits, Op, OpError};
 use crate::tensor::{Bytes, Complex32, Complex64, DType, Element, Tensor};
 
+/// Which binary arithmetic op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BinOp {
+pub(super) enum BinOp {
     Add,
     Atan2,
     /// TF's `Div`: IEEE on floats, truncating (and erroring on zero) on integers.
@@ -37,27 +38,8 @@ pub(super) struct Binary {
 }
 
 impl Binary {
-    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
-        use BinOp::*;
+    pub(super) fn build(cx: &mut BuildCtx<'_>, op: BinOp) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(2)?;
-        let op = match cx.op {
-            "Add" | "AddV2" => Add,
-            "Atan2" => Atan2,
-            "Div" => Div,
-            "DivNoNan" => DivNoNan,
-            "FloorDiv" => FloorDiv,
-            "FloorMod" | "Mod" => FloorMod,
-            "Maximum" => Maximum,
-            "Minimum" => Minimum,
-            "Mul" => Mul,
-            "Pow" => Pow,
-            "RealDiv" => RealDiv,
-            "SquaredDifference" => SquaredDifference,
-            "Sub" => Sub,
-            "TruncateDiv" => TruncateDiv,
-            "TruncateMod" => TruncateMod,
-            other => return Err(OpError::Unimplemented(format!("binary op {other}"))),
-        };
         Ok(Box::new(Binary { op }))
     }
 }
@@ -399,7 +381,7 @@ fn sum<T: Element + Copy>(
     f: impl Fn(T, T) -> T + Sync + Copy,
 ) -> Result<Tensor, OpError> {
     let shape = first.shape().to_vec();
-    let st = bcast_strides(&shape, shape.len());
+    let st = broadcast_strides(&shape, shape.len());
     let mut acc = first;
     alloc_len(l, &shape, T::DTYPE)?;
     for t in rest {

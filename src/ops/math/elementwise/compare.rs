@@ -6,8 +6,9 @@ use super::{alloc_len, broadcast_shape, map1, map2_to, with_numeric, Plan};
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Limits, Op, OpError};
 use crate::tensor::{Buf, DType, Data, Element, Tensor};
 
+/// Which comparison or logical op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CmpOp {
+pub(super) enum CmpOp {
     Equal,
     Greater,
     GreaterEqual,
@@ -29,20 +30,8 @@ pub(super) struct Compare {
 }
 
 impl Compare {
-    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
-        use CmpOp::*;
+    pub(super) fn build(cx: &mut BuildCtx<'_>, op: CmpOp) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(2)?;
-        let op = match cx.op {
-            "Equal" => Equal,
-            "Greater" => Greater,
-            "GreaterEqual" => GreaterEqual,
-            "Less" => Less,
-            "LessEqual" => LessEqual,
-            "LogicalAnd" => LogicalAnd,
-            "LogicalOr" => LogicalOr,
-            "NotEqual" => NotEqual,
-            other => return Err(OpError::Unimplemented(format!("comparison {other}"))),
-        };
         let shape_error = cx.attr_opt_bool("incompatible_shape_error").unwrap_or(true);
         Ok(Box::new(Compare { op, shape_error }))
     }

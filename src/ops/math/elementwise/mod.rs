@@ -21,113 +21,101 @@ mod unary;
 
 use rayon::prelude::*;
 
+use crate::ops::kernels::broadcast::{self, broadcast_strides, collapse};
 use crate::ops::{OpError, Registry};
 use crate::tensor::{num_elements, Element, Tensor};
 
+/// Every elementwise op; each registration names the variant it builds (`Inv` is
+/// `Reciprocal`, `AddV2` is `Add`, `Mod` is `FloorMod`, as in TF's kernels).
 pub(crate) fn register(r: &mut Registry) {
-    r.add("Abs", unary::Unary::build);
-    r.add("Acos", unary::Unary::build);
-    r.add("Acosh", unary::Unary::build);
-    r.add("Add", binary::Binary::build);
+    use binary::{BinOp, Binary};
+    use compare::{CmpOp, Compare};
+    use unary::{UnOp, Unary};
+    r.add("Abs", |cx| Unary::build(cx, UnOp::Abs));
+    r.add("Acos", |cx| Unary::build(cx, UnOp::Acos));
+    r.add("Acosh", |cx| Unary::build(cx, UnOp::Acosh));
+    r.add("Add", |cx| Binary::build(cx, BinOp::Add));
     r.add("AddN", binary::AddN::build);
-    r.add("AddV2", binary::Binary::build);
-    r.add("Asin", unary::Unary::build);
-    r.add("Asinh", unary::Unary::build);
-    r.add("Atan", unary::Unary::build);
-    r.add("Atan2", binary::Binary::build);
-    r.add("Atanh", unary::Unary::build);
+    r.add("AddV2", |cx| Binary::build(cx, BinOp::Add));
+    r.add("Asin", |cx| Unary::build(cx, UnOp::Asin));
+    r.add("Asinh", |cx| Unary::build(cx, UnOp::Asinh));
+    r.add("Atan", |cx| Unary::build(cx, UnOp::Atan));
+    r.add("Atan2", |cx| Binary::build(cx, BinOp::Atan2));
+    r.add("Atanh", |cx| Unary::build(cx, UnOp::Atanh));
     r.add("BiasAdd", binary::BiasAdd::build);
     r.add("BiasAddV1", binary::BiasAdd::build);
     r.add("Cast", cast::Cast::build);
-    r.add("Ceil", unary::Unary::build);
+    r.add("Ceil", |cx| Unary::build(cx, UnOp::Ceil));
     r.add("ClipByValue", compare::ClipByValue::build);
-    r.add("Cos", unary::Unary::build);
-    r.add("Cosh", unary::Unary::build);
-    r.add("Div", binary::Binary::build);
-    r.add("DivNoNan", binary::Binary::build);
-    r.add("Elu", unary::Unary::build);
-    r.add("Equal", compare::Compare::build);
-    r.add("Erf", unary::Unary::build);
-    r.add("Erfc", unary::Unary::build);
-    r.add("Exp", unary::Unary::build);
-    r.add("Expm1", unary::Unary::build);
-    r.add("Floor", unary::Unary::build);
-    r.add("FloorDiv", binary::Binary::build);
-    r.add("FloorMod", binary::Binary::build);
-    r.add("Greater", compare::Compare::build);
-    r.add("GreaterEqual", compare::Compare::build);
-    r.add("Inv", unary::Unary::build);
-    r.add("IsFinite", unary::Unary::build);
-    r.add("IsInf", unary::Unary::build);
-    r.add("IsNan", unary::Unary::build);
-    r.add("LeakyRelu", unary::Unary::build);
-    r.add("Less", compare::Compare::build);
-    r.add("LessEqual", compare::Compare::build);
-    r.add("Log", unary::Unary::build);
-    r.add("Log1p", unary::Unary::build);
-    r.add("LogicalAnd", compare::Compare::build);
+    r.add("Cos", |cx| Unary::build(cx, UnOp::Cos));
+    r.add("Cosh", |cx| Unary::build(cx, UnOp::Cosh));
+    r.add("Div", |cx| Binary::build(cx, BinOp::Div));
+    r.add("DivNoNan", |cx| Binary::build(cx, BinOp::DivNoNan));
+    r.add("Elu", |cx| Unary::build(cx, UnOp::Elu));
+    r.add("Equal", |cx| Compare::build(cx, CmpOp::Equal));
+    r.add("Erf", |cx| Unary::build(cx, UnOp::Erf));
+    r.add("Erfc", |cx| Unary::build(cx, UnOp::Erfc));
+    r.add("Exp", |cx| Unary::build(cx, UnOp::Exp));
+    r.add("Expm1", |cx| Unary::build(cx, UnOp::Expm1));
+    r.add("Floor", |cx| Unary::build(cx, UnOp::Floor));
+    r.add("FloorDiv", |cx| Binary::build(cx, BinOp::FloorDiv));
+    r.add("FloorMod", |cx| Binary::build(cx, BinOp::FloorMod));
+    r.add("Greater", |cx| Compare::build(cx, CmpOp::Greater));
+    r.add("GreaterEqual", |cx| Compare::build(cx, CmpOp::GreaterEqual));
+    r.add("Inv", |cx| Unary::build(cx, UnOp::Reciprocal));
+    r.add("IsFinite", |cx| Unary::build(cx, UnOp::IsFinite));
+    r.add("IsInf", |cx| Unary::build(cx, UnOp::IsInf));
+    r.add("IsNan", |cx| Unary::build(cx, UnOp::IsNan));
+    r.add("LeakyRelu", |cx| {
+        let alpha = cx.attr_opt_f32("alpha").unwrap_or(0.2);
+        Unary::build(cx, UnOp::LeakyRelu(alpha))
+    });
+    r.add("Less", |cx| Compare::build(cx, CmpOp::Less));
+    r.add("LessEqual", |cx| Compare::build(cx, CmpOp::LessEqual));
+    r.add("Log", |cx| Unary::build(cx, UnOp::Log));
+    r.add("Log1p", |cx| Unary::build(cx, UnOp::Log1p));
+    r.add("LogicalAnd", |cx| Compare::build(cx, CmpOp::LogicalAnd));
     r.add("LogicalNot", compare::LogicalNot::build);
-    r.add("LogicalOr", compare::Compare::build);
-    r.add("Maximum", binary::Binary::build);
-    r.add("Minimum", binary::Binary::build);
-    r.add("Mod", binary::Binary::build);
-    r.add("Mul", binary::Binary::build);
-    r.add("Neg", unary::Unary::build);
-    r.add("NotEqual", compare::Compare::build);
-    r.add("Pow", binary::Binary::build);
-    r.add("RealDiv", binary::Binary::build);
-    r.add("Reciprocal", unary::Unary::build);
-    r.add("Relu", unary::Unary::build);
-    r.add("Relu6", unary::Unary::build);
-    r.add("Rint", unary::Unary::build);
-    r.add("Round", unary::Unary::build);
-    r.add("Rsqrt", unary::Unary::build);
+    r.add("LogicalOr", |cx| Compare::build(cx, CmpOp::LogicalOr));
+    r.add("Maximum", |cx| Binary::build(cx, BinOp::Maximum));
+    r.add("Minimum", |cx| Binary::build(cx, BinOp::Minimum));
+    r.add("Mod", |cx| Binary::build(cx, BinOp::FloorMod));
+    r.add("Mul", |cx| Binary::build(cx, BinOp::Mul));
+    r.add("Neg", |cx| Unary::build(cx, UnOp::Neg));
+    r.add("NotEqual", |cx| Compare::build(cx, CmpOp::NotEqual));
+    r.add("Pow", |cx| Binary::build(cx, BinOp::Pow));
+    r.add("RealDiv", |cx| Binary::build(cx, BinOp::RealDiv));
+    r.add("Reciprocal", |cx| Unary::build(cx, UnOp::Reciprocal));
+    r.add("Relu", |cx| Unary::build(cx, UnOp::Relu));
+    r.add("Relu6", |cx| Unary::build(cx, UnOp::Relu6));
+    r.add("Rint", |cx| Unary::build(cx, UnOp::Rint));
+    r.add("Round", |cx| Unary::build(cx, UnOp::Round));
+    r.add("Rsqrt", |cx| Unary::build(cx, UnOp::Rsqrt));
     r.add("Select", compare::Select::build);
     r.add("SelectV2", compare::Select::build);
-    r.add("Selu", unary::Unary::build);
-    r.add("Sigmoid", unary::Unary::build);
-    r.add("Sign", unary::Unary::build);
-    r.add("Sin", unary::Unary::build);
-    r.add("Sinh", unary::Unary::build);
-    r.add("Softplus", unary::Unary::build);
-    r.add("Softsign", unary::Unary::build);
-    r.add("Sqrt", unary::Unary::build);
-    r.add("Square", unary::Unary::build);
-    r.add("SquaredDifference", binary::Binary::build);
-    r.add("Sub", binary::Binary::build);
-    r.add("Tan", unary::Unary::build);
-    r.add("Tanh", unary::Unary::build);
-    r.add("TruncateDiv", binary::Binary::build);
-    r.add("TruncateMod", binary::Binary::build);
+    r.add("Selu", |cx| Unary::build(cx, UnOp::Selu));
+    r.add("Sigmoid", |cx| Unary::build(cx, UnOp::Sigmoid));
+    r.add("Sign", |cx| Unary::build(cx, UnOp::Sign));
+    r.add("Sin", |cx| Unary::build(cx, UnOp::Sin));
+    r.add("Sinh", |cx| Unary::build(cx, UnOp::Sinh));
+    r.add("Softplus", |cx| Unary::build(cx, UnOp::Softplus));
+    r.add("Softsign", |cx| Unary::build(cx, UnOp::Softsign));
+    r.add("Sqrt", |cx| Unary::build(cx, UnOp::Sqrt));
+    r.add("Square", |cx| Unary::build(cx, UnOp::Square));
+    r.add("SquaredDifference", |cx| {
+        Binary::build(cx, BinOp::SquaredDifference)
+    });
+    r.add("Sub", |cx| Binary::build(cx, BinOp::Sub));
+    r.add("Tan", |cx| Unary::build(cx, UnOp::Tan));
+    r.add("Tanh", |cx| Unary::build(cx, UnOp::Tanh));
+    r.add("TruncateDiv", |cx| Binary::build(cx, BinOp::TruncateDiv));
+    r.add("TruncateMod", |cx| Binary::build(cx, BinOp::TruncateMod));
 }
 
-/// NumPy broadcast of two shapes.
+/// NumPy broadcast of two shapes ([`kernels::broadcast::broadcast_shape`]), with TF's error.
 pub(crate) fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, OpError> {
-    let n = a.len().max(b.len());
-    let mut out = vec![0; n];
-    for i in 0..n {
-        let da = if i + a.len() >= n {
-            a[i + a.len() - n]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= n {
-            b[i + b.len() - n]
-        } else {
-            1
-        };
-        out[i] = match (da, db) {
-            (x, y) if x == y => x,
-            (1, y) => y,
-            (x, 1) => x,
-            _ => {
-                return Err(OpError::shape(format!(
-                    "incompatible shapes: {a:?} vs. {b:?}"
-                )))
-            }
-        };
-    }
-    Ok(out)
+    broadcast::broadcast_shape(a, b)
+        .ok_or_else(|| OpError::shape(format!("incompatible shapes: {a:?} vs. {b:?}")))
 }
 
 /// Evaluates `$body` with the type alias `$t` bound to the element type of numeric dtype
@@ -222,52 +210,6 @@ fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Row-major strides of `shape` right-aligned to `rank` axes, 0 on broadcast (size-1) axes.
-fn bcast_strides(shape: &[usize], rank: usize) -> Vec<usize> {
-    let mut st = vec![0; rank];
-    let off = rank - shape.len();
-    let mut s = 1;
-    for i in (0..shape.len()).rev() {
-        st[off + i] = if shape[i] == 1 { 0 } else { s };
-        s *= shape[i];
-    }
-    st
-}
-
-/// Drops size-1 axes and merges adjacent axes that are contiguous in every operand.
-fn collapse<const K: usize>(
-    shape: &[usize],
-    strides: [&[usize]; K],
-) -> (Vec<usize>, [Vec<usize>; K]) {
-    let mut dims: Vec<usize> = Vec::new();
-    let mut st: [Vec<usize>; K] = std::array::from_fn(|_| Vec::new());
-    for (i, &d) in shape.iter().enumerate() {
-        if d == 1 {
-            continue;
-        }
-        let merge = !dims.is_empty()
-            && (0..K).all(|k| st[k].last().is_some_and(|&l| l == strides[k][i] * d));
-        if merge {
-            *dims.last_mut().expect("non-empty") *= d;
-            for k in 0..K {
-                *st[k].last_mut().expect("non-empty") = strides[k][i];
-            }
-        } else {
-            dims.push(d);
-            for k in 0..K {
-                st[k].push(strides[k][i]);
-            }
-        }
-    }
-    if dims.is_empty() {
-        dims.push(1);
-        for s in &mut st {
-            s.push(0);
-        }
-    }
-    (dims, st)
-}
-
 /// A broadcast iteration plan: collapsed dims, each operand's strides, and the innermost
 /// (row) length.
 struct Plan<const K: usize> {
@@ -278,7 +220,8 @@ struct Plan<const K: usize> {
 impl<const K: usize> Plan<K> {
     /// Plan for an output of `shape` reading operands with `shapes` (NumPy broadcasting).
     fn new(shape: &[usize], shapes: [&[usize]; K]) -> Self {
-        let st: [Vec<usize>; K] = std::array::from_fn(|k| bcast_strides(shapes[k], shape.len()));
+        let st: [Vec<usize>; K] =
+            std::array::from_fn(|k| broadcast_strides(shapes[k], shape.len()));
         Self::with_strides(shape, st.each_ref().map(|s| s.as_slice()))
     }
     fn with_strides(shape: &[usize], strides: [&[usize]; K]) -> Self {
@@ -406,7 +349,7 @@ fn zip_in_place<T: Element + Copy>(
     if out.is_empty() {
         return;
     }
-    let out_strides = bcast_strides(shape, shape.len());
+    let out_strides = broadcast_strides(shape, shape.len());
     let plan = Plan::with_strides(shape, [&out_strides, b_strides]);
     let (len, [_, ib]) = (plan.row_len(), plan.inner());
     plan.par_rows(out, |first, chunk| {
@@ -454,7 +397,7 @@ fn map2<T: Element + Copy + Default>(
     let a_fits = a.shape() == shape.as_slice() && writable::<T>(&a);
     if a_fits || (b.shape() == shape.as_slice() && writable::<T>(&b)) {
         let (mut out, other, swap) = if a_fits { (a, b, false) } else { (b, a, true) };
-        let st = bcast_strides(other.shape(), shape.len());
+        let st = broadcast_strides(other.shape(), shape.len());
         let src = other.as_slice::<T>()?;
         let dst = out.as_mut_slice::<T>()?;
         if swap {

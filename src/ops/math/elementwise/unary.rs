@@ -30,7 +30,7 @@ macro_rules! complex {
 
 /// Which unary op; `LeakyRelu` carries its `alpha`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum UnOp {
+pub(crate) enum UnOp {
     Abs,
     Acos,
     Acosh,
@@ -80,52 +80,8 @@ pub(super) struct Unary {
 }
 
 impl Unary {
-    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
-        use UnOp::*;
+    pub(super) fn build(cx: &mut BuildCtx<'_>, op: UnOp) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(1)?;
-        let op = match cx.op {
-            "Abs" => Abs,
-            "Acos" => Acos,
-            "Acosh" => Acosh,
-            "Asin" => Asin,
-            "Asinh" => Asinh,
-            "Atan" => Atan,
-            "Atanh" => Atanh,
-            "Ceil" => Ceil,
-            "Cos" => Cos,
-            "Cosh" => Cosh,
-            "Elu" => Elu,
-            "Erf" => Erf,
-            "Erfc" => Erfc,
-            "Exp" => Exp,
-            "Expm1" => Expm1,
-            "Floor" => Floor,
-            "Inv" | "Reciprocal" => Reciprocal,
-            "IsFinite" => IsFinite,
-            "IsInf" => IsInf,
-            "IsNan" => IsNan,
-            "LeakyRelu" => LeakyRelu(cx.attr_opt_f32("alpha").unwrap_or(0.2)),
-            "Log" => Log,
-            "Log1p" => Log1p,
-            "Neg" => Neg,
-            "Relu" => Relu,
-            "Relu6" => Relu6,
-            "Rint" => Rint,
-            "Round" => Round,
-            "Rsqrt" => Rsqrt,
-            "Selu" => Selu,
-            "Sigmoid" => Sigmoid,
-            "Sign" => Sign,
-            "Sin" => Sin,
-            "Sinh" => Sinh,
-            "Softplus" => Softplus,
-            "Softsign" => Softsign,
-            "Sqrt" => Sqrt,
-            "Square" => Square,
-            "Tan" => Tan,
-            "Tanh" => Tanh,
-            other => return Err(OpError::Unimplemented(format!("unary op {other}"))),
-        };
         Ok(Box::new(Unary { op }))
     }
 }

@@ -1,0 +1,46 @@
+//! The traits a built op and a callable function implement: [`Op`] (built once, evaluated
+//! many times), [`Callable`] (a compiled function ops may call) and [`FunctionResolver`]
+//! (how builders find those functions).
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::{fused, EvalCtx, OpError};
+use crate::tensor::Tensor;
+
+/// A built op.
+pub trait Op: Send + Sync + fmt::Debug {
+    /// Evaluates the op. `inputs` are the data inputs in order (control inputs are not passed);
+    /// an input is moved in when this is its last use, so in-place updates are free.
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError>;
+
+    /// True if the op reads or writes state or the outside world (never constant-folded,
+    /// never pruned as dead code when it is a target).
+    fn is_stateful(&self) -> bool {
+        false
+    }
+
+    /// For `Const`: the value, so the planner can fold ops downstream of it.
+    fn constant(&self) -> Option<&Tensor> {
+        None
+    }
+
+    /// For producers that can fuse a per-channel epilogue (see [`fused`]).
+    fn epilogue_producer(&self) -> Option<&dyn fused::EpilogueProducer> {
+        None
+    }
+}
+
+/// A compiled function that ops can call (`PartitionedCall`, `If`, `While`, ...).
+pub trait Callable: Send + Sync + fmt::Debug {
+    /// The function's name.
+    fn name(&self) -> &str;
+    /// Runs the function on `args`, returning its outputs in signature order.
+    fn call(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, OpError>;
+}
+
+/// Resolves function names to compiled functions while ops are being built.
+pub trait FunctionResolver {
+    /// The compiled function `name` (compiled on first request).
+    fn function(&mut self, name: &str) -> Result<Arc<dyn Callable>, OpError>;
+}
