@@ -71,16 +71,15 @@ pub(super) struct Concat {
 }
 
 impl Concat {
-    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+    /// `Concat` (`axis_first`: the axis is input 0) or `ConcatV2` (the axis is last).
+    pub(super) fn build(cx: &mut BuildCtx<'_>, axis_first: bool) -> Result<Box<dyn Op>, OpError> {
         if cx.num_inputs < 2 {
             return Err(OpError::Arity {
                 expected: 2,
                 got: cx.num_inputs,
             });
         }
-        Ok(Box::new(Concat {
-            axis_first: cx.op == "Concat",
-        }))
+        Ok(Box::new(Concat { axis_first }))
     }
 }
 
@@ -191,7 +190,8 @@ pub(super) struct Split {
 }
 
 impl Split {
-    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+    /// `Split` or `SplitV` (`v`: sizes given as an input).
+    pub(super) fn build(cx: &mut BuildCtx<'_>, v: bool) -> Result<Box<dyn Op>, OpError> {
         let num = cx.attr_usize("num_split")?;
         if num == 0 {
             return Err(OpError::Attr {
@@ -199,10 +199,7 @@ impl Split {
                 what: "must be at least 1".into(),
             });
         }
-        Ok(Box::new(Split {
-            num,
-            v: cx.op == "SplitV",
-        }))
+        Ok(Box::new(Split { num, v }))
     }
 }
 

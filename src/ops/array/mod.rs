@@ -25,8 +25,8 @@ pub(crate) use select::gather;
 pub(crate) fn register(r: &mut Registry) {
     r.add("BroadcastArgs", shape::BroadcastArgs::build);
     r.add("BroadcastTo", slice::BroadcastTo::build);
-    r.add("Concat", join::Concat::build);
-    r.add("ConcatV2", join::Concat::build);
+    r.add("Concat", |cx| join::Concat::build(cx, true));
+    r.add("ConcatV2", |cx| join::Concat::build(cx, false));
     r.add("ExpandDims", shape::ExpandDims::build);
     r.add("Fill", shape::Fill::build);
     r.add("GatherNd", select::GatherNd::build);
@@ -46,8 +46,8 @@ pub(crate) fn register(r: &mut Registry) {
     r.add("ShapeN", shape::ShapeOp::build);
     r.add("Size", shape::Size::build);
     r.add("Slice", slice::Slice::build);
-    r.add("Split", join::Split::build);
-    r.add("SplitV", join::Split::build);
+    r.add("Split", |cx| join::Split::build(cx, false));
+    r.add("SplitV", |cx| join::Split::build(cx, true));
     r.add("Squeeze", shape::Squeeze::build);
     r.add("StridedSlice", slice::StridedSlice::build);
     r.add("Tile", slice::Tile::build);

@@ -12,11 +12,11 @@ use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
 use crate::tensor::{DType, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
-    r.add("AdjustContrastv2", Adjust::build);
-    r.add("AdjustHue", Adjust::build);
-    r.add("AdjustSaturation", Adjust::build);
-    r.add("HSVToRGB", Convert::build);
-    r.add("RGBToHSV", Convert::build);
+    r.add("AdjustContrastv2", |cx| Adjust::build(cx, Kind::Contrast));
+    r.add("AdjustHue", |cx| Adjust::build(cx, Kind::Hue));
+    r.add("AdjustSaturation", |cx| Adjust::build(cx, Kind::Saturation));
+    r.add("HSVToRGB", |cx| Convert::build(cx, false));
+    r.add("RGBToHSV", |cx| Convert::build(cx, true));
 }
 
 /// The input as `f32` values (float dtypes only).
@@ -55,11 +55,9 @@ struct Convert {
 }
 
 impl Convert {
-    fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+    fn build(cx: &mut BuildCtx<'_>, to_hsv: bool) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(1)?;
-        Ok(Box::new(Convert {
-            to_hsv: cx.op == "RGBToHSV",
-        }))
+        Ok(Box::new(Convert { to_hsv }))
     }
 }
 
@@ -103,13 +101,8 @@ struct Adjust {
 }
 
 impl Adjust {
-    fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+    fn build(cx: &mut BuildCtx<'_>, kind: Kind) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(2)?;
-        let kind = match cx.op {
-            "AdjustContrastv2" => Kind::Contrast,
-            "AdjustHue" => Kind::Hue,
-            _ => Kind::Saturation,
-        };
         Ok(Box::new(Adjust { kind }))
     }
 }

@@ -15,10 +15,12 @@ use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
 use crate::tensor::{DType, Data, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
-    r.add("ResizeArea", Resize::build);
-    r.add("ResizeBicubic", Resize::build);
-    r.add("ResizeBilinear", Resize::build);
-    r.add("ResizeNearestNeighbor", Resize::build);
+    r.add("ResizeArea", |cx| Resize::build(cx, Method::Area));
+    r.add("ResizeBicubic", |cx| Resize::build(cx, Method::Bicubic));
+    r.add("ResizeBilinear", |cx| Resize::build(cx, Method::Bilinear));
+    r.add("ResizeNearestNeighbor", |cx| {
+        Resize::build(cx, Method::Nearest)
+    });
     r.add("ScaleAndTranslate", ScaleAndTranslate::build);
 }
 
@@ -39,14 +41,8 @@ struct Resize {
 }
 
 impl Resize {
-    fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+    fn build(cx: &mut BuildCtx<'_>, method: Method) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(2)?;
-        let method = match cx.op {
-            "ResizeArea" => Method::Area,
-            "ResizeBicubic" => Method::Bicubic,
-            "ResizeBilinear" => Method::Bilinear,
-            _ => Method::Nearest,
-        };
         Ok(Box::new(Resize {
             method,
             align_corners: cx.attr_opt_bool("align_corners").unwrap_or(false),

@@ -28,14 +28,13 @@ pub(crate) fn register(r: &mut Registry) {
     r.add("RaggedGather", ragged_gather::RaggedGather::build);
     r.add("RaggedRange", ragged_gather::RaggedRange::build);
     r.add("RaggedTensorToTensor", ragged::RaggedToTensor::build);
-    for op in [
-        "SegmentSum",
-        "SegmentProd",
-        "SegmentMax",
-        "SegmentMin",
-        "SegmentMean",
-    ] {
-        r.add(op, segment::SegmentReduce::build);
+    {
+        use segment::{Fold, SegmentReduce as S};
+        r.add("SegmentMax", |cx| S::build(cx, Fold::Max, true));
+        r.add("SegmentMean", |cx| S::build(cx, Fold::Mean, true));
+        r.add("SegmentMin", |cx| S::build(cx, Fold::Min, true));
+        r.add("SegmentProd", |cx| S::build(cx, Fold::Prod, true));
+        r.add("SegmentSum", |cx| S::build(cx, Fold::Sum, true));
     }
     r.add("SparseBincount", convert::SparseBincount::build);
     r.add("SparseFillEmptyRows", convert::FillEmptyRows::build);
@@ -57,13 +56,12 @@ pub(crate) fn register(r: &mut Registry) {
         });
     }
     r.add("SparseToDense", convert::SparseToDense::build);
-    for op in [
-        "UnsortedSegmentSum",
-        "UnsortedSegmentProd",
-        "UnsortedSegmentMax",
-        "UnsortedSegmentMin",
-    ] {
-        r.add(op, segment::SegmentReduce::build);
+    {
+        use segment::{Fold, SegmentReduce as S};
+        r.add("UnsortedSegmentMax", |cx| S::build(cx, Fold::Max, false));
+        r.add("UnsortedSegmentMin", |cx| S::build(cx, Fold::Min, false));
+        r.add("UnsortedSegmentProd", |cx| S::build(cx, Fold::Prod, false));
+        r.add("UnsortedSegmentSum", |cx| S::build(cx, Fold::Sum, false));
     }
 }
 

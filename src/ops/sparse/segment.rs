@@ -234,20 +234,12 @@ pub(super) struct SegmentReduce {
 }
 
 impl SegmentReduce {
-    pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
-        let op = cx.op;
-        let (sorted, name) = match op.strip_prefix("Unsorted") {
-            Some(rest) => (false, rest),
-            None => (true, op),
-        };
-        let fold = match name {
-            "SegmentSum" => Fold::Sum,
-            "SegmentProd" => Fold::Prod,
-            "SegmentMax" => Fold::Max,
-            "SegmentMin" => Fold::Min,
-            "SegmentMean" if sorted => Fold::Mean,
-            _ => return Err(OpError::Unimplemented(format!("segment reduction {op}"))),
-        };
+    /// `Segment*` (`sorted`) or `UnsortedSegment*` folding with `fold`.
+    pub(super) fn build(
+        _: &mut BuildCtx<'_>,
+        fold: Fold,
+        sorted: bool,
+    ) -> Result<Box<dyn Op>, OpError> {
         Ok(Box::new(SegmentReduce { fold, sorted }))
     }
 }
