@@ -1,10 +1,11 @@
 //! tensorflow_text ops beyond the classic BERT preprocessing set of [`super::text`]: the
-//! whitespace and Unicode-script tokenizers, FastWordpiece / FastBertNormalize (flatbuffer
-//! models), and the ragged variant ops that `tf.map_fn`
+//! whitespace and Unicode-script tokenizers, FastWordpiece / FastBertNormalize and
+//! FastSentencepiece (flatbuffer models), and the ragged variant ops that `tf.map_fn`
 //! over RaggedTensors compiles to (TF core ops, used by the 2020-21 BERT preprocessors).
 //! TF reference: tensorflow_text/core/kernels/*.cc at 2.21 and TF core's ragged kernels; facts
 //! checked against TF 2.21 + tensorflow-text 2.21.1 are in the tensorflow-text-facts reference.
 
+mod fast_sentencepiece;
 mod fast_wordpiece;
 mod flatbuf;
 mod ragged_variant;
@@ -33,6 +34,14 @@ pub(crate) fn register(r: &mut Registry) {
         ragged_variant::FromVariant::build,
     );
     r.add("RaggedTensorToVariant", ragged_variant::ToVariant::build);
+    r.add(
+        "TFText>FastSentencepieceDetokenize",
+        fast_sentencepiece::FastSentencepieceDetokenize::build,
+    );
+    r.add(
+        "TFText>FastSentencepieceTokenize",
+        fast_sentencepiece::FastSentencepieceTokenize::build,
+    );
     r.add(
         "TFText>FastWordpieceDetokenize",
         fast_wordpiece::FastWordpieceDetokenize::build,
