@@ -24,7 +24,6 @@ mod sparse;
 pub(crate) mod strings;
 mod text;
 mod tf1;
-mod tftext;
 pub(crate) mod variables;
 
 use std::any::Any;
@@ -744,7 +743,6 @@ impl Registry {
         strings::register(&mut r);
         text::register(&mut r);
         tf1::register(&mut r);
-        tftext::register(&mut r);
         variables::register(&mut r);
         r
     }
