@@ -642,6 +642,17 @@ fn run_op(
     attrs: Vec<(&str, attr_value::Value)>,
     inputs: Vec<Tensor>,
 ) -> Result<usize, OpError> {
+    Ok(eval_op(op, attrs, inputs)?.iter().map(Tensor::len).sum())
+}
+
+/// Builds one registered op from `attrs` and runs it once on `inputs` under the default
+/// [`crate::ops::Limits`], outside any graph: for fuzz targets and for tests that check an op
+/// against TF on raw model buffers.
+pub fn eval_op(
+    op: &str,
+    attrs: Vec<(&str, attr_value::Value)>,
+    inputs: Vec<Tensor>,
+) -> Result<Vec<Tensor>, OpError> {
     let attrs: BTreeMap<String, AttrValue> = attrs
         .into_iter()
         .map(|(k, v)| (k.to_string(), AttrValue { value: Some(v) }))
@@ -661,8 +672,7 @@ fn run_op(
     };
     let built = build(&mut cx)?;
     let session = Session::new(PathBuf::from("."), None, limits());
-    let out = built.eval(&mut EvalCtx::new(&session), inputs)?;
-    Ok(out.iter().map(Tensor::len).sum())
+    built.eval(&mut EvalCtx::new(&session), inputs)
 }
 
 /// The signature the `serve_*` targets decode against: one input of each kind a request
@@ -734,8 +744,10 @@ pub fn serve_grpc_predict(data: &[u8]) -> Result<usize, crate::serve::status::St
 }
 
 /// tensorflow_text's flatbuffer model ops on a fuzzed model buffer: the whole input is the
-/// model, run as `FastWordpieceTokenizeWithOffsets`, `TFText>FastWordpieceDetokenize` and
-/// `FastBertNormalize` (get_offsets) on fixed text. Returns the number of output elements.
+/// model, run as `FastWordpieceTokenizeWithOffsets`, `TFText>FastWordpieceDetokenize`,
+/// `FastBertNormalize` (get_offsets), `TFText>FastSentencepieceTokenize` (bos, eos, reverse)
+/// and `TFText>FastSentencepieceDetokenize` on fixed text and ids. Returns the number of
+/// output elements.
 pub fn text_models(data: &[u8]) -> Result<usize, OpError> {
     let model = || Tensor::vector(data.to_vec());
     let text = || {
@@ -771,6 +783,28 @@ pub fn text_models(data: &[u8]) -> Result<usize, OpError> {
             "FastBertNormalize",
             vec![("get_offsets", attr_value::Value::B(true))],
             vec![text(), model()],
+        ),
+        run_op(
+            "TFText>FastSentencepieceTokenize",
+            vec![],
+            vec![
+                model(),
+                text(),
+                Tensor::scalar(0i32),
+                Tensor::scalar(0f32),
+                Tensor::scalar(true),
+                Tensor::scalar(true),
+                Tensor::scalar(true),
+            ],
+        ),
+        run_op(
+            "TFText>FastSentencepieceDetokenize",
+            vec![],
+            vec![
+                model(),
+                Tensor::vector(vec![0i32, 1, 2, 5, 3, 7, 4]),
+                Tensor::vector(vec![0i64, 2, 7]),
+            ],
         ),
     ] {
         match r {

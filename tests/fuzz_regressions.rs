@@ -118,6 +118,11 @@ fn sentencepiece() {
 }
 
 #[test]
+fn text_models() {
+    replay("text_models", tfhub::fuzzing::text_models);
+}
+
+#[test]
 fn image_decode() {
     replay("image_decode", tfhub::fuzzing::image_decode);
 }

@@ -1,6 +1,8 @@
 //! `cargo +nightly fuzz run text_models`: see `tfhub::fuzzing::text_models` for what it drives
-//! (tensorflow_text's FastWordpiece / FastBertNormalizer flatbuffer models). Seed it with
-//! `tests/fixtures/text2_fast_wordpiece/wp_model.bin` (a real model buffer).
+//! (tensorflow_text's FastWordpiece / FastBertNormalizer / FastSentencepiece flatbuffer models).
+//! Seeds (real model buffers, replayed on stable by tests/fuzz_regressions.rs):
+//! `fuzz/corpus/text_models/seed-*` (a FastWordpiece model, a FastSentencepiece encoder and
+//! decoder); `tests/fixtures/text3_fast_spm_vectors/nfkc.enc.fb` is a larger encoder.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -24,7 +24,6 @@ mod sparse;
 pub(crate) mod strings;
 mod text;
 mod tf1;
-mod tftext;
 pub(crate) mod variables;
 
 mod build;

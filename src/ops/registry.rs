@@ -60,7 +60,6 @@ impl Registry {
         strings::register(&mut r);
         text::register(&mut r);
         tf1::register(&mut r);
-        tftext::register(&mut r);
         variables::register(&mut r);
         r
     }

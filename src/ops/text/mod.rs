@@ -1,14 +1,37 @@
-//! tensorflow_text ops (the `tensorflow-text` pip package's kernels, TF Hub's BERT
-//! preprocessors): Unicode normalization and case folding (`normalize`), regex splitting
-//! (`regex_split`), WordPiece (`wordpiece`) and segment trimming for BERT packing (`trim`).
-//! TF reference: tensorflow_text/core/kernels/*.cc at the 2.21 release; facts checked against
-//! TF 2.21 + tensorflow-text 2.21.1 are in the project's tensorflow-text-facts reference.
+//! tensorflow_text ops (the `tensorflow-text` pip package's kernels: TF Hub's BERT and
+//! SentencePiece-free preprocessors), plus the TF core ragged variant ops `tf.map_fn` over
+//! RaggedTensors compiles to. One family, one [`register`]; each file owns:
+//!
+//! - `normalize`: `CaseFoldUTF8`, `NormalizeUTF8` (ICU4X normalizer and case mapper).
+//! - `regex_split`: `RegexSplitWithOffsets` (RE2 semantics on `regex`).
+//! - `wordpiece`: `WordpieceTokenizeWithOffsets` (classic WordPiece over a lookup table).
+//! - `trim`: `TFText>RoundRobinTrim` / `TFText>RoundRobinGenerateMasks` (BERT packing).
+//! - `tokenize`: `WhitespaceTokenizeWithOffsets` (V1, code points),
+//!   `TFText>WhitespaceTokenizeWithOffsetsV2` (bytes + config bitset),
+//!   `UnicodeScriptTokenizeWithOffsets` (ICU 77 / Unicode 16 scripts).
+//! - `fast_wordpiece`: `FastWordpieceTokenizeWithOffsets`, `TFText>FastWordpieceDetokenize`,
+//!   `FastBertNormalize` (flatbuffer models).
+//! - `fast_sentencepiece`: `TFText>FastSentencepieceTokenize` / `...Detokenize` (flatbuffer
+//!   models converted from a SentencePiece proto; the proto-based `Sentencepiece*Op`s are the
+//!   separate `sentencepiece` family).
+//! - `flatbuf`: the bounds-checked FlatBuffers reader and darts-clone trie those models share.
+//! - `ragged_variant`: `RaggedTensorToVariant` / `RaggedTensorFromVariant` (TF core; used by
+//!   the 2020-21 BERT preprocessors' `map_fn` truncation).
+//!
+//! TF reference: tensorflow_text/core/kernels/*.cc at the 2.21 release and TF core's ragged
+//! kernels; facts checked against TF 2.21 + tensorflow-text 2.21.1 are in the project's
+//! tensorflow-text-facts reference.
 //!
 //! Strings are byte strings: every op here accepts ill-formed UTF-8 the way the TF kernel
 //! does (copied through, or cut into maximal ill-formed subsequences), never failing on it.
 
+mod fast_sentencepiece;
+mod fast_wordpiece;
+mod flatbuf;
 mod normalize;
+mod ragged_variant;
 mod regex_split;
+mod tokenize;
 mod trim;
 mod wordpiece;
 
@@ -19,10 +42,47 @@ use crate::tensor::{Bytes, DType, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
     r.add("CaseFoldUTF8", normalize::Normalize::build);
+    r.add(
+        "FastBertNormalize",
+        fast_wordpiece::FastBertNormalize::build,
+    );
+    r.add(
+        "FastWordpieceTokenizeWithOffsets",
+        fast_wordpiece::FastWordpiece::build,
+    );
     r.add("NormalizeUTF8", normalize::Normalize::build);
+    r.add(
+        "RaggedTensorFromVariant",
+        ragged_variant::FromVariant::build,
+    );
+    r.add("RaggedTensorToVariant", ragged_variant::ToVariant::build);
     r.add("RegexSplitWithOffsets", regex_split::RegexSplit::build);
+    r.add(
+        "TFText>FastSentencepieceDetokenize",
+        fast_sentencepiece::FastSentencepieceDetokenize::build,
+    );
+    r.add(
+        "TFText>FastSentencepieceTokenize",
+        fast_sentencepiece::FastSentencepieceTokenize::build,
+    );
+    r.add(
+        "TFText>FastWordpieceDetokenize",
+        fast_wordpiece::FastWordpieceDetokenize::build,
+    );
     r.add("TFText>RoundRobinGenerateMasks", trim::RoundRobin::build);
     r.add("TFText>RoundRobinTrim", trim::RoundRobin::build);
+    r.add(
+        "TFText>WhitespaceTokenizeWithOffsetsV2",
+        tokenize::WhitespaceV2::build,
+    );
+    r.add(
+        "UnicodeScriptTokenizeWithOffsets",
+        tokenize::ScriptTokenize::build,
+    );
+    r.add(
+        "WhitespaceTokenizeWithOffsets",
+        tokenize::WhitespaceCodepoints::build,
+    );
     r.add("WordpieceTokenizeWithOffsets", wordpiece::Wordpiece::build);
 }
 

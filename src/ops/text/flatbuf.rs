@@ -1,5 +1,6 @@
 //! A minimal, bounds-checked FlatBuffers reader for the model buffers tensorflow_text builds
-//! at export (`FastWordpieceTokenizerConfig`, `FastBertNormalizerModel`): tables, scalars,
+//! at export (`FastWordpieceTokenizerConfig`, `FastBertNormalizerModel`, the fast
+//! SentencePiece `EncoderConfig` / `DecoderConfig`): tables, sub-tables, scalars,
 //! strings and vectors of scalars, structs and strings. Every read is checked against the
 //! buffer, so a corrupt or hostile buffer gives [`FlatError`], never a panic.
 //! Format reference: flatbuffers.dev "Internals" (little-endian, u32 offsets, vtables).
@@ -55,7 +56,11 @@ pub(crate) struct Table<'a> {
 impl<'a> Table<'a> {
     /// The root table of `buf`.
     pub(crate) fn root(buf: &'a [u8]) -> Result<Table<'a>, FlatError> {
-        let pos = deref(buf, 0)?;
+        Table::at(buf, deref(buf, 0)?)
+    }
+
+    /// The table at `pos`.
+    fn at(buf: &'a [u8], pos: usize) -> Result<Table<'a>, FlatError> {
         let soff = i32::from_le_bytes(read::<4>(buf, pos)?) as i64;
         let vtable = pos as i64 - soff;
         if vtable < 0 || vtable as usize >= buf.len() {
@@ -93,6 +98,35 @@ impl<'a> Table<'a> {
 
     pub(crate) fn i32(&self, i: usize, default: i32) -> Result<i32, FlatError> {
         Ok(self.u32(i, default as u32)? as i32)
+    }
+
+    /// A sub-table field (absent: `None`).
+    pub(crate) fn table(&self, i: usize) -> Result<Option<Table<'a>>, FlatError> {
+        match self.field(i)? {
+            Some(p) => Table::at(self.buf, deref(self.buf, p)?).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A byte-sized scalar (`byte` / `ubyte` / enum of byte).
+    pub(crate) fn u8(&self, i: usize, default: u8) -> Result<u8, FlatError> {
+        match self.field(i)? {
+            Some(p) => Ok(read::<1>(self.buf, p)?[0]),
+            None => Ok(default),
+        }
+    }
+
+    /// A `float` scalar.
+    pub(crate) fn f32(&self, i: usize, default: f32) -> Result<f32, FlatError> {
+        Ok(f32::from_bits(self.u32(i, default.to_bits())?))
+    }
+
+    /// The raw little-endian bytes of a vector of `elem`-byte scalars (absent: `None`), for
+    /// reading large vectors in place.
+    pub(crate) fn bytes_of(&self, i: usize, elem: usize) -> Result<Option<&'a [u8]>, FlatError> {
+        Ok(self
+            .vector(i, elem)?
+            .map(|(s, n)| &self.buf[s..s + n * elem]))
     }
 
     pub(crate) fn bool(&self, i: usize) -> Result<bool, FlatError> {
