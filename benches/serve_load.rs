@@ -1,9 +1,16 @@
 //! Load generator for `tfhub serve`: requests/s and p50/p99 latency at concurrency 1, 16 and
-//! 64 over loopback REST (keep-alive HTTP/1.1, b1 `:predict` requests), with and without
+//! 64 over loopback REST (keep-alive HTTP/1.1, b1 `:predict` requests, each written with one
+//! `write`) and gRPC (`Predict` over one HTTP/2 connection per client, the float input in
+//! `tensor_content` as TF's `make_tensor_proto` sends it), with and without
 //! `--enable_batching`, next to the same call made in process (what `tfhub bench` times), so
-//! the difference is the server's overhead.
+//! the difference is the server's overhead. With batching, the mean executed batch size is
+//! read back from the server's Prometheus page.
 //!
-//! `cargo bench --bench serve_load [-- --seconds=3 --models=nnlm,mobilenet]`
+//! `cargo bench --bench serve_load [-- --seconds=3 --models=nnlm,mobilenet --apis=rest,grpc
+//! --concurrency=1,16,64 --rows=8,16 --batch_timeout_micros=0 --num_batch_threads=<cores>
+//! --max_batch_size=64]`; `--rows` are the batch sizes of the in-process reference calls.
+//! The batching defaults follow TF Serving's defaults and batching guide (`num_batch_threads`
+//! = cores; `batch_timeout_micros` 0, or slightly above, e.g. 1 ms, to smooth batch sizes).
 //! Models: `nnlm` (tests/fixtures/nnlm_en_dim128, one sentence) and `mobilenet`
 //! (tests/fixtures/mobilenet_v2_small, one 96×96×3 float image). A noisy, shared machine gives
 //! noisy numbers: report ratios from one run.
@@ -36,12 +43,15 @@ impl Conn {
 
     /// One keep-alive POST; returns the status code.
     fn post(&mut self, path: &str, body: &[u8]) -> u16 {
-        let head = format!(
+        let mut req = format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
-        );
-        self.w.write_all(head.as_bytes()).expect("write");
-        self.w.write_all(body).expect("write");
+        )
+        .into_bytes();
+        // One write per request (two small writes with TCP_NODELAY would be two segments and
+        // two server wake-ups, charged to the server).
+        req.extend_from_slice(body);
+        self.w.write_all(&req).expect("write");
         let mut line = String::new();
         self.r.read_line(&mut line).expect("status line");
         let code = line
@@ -78,24 +88,99 @@ fn percentile(lat: &mut [f64], p: f64) -> f64 {
     lat[((lat.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn run_load(a: SocketAddr, path: &str, body: Arc<Vec<u8>>, conc: usize, secs: f64) -> Stats {
+/// One gRPC client: an HTTP/2 connection on its own single-threaded runtime.
+struct GrpcConn {
+    rt: tokio::runtime::Runtime,
+    client: h2::client::SendRequest<bytes::Bytes>,
+    uri: String,
+}
+
+impl GrpcConn {
+    fn new(a: SocketAddr) -> GrpcConn {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = rt.block_on(async {
+            let tcp = tokio::net::TcpStream::connect(a).await.expect("connect");
+            tcp.set_nodelay(true).expect("nodelay");
+            let (client, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        });
+        GrpcConn {
+            rt,
+            client,
+            uri: format!("http://{a}/tensorflow.serving.PredictionService/Predict"),
+        }
+    }
+
+    /// One unary call with an already framed message; returns the grpc-status.
+    fn call(&mut self, framed: &bytes::Bytes) -> u32 {
+        let client = self.client.clone();
+        let uri = self.uri.clone();
+        let framed = framed.clone();
+        self.rt.block_on(async move {
+            let mut client = client.ready().await.expect("h2 ready");
+            let req = http::Request::builder()
+                .method("POST")
+                .uri(uri)
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(())
+                .expect("request");
+            let (resp, mut send) = client.send_request(req, false).expect("send");
+            send.send_data(framed, true).expect("data");
+            let mut body = resp.await.expect("response").into_body();
+            while let Some(chunk) = body.data().await {
+                let n = chunk.expect("data").len();
+                let _ = body.flow_control().release_capacity(n);
+            }
+            let trailers = body.trailers().await.ok().flatten().unwrap_or_default();
+            trailers
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(99)
+        })
+    }
+}
+
+/// What the clients send: a REST body, or a framed gRPC `PredictRequest`.
+#[derive(Clone)]
+enum Load {
+    Rest(Arc<Vec<u8>>),
+    Grpc(bytes::Bytes),
+}
+
+fn run_load(a: SocketAddr, path: &str, load: Load, conc: usize, secs: f64) -> Stats {
     // Warm up each connection once.
     let start = Instant::now() + Duration::from_millis(200);
     let end = start + Duration::from_secs_f64(secs);
     let handles: Vec<_> = (0..conc)
         .map(|_| {
-            let body = body.clone();
+            let load = load.clone();
             let path = path.to_string();
             std::thread::spawn(move || {
-                let mut c = Conn::new(a);
-                c.post(&path, &body);
+                let mut one: Box<dyn FnMut() -> bool> = match load {
+                    Load::Rest(body) => {
+                        let mut c = Conn::new(a);
+                        Box::new(move || c.post(&path, &body) == 200)
+                    }
+                    Load::Grpc(framed) => {
+                        let mut c = GrpcConn::new(a);
+                        Box::new(move || c.call(&framed) == 0)
+                    }
+                };
+                one();
                 let (mut lat, mut errors) = (Vec::new(), 0);
                 while Instant::now() < start {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 while Instant::now() < end {
                     let t = Instant::now();
-                    if c.post(&path, &body) != 200 {
+                    if !one() {
                         errors += 1;
                     }
                     lat.push(t.elapsed().as_secs_f64() * 1e6);
@@ -133,17 +218,106 @@ fn in_process(dir: &PathBuf, input: (&str, Tensor), secs: f64) -> (f64, f64) {
     (n, percentile(&mut lat, 0.5))
 }
 
+/// (sum, count) of the server's executed batch sizes so far.
+fn batch_sizes(a: SocketAddr) -> (f64, f64) {
+    let mut s = TcpStream::connect(a).expect("connect");
+    s.write_all(
+        b"GET /monitoring/prometheus/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("write");
+    let mut page = String::new();
+    let _ = s.read_to_string(&mut page);
+    let read = |name: &str| -> f64 {
+        page.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    (
+        read(":tfhub:serving:batch_size_sum"),
+        read(":tfhub:serving:batch_size_count"),
+    )
+}
+
+/// A framed gRPC `PredictRequest` for model `m` with one input.
+fn grpc_request(key: &str, t: &Tensor) -> bytes::Bytes {
+    use prost::Message as _;
+    use tfhub::proto::serving::{ModelSpec, PredictRequest};
+    use tfhub::proto::{tensor_shape_proto::Dim, TensorProto, TensorShapeProto};
+    let mut tp = TensorProto {
+        dtype: t.dtype().to_proto(),
+        tensor_shape: Some(TensorShapeProto {
+            dim: t
+                .shape()
+                .iter()
+                .map(|&d| Dim {
+                    size: d as i64,
+                    name: String::new(),
+                })
+                .collect(),
+            unknown_rank: false,
+        }),
+        ..TensorProto::default()
+    };
+    if let Ok(f) = t.as_slice::<f32>() {
+        tp.tensor_content = f.iter().flat_map(|x| x.to_le_bytes()).collect();
+    } else if let Ok(s) = t.as_slice::<tfhub::Bytes>() {
+        tp.string_val = s.iter().map(|b| b.to_vec()).collect();
+    }
+    let msg = PredictRequest {
+        model_spec: Some(ModelSpec {
+            name: "m".into(),
+            ..ModelSpec::default()
+        }),
+        inputs: [(key.to_string(), tp)].into_iter().collect(),
+        ..PredictRequest::default()
+    }
+    .encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&msg);
+    framed.into()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |k: &str| {
         args.iter()
             .find_map(|a| a.strip_prefix(&format!("--{k}=")).map(str::to_string))
     };
+    let num = |k: &str, d: usize| arg(k).and_then(|s| s.parse().ok()).unwrap_or(d);
     let secs: f64 = arg("seconds").and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let which = arg("models").unwrap_or_else(|| "nnlm,mobilenet".into());
+    let apis = arg("apis").unwrap_or_else(|| "rest,grpc".into());
+    let concs: Vec<usize> = arg("concurrency")
+        .unwrap_or_else(|| "1,16,64".into())
+        .split(',')
+        .map(|c| c.parse().expect("--concurrency=1,16,64"))
+        .collect();
+    let batch_rows: Vec<usize> = arg("rows")
+        .unwrap_or_else(|| "8,16".into())
+        .split(',')
+        .map(|c| c.parse().expect("--rows=8,16"))
+        .collect();
+    let params = BatchingParams {
+        max_batch_size: num("max_batch_size", 64),
+        batch_timeout_micros: num("batch_timeout_micros", 0) as u64,
+        max_enqueued_batches: 1000,
+        num_batch_threads: num(
+            "num_batch_threads",
+            BatchingParams::default().num_batch_threads,
+        ),
+        ..BatchingParams::default()
+    };
     let fx = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    println!("| model | batching | concurrency | req/s | p50 µs | p99 µs | errors |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "batching: max_batch_size {} batch_timeout_micros {} num_batch_threads {}",
+        params.max_batch_size, params.batch_timeout_micros, params.num_batch_threads
+    );
+    println!(
+        "| model | api | batching | concurrency | req/s | p50 µs | p99 µs | errors | mean batch |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for name in which.split(',') {
         let (dir, key, body, tensor) = match name {
             "nnlm" => (
@@ -170,37 +344,68 @@ fn main() {
             }
             other => panic!("unknown model {other}"),
         };
-        let (ips, ip50) = in_process(&dir, (key, tensor), secs);
-        println!("| {name} | in-process call | 1 | {ips:.0} | {ip50:.0} | | |");
+        let framed = grpc_request(key, &tensor);
+        let (ips, ip50) = in_process(&dir, (key, tensor.clone()), secs);
+        println!("| {name} | in-process call | | 1 | {ips:.0} | {ip50:.0} | | | |");
+        // What batching can gain at most: one thread, rows/s of one call on 8 or 16 rows.
+        for &rows in &batch_rows {
+            let mut shape = tensor.shape().to_vec();
+            shape[0] = rows;
+            let big = if let Ok(f) = tensor.as_slice::<f32>() {
+                Tensor::from_vec(&shape, f.repeat(rows)).expect("tensor")
+            } else {
+                let s = tensor.as_slice::<tfhub::Bytes>().expect("strings");
+                Tensor::from_vec(
+                    &shape,
+                    s.iter().cycle().take(rows * s.len()).cloned().collect(),
+                )
+                .expect("tensor")
+            };
+            let (bps, bp50) = in_process(&dir, (key, big), secs);
+            println!(
+                "| {name} | in-process call, b{rows} | | 1 | {:.0} rows/s | {bp50:.0} | | | |",
+                bps * rows as f64
+            );
+        }
         let body = Arc::new(body.to_string().into_bytes());
         for batching in [false, true] {
             let opts = ServeOptions {
-                grpc_port: None,
+                grpc_port: Some(0),
                 rest_port: Some(0),
                 bind: [127, 0, 0, 1].into(),
                 models: vec![ModelConfig::single("m", dir.to_str().expect("utf-8 path"))],
                 poll_wait: None,
                 max_queued: 10_000,
-                batching: batching.then(|| BatchingParams {
-                    max_batch_size: 64,
-                    batch_timeout_micros: 0,
-                    max_enqueued_batches: 1000,
-                    ..BatchingParams::default()
-                }),
+                batching: batching.then(|| params.clone()),
                 ..ServeOptions::default()
             };
             let srv = Server::start(opts).expect("server");
             let a = srv.rest_addr().expect("rest");
-            for conc in [1, 16, 64] {
-                let s = run_load(a, "/v1/models/m:predict", body.clone(), conc, secs);
-                println!(
-                    "| {name} | {} | {conc} | {:.0} | {:.0} | {:.0} | {} |",
-                    if batching { "on" } else { "off" },
-                    s.rps,
-                    s.p50_us,
-                    s.p99_us,
-                    s.errors
-                );
+            let g = srv.grpc_addr().expect("grpc");
+            for api in apis.split(',') {
+                let (addr, load) = match api {
+                    "rest" => (a, Load::Rest(body.clone())),
+                    "grpc" => (g, Load::Grpc(framed.clone())),
+                    other => panic!("unknown api {other}"),
+                };
+                for &conc in &concs {
+                    let before = batch_sizes(a);
+                    let s = run_load(addr, "/v1/models/m:predict", load.clone(), conc, secs);
+                    let after = batch_sizes(a);
+                    let mean = if batching && after.1 > before.1 {
+                        format!("{:.1}", (after.0 - before.0) / (after.1 - before.1))
+                    } else {
+                        String::new()
+                    };
+                    println!(
+                        "| {name} | {api} | {} | {conc} | {:.0} | {:.0} | {:.0} | {} | {mean} |",
+                        if batching { "on" } else { "off" },
+                        s.rps,
+                        s.p50_us,
+                        s.p99_us,
+                        s.errors
+                    );
+                }
             }
             srv.shutdown();
         }

@@ -162,6 +162,39 @@ fn rest_predict_matches_golden_in_every_format() {
     srv.shutdown();
 }
 
+/// A float image model: dense numeric bodies (row, plain columnar) are decoded by the
+/// streaming decoder, a named columnar object by the general one; all match TF's golden.
+#[test]
+fn rest_dense_float_input_matches_golden() {
+    let fx = "mobilenet_v2_small";
+    let base = base_with(fx, 1);
+    let srv = Server::start(opts(base.path())).unwrap();
+    let a = srv.rest_addr().unwrap();
+    let inputs = read_json(&fixture(fx).join("inputs.json"))["keras_tensor"].clone();
+    let golden = read_json(&fixture(fx).join("golden.json"));
+    let url = format!("/v1/models/{MODEL}:predict");
+    for (body, key) in [
+        (json!({"instances": inputs}), "predictions"),
+        (json!({"inputs": inputs}), "outputs"),
+        (json!({"inputs": {"keras_tensor": inputs}}), "outputs"),
+    ] {
+        let (c, v) = post(a, &url, &body);
+        assert_eq!(c, 200, "{v}");
+        assert_golden(&v[key], &golden["output_0"]);
+    }
+    // A ragged body leaves the fast path and gets TF's error.
+    let (c, v) = post(a, &url, &json!({"instances": [[1.0, 2.0], [3.0]]}));
+    assert_eq!(c, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Failed to process element: 1"),
+        "{v}"
+    );
+    srv.shutdown();
+}
+
 #[test]
 fn rest_status_metadata_and_errors() {
     let base = base_with("nnlm_en_dim128", 3);

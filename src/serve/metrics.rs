@@ -54,11 +54,35 @@ fn leak(v: Vec<f64>) -> &'static [f64] {
     Box::leak(v.into_boxed_slice())
 }
 
+/// One metric's series, found by comparing borrowed label values (no allocation once a
+/// series exists: requests update metrics three times each, and this runs under the lock).
+type Family<V> = Vec<(Labels, V)>;
+
+fn slot<'a, V>(
+    fam: &'a mut BTreeMap<&'static str, Family<V>>,
+    name: &'static str,
+    labels: &[(&'static str, &str)],
+    init: impl FnOnce() -> V,
+) -> &'a mut V {
+    let series = fam.entry(name).or_default();
+    let i = match series.iter().position(|(l, _)| {
+        l.len() == labels.len() && l.iter().zip(labels).all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+    }) {
+        Some(i) => i,
+        None => {
+            let owned = labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect();
+            series.push((owned, init()));
+            series.len() - 1
+        }
+    };
+    &mut series[i].1
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    counters: BTreeMap<(&'static str, Labels), i64>,
-    gauges: BTreeMap<(&'static str, Labels), i64>,
-    hists: BTreeMap<(&'static str, Labels), Hist>,
+    counters: BTreeMap<&'static str, Family<i64>>,
+    gauges: BTreeMap<&'static str, Family<i64>>,
+    hists: BTreeMap<&'static str, Family<Hist>>,
 }
 
 /// Process-wide metrics (one per server).
@@ -108,24 +132,24 @@ impl Metrics {
     ) {
         let us = latency.as_secs_f64() * 1e6;
         self.with(|m| {
-            *m.counters
-                .entry((
-                    REQUEST_COUNT,
-                    vec![("model_name", model.into()), ("status", status.into())],
-                ))
-                .or_default() += 1;
+            *slot(
+                &mut m.counters,
+                REQUEST_COUNT,
+                &[("model_name", model), ("status", status)],
+                || 0,
+            ) += 1;
             if status == "OK" {
-                m.hists
-                    .entry((
-                        REQUEST_LATENCY,
-                        vec![
-                            ("model_name", model.into()),
-                            ("API", api.into()),
-                            ("entrypoint", entrypoint.into()),
-                        ],
-                    ))
-                    .or_insert_with(|| Hist::new(self.latency_buckets))
-                    .observe(us);
+                slot(
+                    &mut m.hists,
+                    REQUEST_LATENCY,
+                    &[
+                        ("model_name", model),
+                        ("API", api),
+                        ("entrypoint", entrypoint),
+                    ],
+                    || Hist::new(self.latency_buckets),
+                )
+                .observe(us);
             }
         });
     }
@@ -134,43 +158,40 @@ impl Metrics {
     pub fn runtime(&self, model: &str, api: &str, latency: Duration) {
         let us = latency.as_secs_f64() * 1e6;
         self.with(|m| {
-            m.hists
-                .entry((
-                    RUNTIME_LATENCY,
-                    vec![
-                        ("model_name", model.into()),
-                        ("API", api.into()),
-                        ("runtime", "tfhub".into()),
-                    ],
-                ))
-                .or_insert_with(|| Hist::new(self.latency_buckets))
-                .observe(us)
+            slot(
+                &mut m.hists,
+                RUNTIME_LATENCY,
+                &[("model_name", model), ("API", api), ("runtime", "tfhub")],
+                || Hist::new(self.latency_buckets),
+            )
+            .observe(us)
         });
     }
 
     /// A request served by `version` / `signature` (tfhub's per-version count).
     pub fn served(&self, model: &str, version: i64, signature: &str) {
+        let version = version.to_string();
         self.with(|m| {
-            *m.counters
-                .entry((
-                    VERSION_REQUESTS,
-                    vec![
-                        ("model_name", model.into()),
-                        ("version", version.to_string()),
-                        ("signature", signature.into()),
-                    ],
-                ))
-                .or_default() += 1
+            *slot(
+                &mut m.counters,
+                VERSION_REQUESTS,
+                &[
+                    ("model_name", model),
+                    ("version", &version),
+                    ("signature", signature),
+                ],
+                || 0,
+            ) += 1
         });
     }
 
     /// Rows in one executed batch (after padding).
     pub fn batch_size(&self, model: &str, rows: usize) {
         self.with(|m| {
-            m.hists
-                .entry((BATCH_SIZE, vec![("model_name", model.into())]))
-                .or_insert_with(|| Hist::new(self.batch_buckets))
-                .observe(rows as f64)
+            slot(&mut m.hists, BATCH_SIZE, &[("model_name", model)], || {
+                Hist::new(self.batch_buckets)
+            })
+            .observe(rows as f64)
         });
     }
 
@@ -178,28 +199,24 @@ impl Metrics {
     pub fn queuing_latency(&self, d: Duration) {
         let us = d.as_secs_f64() * 1e6;
         self.with(|m| {
-            m.hists
-                .entry((
-                    QUEUING_LATENCY,
-                    vec![("thread_pool_name", "model_server_batch_threads".into())],
-                ))
-                .or_insert_with(|| Hist::new(self.queue_buckets))
-                .observe(us)
+            slot(
+                &mut m.hists,
+                QUEUING_LATENCY,
+                &[("thread_pool_name", "model_server_batch_threads")],
+                || Hist::new(self.queue_buckets),
+            )
+            .observe(us)
         });
     }
 
     /// Requests waiting in batching queues (+1 queued, -n taken).
     pub fn queue_depth(&self, model: &str, delta: i64) {
-        self.with(|m| {
-            *m.gauges
-                .entry((QUEUE_DEPTH, vec![("model_name", model.into())]))
-                .or_default() += delta
-        });
+        self.with(|m| *slot(&mut m.gauges, QUEUE_DEPTH, &[("model_name", model)], || 0) += delta);
     }
 
     /// Requests admitted and not yet answered (+1 / -1).
     pub fn in_flight(&self, delta: i64) {
-        self.with(|m| *m.gauges.entry((IN_FLIGHT, Vec::new())).or_default() += delta);
+        self.with(|m| *slot(&mut m.gauges, IN_FLIGHT, &[], || 0) += delta);
     }
 
     /// The Prometheus text page.
@@ -230,7 +247,14 @@ impl Metrics {
             }
             format!("{{{}}}", parts.join(","))
         }
-        let m = self.with(|m| (m.counters.clone(), m.gauges.clone(), m.hists.clone()));
+        fn sorted<V: Clone>(
+            f: &BTreeMap<&'static str, Family<V>>,
+        ) -> BTreeMap<(&'static str, Labels), V> {
+            f.iter()
+                .flat_map(|(n, series)| series.iter().map(|(l, v)| ((*n, l.clone()), v.clone())))
+                .collect()
+        }
+        let m = self.with(|m| (sorted(&m.counters), sorted(&m.gauges), sorted(&m.hists)));
         let mut lines: Vec<String> = Vec::new();
         let mut last = "";
         for (kind, series) in [("counter", &m.0), ("gauge", &m.1)] {

@@ -9,7 +9,9 @@
 //!
 //! Key decisions: hyper + tokio (already in the tree through reqwest) rather than
 //! axum/tonic, to keep the build lean; model calls run off the async threads (a bounded
-//! blocking pool, or the batching pool), so a slow model never stalls I/O; every request
+//! blocking pool, or the batching pool), so a slow model never stalls I/O, except unbatched
+//! calls measured to take under 200 µs, which run inline (two thread hand-offs would cost
+//! more than the call); every request
 //! holds an `Arc` of the version it resolved, which makes version swaps free of failures.
 
 pub mod batch;
@@ -52,11 +54,49 @@ pub mod decode {
     use crate::tensor::Tensor;
 
     /// A REST `/v1/...:predict` body (row or columnar format).
+    ///
+    /// # Panics
+    /// When the dense decoder (tried against each float input alone, as the server would for
+    /// a single-input signature) accepts a body and disagrees with the general decoder: the
+    /// fuzzer's oracle for the fast path.
     pub fn rest_predict(
         body: &[u8],
         specs: &[TensorSpec],
         lim: DecodeLimits,
     ) -> Result<Vec<(String, Tensor)>, Status> {
+        for spec in specs {
+            let one = std::slice::from_ref(spec);
+            let Some(fast) = tfjson::parse_predict_dense(body, lim.max_elements)
+                .and_then(|d| d.into_inputs(one, lim))
+            else {
+                continue;
+            };
+            let slow = tfjson::parse_predict(body)
+                .and_then(|r| tfjson::decode_inputs(&r, one, lim))
+                .expect("the general decoder accepts what the dense one accepts");
+            let same = |a: &Tensor, b: &Tensor| {
+                a.dtype() == b.dtype()
+                    && a.shape() == b.shape()
+                    && match (a.as_slice::<f32>(), b.as_slice::<f32>()) {
+                        (Ok(x), Ok(y)) => x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                        _ => a
+                            .as_slice::<f64>()
+                            .ok()
+                            .zip(b.as_slice::<f64>().ok())
+                            .is_some_and(|(x, y)| {
+                                x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+                            }),
+                    }
+            };
+            assert!(
+                fast.len() == slow.len()
+                    && fast
+                        .iter()
+                        .zip(&slow)
+                        .all(|(a, b)| a.0 == b.0 && same(&a.1, &b.1)),
+                "dense and general JSON decoders disagree"
+            );
+        }
         let req = tfjson::parse_predict(body)?;
         tfjson::decode_inputs(&req, specs, lim)
     }
@@ -89,6 +129,9 @@ pub mod decode {
         super::grpc::to_proto(t)
     }
 }
+
+/// Unbatched calls estimated to take at most this long run inline on the I/O thread.
+const INLINE_CALL_BELOW: Duration = Duration::from_micros(200);
 
 /// State shared by every connection.
 #[derive(Debug)]
@@ -173,14 +216,31 @@ impl App {
                 .acquire()
                 .await
                 .map_err(|_| Status::new(Code::Unavailable, "server is shutting down"))?;
-            let sv = sv.clone();
+            let units = models::input_units(&inputs);
+            let sv2 = sv.clone();
             let name = signature.to_string();
-            tokio::task::spawn_blocking(move || {
-                let sig = sv.model.signature(&name).map_err(Status::from)?;
-                sig.call(inputs).map_err(Status::from)
-            })
-            .await
-            .map_err(|e| Status::internal(format!("model call failed: {e}")))??
+            let call = move || {
+                let t = Instant::now();
+                let sig = sv2.model.signature(&name).map_err(Status::from)?;
+                let r = sig.call(inputs).map_err(Status::from);
+                sv2.record_call(units, t.elapsed());
+                r
+            };
+            // A call known to be short runs right here on the I/O thread: handing it to the
+            // blocking pool and back costs two thread wake-ups, several times the call itself
+            // for a small text model. Anything slower (or not measured yet) stays off the I/O
+            // threads, so it cannot stall other connections.
+            if sv
+                .estimated_call(units)
+                .is_some_and(|d| d <= INLINE_CALL_BELOW)
+            {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+                    .unwrap_or_else(|_| Err(Status::internal("model call panicked")))?
+            } else {
+                tokio::task::spawn_blocking(call)
+                    .await
+                    .map_err(|e| Status::internal(format!("model call failed: {e}")))??
+            }
         };
         self.metrics.runtime(&sv.name, api, t0.elapsed());
         Ok(out)

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ use super::config::{ModelConfig, VersionPolicy};
 use super::metrics::{log, Metrics};
 use super::status::{chain, Code, Status};
 use crate::api::{LoadOptions, Model};
+use crate::tensor::Tensor;
 
 /// TF's `max_num_load_retries` default.
 const MAX_LOAD_RETRIES: u32 = 5;
@@ -84,9 +85,35 @@ pub struct Servable {
     batchers: Mutex<BTreeMap<String, Arc<Batcher>>>,
     batching: Option<(Arc<Pool>, Arc<Metrics>)>,
     me: Weak<Servable>,
+    /// Moving average of unbatched call time per input unit (ns × 1024; 0 = not measured yet),
+    /// which decides whether a call is cheap enough to run inline on an I/O thread.
+    cost_per_unit: AtomicU64,
 }
 
 impl Servable {
+    /// The estimated duration of an unbatched call on `units` input units ([`input_units`]),
+    /// `None` before the first call was measured.
+    pub fn estimated_call(&self, units: u64) -> Option<Duration> {
+        match self.cost_per_unit.load(Ordering::Relaxed) {
+            0 => None,
+            c => Some(Duration::from_nanos(c.saturating_mul(units.max(1)) / 1024)),
+        }
+    }
+
+    /// Records one unbatched call of `units` input units that took `took`.
+    pub fn record_call(&self, units: u64, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let per = (ns.saturating_mul(1024) / units.max(1)).max(1);
+        let old = self.cost_per_unit.load(Ordering::Relaxed);
+        // A racing update may be lost; this is an estimate.
+        let new = if old == 0 {
+            per
+        } else {
+            (old / 8).saturating_mul(7).saturating_add(per / 8).max(1)
+        };
+        self.cost_per_unit.store(new, Ordering::Relaxed);
+    }
+
     /// The batching queue of `signature`, started on first use; `None` without batching.
     pub fn batcher(&self, signature: &str) -> Option<Arc<Batcher>> {
         let (pool, metrics) = self.batching.as_ref()?;
@@ -105,6 +132,19 @@ impl Servable {
                 .clone(),
         )
     }
+}
+
+/// A request's size for cost estimates: its elements, plus one per 16 bytes of string data.
+pub fn input_units(inputs: &[(String, Tensor)]) -> u64 {
+    inputs
+        .iter()
+        .map(|(_, t)| {
+            let strings = t
+                .as_slice::<crate::tensor::Bytes>()
+                .map_or(0, |s| s.iter().map(|b| b.len() / 16).sum::<usize>());
+            (t.len() + strings) as u64
+        })
+        .sum()
 }
 
 impl Drop for Servable {
@@ -452,6 +492,7 @@ impl Manager {
                     batchers: Mutex::new(BTreeMap::new()),
                     batching,
                     me: me.clone(),
+                    cost_per_unit: AtomicU64::new(0),
                 });
                 e.publish(|m| {
                     m.insert(v, sv);

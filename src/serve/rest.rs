@@ -273,6 +273,21 @@ async fn v1(
 }
 
 async fn predict(app: &App, name: &str, sel: &VersionSel, body: &[u8]) -> Result<String, Status> {
+    // Dense numeric data (images, feature vectors) to a single float input: straight into
+    // the tensor. Anything else, errors included, takes the general path below.
+    let lim = app.limits();
+    if let Some(dense) = tfjson::parse_predict_dense(body, lim.max_elements) {
+        if let Ok(sv) = app.manager.find(name, sel) {
+            let sig_name = dense.signature_name.as_deref().unwrap_or("serving_default");
+            if let Ok(sig) = sv.model.signature(sig_name) {
+                let (sig_name, format) = (sig_name.to_string(), dense.format);
+                if let Some(inputs) = dense.into_inputs(sig.inputs(), lim) {
+                    let out = app.predict(&sv, &sig_name, inputs, "predict").await?;
+                    return tfjson::encode_outputs(&out, format);
+                }
+            }
+        }
+    }
     let req = tfjson::parse_predict(body)?;
     let sv = app.manager.find(name, sel)?;
     let sig_name = req

@@ -76,6 +76,193 @@ pub fn parse_predict(body: &[u8]) -> Result<PredictBody, Status> {
     })
 }
 
+/// A `:predict` body whose `instances` / `inputs` value is one rectangular array of numbers
+/// (or one number), read straight into a flat buffer without building a JSON tree: the common
+/// shape of image and feature requests, where the tree costs far more than the numbers.
+#[derive(Debug)]
+pub struct DenseBody {
+    /// `signature_name`, if given.
+    pub signature_name: Option<String>,
+    /// Row or columnar.
+    pub format: Format,
+    /// The nested lists' shape (`[]` for a bare number).
+    pub shape: Vec<usize>,
+    /// The numbers, row-major, as serde_json's `Value::as_f64` reads them.
+    pub values: Vec<f64>,
+}
+
+/// [`parse_predict`] for the dense case, `None` for anything else (other value kinds, ragged
+/// or empty lists, duplicate keys, more than `max_elements` numbers, invalid JSON): the
+/// caller then takes the general path, which also produces TF's exact error messages.
+pub fn parse_predict_dense(body: &[u8], max_elements: usize) -> Option<DenseBody> {
+    use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
+
+    #[derive(Default)]
+    struct Dense {
+        lens: Vec<Option<usize>>,
+        rank: Option<usize>,
+        values: Vec<f64>,
+        cap: usize,
+    }
+
+    struct Level<'a> {
+        d: &'a mut Dense,
+        depth: usize,
+    }
+
+    impl Level<'_> {
+        fn leaf<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+            match self.d.rank {
+                None => self.d.rank = Some(self.depth),
+                Some(r) if r != self.depth => return Err(E::custom("ragged")),
+                Some(_) => {}
+            }
+            if self.d.values.len() >= self.d.cap {
+                return Err(E::custom("too many elements"));
+            }
+            self.d.values.push(v);
+            Ok(())
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Level<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+            de.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Level<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("nested lists of numbers")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+            self.leaf(v as f64)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+            self.leaf(v as f64)
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+            self.leaf(v)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let depth = self.depth;
+            if depth >= MAX_RANK || self.d.rank.is_some_and(|r| depth >= r) {
+                return Err(A::Error::custom("ragged"));
+            }
+            let mut n = 0usize;
+            while seq
+                .next_element_seed(Level {
+                    d: &mut *self.d,
+                    depth: depth + 1,
+                })?
+                .is_some()
+            {
+                n += 1;
+            }
+            if self.d.lens.len() <= depth {
+                self.d.lens.resize(depth + 1, None);
+            }
+            match self.d.lens[depth] {
+                _ if n == 0 => return Err(A::Error::custom("empty list")),
+                None => self.d.lens[depth] = Some(n),
+                Some(m) if m != n => return Err(A::Error::custom("ragged")),
+                Some(_) => {}
+            }
+            Ok(())
+        }
+    }
+
+    struct Top<'a> {
+        d: &'a mut Dense,
+        signature_name: Option<String>,
+        format: Option<Format>,
+    }
+
+    impl<'de> Visitor<'de> for &mut Top<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a predict request object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                match k.as_ref() {
+                    "signature_name" if self.signature_name.is_none() => {
+                        self.signature_name = Some(map.next_value::<String>()?);
+                    }
+                    "instances" | "inputs" if self.format.is_none() => {
+                        self.format = Some(if k == "instances" {
+                            Format::Row
+                        } else {
+                            Format::Columnar
+                        });
+                        map.next_value_seed(Level {
+                            d: &mut *self.d,
+                            depth: 0,
+                        })?;
+                    }
+                    "signature_name" | "instances" | "inputs" => {
+                        return Err(A::Error::custom("duplicate or conflicting key"))
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let mut d = Dense {
+        cap: max_elements,
+        ..Dense::default()
+    };
+    let mut top = Top {
+        d: &mut d,
+        signature_name: None,
+        format: None,
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    Deserializer::deserialize_map(&mut de, &mut top).ok()?;
+    de.end().ok()?;
+    let (signature_name, format) = (top.signature_name, top.format?);
+    let rank = d.rank?;
+    if format == Format::Row && rank == 0 {
+        return None;
+    }
+    let shape: Vec<usize> = d.lens.get(..rank)?.iter().copied().collect::<Option<_>>()?;
+    Some(DenseBody {
+        signature_name,
+        format,
+        shape,
+        values: d.values,
+    })
+}
+
+impl DenseBody {
+    /// The single float input of a signature, or `None` when the general path must decide
+    /// (several inputs, another dtype, too many elements).
+    pub fn into_inputs(
+        self,
+        inputs: &[TensorSpec],
+        lim: DecodeLimits,
+    ) -> Option<Vec<(String, Tensor)>> {
+        let [spec] = inputs else { return None };
+        if self.values.len() > lim.max_elements {
+            return None;
+        }
+        let t = match spec.dtype {
+            DType::F32 => {
+                Tensor::from_vec(&self.shape, self.values.iter().map(|&v| v as f32).collect())
+            }
+            DType::F64 => Tensor::from_vec(&self.shape, self.values),
+            _ => return None,
+        };
+        Some(vec![(spec.key.clone(), t.ok()?)])
+    }
+}
+
 fn is_b64(v: &Value) -> bool {
     matches!(v, Value::Object(m) if m.contains_key("b64"))
 }
@@ -473,30 +660,117 @@ pub fn tf_dtype_name(d: DType) -> &'static str {
     }
 }
 
-/// `%.*g` as C's printf writes it (no `#` flag: trailing zeros removed).
-fn fmt_g(v: f64, precision: usize) -> String {
-    let p = precision.max(1);
-    let e = format!("{:.*e}", p - 1, v);
-    let (mant, exp) = e.split_once('e').expect("`{:e}` always writes an exponent");
-    let x: i32 = exp.parse().expect("`{:e}` writes an integer exponent");
-    let strip = |s: &str| -> String {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s.to_string()
+/// A fixed stack buffer for one formatted float (no heap allocation per element).
+struct NumBuf {
+    b: [u8; 48],
+    n: usize,
+}
+
+impl NumBuf {
+    fn new() -> NumBuf {
+        NumBuf { b: [0; 48], n: 0 }
+    }
+}
+
+impl std::fmt::Write for NumBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.n + s.len();
+        if end > self.b.len() {
+            return Err(std::fmt::Error);
         }
+        self.b[self.n..end].copy_from_slice(s.as_bytes());
+        self.n = end;
+        Ok(())
+    }
+}
+
+/// Sign, significant digits (trailing zeros removed) and decimal exponent of `{:e}`-style
+/// text such as `-1.2500e-7` (Rust's `{:e}` writes the shortest round-tripping digits, and
+/// `{:.Ne}` the exact value rounded to N+1 digits, like C's `%e`).
+fn split_sci(text: &[u8]) -> (bool, [u8; 40], usize, i32) {
+    let (neg, t) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
     };
-    if x < -4 || x >= p as i32 {
-        let sign = if x < 0 { '-' } else { '+' };
-        format!("{}e{sign}{:02}", strip(mant), x.unsigned_abs())
+    let e = t.iter().position(|&c| c == b'e').unwrap_or(t.len());
+    let mut digits = [0u8; 40];
+    let mut nd = 0;
+    for &c in &t[..e] {
+        if c.is_ascii_digit() && nd < digits.len() {
+            digits[nd] = c;
+            nd += 1;
+        }
+    }
+    while nd > 1 && digits[nd - 1] == b'0' {
+        nd -= 1;
+    }
+    let mut exp: i32 = 0;
+    let mut sign = 1;
+    for &c in t.get(e + 1..).unwrap_or(&[]) {
+        match c {
+            b'-' => sign = -1,
+            b'0'..=b'9' => exp = exp * 10 + i32::from(c - b'0'),
+            _ => {}
+        }
+    }
+    (neg, digits, nd, sign * exp)
+}
+
+/// C's `%.{p}g` layout of `digits` × 10^`exp` (the digits already rounded to at most `p`,
+/// trailing zeros removed, as `%g` does without `#`).
+fn layout_g(out: &mut String, neg: bool, digits: &[u8], exp: i32, p: i32) {
+    if neg {
+        out.push('-');
+    }
+    let d = |i: usize| digits.get(i).map_or('0', |&c| c as char);
+    if exp < -4 || exp >= p {
+        out.push(d(0));
+        if digits.len() > 1 {
+            out.push('.');
+            for &c in &digits[1..] {
+                out.push(c as char);
+            }
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        let a = exp.unsigned_abs();
+        if a < 10 {
+            out.push('0');
+        }
+        write!(out, "{a}").expect("String write");
+    } else if exp >= 0 {
+        let int_digits = exp as usize + 1;
+        for i in 0..int_digits {
+            out.push(d(i));
+        }
+        if digits.len() > int_digits {
+            out.push('.');
+            for &c in &digits[int_digits..] {
+                out.push(c as char);
+            }
+        }
     } else {
-        strip(&format!("{:.*}", (p as i32 - 1 - x).max(0) as usize, v))
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        for &c in digits {
+            out.push(c as char);
+        }
     }
 }
 
 /// TF Serving's float writing (json_tensor.cc `WriteDecimal`): `%g` (6 significant digits),
 /// else `%.9g` (float) / `%.17g` (double) if 6 digits do not round-trip; `.0` appended when
 /// neither `.` nor `e` appears; non-finite values as the bare tokens TF writes.
+///
+/// Without allocating: 6 digits round-trip exactly when the shortest round-tripping digits
+/// (Rust's `{:e}`) number at most 6, and then `%.6g`'s digits are those digits (the value lies
+/// within half an ulp of them, far less than half a 6-digit step, for f32 and f64 alike);
+/// otherwise the exact value is rounded to 9 / 17 digits by `{:.8e}` / `{:.16e}`. Rust's
+/// shortest digits honour round-half-even parsing (boundaries count for even mantissas), so
+/// "more than 6 shortest digits" means `%.6g` does not round-trip. Subnormals are the
+/// exception (see below).
 pub fn write_decimal(out: &mut String, v: f64, is_f32: bool) {
     if v.is_nan() {
         out.push_str("NaN");
@@ -506,19 +780,53 @@ pub fn write_decimal(out: &mut String, v: f64, is_f32: bool) {
         out.push_str(if v > 0.0 { "Infinity" } else { "-Infinity" });
         return;
     }
-    let mut s = fmt_g(v, 6);
-    let round_trips = if is_f32 {
-        s.parse::<f32>().ok() == Some(v as f32)
+    let mut buf = NumBuf::new();
+    if is_f32 {
+        write!(buf, "{:e}", v as f32).expect("a float fits 48 bytes");
     } else {
-        s.parse::<f64>().ok() == Some(v)
+        write!(buf, "{v:e}").expect("a float fits 48 bytes");
+    }
+    let (neg, digits, nd, exp) = split_sci(&buf.b[..buf.n]);
+    let start = out.len();
+    // Subnormals have fewer significant bits than 6 digits resolve, so the shortest digits
+    // may be fewer than what `%.6g` prints (1e-45 is `1.4013e-45`): check those the slow way.
+    let subnormal = if is_f32 {
+        (v as f32).is_subnormal()
+    } else {
+        v.is_subnormal()
     };
-    if !round_trips {
-        s = fmt_g(v, if is_f32 { 9 } else { 17 });
+    let mut exact6 = NumBuf::new();
+    let exact6_round_trips = subnormal && {
+        if is_f32 {
+            write!(exact6, "{:.5e}", v as f32).expect("a float fits 48 bytes");
+        } else {
+            write!(exact6, "{v:.5e}").expect("a float fits 48 bytes");
+        }
+        let text = std::str::from_utf8(&exact6.b[..exact6.n]).unwrap_or("");
+        if is_f32 {
+            text.parse::<f32>().ok() == Some(v as f32)
+        } else {
+            text.parse::<f64>().ok() == Some(v)
+        }
+    };
+    if exact6_round_trips {
+        let (neg, digits, nd, exp) = split_sci(&exact6.b[..exact6.n]);
+        layout_g(out, neg, &digits[..nd], exp, 6);
+    } else if nd <= 6 && !subnormal {
+        layout_g(out, neg, &digits[..nd], exp, 6);
+    } else {
+        let mut buf = NumBuf::new();
+        if is_f32 {
+            write!(buf, "{:.8e}", v as f32).expect("a float fits 48 bytes");
+        } else {
+            write!(buf, "{v:.16e}").expect("a float fits 48 bytes");
+        }
+        let (neg, digits, nd, exp) = split_sci(&buf.b[..buf.n]);
+        layout_g(out, neg, &digits[..nd], exp, if is_f32 { 9 } else { 17 });
     }
-    if !s.contains('.') && !s.contains('e') {
-        s.push_str(".0");
+    if !out[start..].contains(['.', 'e']) {
+        out.push_str(".0");
     }
-    out.push_str(&s);
 }
 
 fn write_json_str(out: &mut String, s: &str) {
@@ -682,6 +990,116 @@ pub fn is_client_error(s: &Status) -> bool {
 mod tests {
     use super::*;
 
+    /// `%.*g` through Rust's exact formatting and heap strings: the straightforward
+    /// reading of C's rules, kept as the reference for the allocation-free writer.
+    fn fmt_g(v: f64, precision: usize) -> String {
+        let p = precision.max(1);
+        let e = format!("{:.*e}", p - 1, v);
+        let (mant, exp) = e.split_once('e').unwrap();
+        let x: i32 = exp.parse().unwrap();
+        let strip = |s: &str| -> String {
+            if s.contains('.') {
+                s.trim_end_matches('0').trim_end_matches('.').to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        if x < -4 || x >= p as i32 {
+            let sign = if x < 0 { '-' } else { '+' };
+            format!("{}e{sign}{:02}", strip(mant), x.unsigned_abs())
+        } else {
+            strip(&format!("{:.*}", (p as i32 - 1 - x).max(0) as usize, v))
+        }
+    }
+
+    fn reference_decimal(v: f64, is_f32: bool) -> String {
+        if v.is_nan() {
+            return "NaN".into();
+        }
+        if v.is_infinite() {
+            return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+        }
+        let mut s = fmt_g(v, 6);
+        let round_trips = if is_f32 {
+            s.parse::<f32>().ok() == Some(v as f32)
+        } else {
+            s.parse::<f64>().ok() == Some(v)
+        };
+        if !round_trips {
+            s = fmt_g(v, if is_f32 { 9 } else { 17 });
+        }
+        if !s.contains('.') && !s.contains('e') {
+            s.push_str(".0");
+        }
+        s
+    }
+
+    /// The allocation-free writer against the reference on edge values and a sweep of
+    /// pseudo-random bit patterns (every exponent, subnormals included).
+    #[test]
+    fn write_decimal_equals_reference() {
+        let mut vals32: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.1,
+            1e-5,
+            1e-4,
+            9.99999e-5,
+            0.0001,
+            123456.0,
+            999999.0,
+            999999.5,
+            1e6,
+            1e7,
+            9_999_999.0,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            1e-45,
+            3.4e38,
+            0.333_333_34,
+            100000.0,
+            1234567.0,
+            0.000_123_456_7,
+        ];
+        let mut vals64: Vec<f64> = vec![
+            0.0,
+            -0.0,
+            0.1,
+            1.0 / 3.0,
+            1e-300,
+            5e-324,
+            f64::MAX,
+            1e16,
+            1e17,
+            123456789012345680.0,
+            0.000_099_999_999_999_999_99,
+            1e-5,
+            999_999.5,
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            vals32.push(f32::from_bits(x as u32));
+            vals64.push(f64::from_bits(x));
+            // Short decimals (few significant digits), the common case in replies.
+            vals32.push(((x % 2_000_001) as f32 - 1e6) / 10f32.powi((x >> 40) as i32 % 12));
+        }
+        for v in vals32 {
+            assert_eq!(
+                dec(v as f64, true),
+                reference_decimal(v as f64, true),
+                "{v:e}"
+            );
+        }
+        for v in vals64 {
+            assert_eq!(dec(v, false), reference_decimal(v, false), "{v:e}");
+        }
+    }
+
     fn dec(v: f64, f32_: bool) -> String {
         let mut s = String::new();
         write_decimal(&mut s, v, f32_);
@@ -747,6 +1165,50 @@ mod tests {
             decode_inputs(&b, &x, small).unwrap_err().code,
             Code::ResourceExhausted
         );
+    }
+
+    /// The dense decoder takes exactly the dense bodies, and gives what the general one does.
+    #[test]
+    fn dense_decoder_matches_general_one() {
+        let x = [spec("x", DType::F32)];
+        let dense = [
+            r#"{"instances": [[1, 2.5], [-3, 4e-3]]}"#,
+            r#"{"signature_name": "s", "inputs": [[[0.1]], [[7]]], "other": {"a": [1]}}"#,
+            r#"{"inputs": 5}"#,
+            r#"{"instances": [1, 2, 3]}"#,
+            r#"{"instances": [18446744073709551615, -9223372036854775808, 1e300]}"#,
+        ];
+        for b in dense {
+            let d = parse_predict_dense(b.as_bytes(), 1000).unwrap_or_else(|| panic!("dense: {b}"));
+            let fast = d.into_inputs(&x, LIM).unwrap();
+            let slow = decode_inputs(&parse_predict(b.as_bytes()).unwrap(), &x, LIM).unwrap();
+            assert_eq!(fast[0].1.shape(), slow[0].1.shape(), "{b}");
+            assert_eq!(
+                fast[0].1.as_slice::<f32>().unwrap(),
+                slow[0].1.as_slice::<f32>().unwrap(),
+                "{b}"
+            );
+        }
+        let general = [
+            r#"{"instances": [[1, 2], [3]]}"#,
+            r#"{"instances": [[1, 2], 3]}"#,
+            r#"{"instances": [[1, [2]], [3, 4]]}"#,
+            r#"{"instances": []}"#,
+            r#"{"instances": [[]]}"#,
+            r#"{"instances": 5}"#,
+            r#"{"instances": [{"x": 1}]}"#,
+            r#"{"instances": ["a"]}"#,
+            r#"{"instances": [1], "inputs": [1]}"#,
+            r#"{"instances": [1], "instances": [2]}"#,
+            r#"{"signature_name": 3, "instances": [1]}"#,
+            r#"{"instances": [1]} x"#,
+            r#"{"instances": [1, 2, 3, 4, 5]}"#,
+            r#"[1]"#,
+            r#"{}"#,
+        ];
+        for b in general {
+            assert!(parse_predict_dense(b.as_bytes(), 4).is_none(), "{b}");
+        }
     }
 
     #[test]
