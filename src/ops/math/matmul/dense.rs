@@ -33,8 +33,11 @@ pub(super) struct PackCache {
     last: AtomicUsize,
     /// `b` (kept alive and immutable by this clone), the strides it was read with, and its
     /// packing.
-    packed: Mutex<Option<(Tensor, (usize, usize), Arc<PackedB>)>>,
+    packed: Mutex<Option<CachedPack>>,
 }
+
+/// `b` (kept alive and immutable by this clone), its read strides, and its packing.
+type CachedPack = (Tensor, (usize, usize), Arc<PackedB>);
 
 impl PackCache {
     /// The packing of `b` (`k×n` read from `bs` at `strides`), from the cache or packed now;
