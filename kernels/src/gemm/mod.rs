@@ -160,9 +160,56 @@ pub fn gemm_f32_with(
     ldc: usize,
     accumulate: bool,
 ) {
+    check_c(m, n, c.len(), ldc);
+    // SAFETY: `c` is exclusively borrowed and covers the m×n window at `ldc` (checked).
+    unsafe {
+        gemm_f32_ptr(
+            isa,
+            parallel,
+            m,
+            n,
+            k,
+            a,
+            a_strides,
+            b,
+            b_strides,
+            c.as_mut_ptr(),
+            ldc,
+            accumulate,
+        )
+    }
+}
+
+/// [`gemm_f32_with`] writing through a raw pointer, for callers that run several products
+/// at once into interleaved (but disjoint) windows of one output buffer, such as batched
+/// products whose output matrices are strided views (`[b, m, h, n]` written per `(b, h)`).
+///
+/// # Safety
+///
+/// `c` must be valid for reads and writes of the `m×n` window `c[i*ldc + j]`, `ldc >= n`
+/// when `m > 1`, and no other thread may access that window during the call.
+///
+/// # Panics
+///
+/// If `A` or `B` do not fit their slices.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_f32_ptr(
+    isa: Isa,
+    parallel: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
     check_operand("A", m, k, a_strides, a.len());
     check_operand("B", k, n, b_strides, b.len());
-    check_c(m, n, c.len(), ldc);
+    assert!(m <= 1 || ldc >= n, "gemm: ldc ({ldc}) < n ({n})");
     if m == 0 || n == 0 {
         return;
     }
@@ -170,7 +217,8 @@ pub fn gemm_f32_with(
     if k == 0 {
         if !accumulate {
             for i in 0..m {
-                c[i * ldc..i * ldc + n].fill(0.0);
+                // SAFETY: the caller guarantees the window.
+                std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0);
             }
         }
         return;
@@ -180,7 +228,7 @@ pub fn gemm_f32_with(
     } else {
         1
     };
-    let cp = SendPtr(c.as_mut_ptr());
+    let cp = SendPtr(c);
     if m == 1 {
         // y (1×n, stride 1) = x (1×k, stride a.1) · B
         // SAFETY: operand extents were checked above; C row 0 holds n elements.

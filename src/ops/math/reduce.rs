@@ -297,7 +297,40 @@ impl Softmax {
 }
 
 /// Softmax of each contiguous row of `c` elements of `x` (f32).
+///
+/// Softmax (not log) runs one fused pass per row (max, shifted exp into the output, sum,
+/// scale) while the row is in L1, in parallel over rows when large; each step uses the same
+/// kernels and per-row summation order as the unfused passes, so results are identical.
 pub(super) fn softmax_f32(x: &[f32], c: usize, log: bool) -> Vec<f32> {
+    use crate::ops::kernels::transcend::exp_serial;
+    use rayon::prelude::*;
+    if !log && c > 0 {
+        let mut out = crate::tensor::pool::f32_for_overwrite(x.len());
+        let per = (1usize << 14).div_ceil(c).max(1) * c;
+        let task = |(xs, os): (&[f32], &mut [f32])| {
+            let mut shifted = vec![0f32; c];
+            let mut acc = [0f32];
+            for (xr, or) in xs.chunks_exact(c).zip(os.chunks_exact_mut(c)) {
+                reduce_f32(ReduceOp::Max, xr, 1, c, 1, &mut acc);
+                let m = acc[0];
+                for (s, &v) in shifted.iter_mut().zip(xr) {
+                    *s = v - m;
+                }
+                exp_serial(&shifted, or);
+                reduce_f32(ReduceOp::Sum, or, 1, c, 1, &mut acc);
+                let inv = 1.0 / acc[0];
+                or.iter_mut().for_each(|v| *v *= inv);
+            }
+        };
+        if x.len() > per {
+            x.par_chunks(per)
+                .zip(out.par_chunks_mut(per))
+                .for_each(task);
+        } else {
+            task((x, &mut out));
+        }
+        return out;
+    }
     let rows = x.len() / c;
     let mut max = vec![0f32; rows];
     reduce_f32(ReduceOp::Max, x, rows, c, 1, &mut max);

@@ -26,13 +26,52 @@ pub(super) struct MatMul {
     cache: PackCache,
 }
 
-/// The packed right-hand side of the last calls.
+/// The packed right-hand side of the last calls (also used by `Einsum`'s projections).
 #[derive(Debug, Default)]
-struct PackCache {
+pub(super) struct PackCache {
     /// Address of the last `f32` `b` buffer seen (a hint, never dereferenced).
     last: AtomicUsize,
-    /// `b` (kept alive and immutable by this clone) and its packing.
-    packed: Mutex<Option<(Tensor, Arc<PackedB>)>>,
+    /// `b` (kept alive and immutable by this clone), the strides it was read with, and its
+    /// packing.
+    packed: Mutex<Option<CachedPack>>,
+}
+
+/// `b` (kept alive and immutable by this clone), its read strides, and its packing.
+type CachedPack = (Tensor, (usize, usize), Arc<PackedB>);
+
+impl PackCache {
+    /// The packing of `b` (`k×n` read from `bs` at `strides`), from the cache or packed now;
+    /// `None` when `b` was not seen on the previous call (then use the unpacked GEMM).
+    pub(super) fn get(
+        &self,
+        cx: &EvalCtx<'_>,
+        b: &Tensor,
+        bs: &[f32],
+        k: usize,
+        n: usize,
+        strides: (usize, usize),
+    ) -> Option<Arc<PackedB>> {
+        let same = |t: &Tensor| {
+            t.shape() == b.shape()
+                && t.as_slice::<f32>()
+                    .is_ok_and(|s| s.as_ptr() == bs.as_ptr() && s.len() == bs.len())
+        };
+        let mut slot = self.packed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((t, st, p)) = &*slot {
+            if same(t) && *st == strides && p.k() == k && p.n() == n {
+                return Some(p.clone());
+            }
+        }
+        let addr = bs.as_ptr() as usize;
+        if self.last.swap(addr, Ordering::Relaxed) != addr {
+            return None;
+        }
+        let len = PackedB::packed_len(Isa::best(), k, n)?;
+        cx.limits().check_alloc(len, DType::F32).ok()?;
+        let p = Arc::new(PackedB::new(k, n, bs, strides));
+        *slot = Some((b.clone(), strides, p.clone()));
+        Some(p)
+    }
 }
 
 impl MatMul {
@@ -70,38 +109,6 @@ impl MatMul {
         };
         (k == k2).then_some((m, k, n))
     }
-
-    /// The packed `b`, from the cache or packed now; `None` to use the unpacked GEMM.
-    fn packed(
-        &self,
-        cx: &EvalCtx<'_>,
-        b: &Tensor,
-        bs: &[f32],
-        k: usize,
-        n: usize,
-    ) -> Option<Arc<PackedB>> {
-        let same = |t: &Tensor| {
-            t.shape() == b.shape()
-                && t.as_slice::<f32>()
-                    .is_ok_and(|s| s.as_ptr() == bs.as_ptr() && s.len() == bs.len())
-        };
-        let mut slot = self.cache.packed.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((t, p)) = &*slot {
-            if same(t) {
-                return Some(p.clone());
-            }
-        }
-        let addr = bs.as_ptr() as usize;
-        if self.cache.last.swap(addr, Ordering::Relaxed) != addr {
-            return None;
-        }
-        let len = PackedB::packed_len(Isa::best(), k, n)?;
-        cx.limits().check_alloc(len, DType::F32).ok()?;
-        let strides = if self.tb { (1, k) } else { (n, 1) };
-        let p = Arc::new(PackedB::new(k, n, bs, strides));
-        *slot = Some((b.clone(), p.clone()));
-        Some(p)
-    }
 }
 
 impl EpilogueProducer for MatMul {
@@ -131,7 +138,10 @@ impl EpilogueProducer for MatMul {
         // Both GEMM paths overwrite every element.
         let mut out = crate::tensor::pool::f32_for_overwrite(total);
         match (m >= 2 && k > 0 && n > 0)
-            .then(|| self.packed(cx, &b, ys, k, n))
+            .then(|| {
+                let strides = if self.tb { (1, k) } else { (n, 1) };
+                self.cache.get(cx, &b, ys, k, n, strides)
+            })
             .flatten()
         {
             Some(p) => gemm_packed_f32(m, xs, a_strides, &p, &mut out, n, ep),

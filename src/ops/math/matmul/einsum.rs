@@ -1,8 +1,14 @@
 //! `Einsum`: lowered to the batched GEMM core (see the parent module docs).
 
+use rayon::prelude::*;
+
+use super::dense::PackCache;
 use super::{batched_matmul, fmt_shape, permute};
+use crate::ops::kernels::epilogue::Epilogue;
+use crate::ops::kernels::gemm::{gemm_f32_ptr, gemm_packed_f32};
+use crate::ops::kernels::Isa;
 use crate::ops::{BuildCtx, EvalCtx, Op, OpError};
-use crate::tensor::Tensor;
+use crate::tensor::{num_elements, DType, Tensor};
 
 /// A subscript label: a letter, or one dimension covered by `...` (numbered from the right so
 /// that operands with different ellipsis ranks line up as in NumPy broadcasting).
@@ -59,6 +65,8 @@ pub(super) struct Einsum {
     equation: String,
     inputs: Vec<Subscripts>,
     output: Subscripts,
+    /// Packed right-hand side of a batch-free product (a projection by constant weights).
+    cache: PackCache,
 }
 
 impl Einsum {
@@ -91,6 +99,7 @@ impl Einsum {
             equation,
             inputs,
             output,
+            cache: PackCache::default(),
         })
     }
 
@@ -224,11 +233,202 @@ impl Op for Einsum {
             2 => {
                 let (b, lb) = ops.pop().expect("two operands");
                 let (a, la) = ops.pop().expect("two operands");
-                contract(cx, a, &la, b, &lb, &out_labels)?
+                match contract_strided(cx, &a, &la, &b, &lb, &out_labels, &self.cache)? {
+                    Some(t) => t,
+                    None => contract(cx, a, &la, b, &lb, &out_labels)?,
+                }
             }
             _ => return Err(self.unimplemented("operand count")),
         };
         Ok(vec![out])
+    }
+}
+
+/// Row-major strides of `shape`.
+fn row_major(shape: &[usize]) -> Vec<usize> {
+    let mut st = vec![0; shape.len()];
+    let mut s = 1usize;
+    for i in (0..shape.len()).rev() {
+        st[i] = s;
+        s = s.saturating_mul(shape[i]);
+    }
+    st
+}
+
+/// A group of labels of one tensor read as a single strided dimension `(size, stride)`, if
+/// their dims (size-1 ones ignored) are nested in that order (`stride[i] = stride[i+1] ·
+/// size[i+1]`). An empty group is `(1, 0)`.
+fn merge(
+    group: &[Label],
+    ls: &[Label],
+    shape: &[usize],
+    strides: &[usize],
+) -> Option<(usize, usize)> {
+    let mut dims = group.iter().filter_map(|&l| {
+        let i = pos(ls, l)?;
+        (shape[i] != 1).then_some((shape[i], strides[i]))
+    });
+    let Some(mut acc) = dims.next() else {
+        return Some((1, 0));
+    };
+    for (size, stride) in dims {
+        if acc.1 != stride.checked_mul(size)? {
+            return None;
+        }
+        acc = (acc.0 * size, stride);
+    }
+    Some(acc)
+}
+
+/// `f32` two-operand einsum as GEMMs over strided views of the operands, written straight
+/// into the output layout: no permuting copies. Applies when the `m`, `k` and `n` label
+/// groups each read as one strided dimension in the operands and in the output (true of
+/// Keras attention: `abc,cde->abde`, `aecd,abcd->acbe`, `acbe,aecd->abcd`, `abcd,cde->abe`)
+/// and the output's last non-unit dimension belongs to `m` or `n`. The matrices of different
+/// batch indices run in parallel; a batch-free product keeps its right-hand side packed
+/// across calls (constant weights). `None` when the layout does not fit (the caller then
+/// permutes).
+fn contract_strided(
+    cx: &EvalCtx<'_>,
+    a: &Tensor,
+    la: &[Label],
+    b: &Tensor,
+    lb: &[Label],
+    out: &[Label],
+    cache: &PackCache,
+) -> Result<Option<Tensor>, OpError> {
+    if a.dtype() != DType::F32 || b.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let (in_a, in_b) = (|l: &Label| la.contains(l), |l: &Label| lb.contains(l));
+    let batch: Vec<Label> = out.iter().filter(|l| in_a(l) && in_b(l)).copied().collect();
+    let m_l: Vec<Label> = out
+        .iter()
+        .filter(|l| in_a(l) && !in_b(l))
+        .copied()
+        .collect();
+    let n_l: Vec<Label> = out
+        .iter()
+        .filter(|l| in_b(l) && !in_a(l))
+        .copied()
+        .collect();
+    let k_l: Vec<Label> = la
+        .iter()
+        .filter(|l| in_b(l) && !out.contains(l))
+        .copied()
+        .collect();
+    let dim = |l: Label| match pos(la, l) {
+        Some(i) => a.shape()[i],
+        None => b.shape()[pos(lb, l).expect("label in an operand")],
+    };
+    let oshape: Vec<usize> = out.iter().map(|&l| dim(l)).collect();
+    let total = num_elements(&oshape)
+        .ok_or_else(|| OpError::Limit("einsum output size overflows".into()))?;
+    cx.limits().check_alloc(total, DType::F32)?;
+    if total == 0 {
+        return Ok(None);
+    }
+    let (sa, sb, so) = (
+        row_major(a.shape()),
+        row_major(b.shape()),
+        row_major(&oshape),
+    );
+    let (Some(am), Some(ak), Some(bk), Some(bn), Some(cm), Some(cn)) = (
+        merge(&m_l, la, a.shape(), &sa),
+        merge(&k_l, la, a.shape(), &sa),
+        merge(&k_l, lb, b.shape(), &sb),
+        merge(&n_l, lb, b.shape(), &sb),
+        merge(&m_l, out, &oshape, &so),
+        merge(&n_l, out, &oshape, &so),
+    ) else {
+        return Ok(None);
+    };
+    let (m, k, n) = (am.0, ak.0, bn.0);
+    // `C = A·B` needs unit column stride in the output; otherwise `Cᵀ = Bᵀ·Aᵀ`.
+    let (swap, x, xs, y, ys, (m, n), ldc) = if n == 1 || cn.1 == 1 {
+        (false, a, (am.1, ak.1), b, (bk.1, bn.1), (m, n), cm.1)
+    } else if m == 1 || cm.1 == 1 {
+        (true, b, (bn.1, bk.1), a, (ak.1, am.1), (n, m), cn.1)
+    } else {
+        return Ok(None);
+    };
+    if m > 1 && ldc < n {
+        return Ok(None);
+    }
+    let (xd, yd) = (x.as_slice::<f32>()?, y.as_slice::<f32>()?);
+    // Batch dims (size 1 ignored) with their strides in a, b and the output.
+    let bdims: Vec<(usize, usize, usize, usize)> = batch
+        .iter()
+        .filter(|&&l| dim(l) != 1)
+        .map(|&l| {
+            let (ia, ib, io) = (pos(la, l), pos(lb, l), pos(out, l));
+            let (ia, ib, io) = (ia.expect("batch"), ib.expect("batch"), io.expect("batch"));
+            (dim(l), sa[ia], sb[ib], so[io])
+        })
+        .collect();
+    let nb: usize = bdims.iter().map(|d| d.0).product();
+    let offsets: Vec<(usize, usize, usize)> = (0..nb)
+        .map(|mut t| {
+            let (mut ox, mut oy, mut oc) = (0, 0, 0);
+            for d in bdims.iter().rev() {
+                let i = t % d.0;
+                t /= d.0;
+                let (sx, sy) = if swap { (d.2, d.1) } else { (d.1, d.2) };
+                ox += i * sx;
+                oy += i * sy;
+                oc += i * d.3;
+            }
+            (ox, oy, oc)
+        })
+        .collect();
+    // Every output element is written: batch windows tile the output.
+    let mut c = crate::tensor::pool::f32_for_overwrite(total);
+    if nb == 1 && m >= 2 && k > 0 && ldc == n {
+        if let Some(p) = cache.get(cx, y, yd, k, n, ys) {
+            gemm_packed_f32(m, xd, xs, &p, &mut c, ldc, &Epilogue::default());
+            return Ok(Some(Tensor::from_vec(&oshape, c)?));
+        }
+    }
+    let cp = SendMut(c.as_mut_ptr());
+    let run = |&(ox, oy, oc): &(usize, usize, usize)| {
+        // SAFETY: different batch indices address disjoint output windows (the output's
+        // labels are distinct), each inside `c` by construction of the strides.
+        unsafe {
+            gemm_f32_ptr(
+                Isa::best(),
+                nb == 1,
+                m,
+                n,
+                k,
+                &xd[ox..],
+                xs,
+                &yd[oy..],
+                ys,
+                cp.get().add(oc),
+                ldc,
+                false,
+            )
+        }
+    };
+    if nb > 1 && nb.saturating_mul(m * n).saturating_mul(k.max(1)) >= 1 << 15 {
+        offsets.par_iter().for_each(run);
+    } else {
+        offsets.iter().for_each(run);
+    }
+    Ok(Some(Tensor::from_vec(&oshape, c)?))
+}
+
+/// Raw output pointer shared by the batch tasks of [`contract_strided`].
+#[derive(Clone, Copy)]
+struct SendMut(*mut f32);
+// SAFETY: each task writes a disjoint window (see `contract_strided`).
+unsafe impl Send for SendMut {}
+// SAFETY: as above.
+unsafe impl Sync for SendMut {}
+
+impl SendMut {
+    fn get(self) -> *mut f32 {
+        self.0
     }
 }
 

@@ -13,7 +13,8 @@
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-use crate::ops::kernels::gemm::{gemm_f32, gemm_f64};
+use crate::ops::kernels::epilogue::Epilogue;
+use crate::ops::kernels::gemm::{gemm_f32, gemm_f64, gemm_packed_f32};
 use crate::ops::kernels::transpose::transpose;
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
 use crate::tensor::{num_elements, DType, Data, Element, Tensor};
@@ -23,7 +24,7 @@ mod einsum;
 #[cfg(test)]
 mod tests;
 
-use dense::MatMul;
+use dense::{MatMul, PackCache};
 use einsum::Einsum;
 
 pub(crate) fn register(r: &mut Registry) {
@@ -283,6 +284,8 @@ struct BatchMatMul {
     adj_y: bool,
     broadcast: bool,
     tout: Option<DType>,
+    /// Packed `y` of the flattened product (see [`BatchMatMul::flat_f32`]).
+    cache: PackCache,
 }
 
 impl BatchMatMul {
@@ -297,7 +300,60 @@ impl BatchMatMul {
             adj_y: cx.attr_opt_bool("adj_y").unwrap_or(false),
             broadcast: cx.op != "BatchMatMul",
             tout,
+            cache: PackCache::default(),
         }))
+    }
+
+    /// `x [..., m, k] · y` with `y` a single matrix (batch dims all 1, broadcast): one GEMM
+    /// of `x` flattened to `[(...)·m, k]`, with `y` packed once and cached while it is the
+    /// same buffer (Keras 3's `EinsumDense` projections multiply activations by a reshaped
+    /// constant kernel this way). `None` when the shapes do not fit.
+    fn flat_f32(
+        &self,
+        cx: &EvalCtx<'_>,
+        x: &Tensor,
+        y: &Tensor,
+    ) -> Result<Option<Tensor>, OpError> {
+        let (sx, sy) = (x.shape(), y.shape());
+        let (rx, ry) = (sx.len(), sy.len());
+        if !self.broadcast
+            || self.adj_x
+            || x.dtype() != DType::F32
+            || y.dtype() != DType::F32
+            || rx < 3
+            || ry < 2
+            || ry > rx
+            || sy[..ry - 2].iter().any(|&d| d != 1)
+        {
+            return Ok(None);
+        }
+        let (k, n) = if self.adj_y {
+            (sy[ry - 1], sy[ry - 2])
+        } else {
+            (sy[ry - 2], sy[ry - 1])
+        };
+        if sx[rx - 1] != k || k == 0 {
+            return Ok(None);
+        }
+        let mut shape = sx.to_vec();
+        shape[rx - 1] = n;
+        let Some(total) = num_elements(&shape) else {
+            return Ok(None);
+        };
+        let m = num_elements(&sx[..rx - 1]).unwrap_or(0);
+        if total == 0 || m < 2 {
+            return Ok(None);
+        }
+        cx.limits().check_alloc(total, DType::F32)?;
+        let (xs, ys) = (x.as_slice::<f32>()?, y.as_slice::<f32>()?);
+        let strides = if self.adj_y { (1, k) } else { (n, 1) };
+        // Both GEMM paths overwrite every element.
+        let mut out = crate::tensor::pool::f32_for_overwrite(total);
+        match self.cache.get(cx, y, ys, k, n, strides) {
+            Some(p) => gemm_packed_f32(m, xs, (k, 1), &p, &mut out, n, &Epilogue::default()),
+            None => gemm_f32(m, n, k, xs, (k, 1), ys, strides, &mut out, n, false),
+        }
+        Ok(Some(Tensor::from_vec(&shape, out)?))
     }
 }
 
@@ -342,6 +398,9 @@ impl Op for BatchMatMul {
         if let Some(to) = self.tout {
             x = cast_for_matmul(x, to)?;
             y = cast_for_matmul(y, to)?;
+        }
+        if let Some(out) = self.flat_f32(cx, &x, &y)? {
+            return Ok(vec![out]);
         }
         let out = batched_matmul(cx, &x, self.adj_x, &y, self.adj_y, self.broadcast)?;
         Ok(vec![out])

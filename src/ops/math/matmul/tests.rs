@@ -122,6 +122,7 @@ fn batch_matmul_v2_broadcasts_and_v1_does_not() {
         adj_y: true,
         broadcast: true,
         tout: None,
+        cache: PackCache::default(),
     };
     let (x, y) = (range(&[2, 1, 2, 3]), range(&[3, 4, 3]));
     let got = run(&v2, vec![x.clone(), y.clone()]).unwrap();
@@ -145,6 +146,7 @@ fn batch_matmul_v2_broadcasts_and_v1_does_not() {
         adj_y: false,
         broadcast: true,
         tout: Some(DType::I32),
+        cache: PackCache::default(),
     };
     let ones = |s: &[usize]| Tensor::from_vec(s, vec![1i8; s.iter().product()]).unwrap();
     let got = run(&v3, vec![ones(&[2, 3]), ones(&[3, 2])]).unwrap();
@@ -213,4 +215,57 @@ fn einsum_rejects_repeated_and_mismatched_labels() {
         err.to_string().contains("Expected dimension 3 at axis 0"),
         "{err}"
     );
+}
+
+#[test]
+fn einsum_attention_sizes_strided_and_parallel() {
+    // Odd sizes, large enough for the parallel batch split and the packed projection (the
+    // same op called three times: unpacked, then packed, then from the cache).
+    for eq_shapes in [
+        ("BTNH,BSNH->BNTS", [[3, 37, 5, 17], [3, 29, 5, 17]]),
+        ("BNTS,BSNH->BTNH", [[3, 5, 37, 29], [3, 29, 5, 17]]),
+        ("aecd,abcd->acbe", [[2, 33, 3, 19], [2, 41, 3, 19]]),
+        ("acbe,aecd->abcd", [[2, 3, 41, 33], [2, 33, 3, 19]]),
+    ] {
+        let (eq, [sa, sb]) = eq_shapes;
+        check_einsum(eq, &[&sa, &sb]);
+    }
+    let op = Einsum::parse("abc,cde->abde".into()).unwrap();
+    let (x, w) = (range(&[3, 37, 45]), range(&[45, 5, 13]));
+    let (_, want) = naive_einsum("abc,cde->abde", &[&x, &w]);
+    for _ in 0..3 {
+        let got = run(&op, vec![x.clone(), w.clone()]).unwrap();
+        assert_eq!(got.shape(), &[3, 37, 5, 13]);
+        for (g, w) in got.as_slice::<f32>().unwrap().iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+        }
+    }
+}
+
+#[test]
+fn batch_matmul_by_one_matrix_is_one_cached_gemm() {
+    for adj_y in [false, true] {
+        let op = BatchMatMul {
+            adj_x: false,
+            adj_y,
+            broadcast: true,
+            tout: None,
+            cache: PackCache::default(),
+        };
+        let x = range(&[3, 37, 45]);
+        let y = if adj_y {
+            range(&[1, 29, 45])
+        } else {
+            range(&[45, 29])
+        };
+        let eq = if adj_y { "abc,xdc->abd" } else { "abc,cd->abd" };
+        let (_, want) = naive_einsum(eq, &[&x, &y]);
+        for _ in 0..3 {
+            let got = run(&op, vec![x.clone(), y.clone()]).unwrap();
+            assert_eq!(got.shape(), &[3, 37, 29]);
+            for (g, w) in got.as_slice::<f32>().unwrap().iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+            }
+        }
+    }
 }

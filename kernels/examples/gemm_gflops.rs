@@ -1,0 +1,95 @@
+//! GFLOP/s of the f32 GEMM on BERT's shapes, for tuning (not a test, not a benchmark
+//! against TF): `cargo run --release -p tfhub-kernels --example gemm_gflops [THREADS]`.
+//!
+//! Prints, per shape and instruction set, wall-clock GFLOP/s and GFLOP per CPU-second
+//! (one core) of this process (from `/proc/self/stat`, Linux), the second being meaningful on a
+//! machine shared with other jobs. `TFHUB_NO_AVX512=1` hides AVX-512.
+use std::time::Instant;
+use tfhub_kernels::epilogue::Epilogue;
+use tfhub_kernels::gemm::{gemm_f32_with, gemm_packed_f32_with, PackedB};
+use tfhub_kernels::Isa;
+
+/// User + system CPU seconds of this process so far (0 where `/proc` is missing).
+fn cpu_seconds() -> f64 {
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command: utime and stime are the 12th and 13th.
+    let rest = s.rsplit_once(')').map_or("", |r| r.1);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
+fn main() {
+    let threads: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
+    // (m, k, n): BERT-small/base FFN and projections at batch 8 and 1, seq 128.
+    let shapes = [
+        (1024, 512, 2048),
+        (1024, 2048, 512),
+        (1024, 768, 3072),
+        (1024, 3072, 768),
+        (1024, 768, 768),
+        (128, 768, 3072),
+        (128, 3072, 768),
+    ];
+    let isas: Vec<Isa> = Isa::available()
+        .into_iter()
+        .filter(|&i| i != Isa::Scalar)
+        .collect();
+    pool.install(|| {
+        for &(m, k, n) in &shapes {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i % 13) as f32 - 6.0) * 0.1).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
+            let mut c = vec![0f32; m * n];
+            let flop = 2.0 * (m * k * n) as f64;
+            for &isa in &isas {
+                let packed = PackedB::new_with(isa, k, n, &b, (n, 1));
+                for (name, packed_b) in [("unpacked", false), ("packed", true)] {
+                    let run = |c: &mut [f32]| {
+                        if packed_b {
+                            let ep = Epilogue::default();
+                            gemm_packed_f32_with(threads > 1, m, &a, (k, 1), &packed, c, n, &ep)
+                        } else {
+                            gemm_f32_with(
+                                isa,
+                                threads > 1,
+                                m,
+                                n,
+                                k,
+                                &a,
+                                (k, 1),
+                                &b,
+                                (n, 1),
+                                c,
+                                n,
+                                false,
+                            )
+                        }
+                    };
+                    run(&mut c);
+                    let (t0, c0) = (Instant::now(), cpu_seconds());
+                    let mut calls = 0;
+                    while t0.elapsed().as_secs_f64() < 1.0 || calls < 3 {
+                        run(&mut c);
+                        calls += 1;
+                    }
+                    let wall = t0.elapsed().as_secs_f64();
+                    let cpu = (cpu_seconds() - c0).max(1e-9);
+                    println!(
+                        "{m:>5}x{k:>5}x{n:>5} {isa:?} {name:>8} threads {threads}: {:7.1} GFLOP/s wall, {:7.1} per core-second",
+                        flop * calls as f64 / wall / 1e9,
+                        flop * calls as f64 / cpu / 1e9
+                    );
+                }
+            }
+        }
+    });
+}
