@@ -8,13 +8,16 @@
 
 use super::fused::EpilogueProducer;
 use super::kernels::conv::{
-    avg_pool_nhwc_f32, conv2d_nhwc_f32_ep, depthwise_conv2d_nhwc_f32_ep, max_pool_nhwc_f32,
-    Window2d,
+    avg_pool_nhwc_f32, conv2d_nhwc_f32_packed, conv2d_uses_gemm, depthwise_conv2d_nhwc_f32_ep,
+    max_pool_nhwc_f32, pack_conv_filter, Window2d,
 };
 use super::kernels::epilogue::Epilogue;
+use super::kernels::gemm::PackedB;
 use super::kernels::Isa;
 use super::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
 use crate::tensor::{DType, Tensor};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub(crate) fn register(r: &mut Registry) {
     r.add("AvgPool", Pool::build);
@@ -172,6 +175,52 @@ struct Conv {
     strides: (usize, usize),
     dilations: (usize, usize),
     pad: Padding,
+    cache: FilterCache,
+}
+
+/// The GEMM packing of a `Conv2D` filter, reused while the filter is the same buffer (as
+/// `MatMul`'s packed right-hand side): the cache holds a clone of the filter tensor (an
+/// `Arc` share), so the buffer can be neither freed nor mutated in place while the cache
+/// refers to it; same address and shape means same contents. A filter is packed the second
+/// time in a row it is seen (frozen weights are the same constant on every call).
+#[derive(Debug, Default)]
+struct FilterCache {
+    /// Address of the last filter buffer seen (a hint, never dereferenced).
+    last: AtomicUsize,
+    packed: Mutex<Option<(Tensor, Arc<PackedB>)>>,
+}
+
+impl FilterCache {
+    /// The packed `f` (`kdim × cout`), from the cache or packed now; `None` to pack per call.
+    fn get(
+        &self,
+        cx: &EvalCtx<'_>,
+        f: &Tensor,
+        fs: &[f32],
+        kdim: usize,
+        cout: usize,
+    ) -> Option<Arc<PackedB>> {
+        let same = |t: &Tensor| {
+            t.shape() == f.shape()
+                && t.as_slice::<f32>()
+                    .is_ok_and(|s| s.as_ptr() == fs.as_ptr() && s.len() == fs.len())
+        };
+        let mut slot = self.packed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((t, p)) = &*slot {
+            if same(t) {
+                return Some(p.clone());
+            }
+        }
+        let addr = fs.as_ptr() as usize;
+        if self.last.swap(addr, Ordering::Relaxed) != addr {
+            return None;
+        }
+        let len = PackedB::packed_len(Isa::best(), kdim, cout)?;
+        cx.limits().check_alloc(len, DType::F32).ok()?;
+        let p = Arc::new(pack_conv_filter(fs, kdim, cout));
+        *slot = Some((f.clone(), p.clone()));
+        Some(p)
+    }
 }
 
 impl Conv {
@@ -187,6 +236,7 @@ impl Conv {
                 spatial("dilations", &dil)?
             },
             pad: padding(cx)?,
+            cache: FilterCache::default(),
         }))
     }
 }
@@ -272,7 +322,10 @@ impl EpilogueProducer for Conv {
         if self.depthwise {
             depthwise_conv2d_nhwc_f32_ep(Isa::best(), xs, fs, fshape[3], &g, ep, &mut out);
         } else {
-            conv2d_nhwc_f32_ep(xs, fs, cout, &g, ep, &mut out);
+            let packed = (cout > 0 && conv2d_uses_gemm(&g, cout))
+                .then(|| self.cache.get(cx, &f, fs, fs.len() / cout.max(1), cout))
+                .flatten();
+            conv2d_nhwc_f32_packed(xs, fs, packed.as_deref(), cout, &g, ep, &mut out);
         }
         Ok(Tensor::from_vec(&shape, out)?)
     }
@@ -315,6 +368,7 @@ pub(crate) fn conv_padded(
             spatial("dilations", &dil).ok()?
         },
         pad: Padding::Explicit(pads),
+        cache: FilterCache::default(),
     }))
 }
 
