@@ -588,6 +588,41 @@ mod tests {
     }
 
     #[test]
+    fn conv2d_filter_cache_follows_the_filter_buffer() {
+        use super::{Conv, FilterCache, Padding};
+        use crate::ops::{EvalCtx, Op, Session};
+        let conv = || Conv {
+            depthwise: false,
+            strides: (1, 1),
+            dilations: (1, 1),
+            pad: Padding::Same,
+            cache: FilterCache::default(),
+        };
+        let session = Session::new(".".into(), None, Default::default());
+        let mut cx = EvalCtx::new(&session);
+        let val = |n: usize, k: f32| (0..n).map(|i| ((i * 37) % 23) as f32 * k - 0.5).collect();
+        let x = t(&[1, 6, 7, 20], val(6 * 7 * 20, 0.05));
+        let f1 = t(&[3, 3, 20, 24], val(9 * 20 * 24, 0.01));
+        let f2 = t(&[3, 3, 20, 24], val(9 * 20 * 24, -0.02));
+        let mut fresh = |f: &Tensor| {
+            conv().eval(&mut cx, vec![x.clone(), f.clone()]).unwrap()[0]
+                .as_slice::<f32>()
+                .unwrap()
+                .to_vec()
+        };
+        let (want1, want2) = (fresh(&f1), fresh(&f2));
+        assert_ne!(want1, want2);
+        // One op: the filter is packed on its second call and reused on the third; a new
+        // filter buffer must not hit the old packing.
+        let op = conv();
+        for (f, want) in [(&f1, &want1), (&f1, &want1), (&f1, &want1), (&f2, &want2)] {
+            let got = op.eval(&mut cx, vec![x.clone(), f.clone()]).unwrap();
+            assert_eq!(got[0].as_slice::<f32>().unwrap(), want.as_slice());
+        }
+        assert!(op.cache.packed.lock().unwrap().is_some());
+    }
+
+    #[test]
     fn depthwise_conv() {
         // fd = concat([f, -f*0.5], axis=3); R.DepthwiseConv2dNative(input=x[:,:3,:3,:],
         //   filter=fd, strides=[1,1,1,1], padding="SAME")
