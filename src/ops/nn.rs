@@ -322,7 +322,7 @@ impl EpilogueProducer for Conv {
         if self.depthwise {
             depthwise_conv2d_nhwc_f32_ep(Isa::best(), xs, fs, fshape[3], &g, ep, &mut out);
         } else {
-            let packed = (cout > 0 && conv2d_uses_gemm(&g, cout))
+            let packed = (cout > 0 && conv2d_uses_gemm(&g))
                 .then(|| self.cache.get(cx, &f, fs, fs.len() / cout.max(1), cout))
                 .flatten();
             conv2d_nhwc_f32_packed(xs, fs, packed.as_deref(), cout, &g, ep, &mut out);

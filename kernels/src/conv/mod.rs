@@ -69,14 +69,12 @@ impl Window2d {
 /// Target size (floats) of one im2col chunk.
 const IM2COL_CHUNK: usize = 1 << 18;
 
-/// Inputs with at most this many channels and fewer than [`DIRECT_MAX_COUT`] output channels
-/// are convolved directly (no im2col, no GEMM): with so few channels the im2col copies and
-/// the packing cost more than the products. (Image stems, 3 channels in and 32 or 64 out,
-/// are faster as im2col + packed GEMM: 1.5× for 3×3, 2× for ResNet's 7×7.)
+/// Inputs with at most this many channels are convolved directly (no im2col, no GEMM): with
+/// so few channels per tap the im2col copies and the packing cost more than the products.
+/// (im2col + packed GEMM measured faster on image stems, 1.5× for 3×3 / 32 and 2× for
+/// ResNet's 7×7 / 64, but its summation order moved the `mobilenet_v2_small` fixture past
+/// its 1e-5 tolerance, so stems stay direct.)
 const DIRECT_MAX_CIN: usize = 4;
-
-/// See [`DIRECT_MAX_CIN`].
-const DIRECT_MAX_COUT: usize = 16;
 
 /// 2-D convolution, NHWC input, HWIO filter, groups = 1 (TF `Conv2D`):
 /// `out[b, oy, ox, co] = Σ_{ky, kx, ci} in[b, iy, ix, ci] · filter[ky, kx, ci, co]`
@@ -127,9 +125,9 @@ pub fn conv2d_nhwc_f32_ep(
 
 /// True if a convolution with this geometry runs as a GEMM against the filter seen as a
 /// `[kh*kw*cin, cout]` matrix, so a [`PackedB`] of it ([`pack_conv_filter`]) is used.
-pub fn conv2d_uses_gemm(geom: &Window2d, cout: usize) -> bool {
+pub fn conv2d_uses_gemm(geom: &Window2d) -> bool {
     let (kh, kw) = geom.kernel;
-    !(geom.input[3] <= DIRECT_MAX_CIN && cout < DIRECT_MAX_COUT && !(kh == 1 && kw == 1))
+    !(geom.input[3] <= DIRECT_MAX_CIN && !(kh == 1 && kw == 1))
 }
 
 /// The HWIO filter `[kh, kw, cin, cout]` packed for the GEMM paths of
@@ -176,7 +174,7 @@ pub fn conv2d_nhwc_f32_packed(
         return;
     }
     let kdim = kh * kw * cin;
-    if !conv2d_uses_gemm(geom, cout) {
+    if !conv2d_uses_gemm(geom) {
         direct_conv(input, filter, cout, geom, ep, out);
         return;
     }
