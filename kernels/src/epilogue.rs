@@ -169,9 +169,21 @@ pub fn apply_rows_with(isa: Isa, ep: &Epilogue<'_>, data: &mut [f32], channels: 
     }
 }
 
+/// [`Epilogue::apply_row`] on an explicit instruction set (clamped to the CPU): explicit
+/// vector code (`epilogue_x86`) for whole vectors, the portable loops for the rest.
+pub fn apply_row_with(isa: Isa, ep: &Epilogue<'_>, row: &mut [f32], col0: usize) {
+    #[cfg(target_arch = "x86_64")]
+    let done = crate::epilogue_x86::apply_row_prefix(isa, ep, row, col0);
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    if done < row.len() {
+        apply_row_auto_with(isa, ep, &mut row[done..], col0 + done);
+    }
+}
+
 crate::simd::multiversion! {
-    /// [`Epilogue::apply_row`] on an explicit instruction set.
-    pub fn apply_row_plain / apply_row_with(ep: &Epilogue<'_>, row: &mut [f32], col0: usize) {
+    /// [`Epilogue::apply_row`] on an explicit instruction set, portable loops.
+    fn apply_row_auto / apply_row_auto_with(ep: &Epilogue<'_>, row: &mut [f32], col0: usize) {
         let n = row.len();
         for op in ep.ops {
             match *op {

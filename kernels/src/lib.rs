@@ -14,6 +14,7 @@ pub mod broadcast;
 pub mod conv;
 pub mod elementwise;
 pub mod epilogue;
+mod epilogue_x86;
 pub mod error;
 pub mod fft;
 pub mod gemm;

@@ -8,13 +8,16 @@
 
 use super::fused::EpilogueProducer;
 use super::kernels::conv::{
-    avg_pool_nhwc_f32, conv2d_nhwc_f32_ep, depthwise_conv2d_nhwc_f32_ep, max_pool_nhwc_f32,
-    Window2d,
+    avg_pool_nhwc_f32, conv2d_nhwc_f32_packed, conv2d_uses_gemm, depthwise_conv2d_nhwc_f32_ep,
+    max_pool_nhwc_f32, pack_conv_filter, Window2d,
 };
 use super::kernels::epilogue::Epilogue;
+use super::kernels::gemm::PackedB;
 use super::kernels::Isa;
 use super::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
 use crate::tensor::{DType, Tensor};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub(crate) fn register(r: &mut Registry) {
     r.add("AvgPool", Pool::build);
@@ -172,6 +175,52 @@ struct Conv {
     strides: (usize, usize),
     dilations: (usize, usize),
     pad: Padding,
+    cache: FilterCache,
+}
+
+/// The GEMM packing of a `Conv2D` filter, reused while the filter is the same buffer (as
+/// `MatMul`'s packed right-hand side): the cache holds a clone of the filter tensor (an
+/// `Arc` share), so the buffer can be neither freed nor mutated in place while the cache
+/// refers to it; same address and shape means same contents. A filter is packed the second
+/// time in a row it is seen (frozen weights are the same constant on every call).
+#[derive(Debug, Default)]
+struct FilterCache {
+    /// Address of the last filter buffer seen (a hint, never dereferenced).
+    last: AtomicUsize,
+    packed: Mutex<Option<(Tensor, Arc<PackedB>)>>,
+}
+
+impl FilterCache {
+    /// The packed `f` (`kdim × cout`), from the cache or packed now; `None` to pack per call.
+    fn get(
+        &self,
+        cx: &EvalCtx<'_>,
+        f: &Tensor,
+        fs: &[f32],
+        kdim: usize,
+        cout: usize,
+    ) -> Option<Arc<PackedB>> {
+        let same = |t: &Tensor| {
+            t.shape() == f.shape()
+                && t.as_slice::<f32>()
+                    .is_ok_and(|s| s.as_ptr() == fs.as_ptr() && s.len() == fs.len())
+        };
+        let mut slot = self.packed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((t, p)) = &*slot {
+            if same(t) {
+                return Some(p.clone());
+            }
+        }
+        let addr = fs.as_ptr() as usize;
+        if self.last.swap(addr, Ordering::Relaxed) != addr {
+            return None;
+        }
+        let len = PackedB::packed_len(Isa::best(), kdim, cout)?;
+        cx.limits().check_alloc(len, DType::F32).ok()?;
+        let p = Arc::new(pack_conv_filter(fs, kdim, cout));
+        *slot = Some((f.clone(), p.clone()));
+        Some(p)
+    }
 }
 
 impl Conv {
@@ -187,6 +236,7 @@ impl Conv {
                 spatial("dilations", &dil)?
             },
             pad: padding(cx)?,
+            cache: FilterCache::default(),
         }))
     }
 }
@@ -272,7 +322,10 @@ impl EpilogueProducer for Conv {
         if self.depthwise {
             depthwise_conv2d_nhwc_f32_ep(Isa::best(), xs, fs, fshape[3], &g, ep, &mut out);
         } else {
-            conv2d_nhwc_f32_ep(xs, fs, cout, &g, ep, &mut out);
+            let packed = (cout > 0 && conv2d_uses_gemm(&g))
+                .then(|| self.cache.get(cx, &f, fs, fs.len() / cout.max(1), cout))
+                .flatten();
+            conv2d_nhwc_f32_packed(xs, fs, packed.as_deref(), cout, &g, ep, &mut out);
         }
         Ok(Tensor::from_vec(&shape, out)?)
     }
@@ -315,6 +368,7 @@ pub(crate) fn conv_padded(
             spatial("dilations", &dil).ok()?
         },
         pad: Padding::Explicit(pads),
+        cache: FilterCache::default(),
     }))
 }
 
@@ -531,6 +585,41 @@ mod tests {
         ];
         let e = run("Conv2D", &nchw, vec![x(), f()]).unwrap_err();
         assert!(matches!(e, crate::ops::OpError::Unimplemented(_)), "{e}");
+    }
+
+    #[test]
+    fn conv2d_filter_cache_follows_the_filter_buffer() {
+        use super::{Conv, FilterCache, Padding};
+        use crate::ops::{EvalCtx, Op, Session};
+        let conv = || Conv {
+            depthwise: false,
+            strides: (1, 1),
+            dilations: (1, 1),
+            pad: Padding::Same,
+            cache: FilterCache::default(),
+        };
+        let session = Session::new(".".into(), None, Default::default());
+        let mut cx = EvalCtx::new(&session);
+        let val = |n: usize, k: f32| (0..n).map(|i| ((i * 37) % 23) as f32 * k - 0.5).collect();
+        let x = t(&[1, 6, 7, 20], val(6 * 7 * 20, 0.05));
+        let f1 = t(&[3, 3, 20, 24], val(9 * 20 * 24, 0.01));
+        let f2 = t(&[3, 3, 20, 24], val(9 * 20 * 24, -0.02));
+        let mut fresh = |f: &Tensor| {
+            conv().eval(&mut cx, vec![x.clone(), f.clone()]).unwrap()[0]
+                .as_slice::<f32>()
+                .unwrap()
+                .to_vec()
+        };
+        let (want1, want2) = (fresh(&f1), fresh(&f2));
+        assert_ne!(want1, want2);
+        // One op: the filter is packed on its second call and reused on the third; a new
+        // filter buffer must not hit the old packing.
+        let op = conv();
+        for (f, want) in [(&f1, &want1), (&f1, &want1), (&f1, &want1), (&f2, &want2)] {
+            let got = op.eval(&mut cx, vec![x.clone(), f.clone()]).unwrap();
+            assert_eq!(got[0].as_slice::<f32>().unwrap(), want.as_slice());
+        }
+        assert!(op.cache.packed.lock().unwrap().is_some());
     }
 
     #[test]

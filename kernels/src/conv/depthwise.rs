@@ -1,0 +1,303 @@
+//! Explicit AVX-512 / AVX2 depthwise convolution rows (channel multiplier 1), with the
+//! epilogue applied in registers (`epilogue_x86`) before each store.
+//!
+//! MobileNet- and EfficientNet-style models spend a large share of their time in 3×3 and
+//! 5×5 depthwise convolutions (stride 1 and 2). The portable kernel in the parent module
+//! builds a tap list per pixel and relies on auto-vectorization; here channels sit in vector
+//! lanes, [`TILE`] output pixels are computed per iteration (each filter vector loaded once
+//! for all of them), interior pixels run without bounds checks and only the few border
+//! pixels test each tap. Channels past the last full vector take a scalar loop.
+//!
+//! Summation order: every output still sums its in-bounds taps in `(ky, kx)` order starting
+//! from zero, as the portable kernel and TF's `DepthwiseConv2dNative` CPU kernel do, but each
+//! step is a fused multiply-add (one rounding instead of two), so results may differ from
+//! the portable path in the last bits.
+
+use super::Window2d;
+use crate::epilogue::Epilogue;
+use crate::simd::Isa;
+
+/// Output pixels computed together in the interior of a row.
+const TILE: usize = 4;
+
+/// Row geometry shared by the SIMD bodies.
+struct RowCtx<'a> {
+    /// Input pointer and valid kernel rows: `(ky, offset of input row iy)`.
+    rows: &'a [(usize, usize)],
+    c: usize,
+    kw: usize,
+    sw: usize,
+    dw: usize,
+    pl: usize,
+    w: usize,
+}
+
+/// Computes one output row `(b, oy)` of a multiplier-1 depthwise convolution with `isa`'s
+/// vector kernel and applies `ep`; returns `false` (doing nothing) when `isa` has no vector
+/// kernel here, so the caller runs the portable path.
+///
+/// `input`, `filter` (`[kh, kw, c]`) and `orow` (`[ow, c]`) lengths are checked by the caller.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn row_mult1(
+    isa: Isa,
+    input: &[f32],
+    filter: &[f32],
+    geom: &Window2d,
+    ep: &Epilogue<'_>,
+    b: usize,
+    oy: usize,
+    orow: &mut [f32],
+) -> bool {
+    let isa = isa.clamp_supported();
+    if isa == Isa::Scalar {
+        return false;
+    }
+    let [n, h, w, c] = geom.input;
+    let (kh, kw) = geom.kernel;
+    assert!(b < n && oy < geom.output.0);
+    assert_eq!(input.len(), n * h * w * c);
+    assert_eq!(filter.len(), kh * kw * c);
+    assert_eq!(orow.len(), geom.output.1 * c);
+    let mut rows = [(0usize, 0usize); 16];
+    let mut nrows = 0;
+    let mut heap = Vec::new();
+    for ky in 0..kh {
+        if let Some(iy) = geom.in_y(oy, ky) {
+            let r = (ky, (b * h + iy) * w * c);
+            if kh <= rows.len() {
+                rows[nrows] = r;
+                nrows += 1;
+            } else {
+                heap.push(r);
+            }
+        }
+    }
+    let rows: &[(usize, usize)] = if kh <= 16 { &rows[..nrows] } else { &heap };
+    let cx = RowCtx {
+        rows,
+        c,
+        kw,
+        sw: geom.strides.1,
+        dw: geom.dilations.1,
+        pl: geom.pads.1,
+        w,
+    };
+    let ow = geom.output.1;
+    // Interior columns: every kx lands inside the input.
+    let lo = cx.pl.div_ceil(cx.sw).min(ow);
+    let span = (kw - 1) * cx.dw;
+    let hi = if w + cx.pl > span {
+        ((w - 1 + cx.pl - span) / cx.sw + 1).clamp(lo, ow)
+    } else {
+        lo
+    };
+    // SAFETY: `clamp_supported` returned a level the CPU supports; every index the bodies
+    // form is inside the slices (interior columns read taps inside the input rows, border
+    // columns check each tap, rows come from `in_y`).
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::avx512::row(&cx, input, filter, ep, (lo, hi), orow),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::avx2::row(&cx, input, filter, ep, (lo, hi), orow),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Input column of output column `ox` and tap `kx`, if inside the row.
+#[inline(always)]
+fn in_x(cx: &RowCtx<'_>, ox: usize, kx: usize) -> Option<usize> {
+    let x = (ox * cx.sw + kx * cx.dw).checked_sub(cx.pl)?;
+    (x < cx.w).then_some(x)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+
+    macro_rules! dw_isa {
+        ($m:ident, $feat:literal, $lanes:expr, $zero:ident, $load:ident, $fma:ident, $store:ident, $ep:ident) => {
+            pub(crate) mod $m {
+                use super::super::*;
+                use crate::epilogue::apply_row_with;
+                use crate::epilogue_x86::$ep;
+                use std::arch::x86_64::*;
+
+                /// One output row: interior tiles, single interior pixels, border pixels.
+                ///
+                /// # Safety
+                /// CPU supports the features; geometry consistent with the slices.
+                #[target_feature(enable = $feat)]
+                pub(crate) unsafe fn row(
+                    cx: &RowCtx<'_>,
+                    input: &[f32],
+                    filter: &[f32],
+                    ep: &Epilogue<'_>,
+                    (lo, hi): (usize, usize),
+                    orow: &mut [f32],
+                ) {
+                    let c = cx.c;
+                    let ow = orow.len() / c;
+                    let isa = if $lanes == 16 { Isa::Avx512 } else { Isa::Avx2 };
+                    let mut ox = 0;
+                    while ox < ow {
+                        let (npix, interior) = if ox >= lo && ox + TILE <= hi {
+                            (TILE, true)
+                        } else {
+                            (1, ox >= lo && ox < hi)
+                        };
+                        let tile = &mut orow[ox * c..(ox + npix) * c];
+                        if npix == TILE {
+                            tile_interior::<TILE>(cx, input, filter, ep, ox, tile);
+                        } else if interior {
+                            tile_interior::<1>(cx, input, filter, ep, ox, tile);
+                        } else {
+                            pixel_border(cx, input, filter, ep, ox, tile);
+                        }
+                        // Channels past the last whole vector: the epilogue in memory.
+                        let cv = c - c % $lanes;
+                        if cv < c {
+                            for px in tile.chunks_exact_mut(c) {
+                                apply_row_with(isa, ep, &mut px[cv..], cv);
+                            }
+                        }
+                        ox += npix;
+                    }
+                }
+
+                /// `P` interior pixels from `ox0` (every tap in bounds).
+                #[target_feature(enable = $feat)]
+                #[inline]
+                unsafe fn tile_interior<const P: usize>(
+                    cx: &RowCtx<'_>,
+                    input: &[f32],
+                    filter: &[f32],
+                    ep: &Epilogue<'_>,
+                    ox0: usize,
+                    out: &mut [f32],
+                ) {
+                    let c = cx.c;
+                    let ip = input.as_ptr();
+                    let fp = filter.as_ptr();
+                    let op = out.as_mut_ptr();
+                    let cv = c - c % $lanes;
+                    // Input offset of tap kx = 0 for pixel p, relative to a row start.
+                    let mut base = [0usize; P];
+                    for (p, b) in base.iter_mut().enumerate() {
+                        *b = ((ox0 + p) * cx.sw - cx.pl) * c;
+                    }
+                    let xstep = cx.dw * c;
+                    let mut c0 = 0;
+                    while c0 < cv {
+                        let mut acc = [$zero(); P];
+                        for &(ky, roff) in cx.rows {
+                            let frow = fp.add(ky * cx.kw * c + c0);
+                            let irow = ip.add(roff + c0);
+                            for kx in 0..cx.kw {
+                                let f = $load(frow.add(kx * c));
+                                let xo = kx * xstep;
+                                for p in 0..P {
+                                    let x = $load(irow.add(base[p] + xo));
+                                    acc[p] = $fma(x, f, acc[p]);
+                                }
+                            }
+                        }
+                        for (p, a) in acc.iter().enumerate() {
+                            $store(op.add(p * c + c0), $ep::vec(ep, *a, c0));
+                        }
+                        c0 += $lanes;
+                    }
+                    while c0 < c {
+                        let mut acc = [0.0f32; P];
+                        for &(ky, roff) in cx.rows {
+                            for kx in 0..cx.kw {
+                                let f = *fp.add((ky * cx.kw + kx) * c + c0);
+                                for p in 0..P {
+                                    let x = *ip.add(roff + base[p] + kx * xstep + c0);
+                                    acc[p] = x.mul_add(f, acc[p]);
+                                }
+                            }
+                        }
+                        for (p, a) in acc.iter().enumerate() {
+                            *op.add(p * c + c0) = *a;
+                        }
+                        c0 += 1;
+                    }
+                }
+
+                /// One pixel at `ox` whose window leaves the row: taps checked one by one.
+                #[target_feature(enable = $feat)]
+                #[inline]
+                unsafe fn pixel_border(
+                    cx: &RowCtx<'_>,
+                    input: &[f32],
+                    filter: &[f32],
+                    ep: &Epilogue<'_>,
+                    ox: usize,
+                    out: &mut [f32],
+                ) {
+                    let c = cx.c;
+                    let ip = input.as_ptr();
+                    let fp = filter.as_ptr();
+                    let op = out.as_mut_ptr();
+                    let cv = c - c % $lanes;
+                    let mut taps = [(0usize, 0usize); 32];
+                    let mut heap = Vec::new();
+                    let mut nt = 0;
+                    for &(ky, roff) in cx.rows {
+                        for kx in 0..cx.kw {
+                            if let Some(ix) = in_x(cx, ox, kx) {
+                                let t = (roff + ix * c, (ky * cx.kw + kx) * c);
+                                if nt < taps.len() {
+                                    taps[nt] = t;
+                                    nt += 1;
+                                } else {
+                                    heap.push(t);
+                                }
+                            }
+                        }
+                    }
+                    let mut c0 = 0;
+                    while c0 < cv {
+                        let mut acc = $zero();
+                        for &(xi, fi) in taps[..nt].iter().chain(&heap) {
+                            acc = $fma($load(ip.add(xi + c0)), $load(fp.add(fi + c0)), acc);
+                        }
+                        $store(op.add(c0), $ep::vec(ep, acc, c0));
+                        c0 += $lanes;
+                    }
+                    while c0 < c {
+                        let mut acc = 0.0f32;
+                        for &(xi, fi) in taps[..nt].iter().chain(&heap) {
+                            acc = (*ip.add(xi + c0)).mul_add(*fp.add(fi + c0), acc);
+                        }
+                        *op.add(c0) = acc;
+                        c0 += 1;
+                    }
+                }
+            }
+        };
+    }
+
+    dw_isa!(
+        avx512,
+        "avx512f,avx512vl,avx2,fma",
+        16,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_fmadd_ps,
+        _mm512_storeu_ps,
+        avx512
+    );
+    dw_isa!(
+        avx2,
+        "avx2,fma",
+        8,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_fmadd_ps,
+        _mm256_storeu_ps,
+        avx2
+    );
+}
