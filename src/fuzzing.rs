@@ -588,14 +588,19 @@ const IMAGE_OPS: &[&str] = &[
 
 /// `image_decode` target: byte 0 picks the op (`IMAGE_OPS`), byte 1 the flags (channels
 /// 0/1/3/4, dtype uint8/uint16/float32, expand_animations, ratio 1/2/4/8,
-/// try_recover_truncated, fancy_upscaling off, INTEGER_ACCURATE), the rest is the encoded image (JPEG, PNG, GIF, BMP or junk).
+/// try_recover_truncated, fancy_upscaling off, INTEGER_ACCURATE; bit 7 turns DecodeBmp into
+/// DecodeWebP), the rest is the encoded image (JPEG, PNG, GIF, BMP, WebP or junk; every
+/// decode op decodes WebP, as in TF).
 /// The op is built through the registry and evaluated under [`limits`]; returns the output
 /// element count.
 pub fn image_decode(data: &[u8]) -> Result<usize, OpError> {
     let (Some(&which), Some(&flags)) = (data.first(), data.get(1)) else {
         return Ok(0);
     };
-    let op = IMAGE_OPS[usize::from(which) % IMAGE_OPS.len()];
+    let mut op = IMAGE_OPS[usize::from(which) % IMAGE_OPS.len()];
+    if op == "DecodeBmp" && flags & 0x80 != 0 {
+        op = "DecodeWebP";
+    }
     let image = Tensor::scalar(Bytes::copy_from_slice(&data[2..]));
     let channels = [0i64, 1, 3, 4][usize::from(flags & 3)];
     let mut attrs: Vec<(&str, attr_value::Value)> = Vec::new();
@@ -629,7 +634,7 @@ pub fn image_decode(data: &[u8]) -> Result<usize, OpError> {
                 inputs.push(Tensor::vector(vec![1i32, 2, 3, 4]));
             }
         }
-        "DecodeBmp" => attrs.push(("channels", attr_value::Value::I(channels))),
+        "DecodeBmp" | "DecodeWebP" => attrs.push(("channels", attr_value::Value::I(channels))),
         _ => {}
     }
     run_op(op, attrs, inputs)

@@ -50,6 +50,15 @@ image_golden! {
     // ImageProjectiveTransformV2/V3: every fill mode x interpolation, float32 and uint8;
     // the same f32 values (the goldens' JSON may spell an f32 with a different last digit).
     image_transform: Tolerance::F32 { rel: 1e-7, abs: 0.0 };
+    // EncodeJpeg / EncodeJpegVariableQuality: TF's bytes exactly (quality 0..100, 4:2:0,
+    // 4:4:4, gray, optimize_size, odd sizes, density + XMP), and TF's decodes of its own
+    // encodes (the round trip through tfhub's encoder and decoder).
+    jpeg_encode: Tolerance::Exact;
+    // ExtractGlimpse / ExtractGlimpseV2: every centered x normalized convention, windows
+    // inside, on and over every edge, larger than and outside the image (zero noise), and
+    // the default noise where the image covers the window: copies of the input (the
+    // goldens' JSON may spell an f32 with a different last digit, as image_transform).
+    image_glimpse: Tolerance::F32 { rel: 1e-7, abs: 0.0 };
 }
 
 /// Guard: every fixture directory under image/ has a test here.
@@ -62,6 +71,9 @@ fn every_image_fixture_is_tested() {
         "image_bytes",
         "jpeg_options",
         "image_transform",
+        "jpeg_encode",
+        "image_glimpse",
+        "webp_decode",
     ];
     for e in std::fs::read_dir(fixture("image")).unwrap() {
         let p = e.unwrap().path();
@@ -168,6 +180,59 @@ fn image_decode() -> common::TestResult {
     eprintln!(
         "JPEG overall: {jd} of {jn} uint8 samples differ ({:.2}%)",
         100.0 * jd as f64 / jn as f64
+    );
+    Ok(())
+}
+
+/// Largest per-sample difference allowed between tfhub's and TF's lossy WebP decodes
+/// (image-webp follows libwebp's VP8 reconstruction, YUV constants and fancy upsampling).
+const WEBP_LOSSY_MAX_DIFF: f64 = 0.0;
+
+/// DecodeWebP and the other decode ops on WebP bytes: lossless and animated-lossless
+/// outputs exactly, lossy ones within `WEBP_LOSSY_MAX_DIFF` with the agreement printed;
+/// shapes (4-D for every op but `DecodeImage(expand_animations=False)`) exactly.
+#[test]
+fn webp_decode() -> common::TestResult {
+    let dir = fixture("image/webp_decode");
+    let model = tfhub::load(&dir)?;
+    let outs = model
+        .signature("serving_default")?
+        .call(inputs(&model, &dir, "serving_default"))?;
+    let golden = read_json(&dir.join("golden.json"));
+    let golden = golden.as_object().expect("golden");
+    assert_eq!(
+        outs.keys().collect::<Vec<_>>(),
+        golden.keys().collect::<Vec<_>>()
+    );
+    let (mut ld, mut ln) = (0, 0);
+    for (k, want) in golden {
+        let got = &outs[k];
+        assert_eq!(got.dtype(), DType::U8, "{k}: dtype");
+        let shape: Vec<usize> = want["shape"]
+            .as_array()
+            .expect("shape")
+            .iter()
+            .map(|d| d.as_u64().expect("dim") as usize)
+            .collect();
+        assert_eq!(got.shape(), &shape[..], "{k}: shape");
+        let lossy = k.contains("lossy");
+        let (d, n, worst) = compare(k, &values(got), want, lossy, WEBP_LOSSY_MAX_DIFF);
+        if lossy {
+            eprintln!(
+                "{k}: {d} of {n} samples differ from TF ({:.2}%), max {worst}",
+                100.0 * d as f64 / n as f64
+            );
+            assert!(
+                worst <= WEBP_LOSSY_MAX_DIFF,
+                "{k}: a sample differs by {worst}"
+            );
+            ld += d;
+            ln += n;
+        }
+    }
+    eprintln!(
+        "WebP lossy overall: {ld} of {ln} samples differ ({:.3}%)",
+        100.0 * ld as f64 / ln as f64
     );
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Image ops: decoding and encoding image bytes (`decode`), resizing (`resize`), colour
 //! adjustments (`color`), pixel rearrangements and patches (`patches`), box crops
-//! (`crop`), projective transforms (`transform`) and transposed convolution / LRN (`conv`).
+//! (`crop`), projective transforms (`transform`), transposed convolution / LRN (`conv`) and
+//! glimpses (`glimpse`).
 //!
 //! TF semantics live here (attribute parsing, shape checks, TF's error texts, dtype rules);
 //! the arithmetic lives in `tfhub_kernels::image`, which knows no TF. Every op checks its
@@ -11,6 +12,7 @@ mod color;
 mod conv;
 mod crop;
 mod decode;
+mod glimpse;
 mod patches;
 mod resize;
 mod transform;
@@ -24,6 +26,7 @@ pub(crate) fn register(r: &mut Registry) {
     conv::register(r);
     crop::register(r);
     decode::register(r);
+    glimpse::register(r);
     patches::register(r);
     resize::register(r);
     transform::register(r);

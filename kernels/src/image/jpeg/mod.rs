@@ -19,8 +19,11 @@
 //! applies to progressive files whose refinement scans are missing.
 
 mod color;
+mod encode;
 mod entropy;
 mod idct;
+
+pub use encode::{encode, EncodeOptions};
 
 use entropy::{Huffman, Scan};
 

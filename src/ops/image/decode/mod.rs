@@ -1,19 +1,20 @@
 //! `DecodeJpeg`, `DecodeAndCropJpeg`, `DecodePng`, `DecodeGif`, `DecodeBmp`, `DecodeImage`,
-//! `ExtractJpegShape`, `EncodePng`. TF reference: core/kernels/image/decode_image_op.cc
-//! (one kernel for every decode op: any op decodes JPEG, PNG and GIF, the op type only
+//! `ExtractJpegShape`, `EncodePng`, `EncodeJpeg` / `EncodeJpegVariableQuality` (in
+//! `jpeg_encode`). TF reference: core/kernels/image/decode_image_op.cc (one kernel for every decode op: any op decodes JPEG, PNG and GIF, the op type only
 //! fixes attributes, output rank and a few refusals), core/lib/{png/png_io,gif/gif_io,
 //! jpeg/jpeg_mem}.cc, core/kernels/image/{encode_png_op,extract_jpeg_shape_op}.cc.
 //!
 //! Image bytes are untrusted: every decoder reports the image's size from its header
 //! first, and the size is checked against `Limits::max_image_pixels` and the tensor caps
 //! before any pixel buffer exists. Corrupt and truncated files are `OpError::Invalid` with
-//! TF's messages. `DecodeWebP` and `EncodeJpeg` are not implemented (no pure-Rust decoder
-//! or encoder matching libwebp / libjpeg was in the tree); they stay unsupported at load.
+//! TF's messages. WebP (`webp`) goes through the pure-Rust `image-webp` crate.
 
 mod bmp;
 mod gif;
 mod jpeg;
+mod jpeg_encode;
 mod png;
+mod webp;
 
 use jpeg::JpegFlags;
 
@@ -27,6 +28,9 @@ pub(crate) fn register(r: &mut Registry) {
     r.add("DecodeImage", Decode::build);
     r.add("DecodeJpeg", Decode::build);
     r.add("DecodePng", Decode::build);
+    r.add("DecodeWebP", Decode::build);
+    r.add("EncodeJpeg", jpeg_encode::EncodeJpeg::build);
+    r.add("EncodeJpegVariableQuality", jpeg_encode::EncodeJpeg::build);
     r.add("EncodePng", EncodePng::build);
     r.add("ExtractJpegShape", ExtractJpegShape::build);
 }
@@ -54,6 +58,7 @@ enum Kind {
     Image,
     Jpeg,
     Png,
+    Webp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,6 +68,7 @@ enum Format {
     Jpeg,
     Png,
     Webp,
+    Jxl,
     Unknown,
 }
 
@@ -78,6 +84,9 @@ fn classify(b: &[u8]) -> Format {
         Format::Bmp
     } else if b.starts_with(b"RIFF") && b.len() > 12 && &b[8..12] == b"WEBP" {
         Format::Webp
+    } else if b.starts_with(b"\xff\x0a") || b.starts_with(b"\0\0\0\x0cJXL \r\n\x87\n") {
+        // jxl::HasJxlHeader: a bare codestream or the ISOBMFF container signature.
+        Format::Jxl
     } else {
         Format::Unknown
     }
@@ -101,6 +110,7 @@ impl Decode {
             "DecodeGif" => Kind::Gif,
             "DecodeImage" => Kind::Image,
             "DecodeJpeg" => Kind::Jpeg,
+            "DecodeWebP" => Kind::Webp,
             _ => Kind::Png,
         };
         cx.expect_inputs(if kind == Kind::AndCropJpeg { 2 } else { 1 })?;
@@ -230,6 +240,10 @@ impl Decode {
                 if matches!(self.kind, Kind::Bmp | Kind::AndCropJpeg) {
                     return Err(self.wrong_op("GIF"));
                 }
+                // gif::Decode's allocator knows no DecodeWebP (TF fails after decoding).
+                if self.kind == Kind::Webp {
+                    return Err(OpError::invalid("Bad op type DecodeWebP"));
+                }
                 let all = self.kind != Kind::Image || self.expand_animations;
                 let img = gif::decode(bytes, all, limits.max_image_pixels, &check)?;
                 let four = match self.kind {
@@ -255,19 +269,40 @@ impl Decode {
                     } else {
                         OpError::invalid(format!(
                             "Trying to decode BMP format using a wrong op. Use `decode_bmp` \
-                             or `decode_image` instead. Op used: Decode{:?}",
-                            self.kind
+                             or `decode_image` instead. Op used: {}",
+                            match self.kind {
+                                Kind::Webp => "DecodeWebP".to_string(),
+                                k => format!("Decode{k:?}"),
+                            }
                         ))
                     });
                 }
                 (bmp::decode(bytes, self.channels, &check)?, false)
             }
             Format::Webp => {
-                return Err(OpError::Unimplemented("decoding WebP images".into()));
+                // TF decodes WebP under every decode op (no op-type check), uint8 only; the
+                // output is 4-D unless DecodeImage has expand_animations=false.
+                if self.dtype != DType::U8 {
+                    return Err(OpError::invalid("WebP only supports uint8 for dtype"));
+                }
+                let expand = self.kind != Kind::Image || self.expand_animations;
+                webp::decode(
+                    bytes,
+                    self.channels,
+                    expand,
+                    limits.max_image_pixels,
+                    &check,
+                )?
+            }
+            Format::Jxl => {
+                return Err(OpError::Unimplemented(
+                    "decoding JPEG XL images (TF's DecodeJxl path, libjxl)".into(),
+                ))
             }
             Format::Unknown => {
                 return Err(OpError::invalid(
-                    "Unknown image file format. One of JPEG, PNG, GIF, BMP required.",
+                    "Unknown image file format. One of JPEG, JPEG XL, PNG, GIF, BMP, WebP \
+                     required.",
                 ))
             }
         })
