@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 
 pub(crate) fn register(r: &mut Registry) {
     r.add("AvgPool", Pool::build);
-    r.add("Conv2D", Conv::build);
-    r.add("DepthwiseConv2dNative", Conv::build);
+    r.add("Conv2D", |cx| Conv::build(cx, false));
+    r.add("DepthwiseConv2dNative", |cx| Conv::build(cx, true));
     r.add("FusedBatchNorm", FusedBatchNorm::build);
     r.add("FusedBatchNormV2", FusedBatchNorm::build);
     r.add("FusedBatchNormV3", FusedBatchNorm::build);
@@ -224,11 +224,11 @@ impl FilterCache {
 }
 
 impl Conv {
-    fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+    fn build(cx: &mut BuildCtx<'_>, depthwise: bool) -> Result<Box<dyn Op>, OpError> {
         nhwc(cx)?;
         let dil = cx.attr_list_i64("dilations");
         Ok(Box::new(Conv {
-            depthwise: cx.op == "DepthwiseConv2dNative",
+            depthwise,
             strides: spatial("strides", &cx.attr_list_i64("strides"))?,
             dilations: if dil.is_empty() {
                 (1, 1)

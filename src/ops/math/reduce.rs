@@ -20,20 +20,21 @@ use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
 use crate::tensor::{DType, Data, Element, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
-    r.add("All", Reduce::build);
-    r.add("Any", Reduce::build);
-    r.add("ArgMax", ArgReduce::build);
-    r.add("ArgMin", ArgReduce::build);
-    r.add("Cumprod", Scan::build);
-    r.add("Cumsum", Scan::build);
+    let num = |op| Kind::Num(op);
+    r.add("All", |cx| Reduce::build(cx, Kind::All));
+    r.add("Any", |cx| Reduce::build(cx, Kind::Any));
+    r.add("ArgMax", |cx| ArgReduce::build(cx, true));
+    r.add("ArgMin", |cx| ArgReduce::build(cx, false));
+    r.add("Cumprod", |cx| Scan::build(cx, true));
+    r.add("Cumsum", |cx| Scan::build(cx, false));
     r.add("L2Loss", L2Loss::build);
-    r.add("LogSoftmax", Softmax::build);
-    r.add("Max", Reduce::build);
-    r.add("Mean", Reduce::build);
-    r.add("Min", Reduce::build);
-    r.add("Prod", Reduce::build);
-    r.add("Softmax", Softmax::build);
-    r.add("Sum", Reduce::build);
+    r.add("LogSoftmax", |cx| Softmax::build(cx, true));
+    r.add("Max", move |cx| Reduce::build(cx, num(ReduceOp::Max)));
+    r.add("Mean", move |cx| Reduce::build(cx, num(ReduceOp::Mean)));
+    r.add("Min", move |cx| Reduce::build(cx, num(ReduceOp::Min)));
+    r.add("Prod", move |cx| Reduce::build(cx, num(ReduceOp::Prod)));
+    r.add("Softmax", |cx| Softmax::build(cx, false));
+    r.add("Sum", move |cx| Reduce::build(cx, num(ReduceOp::Sum)));
     r.add("TopKV2", TopK::build);
 }
 
@@ -58,17 +59,8 @@ struct Reduce {
 }
 
 impl Reduce {
-    fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+    fn build(cx: &mut BuildCtx<'_>, kind: Kind) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(2)?;
-        let kind = match cx.op {
-            "All" => Kind::All,
-            "Any" => Kind::Any,
-            "Max" => Kind::Num(ReduceOp::Max),
-            "Mean" => Kind::Num(ReduceOp::Mean),
-            "Min" => Kind::Num(ReduceOp::Min),
-            "Prod" => Kind::Num(ReduceOp::Prod),
-            _ => Kind::Num(ReduceOp::Sum),
-        };
         Ok(Box::new(Reduce {
             kind,
             keep_dims: cx.attr_opt_bool("keep_dims").unwrap_or(false),
@@ -288,11 +280,9 @@ struct Softmax {
 }
 
 impl Softmax {
-    fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+    fn build(cx: &mut BuildCtx<'_>, log: bool) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(1)?;
-        Ok(Box::new(Softmax {
-            log: cx.op == "LogSoftmax",
-        }))
+        Ok(Box::new(Softmax { log }))
     }
 }
 
@@ -530,10 +520,10 @@ struct ArgReduce {
 }
 
 impl ArgReduce {
-    fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+    fn build(cx: &mut BuildCtx<'_>, max: bool) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(2)?;
         Ok(Box::new(ArgReduce {
-            max: cx.op == "ArgMax",
+            max,
             out: index_dtype(cx, "output_type", DType::I64)?,
         }))
     }
@@ -636,10 +626,10 @@ struct Scan {
 }
 
 impl Scan {
-    fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+    fn build(cx: &mut BuildCtx<'_>, prod: bool) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(2)?;
         Ok(Box::new(Scan {
-            prod: cx.op == "Cumprod",
+            prod,
             exclusive: cx.attr_opt_bool("exclusive").unwrap_or(false),
             reverse: cx.attr_opt_bool("reverse").unwrap_or(false),
         }))

@@ -22,13 +22,15 @@ use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
 use crate::tensor::{DType, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
-    r.add("DecodeAndCropJpeg", Decode::build);
-    r.add("DecodeBmp", Decode::build);
-    r.add("DecodeGif", Decode::build);
-    r.add("DecodeImage", Decode::build);
-    r.add("DecodeJpeg", Decode::build);
-    r.add("DecodePng", Decode::build);
-    r.add("DecodeWebP", Decode::build);
+    r.add("DecodeAndCropJpeg", |cx| {
+        Decode::build(cx, Kind::AndCropJpeg)
+    });
+    r.add("DecodeBmp", |cx| Decode::build(cx, Kind::Bmp));
+    r.add("DecodeGif", |cx| Decode::build(cx, Kind::Gif));
+    r.add("DecodeImage", |cx| Decode::build(cx, Kind::Image));
+    r.add("DecodeJpeg", |cx| Decode::build(cx, Kind::Jpeg));
+    r.add("DecodePng", |cx| Decode::build(cx, Kind::Png));
+    r.add("DecodeWebP", |cx| Decode::build(cx, Kind::Webp));
     r.add("EncodeJpeg", jpeg_encode::EncodeJpeg::build);
     r.add("EncodeJpegVariableQuality", jpeg_encode::EncodeJpeg::build);
     r.add("EncodePng", EncodePng::build);
@@ -103,16 +105,7 @@ struct Decode {
 }
 
 impl Decode {
-    fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
-        let kind = match cx.op {
-            "DecodeAndCropJpeg" => Kind::AndCropJpeg,
-            "DecodeBmp" => Kind::Bmp,
-            "DecodeGif" => Kind::Gif,
-            "DecodeImage" => Kind::Image,
-            "DecodeJpeg" => Kind::Jpeg,
-            "DecodeWebP" => Kind::Webp,
-            _ => Kind::Png,
-        };
+    fn build(cx: &mut BuildCtx<'_>, kind: Kind) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(if kind == Kind::AndCropJpeg { 2 } else { 1 })?;
         let mut jpeg = JpegFlags::default();
         if matches!(kind, Kind::Jpeg | Kind::AndCropJpeg) {

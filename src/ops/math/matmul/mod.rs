@@ -28,9 +28,9 @@ use dense::{MatMul, PackCache};
 use einsum::Einsum;
 
 pub(crate) fn register(r: &mut Registry) {
-    r.add("BatchMatMul", BatchMatMul::build);
-    r.add("BatchMatMulV2", BatchMatMul::build);
-    r.add("BatchMatMulV3", BatchMatMul::build);
+    r.add("BatchMatMul", |cx| BatchMatMul::build(cx, 1));
+    r.add("BatchMatMulV2", |cx| BatchMatMul::build(cx, 2));
+    r.add("BatchMatMulV3", |cx| BatchMatMul::build(cx, 3));
     r.add("Einsum", Einsum::build);
     r.add("MatMul", MatMul::build);
 }
@@ -289,16 +289,17 @@ struct BatchMatMul {
 }
 
 impl BatchMatMul {
-    fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
+    /// `version` 1 (no broadcasting), 2 or 3 (`Tout`).
+    fn build(cx: &mut BuildCtx<'_>, version: u8) -> Result<Box<dyn Op>, OpError> {
         cx.expect_inputs(2)?;
-        let tout = match cx.op {
-            "BatchMatMulV3" => Some(cx.attr_type("Tout")?),
+        let tout = match version {
+            3 => Some(cx.attr_type("Tout")?),
             _ => None,
         };
         Ok(Box::new(BatchMatMul {
             adj_x: cx.attr_opt_bool("adj_x").unwrap_or(false),
             adj_y: cx.attr_opt_bool("adj_y").unwrap_or(false),
-            broadcast: cx.op != "BatchMatMul",
+            broadcast: version != 1,
             tout,
             cache: PackCache::default(),
         }))
