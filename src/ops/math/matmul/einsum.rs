@@ -109,6 +109,22 @@ impl Einsum {
 }
 
 /// Position of `l` in `labels`.
+/// The labels of a two-operand contraction by role: batch (in both operands and the output),
+/// `m` (only `a` and the output), `n` (only `b` and the output), and `k` (both operands, not
+/// the output; in `a`'s order).
+fn label_groups(la: &[Label], lb: &[Label], out: &[Label]) -> [Vec<Label>; 4] {
+    let (in_a, in_b) = (|l: &Label| la.contains(l), |l: &Label| lb.contains(l));
+    let pick = |from: &[Label], keep: &dyn Fn(&Label) -> bool| -> Vec<Label> {
+        from.iter().filter(|l| keep(l)).copied().collect()
+    };
+    [
+        pick(out, &|l| in_a(l) && in_b(l)),
+        pick(out, &|l| in_a(l) && !in_b(l)),
+        pick(out, &|l| in_b(l) && !in_a(l)),
+        pick(la, &|l| in_b(l) && !out.contains(l)),
+    ]
+}
+
 fn pos(labels: &[Label], l: Label) -> Option<usize> {
     labels.iter().position(|&x| x == l)
 }
@@ -300,23 +316,7 @@ fn contract_strided(
     if a.dtype() != DType::F32 || b.dtype() != DType::F32 {
         return Ok(None);
     }
-    let (in_a, in_b) = (|l: &Label| la.contains(l), |l: &Label| lb.contains(l));
-    let batch: Vec<Label> = out.iter().filter(|l| in_a(l) && in_b(l)).copied().collect();
-    let m_l: Vec<Label> = out
-        .iter()
-        .filter(|l| in_a(l) && !in_b(l))
-        .copied()
-        .collect();
-    let n_l: Vec<Label> = out
-        .iter()
-        .filter(|l| in_b(l) && !in_a(l))
-        .copied()
-        .collect();
-    let k_l: Vec<Label> = la
-        .iter()
-        .filter(|l| in_b(l) && !out.contains(l))
-        .copied()
-        .collect();
+    let [batch, m_l, n_l, k_l] = label_groups(la, lb, out);
     let dim = |l: Label| match pos(la, l) {
         Some(i) => a.shape()[i],
         None => b.shape()[pos(lb, l).expect("label in an operand")],
@@ -442,23 +442,7 @@ fn contract(
     lb: &[Label],
     out: &[Label],
 ) -> Result<Tensor, OpError> {
-    let (in_a, in_b) = (|l: &Label| la.contains(l), |l: &Label| lb.contains(l));
-    let batch: Vec<Label> = out.iter().filter(|l| in_a(l) && in_b(l)).copied().collect();
-    let m_l: Vec<Label> = out
-        .iter()
-        .filter(|l| in_a(l) && !in_b(l))
-        .copied()
-        .collect();
-    let n_l: Vec<Label> = out
-        .iter()
-        .filter(|l| in_b(l) && !in_a(l))
-        .copied()
-        .collect();
-    let k_l: Vec<Label> = la
-        .iter()
-        .filter(|l| in_b(l) && !out.contains(l))
-        .copied()
-        .collect();
+    let [batch, m_l, n_l, k_l] = label_groups(la, lb, out);
     let dim = |l: Label| match pos(la, l) {
         Some(i) => a.shape()[i],
         None => b.shape()[pos(lb, l).expect("label in an operand")],
