@@ -16,6 +16,9 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ),
     // AsString padding a few floats to a width of ~3e8 each: a timeout, then an OOM.
     ("string_ops", "as_string_huge_width", "per-tensor cap"),
+    // A sequential JPEG scan with Se = 0 naming AC table 8: the table was never checked, and
+    // the block decoder indexed past the 4 table slots (libFuzzer, session 8).
+    ("image_decode", "jpeg_ac_table_index_8", "Invalid JPEG data"),
 ];
 
 fn files(dir: &Path, seeds_only: bool) -> Vec<PathBuf> {

@@ -326,12 +326,13 @@ pub(crate) fn decode_scan(
     pos: usize,
 ) -> Result<ScanEnd, JpegError> {
     let progressive = frame.progressive;
-    // Tables the scan needs must exist (libjpeg checks at the start of the pass).
+    // Tables the scan needs must exist (libjpeg checks at the start of the pass; a
+    // sequential scan builds both of every component's tables, even with Se = 0).
     for &(_, td, ta) in &scan.comps {
         if !progressive || (scan.ss == 0 && scan.ah == 0) {
             table(dc, td)?;
         }
-        if (!progressive || scan.ss > 0) && scan.se > 0 {
+        if !progressive || scan.ss > 0 {
             table(ac, ta)?;
         }
     }
@@ -407,14 +408,14 @@ fn decode_block(
     block: &mut [i16],
 ) {
     if !progressive {
-        let Some(dct) = st.dc[td].as_ref() else {
+        let Some(dct) = st.dc.get(td).and_then(Option::as_ref) else {
             return;
         };
         let s = bits.decode(dct);
         let diff = bits.receive_extend(s);
         st.pred[si] = st.pred[si].wrapping_add(diff);
         block[0] = st.pred[si] as i16;
-        let Some(act) = st.ac[ta].as_ref() else {
+        let Some(act) = st.ac.get(ta).and_then(Option::as_ref) else {
             return;
         };
         let mut k = 1usize;
@@ -441,7 +442,7 @@ fn decode_block(
     );
     if ss == 0 {
         if ah == 0 {
-            let Some(dct) = st.dc[td].as_ref() else {
+            let Some(dct) = st.dc.get(td).and_then(Option::as_ref) else {
                 return;
             };
             let s = bits.decode(dct);
@@ -459,7 +460,7 @@ fn decode_block(
             st.eobrun -= 1;
             return;
         }
-        let Some(act) = st.ac[ta].as_ref() else {
+        let Some(act) = st.ac.get(ta).and_then(Option::as_ref) else {
             return;
         };
         let mut k = ss;
@@ -498,7 +499,7 @@ fn decode_block(
     };
     let mut k = ss;
     if st.eobrun == 0 {
-        let Some(act) = st.ac[ta].as_ref() else {
+        let Some(act) = st.ac.get(ta).and_then(Option::as_ref) else {
             return;
         };
         while k <= se {
