@@ -30,6 +30,25 @@ pub(super) fn decode(
     max_pixels: usize,
     check: &dyn Fn(usize, usize, usize) -> Result<(), OpError>,
 ) -> Result<(Image, bool), OpError> {
+    // `image-webp` 0.2.4 can panic on corrupt data (libFuzzer found an index past a
+    // 396-entry table in its decoder.rs); a hostile file must give a typed error instead.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_checked(bytes, channels, expand_animations, max_pixels, check)
+    }))
+    .unwrap_or_else(|_| {
+        Err(OpError::invalid(
+            "Failed to decode WebP data (corrupt stream).",
+        ))
+    })
+}
+
+fn decode_checked(
+    bytes: &[u8],
+    channels: usize,
+    expand_animations: bool,
+    max_pixels: usize,
+    check: &dyn Fn(usize, usize, usize) -> Result<(), OpError>,
+) -> Result<(Image, bool), OpError> {
     if !matches!(channels, 0 | 3 | 4) {
         return Err(OpError::invalid("WebP only supports 3 or 4 channels"));
     }
