@@ -52,19 +52,11 @@ fn cased_tokenize_with_offsets() -> TestResult {
 #[test]
 fn unicode_sweep_matches_tf() -> TestResult {
     use tfhub::Tensor;
-    use tfhub_kernels::strings::fingerprint64;
     let dir = common::fixture("text_unicode");
     let sweep = common::read_json(&dir.join("sweep.json"));
     let block = sweep["block"].as_u64().ok_or("block")? as u32;
     let model = tfhub::load(&dir)?;
-    let digest = |parts: &[Vec<u8>]| {
-        let mut blob = Vec::new();
-        for p in parts {
-            blob.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            blob.extend_from_slice(p);
-        }
-        fingerprint64(&blob) % ((1u64 << 63) - 1)
-    };
+    let digest = common::sweep_digest;
     let strings = |t: &Tensor| -> Vec<Vec<u8>> {
         t.as_slice::<tfhub::Bytes>()
             .expect("strings")

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{copy_dir, fixture};
+use common::{chain, copy_dir, fixture};
 use prost::Message;
 use tfhub::proto::{tensor_shape_proto, BundleEntryProto, BundleHeaderProto, TensorShapeProto};
 use tfhub::saved_model::checkpoint::{mask, BundleReader, CheckpointError};
@@ -172,17 +172,6 @@ fn entry_past_the_end_of_its_shard_is_out_of_bounds() {
         "{e}"
     );
     assert_eq!(blamed(e), Some(shard(tmp.path()).as_path()), "{e}");
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {

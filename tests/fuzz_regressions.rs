@@ -4,7 +4,11 @@
 //! (`tfhub::fuzzing`). A crash input must now give a typed error (the one named in
 //! `EXPECTED`, where that is meaningful); a seed, which is a real model's file, must parse.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::chain;
 
 /// `(target, file name, substring of the error's message chain)` for the regression inputs.
 const EXPECTED: &[(&str, &str, &str)] = &[
@@ -41,17 +45,6 @@ fn files(dir: &Path, seeds_only: bool) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Runs every regression input and seed of `target` through `run`.

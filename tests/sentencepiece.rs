@@ -4,7 +4,9 @@
 //! detokenized strings must be exactly equal.
 mod common;
 
-use common::{check_golden, fixture, inputs, run_fixture, TestResult, Tolerance};
+use common::{
+    check_golden, fixture, inputs, json_bytes, json_ints, run_fixture, TestResult, Tolerance,
+};
 
 const MODELS: [&str; 2] = ["spm_unigram", "spm_bpe"];
 
@@ -98,24 +100,6 @@ fn row_by_row_equals_batch() -> TestResult {
         assert_eq!(&want[..pieces.len()], &pieces[..], "{name}");
     }
     Ok(())
-}
-
-fn json_bytes(v: &serde_json::Value) -> Vec<u8> {
-    use base64::Engine;
-    match v {
-        serde_json::Value::String(s) => s.as_bytes().to_vec(),
-        v => base64::engine::general_purpose::STANDARD
-            .decode(v["b64"].as_str().expect("b64"))
-            .expect("base64"),
-    }
-}
-
-fn json_ints(v: &serde_json::Value) -> Vec<i64> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_i64().expect("int"))
-        .collect()
 }
 
 /// WORD, CHAR and suffix-whitespace unigram (+ byte fallback) models through the library API

@@ -72,7 +72,6 @@ fn unicode_script_tokenizer_keep_whitespace() -> TestResult {
 #[test]
 fn unicode_script_sweep_matches_tf() -> TestResult {
     use tfhub::Tensor;
-    use tfhub_kernels::strings::fingerprint64;
     let dir = common::fixture("text2_tokenizers");
     let sweep = common::read_json(&dir.join("script_sweep.json"));
     let block = sweep["block"].as_u64().ok_or("block")? as u32;
@@ -102,12 +101,7 @@ fn unicode_script_sweep_matches_tf() -> TestResult {
             let v = o[name].to_i64_vec()?;
             parts.push(v.iter().flat_map(|x| x.to_le_bytes()).collect());
         }
-        let mut blob = Vec::new();
-        for p in &parts {
-            blob.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            blob.extend_from_slice(p);
-        }
-        if fingerprint64(&blob) % ((1u64 << 63) - 1) != w {
+        if common::sweep_digest(&parts) != w {
             bad.push(format!(
                 "block {b} (U+{:04X}..U+{:04X})",
                 b as u32 * block,
@@ -161,20 +155,9 @@ fn corrupt_fast_wordpiece_models_fail_cleanly() -> TestResult {
         tfhub::fuzzing::text_models(&model)? > 0,
         "the intact model runs"
     );
-    let mut errors = 0;
-    for cut in (0..model.len()).step_by(97) {
-        errors += usize::from(tfhub::fuzzing::text_models(&model[..cut]).is_err());
-    }
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    for _ in 0..400 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let mut m = model.clone();
-        let at = (state % m.len() as u64) as usize;
-        m[at] ^= (state >> 32) as u8 | 1;
-        let _ = tfhub::fuzzing::text_models(&m);
-    }
+    let errors = common::truncations_and_flips(&model, 97, 400, 0x2545_f491_4f6c_dd1d, |m| {
+        tfhub::fuzzing::text_models(m)
+    });
     assert!(errors > 0, "truncated models are refused");
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! op by op). Ids, splits and strings must be exactly TF's.
 mod common;
 
-use common::{fixture, run_fixture, TestResult, Tolerance};
+use common::{fixture, json_bytes, json_ints, run_fixture, TestResult, Tolerance};
 use tfhub::fuzzing::eval_op;
 use tfhub::proto::attr_value;
 use tfhub::{Bytes, Tensor};
@@ -44,24 +44,6 @@ fn fast_sentencepiece_detokenize() -> TestResult {
 #[test]
 fn fast_sentencepiece_detokenize_2d() -> TestResult {
     run_fixture("text3_fast_spm", "detokenize_2d", Tolerance::Exact)
-}
-
-fn json_bytes(v: &serde_json::Value) -> Vec<u8> {
-    use base64::Engine;
-    match v {
-        serde_json::Value::String(s) => s.as_bytes().to_vec(),
-        v => base64::engine::general_purpose::STANDARD
-            .decode(v["b64"].as_str().expect("b64"))
-            .expect("base64"),
-    }
-}
-
-fn json_ints(v: &serde_json::Value) -> Vec<i64> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_i64().expect("int"))
-        .collect()
 }
 
 fn ints<T: Copy + Into<i64> + tfhub::tensor::Element>(t: &Tensor) -> Vec<i64> {
@@ -249,21 +231,10 @@ fn corrupt_fast_sentencepiece_models_fail_cleanly() -> TestResult {
             tfhub::fuzzing::text_models(&model)? > 0,
             "{file}: the intact model runs"
         );
-        let mut errors = 0;
-        for cut in (0..model.len()).step_by(37) {
-            errors += usize::from(tfhub::fuzzing::text_models(&model[..cut]).is_err());
-        }
+        let errors = common::truncations_and_flips(&model, 37, 600, 0x9e37_79b9_7f4a_7c15, |m| {
+            tfhub::fuzzing::text_models(m)
+        });
         assert!(errors > 0, "{file}: truncated models are refused");
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..600 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let mut m = model.clone();
-            let at = (state % m.len() as u64) as usize;
-            m[at] ^= (state >> 32) as u8 | 1;
-            let _ = tfhub::fuzzing::text_models(&m);
-        }
     }
     Ok(())
 }

@@ -77,15 +77,7 @@ pub fn check_golden(outs: &BTreeMap<String, Tensor>, dir: &Path, sig: &str, tol:
     );
     for (k, want) in g {
         let got = &outs[k];
-        let dtype = DType::from_name(want["dtype"].as_str().expect("dtype")).expect("known dtype");
-        assert_eq!(got.dtype(), dtype, "{k}: dtype");
-        let shape: Vec<usize> = want["shape"]
-            .as_array()
-            .expect("shape")
-            .iter()
-            .map(|d| d.as_u64().expect("dim") as usize)
-            .collect();
-        assert_eq!(got.shape(), &shape[..], "{k}: shape");
+        let dtype = check_dtype_shape(k, got, want);
         let got_json = tfhub::api::json::tensor_to_json(got);
         let gv = got_json["values"].as_array().expect("values");
         let wv = want["values"].as_array().expect("values");
@@ -132,4 +124,90 @@ pub fn copy_dir(src: &Path, dst: &Path) {
             std::fs::copy(&p, &to).unwrap();
         }
     }
+}
+
+/// Asserts that `got` has the dtype and shape of the golden entry `want` (`{"dtype", "shape",
+/// ...}`) and returns that dtype.
+pub fn check_dtype_shape(k: &str, got: &Tensor, want: &Value) -> DType {
+    let dtype = DType::from_name(want["dtype"].as_str().expect("dtype")).expect("known dtype");
+    assert_eq!(got.dtype(), dtype, "{k}: dtype");
+    let shape: Vec<usize> = want["shape"]
+        .as_array()
+        .expect("shape")
+        .iter()
+        .map(|d| d.as_u64().expect("dim") as usize)
+        .collect();
+    assert_eq!(got.shape(), &shape[..], "{k}: shape");
+    dtype
+}
+
+/// An error and its sources, joined by `: ` (what a user sees printed with `{:#}`-style chains).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// A golden string value: plain UTF-8 text, or `{"b64": ...}` for arbitrary bytes.
+pub fn json_bytes(v: &Value) -> Vec<u8> {
+    use base64::Engine;
+    match v {
+        Value::String(s) => s.as_bytes().to_vec(),
+        v => base64::engine::general_purpose::STANDARD
+            .decode(v["b64"].as_str().expect("b64"))
+            .expect("base64"),
+    }
+}
+
+/// A golden array of integers.
+pub fn json_ints(v: &Value) -> Vec<i64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_i64().expect("int"))
+        .collect()
+}
+
+/// The digest the Unicode sweep fixtures store per block (see `tools/make_fixtures_bert.py`):
+/// each part length-prefixed (u32 LE), Fingerprint64 of the blob modulo 2^63 - 1 (so it fits
+/// JSON's signed integers).
+pub fn sweep_digest(parts: &[Vec<u8>]) -> u64 {
+    let mut blob = Vec::new();
+    for p in parts {
+        blob.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        blob.extend_from_slice(p);
+    }
+    tfhub_kernels::strings::fingerprint64(&blob) % ((1u64 << 63) - 1)
+}
+
+/// Feeds `f` every `step`-th truncation of `model` and `flips` single-byte corruptions drawn
+/// by a xorshift generator seeded with `seed`; a panic fails the calling test. Returns how many
+/// truncations `f` refused.
+pub fn truncations_and_flips<T, E>(
+    model: &[u8],
+    step: usize,
+    flips: usize,
+    seed: u64,
+    f: impl Fn(&[u8]) -> Result<T, E>,
+) -> usize {
+    let mut errors = 0;
+    for cut in (0..model.len()).step_by(step) {
+        errors += usize::from(f(&model[..cut]).is_err());
+    }
+    let mut state = seed;
+    for _ in 0..flips {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let mut m = model.to_vec();
+        let at = (state % m.len() as u64) as usize;
+        m[at] ^= (state >> 32) as u8 | 1;
+        let _ = f(&m);
+    }
+    errors
 }
