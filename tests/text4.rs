@@ -157,3 +157,67 @@ fn offsets_map_errors() -> TestResult {
     assert_eq!(ok[0].to_i64_vec()?, [1, 0, 1]);
     Ok(())
 }
+
+/// 10k-character inputs (a run of 10k combining marks on one starter, Hangul jamo, mixed
+/// compatibility characters and bad bytes): the output equals `NormalizeUTF8`'s for every
+/// form, and the source offsets never decrease and stay within the input.
+#[test]
+fn long_inputs_agree_with_normalize_utf8() -> TestResult {
+    let mut marks = b"a".to_vec();
+    for i in 0..10_000 {
+        marks.extend_from_slice(["\u{301}", "\u{323}", "\u{316}"][i % 3].as_bytes());
+    }
+    let mut mixed = Vec::new();
+    for i in 0..2_500 {
+        let piece: &[u8] = match i % 5 {
+            0 => "\u{1100}\u{1161}\u{11A8}".as_bytes(),
+            1 => "\u{FB01}\u{212B}\u{301}".as_bytes(),
+            2 => b"e\xff\xcc\x81",
+            3 => "\u{FDFA}\u{3300}".as_bytes(),
+            _ => "\u{9C7}\u{9BE} x".as_bytes(),
+        };
+        mixed.extend_from_slice(piece);
+    }
+    let texts: Vec<&[u8]> = vec![&marks, &mixed];
+    for form in ["NFC", "NFD", "NFKC", "NFKD"] {
+        let outs = normalize(form, &texts)?;
+        let plain = eval_op(
+            "NormalizeUTF8",
+            vec![(
+                "normalization_form",
+                attr_value::Value::S(form.as_bytes().to_vec()),
+            )],
+            vec![Tensor::vector(
+                texts
+                    .iter()
+                    .map(|t| Bytes::from(t.to_vec()))
+                    .collect::<Vec<_>>(),
+            )],
+        )?;
+        let got = outs[0].as_slice::<Bytes>()?;
+        assert_eq!(got, plain[0].as_slice::<Bytes>()?, "{form}");
+        let mut values = Vec::new();
+        let mut splits = vec![0i64];
+        for o in got {
+            values.extend(0..=o.len() as i64);
+            splits.push(values.len() as i64);
+        }
+        let src = eval_op(
+            "FindSourceOffsets",
+            vec![],
+            vec![
+                outs[1].clone(),
+                Tensor::vector(values),
+                Tensor::vector(splits.clone()),
+            ],
+        )?[0]
+            .to_i64_vec()?;
+        for (r, w) in splits.windows(2).enumerate() {
+            let row = &src[w[0] as usize..w[1] as usize];
+            assert!(row.windows(2).all(|p| p[0] <= p[1]), "{form} row {r}");
+            assert_eq!(row.first(), Some(&0), "{form} row {r}");
+            assert_eq!(row.last(), Some(&(texts[r].len() as i64)), "{form} row {r}");
+        }
+    }
+    Ok(())
+}
