@@ -221,3 +221,11 @@ fn long_inputs_agree_with_normalize_utf8() -> TestResult {
     }
     Ok(())
 }
+
+/// `RaggedTensorFromVariant` on encoded tensors of rank 2, 3 and 4 (components of ragged
+/// rank 1 with int64 splits, inferred `input_ragged_rank` for rank 4; rank-0 components with
+/// int32 splits): TF's uniform split levels, inconsistent for rank >= 3, copied exactly.
+#[test]
+fn ragged_from_variant_rank_2_to_4() -> TestResult {
+    run_fixture("text4_ragged_variant", "serving_default", Tolerance::Exact)
+}

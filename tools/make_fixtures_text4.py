@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_fixtures as mf  # noqa: E402  (sets TF env vars before importing TF)
 import tensorflow as tf  # noqa: E402
 import tensorflow_text as tf_text  # noqa: E402
+from tensorflow.python.ops import gen_ragged_conversion_ops  # noqa: E402
 
 S = tf.TensorSpec
 SEED = 20261207
@@ -161,6 +162,54 @@ class OffsetsMap(tf.Module):
         return {"output": out, "source": tf_text.find_source_offsets(offsets_map, offsets)}
 
 
+class FromVariant(tf.Module):
+    """`RaggedTensorFromVariant` with an encoded tensor of rank 2..4 (TF's uniform split
+    levels for d >= 3 are not consistent row partitions: copied, see ragged_variant.rs)."""
+
+    @tf.function(input_signature=[S([None], tf.int32), S([None], tf.int64),
+                                  S([9], tf.int64)])
+    def from_variant_nd(self, values, inner_splits, outer_splits):
+        rt = tf.RaggedTensor.from_nested_row_splits(values, [outer_splits, inner_splits],
+                                                    validate=False)
+        enc = rt._to_variant(batched_input=True)  # [8], each of ragged rank 1
+        res = {}
+        for name, shape, rr, dt in [("d2", [2, 4], 3, tf.int64), ("d3", [2, 2, 2], 4, tf.int64),
+                                    ("d4", [2, 1, 2, 2], -1, tf.int64)]:
+            out = gen_ragged_conversion_ops.ragged_tensor_from_variant(
+                tf.reshape(enc, shape), input_ragged_rank=1 if rr != -1 else -1,
+                output_ragged_rank=len(shape) + 1, Tvalues=tf.int32, Tsplits=dt)
+            for i, sp in enumerate(out.output_nested_splits):
+                res[f"{name}_splits{i}"] = sp
+            res[f"{name}_values"] = out.output_dense_values
+        # int32 splits, components of ragged rank 0 (a rank-2 ragged's rows).
+        rt32 = tf.RaggedTensor.from_row_splits(values, tf.cast(inner_splits, tf.int32),
+                                               validate=False)
+        enc32 = rt32[:8]._to_variant(batched_input=True)
+        out = gen_ragged_conversion_ops.ragged_tensor_from_variant(
+            tf.reshape(enc32, [2, 2, 2]), input_ragged_rank=0, output_ragged_rank=3,
+            Tvalues=tf.int32, Tsplits=tf.int32)
+        for i, sp in enumerate(out.output_nested_splits):
+            res[f"d3r0_splits{i}"] = sp
+        res["d3r0_values"] = out.output_dense_values
+        return res
+
+
+def build_text4_ragged_variant():
+    out = mf.fresh_dir("text4_ragged_variant")
+    module = FromVariant()
+    tf.saved_model.save(module, out, signatures={"serving_default": module.from_variant_nd})
+    # 8 outer rows over 12 inner rows (empty inner and outer rows included).
+    inner = [0, 2, 2, 3, 6, 7, 7, 9, 10, 12, 13, 13, 15]
+    outer = [0, 1, 3, 3, 5, 8, 9, 11, 12]
+    values = list(range(100, 100 + inner[-1]))
+    ins = {"values": values, "inner_splits": inner, "outer_splits": outer}
+    write_json(os.path.join(out, "inputs.json"), ins)
+    write_json(os.path.join(out, "golden.json"), mf.run_signature(out, ins))
+    mf.write_signatures_json(out)
+    mf.write_variables_json(out)
+    return out
+
+
 def write_json(path, obj):
     """Compact JSON (the goldens hold ~10^4 offsets)."""
     with open(path, "w", encoding="utf-8") as f:
@@ -211,7 +260,10 @@ def build_text4_offsets_map():
     return out
 
 
-BUILDERS = {"text4_offsets_map": build_text4_offsets_map}
+BUILDERS = {
+    "text4_offsets_map": build_text4_offsets_map,
+    "text4_ragged_variant": build_text4_ragged_variant,
+}
 
 
 def main(argv):
