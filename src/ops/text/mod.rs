@@ -3,6 +3,7 @@
 //! RaggedTensors compiles to. One family, one [`register`]; each file owns:
 //!
 //! - `normalize`: `CaseFoldUTF8`, `NormalizeUTF8` (ICU4X normalizer and case mapper).
+//! - `offsets_map`: `NormalizeUTF8WithOffsetsMap` / `FindSourceOffsets` (ICU's edit spans).
 //! - `regex_split`: `RegexSplitWithOffsets` (RE2 semantics on `regex`).
 //! - `wordpiece`: `WordpieceTokenizeWithOffsets` (classic WordPiece over a lookup table).
 //! - `trim`: `TFText>RoundRobinTrim` / `TFText>RoundRobinGenerateMasks` (BERT packing).
@@ -29,6 +30,7 @@ mod fast_sentencepiece;
 mod fast_wordpiece;
 mod flatbuf;
 mod normalize;
+mod offsets_map;
 mod ragged_variant;
 mod regex_split;
 mod tokenize;
@@ -50,7 +52,12 @@ pub(crate) fn register(r: &mut Registry) {
         "FastWordpieceTokenizeWithOffsets",
         fast_wordpiece::FastWordpiece::build,
     );
+    r.add("FindSourceOffsets", offsets_map::FindSourceOffsets::build);
     r.add("NormalizeUTF8", normalize::Normalize::build);
+    r.add(
+        "NormalizeUTF8WithOffsetsMap",
+        offsets_map::NormalizeWithOffsets::build,
+    );
     r.add(
         "RaggedTensorFromVariant",
         ragged_variant::FromVariant::build,

@@ -325,13 +325,15 @@ impl Op for FromVariant {
             return Ok(out);
         }
         let mut out: Vec<Vec<i64>> = Vec::with_capacity(self.output_ragged_rank);
-        // Uniform splits for the leading d - 1 dimensions.
+        // Uniform splits for the leading d - 1 dimensions. TF quirk copied
+        // (`NestedStackRaggedTensors`): level i has dims[i] + 1 entries j * dims[i + 1],
+        // not one entry per row of the level above, so for d >= 3 the levels below the
+        // first are shorter than a consistent RaggedTensor needs (TF 2.21 returns them so:
+        // shape [2, 2, 2] gives [0, 2, 4], [0, 2, 4], then 9 component splits).
         let dims = t.shape();
-        let mut n = 1usize;
         for w in dims.windows(2) {
-            n = n.saturating_mul(w[0]);
-            cx.call.check_alloc(n + 1, DType::I64)?;
-            out.push((0..=n as i64).map(|j| j * w[1] as i64).collect());
+            cx.call.check_alloc(w[0].saturating_add(1), DType::I64)?;
+            out.push((0..=w[0] as i64).map(|j| j * w[1] as i64).collect());
         }
         // One row per component: its outer length.
         let mut s = Vec::with_capacity(comps.len() + 1);
