@@ -23,12 +23,21 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     // A sequential JPEG scan with Se = 0 naming AC table 8: the table was never checked, and
     // the block decoder indexed past the 4 table slots (libFuzzer, session 8).
     ("image_decode", "jpeg_ac_table_index_8", "Invalid JPEG data"),
-    // A corrupt WebP stream on which image-webp 0.2.4 indexes past a table (panic inside the
-    // crate); the decoder call is now behind catch_unwind.
+    // An animation frame (ANMF) whose VP8 frame is larger than the ANMF rectangle, with an
+    // ALPH chunk: image-webp 0.2.4 indexed the alpha plane past its 396 entries (panic inside
+    // the crate); the patched copy (vendor/image-webp) checks the sizes.
     (
         "image_decode",
         "webp_image_webp_panic",
-        "Failed to decode WebP",
+        "Failed to decode WebP Animation",
+    ),
+    // A palette PNG whose PLTE is 53 bytes (not whole RGB entries): png 0.18.1 accepts any
+    // length and its palette expansion sliced past the end (panic); libpng, so TF, fails
+    // the file in png_read_info, and tfhub now checks the PLTE length the same way.
+    (
+        "image_decode",
+        "png_plte_53_bytes",
+        "Failed to initialize decoder",
     ),
 ];
 

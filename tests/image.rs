@@ -457,3 +457,45 @@ fn decoders_survive_mutated_inputs() {
     }
     eprintln!("{n} mutated inputs: {ok} decoded, {err} typed errors, no panic");
 }
+
+/// `tfhub run` on the image-bytes classifier: `inputs.json` carries the JPEG and PNG files
+/// as `{"b64": ...}` strings (the README's "classify a JPEG" example); the logits written by
+/// the CLI match TF's within the dense tolerance, row by row.
+#[test]
+fn cli_run_takes_b64_image_bytes() {
+    let dir = fixture("image/image_bytes");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("out.json");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_tfhub"))
+        .args(["run", dir.to_str().expect("utf-8 path"), "--inputs"])
+        .arg(dir.join("inputs.json"))
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .expect("tfhub runs");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let got = read_json(&out);
+    let want = read_json(&dir.join("golden.json"));
+    assert_eq!(got["logits"]["shape"], want["logits"]["shape"]);
+    let flat = |v: &Value| -> Vec<f64> {
+        fn walk(v: &Value, o: &mut Vec<f64>) {
+            match v {
+                Value::Array(a) => a.iter().for_each(|x| walk(x, o)),
+                x => o.push(x.as_f64().expect("number")),
+            }
+        }
+        let mut o = Vec::new();
+        walk(&v["values"], &mut o);
+        o
+    };
+    let (g, w) = (flat(&got["logits"]), flat(&want["logits"]));
+    assert_eq!(g.len(), w.len());
+    assert!(!g.is_empty());
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        assert!((a - b).abs() <= 1e-4, "logit {i}: {a} vs TF {b}");
+    }
+}

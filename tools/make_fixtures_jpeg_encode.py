@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates tests/fixtures/image/jpeg_encode/ with real TensorFlow 2.21: EncodeJpeg and
 EncodeJpegVariableQuality under every attribute that changes bytes (quality 0..100, 4:2:0 and
-4:4:4 chroma, grayscale, optimize_size, format, density, XMP), on small images of odd sizes
+4:4:4 chroma, grayscale, optimize_size, progressive, format, density, XMP), on small images of odd sizes
 (1x1, partial MCUs in both directions, noise and smooth content). The goldens are TF's JPEG
 bytes (held byte-exact in tests/image.rs) and TF's decodes of its own encodes (the round trip
 through tfhub's decoder must give the same pixels).
@@ -51,12 +51,16 @@ class EncodeModule(tf.Module):
             for q in (0, 25, 50, 75, 95, 100):
                 out[f"{n}_q{q}"] = tf.io.encode_jpeg(img, quality=q)
             out[n + "_opt"] = tf.io.encode_jpeg(img, quality=80, optimize_size=True)
+            # progressive=True: jpeg_simple_progression's scans, tables always optimised.
+            out[n + "_prog"] = tf.io.encode_jpeg(img, quality=75, progressive=True)
             out[n + "_var"] = R.EncodeJpegVariableQuality(images=img, quality=quality)
             if n.startswith("rgb"):
                 out[n + "_444"] = tf.io.encode_jpeg(img, quality=90, chroma_downsampling=False)
                 out[n + "_444_opt"] = tf.io.encode_jpeg(img, quality=60, chroma_downsampling=False,
                                                         optimize_size=True)
                 out[n + "_fmt"] = tf.io.encode_jpeg(img, format="rgb", quality=70)
+                out[n + "_444_prog"] = tf.io.encode_jpeg(img, quality=90, progressive=True,
+                                                          chroma_downsampling=False)
             else:
                 out[n + "_fmt"] = tf.io.encode_jpeg(img, format="grayscale", quality=70)
             rt = tf.io.encode_jpeg(img, quality=85)

@@ -13,8 +13,8 @@
 //! `jpeg_gen_optimal_table` (`jchuff.c`). libjpeg-turbo's SIMD paths that TF compiles in
 //! produce the same numbers as these C paths.
 //!
-//! Progressive output (`jpeg_simple_progression` + `jcphuff.c`) is not implemented and fails
-//! with [`JpegError::Unsupported`].
+//! Progressive output (`jpeg_simple_progression`, SOF2) shares everything up to the quantized
+//! blocks and the frame header; its scans are written by [`super::progressive`].
 
 use super::entropy::NATURAL;
 use super::JpegError;
@@ -75,7 +75,7 @@ pub struct EncodeOptions {
     pub chroma_downsampling: bool,
     /// `optimize_coding`: Huffman tables built from the image's statistics.
     pub optimize_coding: bool,
-    /// `jpeg_simple_progression` (not implemented: fails with `Unsupported`).
+    /// `jpeg_simple_progression` (libjpeg then always optimises the Huffman tables).
     pub progressive: bool,
     /// JFIF density unit: 0 none, 1 dots per inch, 2 dots per cm.
     pub density_unit: u8,
@@ -187,25 +187,25 @@ fn fdct_islow(d: &mut [i32; 64]) {
 }
 
 /// One component of the frame.
-struct Comp {
-    id: u8,
+pub(super) struct Comp {
+    pub(super) id: u8,
     h: usize,
     v: usize,
     /// Quantization / Huffman table index (0 luma, 1 chroma).
-    tbl: usize,
+    pub(super) tbl: usize,
     /// `width_in_blocks`, `height_in_blocks`.
     bw: usize,
     bh: usize,
     /// Quantized blocks, row-major, natural order.
-    blocks: Vec<[i16; 64]>,
+    pub(super) blocks: Vec<[i16; 64]>,
 }
 
 /// A Huffman code table (`jpeg_make_c_derived_tbl`) with the DHT contents it came from.
-struct HuffTable {
-    bits: [u8; 16],
-    vals: Vec<u8>,
-    code: [u16; 256],
-    size: [u8; 256],
+pub(super) struct HuffTable {
+    pub(super) bits: [u8; 16],
+    pub(super) vals: Vec<u8>,
+    pub(super) code: [u16; 256],
+    pub(super) size: [u8; 256],
 }
 
 impl HuffTable {
@@ -234,7 +234,7 @@ impl HuffTable {
 
     /// `jpeg_gen_optimal_table`: Annex K.2's procedure with libjpeg's tie-breaking (the
     /// larger symbol number first) and its pseudo-symbol 256 reserving the all-ones code.
-    fn optimal(freq: &[u64; 257]) -> Result<Self, JpegError> {
+    pub(super) fn optimal(freq: &[u64; 257]) -> Result<Self, JpegError> {
         const MAX_CLEN: usize = 32;
         let mut freq = *freq;
         let mut bits = [0u32; MAX_CLEN + 1];
@@ -323,14 +323,18 @@ impl HuffTable {
 }
 
 /// Bit writer with 0xFF byte stuffing (`jchuff.c`'s `emit_bits` / `flush_bits`).
-struct Bits<'a> {
+pub(super) struct Bits<'a> {
     out: &'a mut Vec<u8>,
     acc: u64,
     n: u32,
 }
 
-impl Bits<'_> {
-    fn put(&mut self, code: u32, size: u32) {
+impl<'a> Bits<'a> {
+    pub(super) fn new(out: &'a mut Vec<u8>) -> Self {
+        Bits { out, acc: 0, n: 0 }
+    }
+
+    pub(super) fn put(&mut self, code: u32, size: u32) {
         self.acc = (self.acc << size) | u64::from(code & ((1u32 << size) - 1));
         self.n += size;
         while self.n >= 8 {
@@ -344,7 +348,7 @@ impl Bits<'_> {
     }
 
     /// Pads the last byte with one bits.
-    fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         self.put(0x7f, 7);
         self.n = 0;
         self.acc = 0;
@@ -352,7 +356,7 @@ impl Bits<'_> {
 }
 
 /// Bits needed for magnitude `v` (`JPEG_NBITS`).
-fn nbits(v: i32) -> u32 {
+pub(super) fn nbits(v: i32) -> u32 {
     32 - v.unsigned_abs().leading_zeros()
 }
 
@@ -435,7 +439,12 @@ fn count_block(block: &[i16; 64], last_dc: i32, dc: &mut [u64; 257], ac: &mut [u
 /// dummy blocks `jccoefct.c` makes at the right and bottom edges of an interleaved scan:
 /// all-zero AC and the DC of the block before it in the MCU (left, else the last one of the
 /// row above).
-fn scan_order(comps: &[Comp], mcus_x: usize, mcus_y: usize, mut f: impl FnMut(usize, &[i16; 64])) {
+pub(super) fn scan_order(
+    comps: &[Comp],
+    mcus_x: usize,
+    mcus_y: usize,
+    mut f: impl FnMut(usize, &[i16; 64]),
+) {
     if comps.len() == 1 {
         // Non-interleaved: one block per MCU, only the component's real blocks.
         for b in &comps[0].blocks {
@@ -475,7 +484,7 @@ fn scan_order(comps: &[Comp], mcus_x: usize, mcus_y: usize, mut f: impl FnMut(us
     }
 }
 
-fn marker(out: &mut Vec<u8>, m: u8, payload: &[u8]) -> Result<(), JpegError> {
+pub(super) fn marker(out: &mut Vec<u8>, m: u8, payload: &[u8]) -> Result<(), JpegError> {
     let len = u16::try_from(payload.len() + 2)
         .map_err(|_| JpegError::Unsupported("marker longer than 65533 bytes".into()))?;
     out.extend_from_slice(&[0xff, m]);
@@ -492,9 +501,6 @@ pub fn encode(
     channels: usize,
     opts: &EncodeOptions,
 ) -> Result<Vec<u8>, JpegError> {
-    if opts.progressive {
-        return Err(JpegError::Unsupported("progressive JPEG encoding".into()));
-    }
     // jcmaster.c's initial_setup: JPEG_MAX_DIMENSION is 65500.
     if width == 0 || height == 0 || width > 65500 || height > 65500 {
         return Err(JpegError::Unsupported(format!(
@@ -632,7 +638,10 @@ pub fn encode(
 
     // Huffman tables: standard, or optimal from a statistics pass over the same blocks.
     let ntbl = if ncomp == 1 { 1 } else { 2 };
-    let (dc_tables, ac_tables): (Vec<HuffTable>, Vec<HuffTable>) = if opts.optimize_coding {
+    let (dc_tables, ac_tables): (Vec<HuffTable>, Vec<HuffTable>) = if opts.progressive {
+        // Built per scan by super::progressive.
+        (Vec::new(), Vec::new())
+    } else if opts.optimize_coding {
         let mut dcf = vec![[0u64; 257]; ntbl];
         let mut acf = vec![[0u64; 257]; ntbl];
         let mut last = vec![0i32; ncomp];
@@ -688,7 +697,12 @@ pub fn encode(
     for c in &comps {
         sof.extend_from_slice(&[c.id, ((c.h as u8) << 4) | c.v as u8, c.tbl as u8]);
     }
-    marker(&mut out, 0xc0, &sof)?;
+    marker(&mut out, if opts.progressive { 0xc2 } else { 0xc0 }, &sof)?;
+    if opts.progressive {
+        super::progressive::write_scans(&mut out, &comps, mcus_x, mcus_y)?;
+        out.extend_from_slice(&[0xff, 0xd9]);
+        return Ok(out);
+    }
     for t in 0..ntbl {
         for (class, tab) in [(0u8, &dc_tables[t]), (0x10, &ac_tables[t])] {
             let mut dht = vec![class | t as u8];
@@ -703,11 +717,7 @@ pub fn encode(
     }
     sos.extend_from_slice(&[0, 63, 0]);
     marker(&mut out, 0xda, &sos)?;
-    let mut w = Bits {
-        out: &mut out,
-        acc: 0,
-        n: 0,
-    };
+    let mut w = Bits::new(&mut out);
     let mut last = vec![0i32; ncomp];
     let mut res = Ok(());
     scan_order(&comps, mcus_x, mcus_y, |ci, b| {
@@ -789,18 +799,32 @@ mod tests {
             .max()
             .unwrap();
         assert!(worst <= 2, "{worst}");
-        assert!(matches!(
-            encode(
-                &px,
-                w,
-                h,
-                1,
-                &EncodeOptions {
-                    progressive: true,
-                    ..opts
-                }
-            ),
-            Err(JpegError::Unsupported(_))
-        ));
+        // Progressive output carries the same coefficients: the same pixels back.
+        let prog = encode(
+            &px,
+            w,
+            h,
+            1,
+            &EncodeOptions {
+                progressive: true,
+                ..opts
+            },
+        )
+        .unwrap();
+        assert_eq!(&prog[..2], &[0xff, 0xd8]);
+        let p = super::super::decode(
+            &prog,
+            &super::super::Options {
+                channels: 1,
+                ratio: 1,
+                fancy_upsampling: true,
+                accurate_dct: true,
+                try_recover_truncated: false,
+                crop: None,
+                max_pixels: 1 << 20,
+            },
+        )
+        .unwrap();
+        assert_eq!(p.pixels, d.pixels);
     }
 }

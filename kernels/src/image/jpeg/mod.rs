@@ -22,6 +22,7 @@ mod color;
 mod encode;
 mod entropy;
 mod idct;
+mod progressive;
 
 pub use encode::{encode, EncodeOptions};
 

@@ -1,8 +1,8 @@
 //! `EncodeJpeg` and `EncodeJpegVariableQuality` through tfhub's encoder
 //! (`tfhub_kernels::image::jpeg::encode`), which follows libjpeg-turbo 2.1.4 with the settings
 //! TF's `jpeg::Compress` (core/lib/jpeg/jpeg_mem.cc) uses, so the bytes equal TF's for
-//! baseline output, with or without `optimize_size`. TF reference:
-//! core/kernels/image/encode_jpeg_op.cc. `progressive=true` fails with an error naming it.
+//! baseline output, with or without `optimize_size`, and for `progressive=true` (SOF2 with
+//! `jpeg_simple_progression`'s scans). TF reference: core/kernels/image/encode_jpeg_op.cc.
 
 use crate::ops::{BuildCtx, EvalCtx, Op, OpError};
 use crate::tensor::{DType, Tensor};
@@ -67,11 +67,6 @@ impl EncodeJpeg {
             )));
         }
         opts.progressive = cx.attr_opt_bool("progressive").unwrap_or(false);
-        if opts.progressive {
-            return Err(OpError::Unimplemented(
-                "EncodeJpeg with progressive=true (libjpeg's progressive encoder)".into(),
-            ));
-        }
         opts.optimize_coding = cx.attr_opt_bool("optimize_size").unwrap_or(false);
         opts.chroma_downsampling = cx.attr_opt_bool("chroma_downsampling").unwrap_or(true);
         let unit = cx

@@ -33,6 +33,17 @@ pub(super) fn decode(
     let mut reader = dec.read_info().map_err(|_| init_err())?;
     let (h, w, want, depth) = {
         let info = reader.info();
+        // libpng's png_handle_PLTE / png_set_PLTE fail a palette image whose PLTE is empty,
+        // not a whole number of entries or over 256 entries (inside png_read_info, so TF
+        // reports the init error); other colour types ignore the chunk. The `png` crate
+        // takes any length and its palette expansion indexed past the end (libFuzzer: a
+        // 53-byte PLTE panicked in png 0.18.1's create_rgba_palette).
+        if info.color_type == png::ColorType::Indexed {
+            match info.palette.as_deref() {
+                Some(p) if !p.is_empty() && p.len() % 3 == 0 && p.len() <= 3 * 256 => {}
+                _ => return Err(init_err()),
+            }
+        }
         let auto = match info.color_type {
             png::ColorType::Indexed => 3 + usize::from(info.trns.is_some()),
             png::ColorType::Grayscale => 1,

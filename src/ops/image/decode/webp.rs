@@ -12,6 +12,9 @@
 //! constants and "fancy" chroma upsampling (image-webp follows libwebp there; the agreement
 //! with TF is measured in tests/image.rs). An animation whose header lacks the alpha flag
 //! is refused: TF copies 4-channel frames into a 3-channel output there (an overrun).
+//!
+//! `image-webp` is tfhub's patched copy (vendor/image-webp/PATCHES.md): 0.2.4 panicked on a
+//! corrupt animation libFuzzer found; a panic in it is a bug to fix there, not to catch here.
 
 use std::io::Cursor;
 
@@ -24,25 +27,6 @@ use crate::ops::OpError;
 /// `(frames * height, width, channels)` before pixels are decoded. Returns the image and
 /// whether the output is 4-D.
 pub(super) fn decode(
-    bytes: &[u8],
-    channels: usize,
-    expand_animations: bool,
-    max_pixels: usize,
-    check: &dyn Fn(usize, usize, usize) -> Result<(), OpError>,
-) -> Result<(Image, bool), OpError> {
-    // `image-webp` 0.2.4 can panic on corrupt data (libFuzzer found an index past a
-    // 396-entry table in its decoder.rs); a hostile file must give a typed error instead.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_checked(bytes, channels, expand_animations, max_pixels, check)
-    }))
-    .unwrap_or_else(|_| {
-        Err(OpError::invalid(
-            "Failed to decode WebP data (corrupt stream).",
-        ))
-    })
-}
-
-fn decode_checked(
     bytes: &[u8],
     channels: usize,
     expand_animations: bool,
