@@ -1,0 +1,171 @@
+//! Running one model call on rayon's pool with low per-op overhead.
+//!
+//! The kernels split their work with rayon (`par_chunks_mut`, `join`, the GEMM's task split).
+//! A model call at batch 1 runs hundreds of such ops of 10–500 µs each, so what an op pays
+//! to go parallel matters as much as how well it splits. Two costs dominate, both measured
+//! on the 2-core VM this was tuned on:
+//!
+//! * **Cold entry.** A parallel op started from a thread outside the pool injects its job,
+//!   wakes a worker and sleeps on a latch until the whole op is done: two thread wake-ups in
+//!   series per op. [`on_worker`] moves the whole call onto a worker once, so each op's split
+//!   pushes half its work onto the caller's own deque, a sibling steals it when awake, and the
+//!   caller takes it back when nobody did: no op waits for a wake-up.
+//! * **Sleeping siblings.** An idle rayon worker yields ~32 times and then sleeps on a
+//!   condition variable; the serial gaps between ops are longer than that, so every op found
+//!   its sibling asleep and woke it (a futex wake plus the scheduler's latency, tens of µs in
+//!   a VM). While a call runs, [`on_worker`] keeps the other workers looking for work
+//!   ([`rayon::yield_now`] in a loop) instead; a worker that finds nothing for
+//!   [`SPIN_IDLE`] goes back to rayon's normal sleep, so a long serial stretch (a string op,
+//!   a loop) does not burn a core. `TFHUB_NO_SPIN=1` turns the spinning off.
+//!
+//! Neither changes what any kernel computes: results do not depend on which thread runs a
+//! task.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long a spinning worker looks for work without finding any before it stops spinning.
+pub const SPIN_IDLE: Duration = Duration::from_millis(2);
+
+/// True unless `TFHUB_NO_SPIN` is set (to anything but empty or `0`).
+fn spin_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(
+        || !matches!(std::env::var("TFHUB_NO_SPIN"), Ok(v) if !v.is_empty() && v != "0"),
+    )
+}
+
+/// Runs `f` on a worker of the current rayon pool and returns its result, keeping the pool's
+/// other workers spinning for work while it runs (see the [module docs](self)). Runs `f` in
+/// place, without spinning, when the caller already is a worker (a nested call).
+pub fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    rayon::scope(|_| {
+        let _call = CallGuard::enter();
+        f()
+    })
+}
+
+/// Calls inside [`on_worker`] right now (process-wide); spinners spin while it is non-zero.
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+/// Spinner jobs queued or looping (process-wide), at most one per worker but the caller's.
+static SPINNERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one running call and makes sure the other workers spin; dropping it ends the call.
+struct CallGuard;
+
+impl CallGuard {
+    fn enter() -> CallGuard {
+        CALLS.fetch_add(1, Ordering::AcqRel);
+        let want = rayon::current_num_threads().saturating_sub(1);
+        if spin_enabled() {
+            let caller = rayon::current_thread_index();
+            // Spinners of an earlier call that are still looping carry on into this one.
+            while SPINNERS.load(Ordering::Acquire) < want {
+                if SPINNERS.fetch_add(1, Ordering::AcqRel) >= want {
+                    SPINNERS.fetch_sub(1, Ordering::AcqRel);
+                    break;
+                }
+                rayon::spawn(move || {
+                    // The caller itself may pick this job up while it waits inside an op; it
+                    // must not spin there (it would not get back to finishing its call).
+                    if rayon::current_thread_index() != caller {
+                        spin();
+                    }
+                    SPINNERS.fetch_sub(1, Ordering::AcqRel);
+                });
+            }
+        }
+        CallGuard
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        CALLS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Runs pending pool work while a call is running, until nothing turned up for
+/// [`SPIN_IDLE`] (then the worker goes back to rayon's own idle loop and sleep).
+fn spin() {
+    let mut idle_since: Option<Instant> = None;
+    let mut polls = 0u32;
+    loop {
+        match rayon::yield_now() {
+            Some(rayon::Yield::Executed) => idle_since = None,
+            Some(rayon::Yield::Idle) => {
+                std::hint::spin_loop();
+                polls = polls.wrapping_add(1);
+                // Reading the clock every poll would cost more than the poll itself.
+                if polls % 64 == 0 {
+                    let now = Instant::now();
+                    match idle_since {
+                        None => idle_since = Some(now),
+                        Some(t) if now.duration_since(t) >= SPIN_IDLE => return,
+                        Some(_) => {}
+                    }
+                    if CALLS.load(Ordering::Acquire) == 0 {
+                        return;
+                    }
+                }
+            }
+            None => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+
+    #[test]
+    fn on_worker_runs_on_the_pool_and_returns_the_result() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        // From a thread outside any pool: the closure runs on a worker of the global pool.
+        let (idx, sum) = std::thread::spawn(|| {
+            on_worker(|| {
+                let v: Vec<u64> = (0..10_000).collect();
+                (rayon::current_thread_index(), v.par_iter().sum::<u64>())
+            })
+        })
+        .join()
+        .unwrap();
+        assert!(idx.is_some());
+        assert_eq!(sum, 10_000 * 9_999 / 2);
+        // Nested: runs in place.
+        let inner = pool.install(|| {
+            let me = rayon::current_thread_index();
+            on_worker(|| rayon::current_thread_index() == me)
+        });
+        assert!(inner);
+    }
+
+    #[test]
+    fn many_calls_from_many_threads_finish() {
+        // Concurrent calls each start spinners; every call must still return (spinners give
+        // way when the call ends) and the spinner count must return to zero.
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                s.spawn(move || {
+                    for i in 0..50u64 {
+                        let got = on_worker(|| {
+                            (0..2_000u64)
+                                .into_par_iter()
+                                .map(|x| x * (t + i))
+                                .sum::<u64>()
+                        });
+                        assert_eq!(got, (t + i) * 2_000 * 1_999 / 2);
+                    }
+                });
+            }
+        });
+    }
+}
