@@ -16,7 +16,19 @@
 //!   a VM). While a call runs, [`on_worker`] keeps the other workers looking for work
 //!   ([`rayon::yield_now`] in a loop) instead; a worker that finds nothing for
 //!   [`SPIN_IDLE`] goes back to rayon's normal sleep, so a long serial stretch (a string op,
-//!   a loop) does not burn a core. `TFHUB_NO_SPIN=1` turns the spinning off.
+//!   a loop) does not burn a core. A spinning worker also gives its core away between polls
+//!   (`sched_yield`), so on a machine with more runnable threads than cores it does not eat
+//!   the time slices the working threads need.
+//!
+//! `TFHUB_POOL` picks the mode, for measuring: `yield` (the default, as above), `spin` (poll
+//! without yielding the core), `hop` (the hop without spinning), `off` (neither: every
+//! parallel op enters the pool on its own, as before).
+//!
+//! **Grain.** [`grain`] sizes the leaves of a kernel's parallel split: [`tasks_per_thread`]
+//! leaves per worker (4 by default, `TFHUB_TASKS_PER_THREAD`), so when one worker is
+//! descheduled mid-op (a shared machine), or one leaf is slower, the others steal its
+//! remaining leaves instead of waiting for it; with one leaf per worker an op lasts as long
+//! as its slowest worker's time slice.
 //!
 //! Neither changes what any kernel computes: results do not depend on which thread runs a
 //! task.
@@ -28,19 +40,54 @@ use std::time::{Duration, Instant};
 /// How long a spinning worker looks for work without finding any before it stops spinning.
 pub const SPIN_IDLE: Duration = Duration::from_millis(2);
 
-/// True unless `TFHUB_NO_SPIN` is set (to anything but empty or `0`).
-fn spin_enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(
-        || !matches!(std::env::var("TFHUB_NO_SPIN"), Ok(v) if !v.is_empty() && v != "0"),
-    )
+/// How [`on_worker`] runs a call (`TFHUB_POOL`, see the [module docs](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Hop onto a worker; other workers poll for work and yield their core between polls.
+    Yield,
+    /// Hop onto a worker; other workers poll for work without yielding.
+    Spin,
+    /// Hop onto a worker; other workers sleep as rayon makes them.
+    Hop,
+    /// Run in place: each parallel op enters the pool from the calling thread.
+    Off,
+}
+
+fn mode() -> Mode {
+    static MODE: OnceLock<Mode> = OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("TFHUB_POOL").as_deref() {
+        Ok("spin") => Mode::Spin,
+        Ok("hop") => Mode::Hop,
+        Ok("off") => Mode::Off,
+        _ => Mode::Yield,
+    })
+}
+
+/// Leaves per worker of a kernel's parallel split (`TFHUB_TASKS_PER_THREAD`, 1..=64,
+/// default 4; see the [module docs](self)).
+pub fn tasks_per_thread() -> usize {
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("TFHUB_TASKS_PER_THREAD")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(4, |n| n.clamp(1, 64))
+    })
+}
+
+/// Units per leaf when `units` units of work are split over the current rayon pool:
+/// [`tasks_per_thread`] leaves per worker, but never fewer than `min_units` units per leaf
+/// (and at least 1).
+pub fn grain(units: usize, min_units: usize) -> usize {
+    let leaves = rayon::current_num_threads().max(1) * tasks_per_thread();
+    units.div_ceil(leaves).max(min_units).max(1)
 }
 
 /// Runs `f` on a worker of the current rayon pool and returns its result, keeping the pool's
 /// other workers spinning for work while it runs (see the [module docs](self)). Runs `f` in
 /// place, without spinning, when the caller already is a worker (a nested call).
 pub fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_some() {
+    if rayon::current_thread_index().is_some() || mode() == Mode::Off {
         return f();
     }
     rayon::scope(|_| {
@@ -61,7 +108,7 @@ impl CallGuard {
     fn enter() -> CallGuard {
         CALLS.fetch_add(1, Ordering::AcqRel);
         let want = rayon::current_num_threads().saturating_sub(1);
-        if spin_enabled() {
+        if matches!(mode(), Mode::Spin | Mode::Yield) {
             let caller = rayon::current_thread_index();
             // Spinners of an earlier call that are still looping carry on into this one.
             while SPINNERS.load(Ordering::Acquire) < want {
@@ -73,7 +120,7 @@ impl CallGuard {
                     // The caller itself may pick this job up while it waits inside an op; it
                     // must not spin there (it would not get back to finishing its call).
                     if rayon::current_thread_index() != caller {
-                        spin();
+                        spin(mode() == Mode::Yield);
                     }
                     SPINNERS.fetch_sub(1, Ordering::AcqRel);
                 });
@@ -90,15 +137,20 @@ impl Drop for CallGuard {
 }
 
 /// Runs pending pool work while a call is running, until nothing turned up for
-/// [`SPIN_IDLE`] (then the worker goes back to rayon's own idle loop and sleep).
-fn spin() {
+/// [`SPIN_IDLE`] (then the worker goes back to rayon's own idle loop and sleep). With
+/// `yield_core`, each poll that finds nothing gives the core to any other runnable thread.
+fn spin(yield_core: bool) {
     let mut idle_since: Option<Instant> = None;
     let mut polls = 0u32;
     loop {
         match rayon::yield_now() {
             Some(rayon::Yield::Executed) => idle_since = None,
             Some(rayon::Yield::Idle) => {
-                std::hint::spin_loop();
+                if yield_core {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
                 polls = polls.wrapping_add(1);
                 // Reading the clock every poll would cost more than the poll itself.
                 if polls % 64 == 0 {
