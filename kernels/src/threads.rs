@@ -153,7 +153,7 @@ fn spin(yield_core: bool) {
                 }
                 polls = polls.wrapping_add(1);
                 // Reading the clock every poll would cost more than the poll itself.
-                if polls % 64 == 0 {
+                if polls.is_multiple_of(64) {
                     let now = Instant::now();
                     match idle_since {
                         None => idle_since = Some(now),
