@@ -20,6 +20,13 @@
 //!   (`sched_yield`), so on a machine with more runnable threads than cores it does not eat
 //!   the time slices the working threads need.
 //!
+//! **Contention.** On a machine with more runnable threads than cores the hop loses: a call
+//! that never sleeps gets only its fair share of a core, while entering the pool per op (the
+//! caller and the workers sleeping and waking in turn) is favoured by the scheduler. A call
+//! that hopped and got less than half its wall time on the CPU makes the next calls run in
+//! place (each parallel op entering the pool on its own), then one hops again to look
+//! ([`on_worker`]).
+//!
 //! `TFHUB_POOL` picks the mode, for measuring: `yield` (the default, as above), `spin` (poll
 //! without yielding the core), `hop` (the hop without spinning), `off` (neither: every
 //! parallel op enters the pool on its own, as before).
@@ -85,15 +92,75 @@ pub fn grain(units: usize, min_units: usize) -> usize {
 
 /// Runs `f` on a worker of the current rayon pool and returns its result, keeping the pool's
 /// other workers spinning for work while it runs (see the [module docs](self)). Runs `f` in
-/// place, without spinning, when the caller already is a worker (a nested call).
+/// place, without spinning, when the caller already is a worker (a nested call) or while the
+/// machine looks oversubscribed (see [`contended`]).
 pub fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_some() || mode() == Mode::Off {
+    if rayon::current_thread_index().is_some() || mode() == Mode::Off || contended() {
         return f();
     }
     rayon::scope(|_| {
         let _call = CallGuard::enter();
-        f()
+        let t0 = Instant::now();
+        let cpu0 = thread_cpu_ns();
+        let r = f();
+        if let (Some(c0), Some(c1)) = (cpu0, thread_cpu_ns()) {
+            let wall = t0.elapsed();
+            let cpu = Duration::from_nanos(c1.saturating_sub(c0));
+            if wall >= CONTENTION_MIN_WALL && cpu * 2 < wall {
+                SKIP_HOPS.store(CONTENDED_CALLS, Ordering::Release);
+            }
+        }
+        r
     })
+}
+
+/// Calls that run in place after a call found the machine contended.
+const CONTENDED_CALLS: usize = 32;
+/// Calls shorter than this are not used to judge contention.
+const CONTENTION_MIN_WALL: Duration = Duration::from_millis(1);
+/// Calls left to run in place (see [`contended`]).
+static SKIP_HOPS: AtomicUsize = AtomicUsize::new(0);
+
+/// True while the machine looked oversubscribed: the last call that hopped got less than half
+/// of its wall time on the CPU (other processes had the cores). A thread that never sleeps
+/// then gets only its fair share of a core, while one that sleeps between ops (entering the
+/// pool per op, as without the hop) is favoured on wake-up by the scheduler: measured with
+/// twelve runnable compiler threads on 2 cores, MobileNetV2 at batch 1 took 120–140 ms per
+/// call hopping and 15–40 ms in place. So the next [`CONTENDED_CALLS`] calls run in place,
+/// then one hops again to look.
+fn contended() -> bool {
+    SKIP_HOPS
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+/// CPU time the calling thread has used, in nanoseconds (`None` where not available).
+fn thread_cpu_ns() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    {
+        #[repr(C)]
+        struct Timespec {
+            sec: i64,
+            nsec: i64,
+        }
+        extern "C" {
+            fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+        }
+        // <time.h>: CLOCK_THREAD_CPUTIME_ID on Linux.
+        const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+        let mut ts = Timespec { sec: 0, nsec: 0 };
+        // SAFETY: clock_gettime writes one timespec (two 64-bit fields on 64-bit Linux,
+        // glibc and musl alike) to the pointer it is given, which is valid and exclusive.
+        let r = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        if r == 0 {
+            return Some((ts.sec as u64).saturating_mul(1_000_000_000) + ts.nsec as u64);
+        }
+        None
+    }
+    #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+    {
+        None
+    }
 }
 
 /// Calls inside [`on_worker`] right now (process-wide); spinners spin while it is non-zero.
