@@ -24,6 +24,7 @@ pub mod reduce;
 pub mod segment;
 pub mod simd;
 pub mod strings;
+pub mod threads;
 pub mod transcend;
 pub mod transpose;
 

@@ -97,7 +97,17 @@ impl Plan {
     /// Buffers: while the plan runs, the model's buffer pool is this thread's current pool,
     /// so large intermediates freed by their last use (or at the end) are reused by later
     /// allocations and calls (`tensor::pool`); outputs are never recycled while referenced.
+    ///
+    /// Threads: a top-level call runs on a worker of the current rayon pool, with the other
+    /// workers kept looking for work while it runs (`tfhub_kernels::threads::on_worker`), so
+    /// the parallel ops inside start without waking a sleeping thread each time.
     pub fn run(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
+        // One hop onto rayon's pool per call, not one cold entry per parallel op.
+        tfhub_kernels::threads::on_worker(|| self.run_here(cx, args))
+    }
+
+    /// [`Plan::run`] on the calling thread.
+    fn run_here(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
         let _pool = crate::tensor::pool::enter(cx.session.pool());
         let base = cx.call.live_bytes;
         let r = match &self.flow {

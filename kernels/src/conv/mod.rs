@@ -219,7 +219,10 @@ fn conv_gemm(input: &[f32], pb: &PackedB, geom: &Window2d, ep: &Epilogue<'_>, ou
                 gemm_packed_f32_with(!par, ow, a, (sw * cin, 1), pb, orow, cout, ep);
             };
             if par {
-                out.par_chunks_mut(ow * cout).enumerate().for_each(row);
+                out.par_chunks_mut(ow * cout)
+                    .enumerate()
+                    .with_max_len(crate::threads::grain(rows, 1))
+                    .for_each(row);
             } else {
                 out.chunks_mut(ow * cout).enumerate().for_each(row);
             }
@@ -227,18 +230,35 @@ fn conv_gemm(input: &[f32], pb: &PackedB, geom: &Window2d, ep: &Epilogue<'_>, ou
         }
     }
     let m_total = n * oh * ow;
-    let chunk_rows = (IM2COL_CHUNK / kdim.max(1)).clamp(16, 4096).min(m_total);
-    let single = m_total <= chunk_rows;
+    // Chunks fit the cache and give each worker several (`threads::grain`) when they stay
+    // at least 64 pixels; with fewer pixels one chunk splits its GEMM (and its im2col).
+    let chunk_rows = (IM2COL_CHUNK / kdim.max(1))
+        .clamp(16, 4096)
+        .min(crate::threads::grain(m_total, 64).div_ceil(16) * 16)
+        .min(m_total);
+    let single = m_total <= chunk_rows || m_total < 64 * 2 * rayon::current_num_threads();
     let run_chunk = |(ci, ochunk): (usize, &mut [f32])| {
         let m0 = ci * chunk_rows;
         let rows = ochunk.len() / cout;
         COL_BUF.with(|buf| {
-            let mut buf = buf.borrow_mut();
+            // Busy when this thread, waiting inside a lone chunk's parallel GEMM, picked up a
+            // chunk of another call's convolution: that one gets its own scratch.
+            let mut own = Vec::new();
+            let mut held = buf.try_borrow_mut().ok();
+            let buf = held.as_deref_mut().unwrap_or(&mut own);
             if buf.len() < rows * kdim {
                 buf.resize(rows * kdim, 0.0);
             }
             let col = &mut buf[..rows * kdim];
-            im2col_rows(input, geom, m0, col);
+            if single && rows * kdim >= 1 << 16 {
+                // The lone chunk's im2col in parallel too (rows of `g` pixels).
+                let g = crate::threads::grain(rows, 8);
+                col.par_chunks_mut(g * kdim)
+                    .enumerate()
+                    .for_each(|(i, c)| im2col_rows(input, geom, m0 + i * g, c));
+            } else {
+                im2col_rows(input, geom, m0, col);
+            }
             // A lone chunk splits its GEMM over the pool (over output channels when the
             // pixels are few); chunks run in parallel otherwise.
             gemm_packed_f32_with(single, rows, col, (kdim, 1), pb, ochunk, cout, ep);
@@ -430,8 +450,10 @@ fn direct_conv(
     };
     let work = out.len() * geom.kernel.0 * geom.kernel.1 * geom.input[3];
     if work >= 1 << 16 {
+        let rows = out.len() / (geom.output.1 * cout);
         out.par_chunks_mut(geom.output.1 * cout)
             .enumerate()
+            .with_max_len(crate::threads::grain(rows, 1))
             .for_each(row);
     } else {
         out.chunks_mut(geom.output.1 * cout)
@@ -575,6 +597,7 @@ pub fn depthwise_conv2d_nhwc_f32_ep(
     if out.len() * kh * kw >= 1 << 16 {
         out.par_chunks_mut(ow * cin * mult)
             .enumerate()
+            .with_max_len(crate::threads::grain(n * oh, 1))
             .for_each(row);
     } else {
         out.chunks_mut(ow * cin * mult).enumerate().for_each(row);
@@ -669,7 +692,10 @@ fn pool(isa: crate::simd::Isa, input: &[f32], geom: &Window2d, is_max: bool, out
         pool_row_with(isa, input, geom, is_max, r / oh, r % oh, orow)
     };
     if out.len() * geom.kernel.0 * geom.kernel.1 >= 1 << 16 {
-        out.par_chunks_mut(ow * c).enumerate().for_each(row);
+        out.par_chunks_mut(ow * c)
+            .enumerate()
+            .with_max_len(crate::threads::grain(n * oh, 1))
+            .for_each(row);
     } else {
         out.chunks_mut(ow * c).enumerate().for_each(row);
     }

@@ -221,23 +221,40 @@ pub fn gemm_packed_f32_with(
         run((0, m), (0, panels));
         return;
     }
-    if m >= 64 * threads && m >= n {
-        // Tall: split rows (multiples of 48, a multiple of every MR), B shared.
-        let tasks = 2 * threads;
-        let per = m.div_ceil(tasks).div_ceil(48) * 48;
-        (0..m.div_ceil(per)).into_par_iter().for_each(|t| {
-            let lo = t * per;
-            run((lo, (lo + per).min(m)), (0, panels));
-        });
-    } else {
-        // Wide: each task owns whole panels of B; A (small) is packed by each task.
-        let tasks = threads.min(panels);
-        let per = panels.div_ceil(tasks);
-        (0..panels.div_ceil(per)).into_par_iter().for_each(|t| {
-            let lo = t * per;
-            run((0, m), (lo, (lo + per).min(panels)));
-        });
-    }
+    // The C grid of (12-row block, B panel) tiles in row-major order is cut into equal runs
+    // of tiles, `threads::grain` runs per worker; a run is at most three rectangles (the end
+    // of one row block, whole row blocks, the start of another), each packing its A rows
+    // once. Tall products get row bands (B is packed already, so a band costs only its A
+    // packing), wide ones panel groups, and small ones (7×7 pixels × 160 channels) still
+    // split evenly where a split along one side alone had 5 tasks for 2 threads. 12 is a
+    // multiple of every MR, so every tile is the one the serial loop computes: results do
+    // not depend on the split. A run is at least ~0.5 M multiply-adds.
+    const RB: usize = 12;
+    let row_blocks = m.div_ceil(RB);
+    let tiles = row_blocks * panels;
+    let tile_macs = (RB * nr * k).max(1);
+    let per = crate::threads::grain(tiles, ((1 << 19) / tile_macs).max(1));
+    let rect = |rb: (usize, usize), pans: (usize, usize)| {
+        if rb.0 < rb.1 && pans.0 < pans.1 {
+            run((rb.0 * RB, (rb.1 * RB).min(m)), pans);
+        }
+    };
+    (0..tiles.div_ceil(per)).into_par_iter().for_each(|t| {
+        let (lo, hi) = (t * per, ((t + 1) * per).min(tiles));
+        let (r0, p0) = (lo / panels, lo % panels);
+        let (r1, p1) = (hi / panels, hi % panels);
+        if r0 == r1 {
+            rect((r0, r0 + 1), (p0, p1));
+            return;
+        }
+        // End of row block r0, whole blocks between, start of row block r1.
+        let first_whole = if p0 == 0 { r0 } else { r0 + 1 };
+        if p0 > 0 {
+            rect((r0, r0 + 1), (p0, panels));
+        }
+        rect((first_whole, r1), (0, panels));
+        rect((r1, r1 + 1), (0, p1));
+    });
 }
 
 /// Single-threaded product of `m` rows of `A` with panels `pans.0..pans.1` of packed `B`.
@@ -394,6 +411,40 @@ mod tests {
         let mut rng = Rng::new(11);
         check(64, 300, 130, false, &mut rng);
         check(400, 50, 120, false, &mut rng);
+    }
+
+    #[test]
+    fn packed_tile_runs_match_serial_on_odd_pools() {
+        // Runs of the (row block, panel) grid that start and end inside row blocks, ragged
+        // last row blocks and panels, and thread counts that do not divide the grid: every
+        // result bit-identical to the serial product.
+        let mut rng = Rng::new(17);
+        for &(m, n, k) in &[
+            (49, 160, 960),
+            (49, 1280, 320),
+            (196, 576, 96),
+            (1000, 70, 300),
+        ] {
+            let a = rng.vec_f32(m * k);
+            let b = rng.vec_f32(k * n);
+            for isa in Isa::available() {
+                let packed = PackedB::new_with(isa, k, n, &b, (n, 1));
+                let ep = Epilogue::default();
+                let mut want = vec![0.0f32; m * n];
+                gemm_packed_f32_with(false, m, &a, (k, 1), &packed, &mut want, n, &ep);
+                for threads in [2, 3, 5] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let mut got = vec![f32::NAN; m * n];
+                    pool.install(|| {
+                        gemm_packed_f32_with(true, m, &a, (k, 1), &packed, &mut got, n, &ep)
+                    });
+                    assert!(got == want, "{m}x{n}x{k} {isa:?} threads={threads}");
+                }
+            }
+        }
     }
 
     #[test]
