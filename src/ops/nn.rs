@@ -253,6 +253,19 @@ impl Op for Conv {
     fn epilogue_producer(&self) -> Option<&dyn EpilogueProducer> {
         Some(self)
     }
+
+    fn profile_detail(&self, inputs: &[Tensor]) -> Option<String> {
+        let [x, f] = inputs else { return None };
+        let (xs, fs) = (x.shape(), f.shape());
+        if xs.len() != 4 || fs.len() != 4 {
+            return None;
+        }
+        let kind = if self.depthwise { "dw" } else { "conv" };
+        Some(format!(
+            "{kind} {}x{} s{} {}x{}x{}->{}",
+            fs[0], fs[1], self.strides.0, xs[1], xs[2], xs[3], fs[3]
+        ))
+    }
 }
 
 impl EpilogueProducer for Conv {
