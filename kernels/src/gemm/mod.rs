@@ -429,6 +429,76 @@ trait Kernel {
         nr: usize,
         acc: bool,
     );
+
+    /// True if [`Kernel::run_rows`] exists: `MR` whole rows of a row-major `A` are read in
+    /// place (no `pack_a`), with the same products summed in the same order as [`Kernel::run`].
+    const ROWS_A: bool = false;
+
+    /// As [`Kernel::run`] with `A` as `MR` rows of `kc` contiguous floats at stride `lda`
+    /// instead of a packed panel.
+    ///
+    /// # Safety
+    /// As [`Kernel::run`]; `a` covers `MR` rows (not just `mr`) of `kc` floats at stride `lda`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_rows(
+        _kc: usize,
+        _a: *const f32,
+        _lda: usize,
+        _b: *const f32,
+        _c: *mut f32,
+        _ldc: usize,
+        _mr: usize,
+        _nr: usize,
+        _acc: bool,
+    ) {
+        unreachable!("run_rows without ROWS_A")
+    }
+}
+
+/// Packs the panels of `mc×kc` of `A` that [`Kernel::run_rows`] cannot read in place: all of
+/// them unless `A` is row-major and the kernel has `run_rows`, else only a partial last panel.
+/// Returns whether whole panels are read in place.
+///
+/// # Safety
+/// As [`pack_a`].
+unsafe fn pack_a_needed<K: Kernel>(mc: usize, kc: usize, a: Operand, dst: &mut [f32]) -> bool {
+    if !(K::ROWS_A && a.cs == 1) {
+        pack_a::<K>(mc, kc, a, dst);
+        return false;
+    }
+    let full = mc / K::MR * K::MR;
+    if full < mc {
+        pack_a::<K>(mc - full, kc, a.offset(full, 0), &mut dst[full * kc..]);
+    }
+    true
+}
+
+/// One microkernel call for the rows `ir..ir + mr` of an `A` block: in place when
+/// `in_place` and the panel is whole, else from the packed panel.
+///
+/// # Safety
+/// As [`Kernel::run`] / [`Kernel::run_rows`]; `a` is the block's operand, `ap` its packing
+/// by [`pack_a_needed`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn run_tile<K: Kernel>(
+    in_place: bool,
+    kc: usize,
+    a: Operand,
+    ap: *const f32,
+    ir: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    acc: bool,
+) {
+    if in_place && mr == K::MR {
+        K::run_rows(kc, a.offset(ir, 0).ptr, a.rs, b, c, ldc, mr, nr, acc);
+    } else {
+        K::run(kc, ap.add(ir * kc), b, c, ldc, mr, nr, acc);
+    }
 }
 
 thread_local! {
@@ -584,15 +654,19 @@ unsafe fn gemm_blocked<K: Kernel>(
                     let mc = (m - ic).min(K::MC);
                     let mc_pad = mc.div_ceil(K::MR) * K::MR;
                     let ap = &mut apack[..kc * mc_pad];
-                    pack_a::<K>(mc, kc, a.offset(ic, pc), ap);
+                    let ablock = a.offset(ic, pc);
+                    let in_place = pack_a_needed::<K>(mc, kc, ablock, ap);
                     for jr in (0..nc).step_by(K::NR) {
                         let nr = (nc - jr).min(K::NR);
                         let bpanel = bp.as_ptr().add(jr * kc);
                         for ir in (0..mc).step_by(K::MR) {
                             let mr = (mc - ir).min(K::MR);
-                            K::run(
+                            run_tile::<K>(
+                                in_place,
                                 kc,
-                                ap.as_ptr().add(ir * kc),
+                                ablock,
+                                ap.as_ptr(),
+                                ir,
                                 bpanel,
                                 c.add((ic + ir) * ldc + jc + jr),
                                 ldc,
@@ -678,7 +752,23 @@ impl Kernel for Avx2Kernel {
         nr: usize,
         acc: bool,
     ) {
-        kernel_avx2_6x16(kc, a, b, c, ldc, mr, nr, acc)
+        kernel_avx2_6x16::<false>(kc, a, 0, b, c, ldc, mr, nr, acc)
+    }
+
+    const ROWS_A: bool = true;
+
+    unsafe fn run_rows(
+        kc: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        acc: bool,
+    ) {
+        kernel_avx2_6x16::<true>(kc, a, lda, b, c, ldc, mr, nr, acc)
     }
 }
 
@@ -687,9 +777,10 @@ impl Kernel for Avx2Kernel {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel_avx2_6x16(
+unsafe fn kernel_avx2_6x16<const ROWS: bool>(
     kc: usize,
     a: *const f32,
+    lda: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -709,15 +800,16 @@ unsafe fn kernel_avx2_6x16(
     let mut ap = a;
     let mut bp = b;
     for _ in 0..kc {
-        // SAFETY: packed panels hold kc steps of 6 (A) and 16 (B) floats.
+        // SAFETY: packed panels hold kc steps of 6 (A) and 16 (B) floats; with ROWS, A has
+        // 6 rows of kc floats at stride lda.
         let b0 = _mm256_loadu_ps(bp);
         let b1 = _mm256_loadu_ps(bp.add(8));
         for r in 0..6 {
-            let av = _mm256_broadcast_ss(&*ap.add(r));
+            let av = _mm256_broadcast_ss(&*ap.add(if ROWS { r * lda } else { r }));
             c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
             c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
         }
-        ap = ap.add(6);
+        ap = ap.add(if ROWS { 1 } else { 6 });
         bp = bp.add(16);
     }
     if mr == 6 && nr == 16 {
@@ -771,7 +863,23 @@ impl Kernel for Avx512Kernel {
         nr: usize,
         acc: bool,
     ) {
-        kernel_avx512_12x32(kc, a, b, c, ldc, mr, nr, acc)
+        kernel_avx512_12x32::<false>(kc, a, 0, b, c, ldc, mr, nr, acc)
+    }
+
+    const ROWS_A: bool = true;
+
+    unsafe fn run_rows(
+        kc: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        acc: bool,
+    ) {
+        kernel_avx512_12x32::<true>(kc, a, lda, b, c, ldc, mr, nr, acc)
     }
 }
 
@@ -780,9 +888,10 @@ impl Kernel for Avx512Kernel {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel_avx512_12x32(
+unsafe fn kernel_avx512_12x32<const ROWS: bool>(
     kc: usize,
     a: *const f32,
+    lda: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -803,15 +912,16 @@ unsafe fn kernel_avx512_12x32(
     let mut ap = a;
     let mut bp = b;
     for _ in 0..kc {
-        // SAFETY: packed panels hold kc steps of 12 (A) and 32 (B) floats.
+        // SAFETY: packed panels hold kc steps of 12 (A) and 32 (B) floats; with ROWS, A has
+        // 12 rows of kc floats at stride lda.
         let b0 = _mm512_loadu_ps(bp);
         let b1 = _mm512_loadu_ps(bp.add(16));
         for r in 0..12 {
-            let av = _mm512_set1_ps(*ap.add(r));
+            let av = _mm512_set1_ps(*ap.add(if ROWS { r * lda } else { r }));
             c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
             c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
         }
-        ap = ap.add(12);
+        ap = ap.add(if ROWS { 1 } else { 12 });
         bp = bp.add(32);
     }
     let m0: __mmask16 = if nr >= 16 {

@@ -7,7 +7,7 @@
 //! its own copy of the small `A`) or whole rows of `A` (split along `M` when `m` is large),
 //! and applies an [`Epilogue`] to each finished `C` tile while it is still in L1.
 
-use super::{pack_a, pack_b, Kernel, Operand, ScalarKernel, SendPtr, PACK_BUFS, PAR_MNK};
+use super::{pack_b, Kernel, Operand, ScalarKernel, SendPtr, PACK_BUFS, PAR_MNK};
 #[cfg(target_arch = "x86_64")]
 use super::{Avx2Kernel, Avx512Kernel};
 use crate::epilogue::{apply_row_with, Epilogue};
@@ -276,7 +276,8 @@ unsafe fn drive<K: Kernel>(
                 let mc = (m - ic).min(K::MC);
                 let mc_pad = mc.div_ceil(K::MR) * K::MR;
                 let ap = &mut apack[..kc * mc_pad];
-                pack_a::<K>(mc, kc, a.offset(ic, pc), ap);
+                let ablock = a.offset(ic, pc);
+                let in_place = super::pack_a_needed::<K>(mc, kc, ablock, ap);
                 for q in pans.0..pans.1 {
                     let j0 = q * K::NR;
                     let nr = (n - j0).min(K::NR);
@@ -284,9 +285,12 @@ unsafe fn drive<K: Kernel>(
                     for ir in (0..mc).step_by(K::MR) {
                         let mr = (mc - ir).min(K::MR);
                         let ct = c.add((ic + ir) * ldc + j0);
-                        K::run(
+                        super::run_tile::<K>(
+                            in_place,
                             kc,
-                            ap.as_ptr().add(ir * kc),
+                            ablock,
+                            ap.as_ptr(),
+                            ir,
                             bpanel,
                             ct,
                             ldc,
