@@ -47,6 +47,10 @@ fn main() {
         (196, 672, 112),
         (3136, 64, 256),
         (784, 512, 128),
+        // 3×3 convolutions as im2col GEMMs (ResNet50).
+        (196, 2304, 256),
+        (784, 1152, 128),
+        (3136, 576, 64),
     ];
     let only: Option<usize> = std::env::var("GEMM_SHAPE")
         .ok()
