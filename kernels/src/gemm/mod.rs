@@ -36,6 +36,7 @@
 //! SIMD paths; results therefore differ from a naive loop by normal rounding (a few ulp times
 //! `sqrt(k)`), and may differ slightly between instruction-set paths.
 
+use crate::epilogue::Epilogue;
 use crate::simd::Isa;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -414,10 +415,13 @@ trait Kernel {
     const MC: usize;
     const NC: usize;
     /// `C[0..mr, 0..nr] (+)= Apanel(MR×kc) · Bpanel(kc×NR)`; panels are packed, zero-padded.
+    /// With `ep = Some((ep, col0))` the tile's columns are `col0..col0 + nr` of the product
+    /// and `ep` is applied to the finished values (in registers where the kernel can).
     ///
     /// # Safety
     /// `a` holds `kc*MR`, `b` holds `kc*NR` floats; `c` is valid for `mr` rows of `nr`
-    /// elements at stride `ldc`; `mr <= MR`, `nr <= NR`, `kc >= 1`; CPU supports the ISA.
+    /// elements at stride `ldc`; `mr <= MR`, `nr <= NR`, `kc >= 1`; CPU supports the ISA;
+    /// every vector of `ep` covers columns `col0..col0 + nr`.
     #[allow(clippy::too_many_arguments)]
     unsafe fn run(
         kc: usize,
@@ -428,6 +432,7 @@ trait Kernel {
         mr: usize,
         nr: usize,
         acc: bool,
+        ep: TileEp<'_>,
     );
 
     /// True if [`Kernel::run_rows`] exists: `MR` whole rows of a row-major `A` are read in
@@ -450,8 +455,33 @@ trait Kernel {
         _mr: usize,
         _nr: usize,
         _acc: bool,
+        _ep: TileEp<'_>,
     ) {
         unreachable!("run_rows without ROWS_A")
+    }
+}
+
+/// The epilogue of a microkernel tile and the product column of its first column.
+type TileEp<'a> = Option<(&'a Epilogue<'a>, usize)>;
+
+/// Applies a tile's epilogue after the tile was stored (kernels without an in-register path,
+/// and edge tiles).
+///
+/// # Safety
+/// `c` is valid for `mr` rows of `nr` elements at stride `ldc`.
+unsafe fn tile_ep_in_memory(
+    isa: Isa,
+    ep: TileEp<'_>,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+) {
+    if let Some((ep, col0)) = ep {
+        for r in 0..mr {
+            let row = std::slice::from_raw_parts_mut(c.add(r * ldc), nr);
+            crate::epilogue::apply_row_with(isa, ep, row, col0);
+        }
     }
 }
 
@@ -493,11 +523,12 @@ unsafe fn run_tile<K: Kernel>(
     mr: usize,
     nr: usize,
     acc: bool,
+    ep: TileEp<'_>,
 ) {
     if in_place && mr == K::MR {
-        K::run_rows(kc, a.offset(ir, 0).ptr, a.rs, b, c, ldc, mr, nr, acc);
+        K::run_rows(kc, a.offset(ir, 0).ptr, a.rs, b, c, ldc, mr, nr, acc, ep);
     } else {
-        K::run(kc, ap.add(ir * kc), b, c, ldc, mr, nr, acc);
+        K::run(kc, ap.add(ir * kc), b, c, ldc, mr, nr, acc, ep);
     }
 }
 
@@ -673,6 +704,7 @@ unsafe fn gemm_blocked<K: Kernel>(
                                 mr,
                                 nr,
                                 acc,
+                                None,
                             );
                         }
                     }
@@ -708,6 +740,7 @@ impl Kernel for ScalarKernel {
         mr: usize,
         nr: usize,
         acc: bool,
+        ep: TileEp<'_>,
     ) {
         let mut t = [[0.0f32; 8]; 4];
         // SAFETY (whole fn): the caller guarantees `a`/`b` hold `kc` packed steps and `c`
@@ -727,6 +760,7 @@ impl Kernel for ScalarKernel {
                 *cv = if acc { *cv + tv } else { tv };
             }
         }
+        tile_ep_in_memory(Isa::Scalar, ep, c, ldc, mr, nr);
     }
 }
 
@@ -751,8 +785,9 @@ impl Kernel for Avx2Kernel {
         mr: usize,
         nr: usize,
         acc: bool,
+        ep: TileEp<'_>,
     ) {
-        kernel_avx2_6x16::<false>(kc, a, 0, b, c, ldc, mr, nr, acc)
+        kernel_avx2_6x16::<false>(kc, a, 0, b, c, ldc, mr, nr, acc, ep)
     }
 
     const ROWS_A: bool = true;
@@ -767,8 +802,9 @@ impl Kernel for Avx2Kernel {
         mr: usize,
         nr: usize,
         acc: bool,
+        ep: TileEp<'_>,
     ) {
-        kernel_avx2_6x16::<true>(kc, a, lda, b, c, ldc, mr, nr, acc)
+        kernel_avx2_6x16::<true>(kc, a, lda, b, c, ldc, mr, nr, acc, ep)
     }
 }
 
@@ -787,6 +823,7 @@ unsafe fn kernel_avx2_6x16<const ROWS: bool>(
     mr: usize,
     nr: usize,
     acc: bool,
+    ep: TileEp<'_>,
 ) {
     use std::arch::x86_64::*;
     // Pull the C tile toward L1 while the k loop runs (prefetches never fault).
@@ -814,12 +851,17 @@ unsafe fn kernel_avx2_6x16<const ROWS: bool>(
     }
     if mr == 6 && nr == 16 {
         for r in 0..6 {
-            // SAFETY: full tile: row r of C has 16 valid elements.
+            // SAFETY: full tile: row r of C has 16 valid elements; ep's vectors cover the
+            // tile's 16 columns.
             let cp = c.add(r * ldc);
             let (mut v0, mut v1) = (c0[r], c1[r]);
             if acc {
                 v0 = _mm256_add_ps(_mm256_loadu_ps(cp), v0);
                 v1 = _mm256_add_ps(_mm256_loadu_ps(cp.add(8)), v1);
+            }
+            if let Some((ep, col0)) = ep {
+                v0 = crate::epilogue_x86::avx2::vec(ep, v0, col0);
+                v1 = crate::epilogue_x86::avx2::vec(ep, v1, col0 + 8);
             }
             _mm256_storeu_ps(cp, v0);
             _mm256_storeu_ps(cp.add(8), v1);
@@ -838,6 +880,7 @@ unsafe fn kernel_avx2_6x16<const ROWS: bool>(
                 *cv = if acc { *cv + tv } else { tv };
             }
         }
+        tile_ep_in_memory(Isa::Avx2, ep, c, ldc, mr, nr);
     }
 }
 
@@ -862,8 +905,9 @@ impl Kernel for Avx512Kernel {
         mr: usize,
         nr: usize,
         acc: bool,
+        ep: TileEp<'_>,
     ) {
-        kernel_avx512_12x32::<false>(kc, a, 0, b, c, ldc, mr, nr, acc)
+        kernel_avx512_12x32::<false>(kc, a, 0, b, c, ldc, mr, nr, acc, ep)
     }
 
     const ROWS_A: bool = true;
@@ -878,8 +922,9 @@ impl Kernel for Avx512Kernel {
         mr: usize,
         nr: usize,
         acc: bool,
+        ep: TileEp<'_>,
     ) {
-        kernel_avx512_12x32::<true>(kc, a, lda, b, c, ldc, mr, nr, acc)
+        kernel_avx512_12x32::<true>(kc, a, lda, b, c, ldc, mr, nr, acc, ep)
     }
 }
 
@@ -898,6 +943,7 @@ unsafe fn kernel_avx512_12x32<const ROWS: bool>(
     mr: usize,
     nr: usize,
     acc: bool,
+    ep: TileEp<'_>,
 ) {
     use std::arch::x86_64::*;
     // Pull the C tile toward L1 while the k loop runs (prefetches never fault).
@@ -944,8 +990,16 @@ unsafe fn kernel_avx512_12x32<const ROWS: bool>(
             v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cp), v0);
             v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cp1), v1);
         }
+        if let (Some((ep, col0)), 32) = (ep, nr) {
+            // SAFETY: a whole-width tile: ep's vectors cover its 32 columns.
+            v0 = crate::epilogue_x86::avx512::vec(ep, v0, col0);
+            v1 = crate::epilogue_x86::avx512::vec(ep, v1, col0 + 16);
+        }
         _mm512_mask_storeu_ps(cp, m0, v0);
         _mm512_mask_storeu_ps(cp1, m1, v1);
+    }
+    if nr < 32 {
+        tile_ep_in_memory(Isa::Avx512, ep, c, ldc, mr, nr);
     }
 }
 
