@@ -260,10 +260,15 @@ impl Op for Conv {
         if xs.len() != 4 || fs.len() != 4 {
             return None;
         }
-        let kind = if self.depthwise { "dw" } else { "conv" };
+        // A depthwise filter is `[kh, kw, in, multiplier]`: output channels `in · multiplier`.
+        let (kind, cout) = if self.depthwise {
+            ("dw", fs[2].saturating_mul(fs[3]))
+        } else {
+            ("conv", fs[3])
+        };
         Some(format!(
-            "{kind} {}x{} s{} {}x{}x{}->{}",
-            fs[0], fs[1], self.strides.0, xs[1], xs[2], xs[3], fs[3]
+            "{kind} {}x{} s{} {}x{}x{}->{cout}",
+            fs[0], fs[1], self.strides.0, xs[1], xs[2], xs[3]
         ))
     }
 }
