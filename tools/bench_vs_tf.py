@@ -49,6 +49,7 @@ t1 = time.perf_counter()
 f(**feeds)
 first_ms = (time.perf_counter() - t1) * 1e3
 lat = []
+cpu0 = time.process_time()
 start = time.perf_counter()
 while time.perf_counter() - start < args["seconds"] or len(lat) < 3:
     t = time.perf_counter()
@@ -56,11 +57,12 @@ while time.perf_counter() - start < args["seconds"] or len(lat) < 3:
     for v in out.values():
         v.numpy()
     lat.append((time.perf_counter() - t) * 1e3)
+cpu_ms = (time.process_time() - cpu0) * 1e3 / len(lat)
 lat.sort()
 med = lat[len(lat) // 2]
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 print(json.dumps({"load_ms": load_ms, "first_call_ms": first_ms, "latency_ms": med,
-                  "per_s": rows / (med / 1e3), "peak_rss_mb": rss, "calls": len(lat),
+                  "per_s": rows / (med / 1e3), "peak_rss_mb": rss, "calls": len(lat), "cpu_ms": cpu_ms,
                   "batch": rows}))
 """
 
@@ -92,20 +94,24 @@ t1 = time.perf_counter()
 s.run(None, feeds)
 first_ms = (time.perf_counter() - t1) * 1e3
 lat = []
+cpu0 = time.process_time()
 start = time.perf_counter()
 while time.perf_counter() - start < args["seconds"] or len(lat) < 3:
     t = time.perf_counter()
     s.run(None, feeds)
     lat.append((time.perf_counter() - t) * 1e3)
+cpu_ms = (time.process_time() - cpu0) * 1e3 / len(lat)
 lat.sort()
 med = lat[len(lat) // 2]
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 print(json.dumps({"load_ms": load_ms, "first_call_ms": first_ms, "latency_ms": med,
-                  "per_s": rows / (med / 1e3), "peak_rss_mb": rss, "calls": len(lat),
+                  "per_s": rows / (med / 1e3), "peak_rss_mb": rss, "calls": len(lat), "cpu_ms": cpu_ms,
                   "batch": rows}))
 """
 
-FIELDS = ["load_ms", "first_call_ms", "latency_ms", "per_s", "peak_rss_mb"]
+# cpu_ms: process CPU time per timed call (all threads), steadier than wall time when other
+# work shares the cores; a binary without it shows nan.
+FIELDS = ["load_ms", "first_call_ms", "latency_ms", "cpu_ms", "per_s", "peak_rss_mb"]
 
 
 def run_tf(a, batch):
@@ -187,7 +193,8 @@ def main():
                     onnx = None
                 else:
                     ort_runs.append(r)
-        med = lambda runs, k: statistics.median(r[k] for r in runs) if runs else float("nan")
+        med = lambda runs, k: (statistics.median(r.get(k) or float("nan") for r in runs)
+                               if runs else float("nan"))
         row = {}
         for k in FIELDS:
             t, r, o = med(tf_runs, k), med(rs_runs, k), med(ort_runs, k)

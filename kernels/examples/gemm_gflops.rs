@@ -39,13 +39,31 @@ fn main() {
         (1024, 768, 768),
         (128, 768, 3072),
         (128, 3072, 768),
+        // 1×1 convolutions at 224² batch 1 (EfficientNetB0, MobileNetV2, ResNet50): pixels ×
+        // input channels × output channels.
+        (12544, 16, 96),
+        (3136, 144, 24),
+        (784, 40, 240),
+        (196, 672, 112),
+        (3136, 64, 256),
+        (784, 512, 128),
+        // 3×3 convolutions as im2col GEMMs (ResNet50).
+        (196, 2304, 256),
+        (784, 1152, 128),
+        (3136, 576, 64),
     ];
+    let only: Option<usize> = std::env::var("GEMM_SHAPE")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let isas: Vec<Isa> = Isa::available()
         .into_iter()
         .filter(|&i| i != Isa::Scalar)
         .collect();
     pool.install(|| {
-        for &(m, k, n) in &shapes {
+        for (i, &(m, k, n)) in shapes.iter().enumerate() {
+            if only.is_some_and(|o| o != i) {
+                continue;
+            }
             let a: Vec<f32> = (0..m * k).map(|i| ((i % 13) as f32 - 6.0) * 0.1).collect();
             let b: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
             let mut c = vec![0f32; m * n];

@@ -301,6 +301,17 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU time of every thread of this process so far (`/proc/self/task/*/schedstat`, ns), or
+/// `None` off Linux: with a busy machine the per-call CPU time is steadier than wall time.
+fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let s = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
 struct BenchArgs<'a> {
     model: &'a std::path::Path,
     inputs: &'a std::path::Path,
@@ -364,18 +375,25 @@ fn bench(b: BenchArgs<'_>) -> anyhow::Result<()> {
     let first_call_ms = t1.elapsed().as_secs_f64() * 1e3;
     tfhub::graph::profile::reset();
     let mut lat = Vec::new();
+    let cpu0 = process_cpu_ns();
     let start = Instant::now();
     while start.elapsed().as_secs_f64() < seconds || lat.len() < 3 {
         let t = Instant::now();
         call()?;
         lat.push(t.elapsed().as_secs_f64() * 1e3);
     }
+    let cpu_ms = match (cpu0, process_cpu_ns()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1e6 / lat.len() as f64),
+        _ => None,
+    };
     lat.sort_by(f64::total_cmp);
     let median = lat[lat.len() / 2];
     let v = serde_json::json!({
         "load_ms": load_ms,
         "first_call_ms": first_call_ms,
         "latency_ms": median,
+        "min_ms": lat[0],
+        "cpu_ms": cpu_ms,
         "per_s": rows as f64 / (median / 1e3),
         "peak_rss_mb": peak_rss_mb(),
         "calls": lat.len(),

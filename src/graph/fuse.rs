@@ -372,6 +372,7 @@ pub(super) fn fuse_epilogues(
         };
         let head_inputs = inputs.len();
         let mut tail = Vec::new();
+        let mut label = String::new();
         let mut last_ni = 0;
         for &(si, kind, x_first) in &chain[1..] {
             let Some((ni, op, ins)) = slots[si].take() else {
@@ -382,11 +383,18 @@ pub(super) fn fuse_epilogues(
                 TailKind::BatchNorm { .. } => inputs.extend_from_slice(&ins[1..]),
                 _ => inputs.push(if x_first { ins[1] } else { ins[0] }),
             }
+            label.push('+');
+            label.push_str(if kind == TailKind::Swish {
+                "Swish"
+            } else {
+                &nodes[ni].op
+            });
             tail.push(Tail { op, kind, x_first });
             last_ni = ni;
         }
         let last_si = chain[chain.len() - 1].0;
-        let fused: Box<dyn Op> = Box::new(FusedChain::new(head, head_inputs, tail));
+        let fused: Box<dyn Op> =
+            Box::new(FusedChain::new(head, head_inputs, tail).with_label(label));
         slots[last_si] = Some((last_ni, fused, inputs));
     }
     slots.into_iter().flatten().collect()

@@ -167,9 +167,13 @@ impl Plan {
                 })?);
             }
             let outs = if cx.session.profile {
+                let key = match step.op.profile_detail(&inputs) {
+                    Some(d) => format!("{} [{d}]", step.op_type),
+                    None => step.op_type.clone(),
+                };
                 let t = std::time::Instant::now();
                 let outs = step.op.eval(cx, inputs);
-                profile::record(&step.op_type, t.elapsed());
+                profile::record(&key, t.elapsed());
                 outs
             } else {
                 step.op.eval(cx, inputs)

@@ -94,6 +94,8 @@ pub(crate) struct FusedChain {
     head: Box<dyn Op>,
     head_inputs: usize,
     tail: Vec<Tail>,
+    /// The fused steps' op types after the head (`+BiasAdd+Relu`), for the profile.
+    label: String,
 }
 
 impl FusedChain {
@@ -103,7 +105,14 @@ impl FusedChain {
             head,
             head_inputs,
             tail,
+            label: String::new(),
         }
+    }
+
+    /// Names the tail steps for the profile (`+BiasAdd+Relu`).
+    pub(crate) fn with_label(mut self, label: String) -> FusedChain {
+        self.label = label;
+        self
     }
 
     /// The batch-norm factors of every `BatchNorm` tail, in order, if its four side operands
@@ -262,6 +271,12 @@ impl Op for FusedChain {
         let head = head.to_vec();
         Ok(vec![producer.eval_epilogue(cx, head, &ep)?])
     }
+
+    fn profile_detail(&self, inputs: &[Tensor]) -> Option<String> {
+        let head = inputs.get(..self.head_inputs)?;
+        let d = self.head.profile_detail(head).unwrap_or_default();
+        Some(format!("{d}{}", self.label))
+    }
 }
 
 /// `Pad(x, paddings)` read only by a VALID `Conv2D` / `DepthwiseConv2dNative`, as one
@@ -320,6 +335,12 @@ impl Op for PaddedConv {
 
     fn epilogue_producer(&self) -> Option<&dyn EpilogueProducer> {
         Some(self)
+    }
+
+    fn profile_detail(&self, inputs: &[Tensor]) -> Option<String> {
+        self.folded
+            .profile_detail(inputs)
+            .map(|d| format!("{d} pad"))
     }
 }
 
@@ -391,6 +412,10 @@ impl Swish {
 }
 
 impl Op for Swish {
+    fn profile_detail(&self, _inputs: &[Tensor]) -> Option<String> {
+        Some("swish".into())
+    }
+
     fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
         let [x] = crate::ops::take_inputs(inputs)?;
         if let Ok(src) = x.as_slice::<f32>() {

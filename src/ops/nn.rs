@@ -253,6 +253,24 @@ impl Op for Conv {
     fn epilogue_producer(&self) -> Option<&dyn EpilogueProducer> {
         Some(self)
     }
+
+    fn profile_detail(&self, inputs: &[Tensor]) -> Option<String> {
+        let [x, f] = inputs else { return None };
+        let (xs, fs) = (x.shape(), f.shape());
+        if xs.len() != 4 || fs.len() != 4 {
+            return None;
+        }
+        // A depthwise filter is `[kh, kw, in, multiplier]`: output channels `in · multiplier`.
+        let (kind, cout) = if self.depthwise {
+            ("dw", fs[2].saturating_mul(fs[3]))
+        } else {
+            ("conv", fs[3])
+        };
+        Some(format!(
+            "{kind} {}x{} s{} {}x{}x{}->{cout}",
+            fs[0], fs[1], self.strides.0, xs[1], xs[2], xs[3]
+        ))
+    }
 }
 
 impl EpilogueProducer for Conv {

@@ -29,6 +29,12 @@ pub trait Op: Send + Sync + fmt::Debug {
     fn epilogue_producer(&self) -> Option<&dyn fused::EpilogueProducer> {
         None
     }
+
+    /// With `TFHUB_PROFILE`: a finer key for these inputs than the op type (a convolution's
+    /// kernel size and stride, a fused chain's steps), so the per-op profile separates them.
+    fn profile_detail(&self, _inputs: &[Tensor]) -> Option<String> {
+        None
+    }
 }
 
 /// A compiled function that ops can call (`PartitionedCall`, `If`, `While`, ...).

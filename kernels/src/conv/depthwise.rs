@@ -4,9 +4,12 @@
 //! MobileNet- and EfficientNet-style models spend a large share of their time in 3×3 and
 //! 5×5 depthwise convolutions (stride 1 and 2). The portable kernel in the parent module
 //! builds a tap list per pixel and relies on auto-vectorization; here channels sit in vector
-//! lanes, [`TILE`] output pixels are computed per iteration (each filter vector loaded once
-//! for all of them), interior pixels run without bounds checks and only the few border
-//! pixels test each tap. Channels past the last full vector take a scalar loop.
+//! lanes, [`TILE`] output pixels × up to 4 channel vectors are computed per iteration (each
+//! filter vector loaded once for all pixels; 8 to 16 independent accumulator chains, so the
+//! FMA latency and the swish epilogue's long dependency chain overlap), interior pixels run
+//! without bounds checks and border pixels (most of a 7×7 map under a 5×5 window) test each
+//! tap but still accumulate 4 channel vectors at once. Channels past the last full vector
+//! take a scalar loop.
 //!
 //! Summation order: every output still sums its in-bounds taps in `(ky, kx)` order starting
 //! from zero, as the portable kernel and TF's `DepthwiseConv2dNative` CPU kernel do, but each
@@ -117,7 +120,8 @@ fn in_x(cx: &RowCtx<'_>, ox: usize, kx: usize) -> Option<usize> {
 mod x86 {
 
     macro_rules! dw_isa {
-        ($m:ident, $feat:literal, $lanes:expr, $zero:ident, $load:ident, $fma:ident, $store:ident, $ep:ident) => {
+        ($m:ident, $feat:literal, $lanes:expr, $tile_v:literal, $one_v:literal, $zero:ident,
+         $load:ident, $fma:ident, $store:ident, $ep:ident) => {
             pub(crate) mod $m {
                 use super::super::*;
                 use crate::epilogue::apply_row_with;
@@ -149,11 +153,9 @@ mod x86 {
                         };
                         let tile = &mut orow[ox * c..(ox + npix) * c];
                         if npix == TILE {
-                            tile_interior::<TILE>(cx, input, filter, ep, ox, tile);
-                        } else if interior {
-                            tile_interior::<1>(cx, input, filter, ep, ox, tile);
+                            pixels::<TILE, $tile_v>(cx, input, filter, ep, ox, false, tile);
                         } else {
-                            pixel_border(cx, input, filter, ep, ox, tile);
+                            pixels::<1, $one_v>(cx, input, filter, ep, ox, !interior, tile);
                         }
                         // Channels past the last whole vector: the epilogue in memory.
                         let cv = c - c % $lanes;
@@ -166,55 +168,135 @@ mod x86 {
                     }
                 }
 
-                /// `P` interior pixels from `ox0` (every tap in bounds).
+                /// `P` pixels from `ox0` (all interior when `P > 1`; a lone `border` pixel
+                /// checks each tap), every channel: blocks of `V` vectors, then fewer, then
+                /// a scalar tail.
                 #[target_feature(enable = $feat)]
                 #[inline]
-                unsafe fn tile_interior<const P: usize>(
+                unsafe fn pixels<const P: usize, const V: usize>(
                     cx: &RowCtx<'_>,
                     input: &[f32],
                     filter: &[f32],
                     ep: &Epilogue<'_>,
                     ox0: usize,
+                    border: bool,
+                    out: &mut [f32],
+                ) {
+                    let c = cx.c;
+                    let cv = c - c % $lanes;
+                    let mut c0 = 0;
+                    while c0 + V * $lanes <= cv {
+                        block::<P, V>(cx, input, filter, ep, ox0, border, c0, out);
+                        c0 += V * $lanes;
+                    }
+                    if V > 2 && c0 + 2 * $lanes <= cv {
+                        block::<P, 2>(cx, input, filter, ep, ox0, border, c0, out);
+                        c0 += 2 * $lanes;
+                    }
+                    while c0 < cv {
+                        block::<P, 1>(cx, input, filter, ep, ox0, border, c0, out);
+                        c0 += $lanes;
+                    }
+                    if cv < c {
+                        scalar_tail::<P>(cx, input, filter, ox0, border, cv, out);
+                    }
+                }
+
+                /// Input offsets (relative to a row start) of tap `kx` for `P` pixels from
+                /// `ox0`, or `None` for a border pixel whose tap leaves the row.
+                #[inline(always)]
+                fn tap_offsets<const P: usize>(
+                    cx: &RowCtx<'_>,
+                    ox0: usize,
+                    kx: usize,
+                    border: bool,
+                ) -> Option<[usize; P]> {
+                    let mut xoff = [0usize; P];
+                    if P == 1 && border {
+                        xoff[0] = in_x(cx, ox0, kx)? * cx.c;
+                    } else {
+                        for (p, o) in xoff.iter_mut().enumerate() {
+                            *o = ((ox0 + p) * cx.sw + kx * cx.dw - cx.pl) * cx.c;
+                        }
+                    }
+                    Some(xoff)
+                }
+
+                /// `P` pixels × `V` vectors of channels from `c0`: `P · V` independent
+                /// accumulator chains (one chain per output would wait on the FMA latency),
+                /// the epilogue in registers before each store.
+                #[target_feature(enable = $feat)]
+                #[inline]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn block<const P: usize, const V: usize>(
+                    cx: &RowCtx<'_>,
+                    input: &[f32],
+                    filter: &[f32],
+                    ep: &Epilogue<'_>,
+                    ox0: usize,
+                    border: bool,
+                    c0: usize,
                     out: &mut [f32],
                 ) {
                     let c = cx.c;
                     let ip = input.as_ptr();
                     let fp = filter.as_ptr();
                     let op = out.as_mut_ptr();
-                    let cv = c - c % $lanes;
-                    // Input offset of tap kx = 0 for pixel p, relative to a row start.
-                    let mut base = [0usize; P];
-                    for (p, b) in base.iter_mut().enumerate() {
-                        *b = ((ox0 + p) * cx.sw - cx.pl) * c;
-                    }
-                    let xstep = cx.dw * c;
-                    let mut c0 = 0;
-                    while c0 < cv {
-                        let mut acc = [$zero(); P];
-                        for &(ky, roff) in cx.rows {
-                            let frow = fp.add(ky * cx.kw * c + c0);
-                            let irow = ip.add(roff + c0);
-                            for kx in 0..cx.kw {
-                                let f = $load(frow.add(kx * c));
-                                let xo = kx * xstep;
-                                for p in 0..P {
-                                    let x = $load(irow.add(base[p] + xo));
-                                    acc[p] = $fma(x, f, acc[p]);
+                    let mut acc = [[$zero(); V]; P];
+                    for &(ky, roff) in cx.rows {
+                        let frow = fp.add(ky * cx.kw * c + c0);
+                        let irow = ip.add(roff + c0);
+                        for kx in 0..cx.kw {
+                            let Some(xoff) = tap_offsets::<P>(cx, ox0, kx, border) else {
+                                continue;
+                            };
+                            let mut f = [$zero(); V];
+                            for (v, fv) in f.iter_mut().enumerate() {
+                                *fv = $load(frow.add(kx * c + v * $lanes));
+                            }
+                            for p in 0..P {
+                                for v in 0..V {
+                                    let x = $load(irow.add(xoff[p] + v * $lanes));
+                                    acc[p][v] = $fma(x, f[v], acc[p][v]);
                                 }
                             }
                         }
-                        for (p, a) in acc.iter().enumerate() {
-                            $store(op.add(p * c + c0), $ep::vec(ep, *a, c0));
-                        }
-                        c0 += $lanes;
                     }
-                    while c0 < c {
+                    for p in 0..P {
+                        for v in 0..V {
+                            let col = c0 + v * $lanes;
+                            $store(op.add(p * c + col), $ep::vec(ep, acc[p][v], col));
+                        }
+                    }
+                }
+
+                /// Channels `cv..c` (fewer than a vector) of `P` pixels, one lane at a time
+                /// (the caller applies the epilogue).
+                #[target_feature(enable = $feat)]
+                #[inline]
+                unsafe fn scalar_tail<const P: usize>(
+                    cx: &RowCtx<'_>,
+                    input: &[f32],
+                    filter: &[f32],
+                    ox0: usize,
+                    border: bool,
+                    cv: usize,
+                    out: &mut [f32],
+                ) {
+                    let c = cx.c;
+                    let ip = input.as_ptr();
+                    let fp = filter.as_ptr();
+                    let op = out.as_mut_ptr();
+                    for c0 in cv..c {
                         let mut acc = [0.0f32; P];
                         for &(ky, roff) in cx.rows {
                             for kx in 0..cx.kw {
+                                let Some(xoff) = tap_offsets::<P>(cx, ox0, kx, border) else {
+                                    continue;
+                                };
                                 let f = *fp.add((ky * cx.kw + kx) * c + c0);
                                 for p in 0..P {
-                                    let x = *ip.add(roff + base[p] + kx * xstep + c0);
+                                    let x = *ip.add(roff + xoff[p] + c0);
                                     acc[p] = x.mul_add(f, acc[p]);
                                 }
                             }
@@ -222,58 +304,6 @@ mod x86 {
                         for (p, a) in acc.iter().enumerate() {
                             *op.add(p * c + c0) = *a;
                         }
-                        c0 += 1;
-                    }
-                }
-
-                /// One pixel at `ox` whose window leaves the row: taps checked one by one.
-                #[target_feature(enable = $feat)]
-                #[inline]
-                unsafe fn pixel_border(
-                    cx: &RowCtx<'_>,
-                    input: &[f32],
-                    filter: &[f32],
-                    ep: &Epilogue<'_>,
-                    ox: usize,
-                    out: &mut [f32],
-                ) {
-                    let c = cx.c;
-                    let ip = input.as_ptr();
-                    let fp = filter.as_ptr();
-                    let op = out.as_mut_ptr();
-                    let cv = c - c % $lanes;
-                    let mut taps = [(0usize, 0usize); 32];
-                    let mut heap = Vec::new();
-                    let mut nt = 0;
-                    for &(ky, roff) in cx.rows {
-                        for kx in 0..cx.kw {
-                            if let Some(ix) = in_x(cx, ox, kx) {
-                                let t = (roff + ix * c, (ky * cx.kw + kx) * c);
-                                if nt < taps.len() {
-                                    taps[nt] = t;
-                                    nt += 1;
-                                } else {
-                                    heap.push(t);
-                                }
-                            }
-                        }
-                    }
-                    let mut c0 = 0;
-                    while c0 < cv {
-                        let mut acc = $zero();
-                        for &(xi, fi) in taps[..nt].iter().chain(&heap) {
-                            acc = $fma($load(ip.add(xi + c0)), $load(fp.add(fi + c0)), acc);
-                        }
-                        $store(op.add(c0), $ep::vec(ep, acc, c0));
-                        c0 += $lanes;
-                    }
-                    while c0 < c {
-                        let mut acc = 0.0f32;
-                        for &(xi, fi) in taps[..nt].iter().chain(&heap) {
-                            acc = (*ip.add(xi + c0)).mul_add(*fp.add(fi + c0), acc);
-                        }
-                        *op.add(c0) = acc;
-                        c0 += 1;
                     }
                 }
             }
@@ -284,6 +314,8 @@ mod x86 {
         avx512,
         "avx512f,avx512vl,avx2,fma",
         16,
+        4,
+        4,
         _mm512_setzero_ps,
         _mm512_loadu_ps,
         _mm512_fmadd_ps,
@@ -294,6 +326,8 @@ mod x86 {
         avx2,
         "avx2,fma",
         8,
+        2,
+        4,
         _mm256_setzero_ps,
         _mm256_loadu_ps,
         _mm256_fmadd_ps,

@@ -10,6 +10,7 @@
 //! on the packed GEMM (`gemm::PackedB`, packed once per filter by the caller when it can).
 
 mod depthwise;
+mod direct;
 
 use crate::epilogue::Epilogue;
 use crate::gemm::{gemm_packed_f32_with, PackedB};
@@ -175,7 +176,7 @@ pub fn conv2d_nhwc_f32_packed(
     }
     let kdim = kh * kw * cin;
     if !conv2d_uses_gemm(geom) {
-        direct_conv(input, filter, cout, geom, ep, out);
+        direct_conv(Isa::best(), input, filter, cout, geom, ep, out);
         return;
     }
     let owned;
@@ -401,7 +402,8 @@ fn direct_block<const N: usize>(
 }
 
 multiversion! {
-    /// One output row of a direct convolution (see [`direct_block`]).
+    /// One output row of a direct convolution (see [`direct_block`]), channels from
+    /// `c_start` on (the ones before are done by `direct.rs`).
     #[allow(clippy::too_many_arguments)]
     fn direct_row / direct_row_with(
         input: &[f32],
@@ -411,13 +413,14 @@ multiversion! {
         ep: &Epilogue<'_>,
         b: usize,
         oy: usize,
+        c_start: usize,
         orow: &mut [f32],
     ) {
         let cin = geom.input[3];
         let mut taps = Vec::with_capacity(geom.kernel.0 * geom.kernel.1);
         for (ox, o) in orow.chunks_exact_mut(cout).enumerate() {
             window_taps(geom, b, oy, ox, &mut taps);
-            let mut c0 = 0;
+            let mut c0 = c_start;
             while c0 + CBLOCK <= cout {
                 direct_block::<CBLOCK>(input, filter, cin, cout, &taps, c0, ep, o);
                 c0 += CBLOCK;
@@ -436,6 +439,7 @@ multiversion! {
 
 /// Direct convolution (few input channels), parallel over output rows.
 fn direct_conv(
+    isa: Isa,
     input: &[f32],
     filter: &[f32],
     cout: usize,
@@ -444,9 +448,12 @@ fn direct_conv(
     out: &mut [f32],
 ) {
     let oh = geom.output.0;
-    let isa = Isa::best();
     let row = |(r, orow): (usize, &mut [f32])| {
-        direct_row_with(isa, input, filter, cout, geom, ep, r / oh, r % oh, orow);
+        let (b, oy) = (r / oh, r % oh);
+        let done = direct::row(isa, input, filter, cout, geom, ep, b, oy, orow);
+        if done < cout {
+            direct_row_with(isa, input, filter, cout, geom, ep, b, oy, done, orow);
+        }
     };
     let work = out.len() * geom.kernel.0 * geom.kernel.1 * geom.input[3];
     if work >= 1 << 16 {
@@ -883,6 +890,11 @@ mod tests {
             g([1, 10, 14, 24], (3, 3), (1, 1), (2, 2), (2, 2), (10, 14)),
             g([1, 3, 2, 7], (3, 3), (1, 1), (1, 1), (1, 1), (3, 2)),
             g([1, 4, 20, 5], (1, 7), (1, 3), (1, 1), (0, 3), (4, 7)),
+            // Several channel-vector blocks and their tails (6·16 + 4; 9·16), small maps
+            // where every pixel is a border pixel.
+            g([1, 7, 7, 100], (5, 5), (1, 1), (1, 1), (2, 2), (7, 7)),
+            g([1, 9, 14, 144], (3, 3), (2, 2), (1, 1), (0, 1), (4, 7)),
+            g([1, 6, 11, 200], (3, 3), (1, 1), (1, 1), (1, 1), (6, 11)),
         ]
     }
 
@@ -906,6 +918,65 @@ mod tests {
                     let mut out = vec![f32::NAN; g.out_len(c)];
                     depthwise_conv2d_nhwc_f32_ep(isa, &input, &filter, 1, &g, &ep, &mut out);
                     close(&out, &want, 1e-5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn direct_vector_rows_are_bit_identical_to_portable() {
+        use crate::epilogue::{Activation, ChannelOp};
+        let mut rng = Rng::new(23);
+        let g = |input, kernel, strides, dilations, pads, output| Window2d {
+            input,
+            kernel,
+            strides,
+            dilations,
+            pads,
+            output,
+        };
+        let cases = [
+            // MobileNet / EfficientNet stem (folded asymmetric pad), ResNet's 7x7 stem.
+            (
+                g([1, 17, 19, 3], (3, 3), (2, 2), (1, 1), (0, 0), (9, 10)),
+                32,
+            ),
+            (
+                g([2, 23, 21, 3], (7, 7), (2, 2), (1, 1), (3, 3), (12, 11)),
+                64,
+            ),
+            // Channel tails: 40 = 2·16 + 8, 5 (no whole vector), 24 on AVX-512.
+            (
+                g([1, 9, 13, 4], (3, 3), (1, 1), (1, 1), (1, 1), (9, 13)),
+                40,
+            ),
+            (g([1, 6, 7, 2], (3, 3), (1, 1), (1, 1), (1, 1), (6, 7)), 5),
+            (g([1, 8, 12, 1], (5, 5), (1, 2), (2, 1), (4, 2), (8, 6)), 24),
+            // Narrower than a tile.
+            (g([1, 3, 2, 3], (3, 3), (1, 1), (1, 1), (1, 1), (3, 2)), 16),
+        ];
+        for (g, cout) in cases {
+            let [n, h, w, cin] = g.input;
+            let input = rng.vec_f32(n * h * w * cin);
+            let filter = rng.vec_f32(g.kernel.0 * g.kernel.1 * cin * cout);
+            let scale = rng.vec_f32(cout);
+            let bias = rng.vec_f32(cout);
+            let ops = [ChannelOp::Mul(&scale), ChannelOp::Add(&bias)];
+            for act in [Activation::None, Activation::Relu6, Activation::Swish] {
+                let ep = Epilogue { ops: &ops, act };
+                let mut want = vec![f32::NAN; g.out_len(cout)];
+                direct_conv(Isa::Scalar, &input, &filter, cout, &g, &ep, &mut want);
+                let mut plain = naive_conv(&input, &filter, cout, &g, None);
+                ep.apply_rows(&mut plain, cout);
+                close(&want, &plain, 1e-4);
+                for isa in Isa::available() {
+                    let mut got = vec![f32::NAN; g.out_len(cout)];
+                    direct_conv(isa, &input, &filter, cout, &g, &ep, &mut got);
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{isa:?} {g:?} cout {cout} {act:?}");
                 }
             }
         }

@@ -36,6 +36,7 @@
 //! SIMD paths; results therefore differ from a naive loop by normal rounding (a few ulp times
 //! `sqrt(k)`), and may differ slightly between instruction-set paths.
 
+use crate::epilogue::Epilogue;
 use crate::simd::Isa;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -417,10 +418,13 @@ trait Kernel {
     const MC: usize;
     const NC: usize;
     /// `C[0..mr, 0..nr] (+)= Apanel(MR×kc) · Bpanel(kc×NR)`; panels are packed, zero-padded.
+    /// With `ep = Some((ep, col0))` the tile's columns are `col0..col0 + nr` of the product
+    /// and `ep` is applied to the finished values (in registers where the kernel can).
     ///
     /// # Safety
     /// `a` holds `kc*MR`, `b` holds `kc*NR` floats; `c` is valid for `mr` rows of `nr`
-    /// elements at stride `ldc`; `mr <= MR`, `nr <= NR`, `kc >= 1`; CPU supports the ISA.
+    /// elements at stride `ldc`; `mr <= MR`, `nr <= NR`, `kc >= 1`; CPU supports the ISA;
+    /// every vector of `ep` covers columns `col0..col0 + nr`.
     #[allow(clippy::too_many_arguments)]
     unsafe fn run(
         kc: usize,
@@ -431,7 +435,104 @@ trait Kernel {
         mr: usize,
         nr: usize,
         acc: bool,
+        ep: TileEp<'_>,
     );
+
+    /// True if [`Kernel::run_rows`] exists: `MR` whole rows of a row-major `A` are read in
+    /// place (no `pack_a`), with the same products summed in the same order as [`Kernel::run`].
+    const ROWS_A: bool = false;
+
+    /// As [`Kernel::run`] with `A` as `MR` rows of `kc` contiguous floats at stride `lda`
+    /// instead of a packed panel.
+    ///
+    /// # Safety
+    /// As [`Kernel::run`]; `a` covers `MR` rows (not just `mr`) of `kc` floats at stride `lda`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_rows(
+        _kc: usize,
+        _a: *const f32,
+        _lda: usize,
+        _b: *const f32,
+        _c: *mut f32,
+        _ldc: usize,
+        _mr: usize,
+        _nr: usize,
+        _acc: bool,
+        _ep: TileEp<'_>,
+    ) {
+        unreachable!("run_rows without ROWS_A")
+    }
+}
+
+/// The epilogue of a microkernel tile and the product column of its first column.
+type TileEp<'a> = Option<(&'a Epilogue<'a>, usize)>;
+
+/// Applies a tile's epilogue after the tile was stored (kernels without an in-register path,
+/// and edge tiles).
+///
+/// # Safety
+/// `c` is valid for `mr` rows of `nr` elements at stride `ldc`.
+unsafe fn tile_ep_in_memory(
+    isa: Isa,
+    ep: TileEp<'_>,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+) {
+    if let Some((ep, col0)) = ep {
+        for r in 0..mr {
+            let row = std::slice::from_raw_parts_mut(c.add(r * ldc), nr);
+            crate::epilogue::apply_row_with(isa, ep, row, col0);
+        }
+    }
+}
+
+/// Packs the panels of `mc×kc` of `A` that [`Kernel::run_rows`] cannot read in place: all of
+/// them unless `A` is row-major and the kernel has `run_rows`, else only a partial last panel.
+/// Returns whether whole panels are read in place.
+///
+/// # Safety
+/// As [`pack_a`].
+unsafe fn pack_a_needed<K: Kernel>(mc: usize, kc: usize, a: Operand, dst: &mut [f32]) -> bool {
+    if !(K::ROWS_A && a.cs == 1) {
+        pack_a::<K>(mc, kc, a, dst);
+        return false;
+    }
+    let full = mc / K::MR * K::MR;
+    if full < mc {
+        pack_a::<K>(mc - full, kc, a.offset(full, 0), &mut dst[full * kc..]);
+    }
+    true
+}
+
+/// One microkernel call for the rows `ir..ir + mr` of an `A` block: in place when
+/// `in_place` and the panel is whole, else from the packed panel.
+///
+/// # Safety
+/// As [`Kernel::run`] / [`Kernel::run_rows`]; `a` is the block's operand, `ap` its packing
+/// by [`pack_a_needed`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn run_tile<K: Kernel>(
+    in_place: bool,
+    kc: usize,
+    a: Operand,
+    ap: *const f32,
+    ir: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    acc: bool,
+    ep: TileEp<'_>,
+) {
+    if in_place && mr == K::MR {
+        K::run_rows(kc, a.offset(ir, 0).ptr, a.rs, b, c, ldc, mr, nr, acc, ep);
+    } else {
+        K::run(kc, ap.add(ir * kc), b, c, ldc, mr, nr, acc, ep);
+    }
 }
 
 thread_local! {
@@ -587,21 +688,26 @@ unsafe fn gemm_blocked<K: Kernel>(
                     let mc = (m - ic).min(K::MC);
                     let mc_pad = mc.div_ceil(K::MR) * K::MR;
                     let ap = &mut apack[..kc * mc_pad];
-                    pack_a::<K>(mc, kc, a.offset(ic, pc), ap);
+                    let ablock = a.offset(ic, pc);
+                    let in_place = pack_a_needed::<K>(mc, kc, ablock, ap);
                     for jr in (0..nc).step_by(K::NR) {
                         let nr = (nc - jr).min(K::NR);
                         let bpanel = bp.as_ptr().add(jr * kc);
                         for ir in (0..mc).step_by(K::MR) {
                             let mr = (mc - ir).min(K::MR);
-                            K::run(
+                            run_tile::<K>(
+                                in_place,
                                 kc,
-                                ap.as_ptr().add(ir * kc),
+                                ablock,
+                                ap.as_ptr(),
+                                ir,
                                 bpanel,
                                 c.add((ic + ir) * ldc + jc + jr),
                                 ldc,
                                 mr,
                                 nr,
                                 acc,
+                                None,
                             );
                         }
                     }
@@ -637,6 +743,7 @@ impl Kernel for ScalarKernel {
         mr: usize,
         nr: usize,
         acc: bool,
+        ep: TileEp<'_>,
     ) {
         let mut t = [[0.0f32; 8]; 4];
         // SAFETY (whole fn): the caller guarantees `a`/`b` hold `kc` packed steps and `c`
@@ -656,6 +763,7 @@ impl Kernel for ScalarKernel {
                 *cv = if acc { *cv + tv } else { tv };
             }
         }
+        tile_ep_in_memory(Isa::Scalar, ep, c, ldc, mr, nr);
     }
 }
 
@@ -680,8 +788,26 @@ impl Kernel for Avx2Kernel {
         mr: usize,
         nr: usize,
         acc: bool,
+        ep: TileEp<'_>,
     ) {
-        kernel_avx2_6x16(kc, a, b, c, ldc, mr, nr, acc)
+        kernel_avx2_6x16::<false>(kc, a, 0, b, c, ldc, mr, nr, acc, ep)
+    }
+
+    const ROWS_A: bool = true;
+
+    unsafe fn run_rows(
+        kc: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        acc: bool,
+        ep: TileEp<'_>,
+    ) {
+        kernel_avx2_6x16::<true>(kc, a, lda, b, c, ldc, mr, nr, acc, ep)
     }
 }
 
@@ -690,15 +816,17 @@ impl Kernel for Avx2Kernel {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel_avx2_6x16(
+unsafe fn kernel_avx2_6x16<const ROWS: bool>(
     kc: usize,
     a: *const f32,
+    lda: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
     mr: usize,
     nr: usize,
     acc: bool,
+    ep: TileEp<'_>,
 ) {
     use std::arch::x86_64::*;
     // Pull the C tile toward L1 while the k loop runs (prefetches never fault).
@@ -712,25 +840,31 @@ unsafe fn kernel_avx2_6x16(
     let mut ap = a;
     let mut bp = b;
     for _ in 0..kc {
-        // SAFETY: packed panels hold kc steps of 6 (A) and 16 (B) floats.
+        // SAFETY: packed panels hold kc steps of 6 (A) and 16 (B) floats; with ROWS, A has
+        // 6 rows of kc floats at stride lda.
         let b0 = _mm256_loadu_ps(bp);
         let b1 = _mm256_loadu_ps(bp.add(8));
         for r in 0..6 {
-            let av = _mm256_broadcast_ss(&*ap.add(r));
+            let av = _mm256_broadcast_ss(&*ap.add(if ROWS { r * lda } else { r }));
             c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
             c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
         }
-        ap = ap.add(6);
+        ap = ap.add(if ROWS { 1 } else { 6 });
         bp = bp.add(16);
     }
     if mr == 6 && nr == 16 {
         for r in 0..6 {
-            // SAFETY: full tile: row r of C has 16 valid elements.
+            // SAFETY: full tile: row r of C has 16 valid elements; ep's vectors cover the
+            // tile's 16 columns.
             let cp = c.add(r * ldc);
             let (mut v0, mut v1) = (c0[r], c1[r]);
             if acc {
                 v0 = _mm256_add_ps(_mm256_loadu_ps(cp), v0);
                 v1 = _mm256_add_ps(_mm256_loadu_ps(cp.add(8)), v1);
+            }
+            if let Some((ep, col0)) = ep {
+                v0 = crate::epilogue_x86::avx2::vec(ep, v0, col0);
+                v1 = crate::epilogue_x86::avx2::vec(ep, v1, col0 + 8);
             }
             _mm256_storeu_ps(cp, v0);
             _mm256_storeu_ps(cp.add(8), v1);
@@ -749,6 +883,7 @@ unsafe fn kernel_avx2_6x16(
                 *cv = if acc { *cv + tv } else { tv };
             }
         }
+        tile_ep_in_memory(Isa::Avx2, ep, c, ldc, mr, nr);
     }
 }
 
@@ -773,8 +908,26 @@ impl Kernel for Avx512Kernel {
         mr: usize,
         nr: usize,
         acc: bool,
+        ep: TileEp<'_>,
     ) {
-        kernel_avx512_12x32(kc, a, b, c, ldc, mr, nr, acc)
+        kernel_avx512_12x32::<false>(kc, a, 0, b, c, ldc, mr, nr, acc, ep)
+    }
+
+    const ROWS_A: bool = true;
+
+    unsafe fn run_rows(
+        kc: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        acc: bool,
+        ep: TileEp<'_>,
+    ) {
+        kernel_avx512_12x32::<true>(kc, a, lda, b, c, ldc, mr, nr, acc, ep)
     }
 }
 
@@ -783,15 +936,17 @@ impl Kernel for Avx512Kernel {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel_avx512_12x32(
+unsafe fn kernel_avx512_12x32<const ROWS: bool>(
     kc: usize,
     a: *const f32,
+    lda: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
     mr: usize,
     nr: usize,
     acc: bool,
+    ep: TileEp<'_>,
 ) {
     use std::arch::x86_64::*;
     // Pull the C tile toward L1 while the k loop runs (prefetches never fault).
@@ -806,15 +961,16 @@ unsafe fn kernel_avx512_12x32(
     let mut ap = a;
     let mut bp = b;
     for _ in 0..kc {
-        // SAFETY: packed panels hold kc steps of 12 (A) and 32 (B) floats.
+        // SAFETY: packed panels hold kc steps of 12 (A) and 32 (B) floats; with ROWS, A has
+        // 12 rows of kc floats at stride lda.
         let b0 = _mm512_loadu_ps(bp);
         let b1 = _mm512_loadu_ps(bp.add(16));
         for r in 0..12 {
-            let av = _mm512_set1_ps(*ap.add(r));
+            let av = _mm512_set1_ps(*ap.add(if ROWS { r * lda } else { r }));
             c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
             c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
         }
-        ap = ap.add(12);
+        ap = ap.add(if ROWS { 1 } else { 12 });
         bp = bp.add(32);
     }
     let m0: __mmask16 = if nr >= 16 {
@@ -837,8 +993,16 @@ unsafe fn kernel_avx512_12x32(
             v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cp), v0);
             v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cp1), v1);
         }
+        if let (Some((ep, col0)), 32) = (ep, nr) {
+            // SAFETY: a whole-width tile: ep's vectors cover its 32 columns.
+            v0 = crate::epilogue_x86::avx512::vec(ep, v0, col0);
+            v1 = crate::epilogue_x86::avx512::vec(ep, v1, col0 + 16);
+        }
         _mm512_mask_storeu_ps(cp, m0, v0);
         _mm512_mask_storeu_ps(cp1, m1, v1);
+    }
+    if nr < 32 {
+        tile_ep_in_memory(Isa::Avx512, ep, c, ldc, mr, nr);
     }
 }
 

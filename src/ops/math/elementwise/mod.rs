@@ -299,6 +299,23 @@ pub(crate) fn map2_to<T: Element, O: Element + Default>(
     let (x, y) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
     let mut out = vec![O::default(); n];
     if n > 0 {
+        // A full operand and a per-channel vector (`x - mean` on an image): whole rows.
+        let full = broadcast_strides(&shape, shape.len());
+        let vec_of = |t: &Tensor| {
+            let st = broadcast_strides(t.shape(), shape.len());
+            trailing_vector(&shape, &full, &st, t.len())
+        };
+        if a.shape() == shape.as_slice() {
+            if let Some(c) = vec_of(b) {
+                zip_rows_to(&mut out, x, &y[..c], |p, q| f(p, q));
+                return Ok(Tensor::from_vec(&shape, out)?);
+            }
+        } else if b.shape() == shape.as_slice() {
+            if let Some(c) = vec_of(a) {
+                zip_rows_to(&mut out, y, &x[..c], |q, p| f(p, q));
+                return Ok(Tensor::from_vec(&shape, out)?);
+            }
+        }
         let plan = Plan::new(&shape, [a.shape(), b.shape()]);
         let (len, [ia, ib]) = (plan.row_len(), plan.inner());
         plan.par_rows(&mut out, |first, chunk| {
@@ -350,6 +367,10 @@ fn zip_in_place<T: Element + Copy>(
         return;
     }
     let out_strides = broadcast_strides(shape, shape.len());
+    if let Some(c) = trailing_vector(shape, &out_strides, b_strides, b.len()) {
+        zip_rows_in_place(out, &b[..c], f);
+        return;
+    }
     let plan = Plan::with_strides(shape, [&out_strides, b_strides]);
     let (len, [_, ib]) = (plan.row_len(), plan.inner());
     plan.par_rows(out, |first, chunk| {
@@ -377,6 +398,84 @@ fn zip_in_place<T: Element + Copy>(
             }
         });
     });
+}
+
+/// `Some(c)` if `b` (broadcast strides `b_strides` over `shape`, whose own strides are
+/// `out_strides`) is a vector of its first `c` elements repeated along the leading axes: a
+/// per-channel operand (`x - mean`, `x * scale` on NHWC).
+fn trailing_vector(
+    shape: &[usize],
+    out_strides: &[usize],
+    b_strides: &[usize],
+    b_len: usize,
+) -> Option<usize> {
+    let mut c = 1usize;
+    let mut k = shape.len();
+    while k > 0 && b_strides[k - 1] == out_strides[k - 1] {
+        k -= 1;
+        c = c.checked_mul(shape[k])?;
+    }
+    let leading_broadcast = b_strides[..k].iter().all(|&s| s == 0);
+    (k > 0 && c > 1 && c <= b_len && leading_broadcast).then_some(c)
+}
+
+/// `out[i] = f(out[i], v[i % v.len()])` (`out.len()` a multiple of `v.len()`): the vector is
+/// tiled to a multiple of 16 lanes so short vectors (3 colour channels) vectorize too.
+fn zip_rows_in_place<T: Element + Copy>(out: &mut [T], v: &[T], f: impl Fn(T, T) -> T + Sync) {
+    let c = v.len();
+    let mut reps = 1;
+    while (c * reps) % 16 != 0 && c * reps < 64 {
+        reps += 1;
+    }
+    let tile: Vec<T> = v.iter().copied().cycle().take(c * reps).collect();
+    let len = tile.len();
+    let go = |_: usize, chunk: &mut [T]| {
+        vectorized(|| {
+            let mut rows = chunk.chunks_exact_mut(len);
+            for row in rows.by_ref() {
+                for (o, &y) in row.iter_mut().zip(&tile) {
+                    *o = f(*o, y);
+                }
+            }
+            for (o, &y) in rows.into_remainder().iter_mut().zip(&tile) {
+                *o = f(*o, y);
+            }
+        })
+    };
+    // Chunks of whole tiles, so every chunk starts at channel 0.
+    let per = len * PAR_MIN.div_ceil(len);
+    if out.len() > per {
+        par_chunks(out, per, &go);
+    } else {
+        go(0, out);
+    }
+}
+
+/// `out[i] = f(&full[i], &v[i % v.len()])` (`out` and `full` the same length, a multiple of
+/// `v.len()`), in chunks of whole vectors.
+fn zip_rows_to<T: Element, O: Element>(
+    out: &mut [O],
+    full: &[T],
+    v: &[T],
+    f: impl Fn(&T, &T) -> O + Sync,
+) {
+    let c = v.len();
+    let go = |first: usize, chunk: &mut [O]| {
+        vectorized(|| {
+            let src = &full[first..first + chunk.len()];
+            for (orow, srow) in chunk.chunks_mut(c).zip(src.chunks(c)) {
+                for ((o, x), y) in orow.iter_mut().zip(srow).zip(v) {
+                    *o = f(x, y);
+                }
+            }
+        })
+    };
+    let per = c * PAR_MIN.div_ceil(c);
+    if out.len() > per {
+        par_chunks(out, per, &go);
+    } else {
+        go(0, out);
+    }
 }
 
 /// True if `t` may be written in place cheaply (not borrowed from a mapped file).
@@ -474,6 +573,39 @@ mod tests {
         assert_eq!(broadcast_shape(&[], &[3]).unwrap(), vec![3]);
         assert_eq!(broadcast_shape(&[0, 1], &[1, 5]).unwrap(), vec![0, 5]);
         assert!(broadcast_shape(&[2], &[3]).is_err());
+    }
+
+    #[test]
+    fn in_place_per_channel_vectors_match_the_general_plan() {
+        let limits = crate::ops::Limits::default();
+        // NHWC minus a [1, 1, 1, C] vector (and `[C]`), C from the colour channels to a
+        // non-tiling width, small and large enough for parallel chunks, both operand orders.
+        for (pix, c) in [
+            (5, 3),
+            (7, 5),
+            (3 * PAR_MIN / 5 + 3, 3),
+            (PAR_MIN / 40 + 1, 40),
+        ] {
+            let x: Vec<f32> = (0..pix * c).map(|i| (i % 97) as f32 * 0.5).collect();
+            let m: Vec<f32> = (0..c).map(|i| i as f32 + 0.25).collect();
+            for vshape in [vec![1, 1, 1, c], vec![c]] {
+                for x_first in [true, false] {
+                    let a = Tensor::from_vec(&[1, pix, 1, c], x.clone()).unwrap();
+                    let b = Tensor::from_vec(&vshape, m.clone()).unwrap();
+                    let (l, r) = if x_first { (a, b) } else { (b, a) };
+                    let out = map2::<f32>(&limits, l, r, |p, q| p - q).unwrap();
+                    let v = out.as_slice::<f32>().unwrap();
+                    for (i, &o) in v.iter().enumerate() {
+                        let want = if x_first {
+                            x[i] - m[i % c]
+                        } else {
+                            m[i % c] - x[i]
+                        };
+                        assert_eq!(o, want, "pix {pix} c {c} at {i}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
