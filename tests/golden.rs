@@ -49,6 +49,8 @@ golden! {
     bert_preprocess_uncased: "serving_default", DENSE;
     spm_bpe: "serving_default", DENSE;
     text3_fast_spm: "serving_default", DENSE;
+    text4_offsets_map: "serving_default", DENSE;
+    text4_ragged_variant: "serving_default", DENSE;
     spm_unigram: "serving_default", DENSE;
     audio_wav: "serving_default", DENSE;
     audio_waveform: "serving_default", Tolerance::F32 { rel: 1e-4, abs: 2e-5 };

@@ -33,6 +33,9 @@ struct Compiled {
     /// `None` when the keep pattern is empty (nothing is kept).
     keep: Option<Regex>,
     groups: usize,
+    /// The whole delimiter pattern is capture group 1 (`(\s+|[!-/]|...)`, as BERT's is), so
+    /// group 1 is the match and the faster `find` gives it.
+    group1_is_match: bool,
 }
 
 /// `RegexSplitWithOffsets`: inputs `input` (string, any shape, read flat),
@@ -70,6 +73,7 @@ impl RegexSplit {
         };
         let c = Arc::new(Compiled {
             groups: re.captures_len() - 1,
+            group1_is_match: group1_is_whole(re.as_str()),
             delim_src: delim,
             keep_src: keep,
             delim: re,
@@ -78,6 +82,17 @@ impl RegexSplit {
         *cache = Some(c.clone());
         Ok(c)
     }
+}
+
+/// Whether the (translated) pattern is one capture group around everything.
+fn group1_is_whole(pattern: &str) -> bool {
+    // The same syntax options as `regex::bytes::Regex` (Unicode on, UTF-8 matches not
+    // required); a parse failure only means the general path is taken.
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .is_ok_and(|h| matches!(h.kind(), regex_syntax::hir::HirKind::Capture(c) if c.index == 1))
 }
 
 /// One row's tokens as (begin, end) byte ranges.
@@ -92,11 +107,19 @@ fn split_one(c: &Compiled, s: &[u8], out: &mut Vec<(usize, usize)>) -> Result<()
         let mut locs = c.delim.capture_locations();
         while pos <= s.len() {
             let hay = &s[pos..];
-            if c.delim.captures_read(&mut locs, hay).is_none() {
-                break;
-            }
-            let (_, m_end) = locs.get(0).expect("group 0 always participates");
-            let Some((g_start, g_end)) = locs.get(1) else {
+            let (m_end, group1) = if c.group1_is_match {
+                match c.delim.find(hay) {
+                    Some(m) => (m.end(), Some((m.start(), m.end()))),
+                    None => break,
+                }
+            } else {
+                if c.delim.captures_read(&mut locs, hay).is_none() {
+                    break;
+                }
+                let (_, m_end) = locs.get(0).expect("group 0 always participates");
+                (m_end, locs.get(1))
+            };
+            let Some((g_start, g_end)) = group1 else {
                 return Err(OpError::Unimplemented(
                     "RegexSplitWithOffsets: a delimiter match in which capture group 1 \
                      does not participate"

@@ -68,6 +68,9 @@ impl Wordpiece {
 /// Byte length of the character at the start of `s` (non-empty), or of the maximal ill-formed
 /// subsequence there.
 pub(super) fn char_len(s: &[u8]) -> usize {
+    if s[0] < 0x80 {
+        return 1;
+    }
     let w = &s[..s.len().min(4)];
     match std::str::from_utf8(w) {
         Ok(v) => v.chars().next().map_or(1, char::len_utf8),
