@@ -21,6 +21,7 @@ use bytes::{Bytes, BytesMut};
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Request, Response};
 use prost::Message;
+use tokio::io::AsyncWrite as _;
 
 use super::models::VersionSel;
 use super::status::{Code, Status};
@@ -57,10 +58,14 @@ pub async fn serve_conn(
         .max_concurrent_streams(1024)
         .max_header_list_size(16 << 10)
         .max_send_buffer_size(400 << 10);
+    let io = CoalescedIo::new(io);
+    let out = io.out.clone();
     let mut conn = match b.handshake::<_, Bytes>(io).await {
         Ok(c) => c,
         Err(_) => return,
     };
+    // From here on h2's writes gather in `out` and reach the socket once per poll round.
+    out.defer.store(true, Ordering::SeqCst);
     let mut inline: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
     let mut stopping = false;
     let lw = Arc::new(LoopWaker::default());
@@ -97,6 +102,11 @@ pub async fn serve_conn(
                         Poll::Pending => break,
                     }
                 }
+                // Everything h2 queued this round (a reply's HEADERS, DATA and trailers) in
+                // one write: one segment, one wake-up of the client.
+                if let Poll::Ready(Err(_)) = out.drain(&mut lcx) {
+                    return Poll::Ready(());
+                }
                 lw.in_poll.store(false, Ordering::SeqCst);
                 if !(lw.again.swap(false, Ordering::SeqCst) || again) {
                     return Poll::Pending;
@@ -110,6 +120,128 @@ pub async fn serve_conn(
     }
     if let Some(f) = inline {
         f.await;
+    }
+    let _ = poll_fn(|cx| out.drain(cx)).await;
+}
+
+/// A gRPC connection's socket with its outgoing bytes gathered in memory: h2 flushes after
+/// each frame that carries a large payload (its write buffer chains the payload and takes
+/// nothing more until it is written), so a unary reply would leave as two writes (HEADERS +
+/// DATA, then the trailers), two segments and two wake-ups of the client. While `defer` is
+/// set, h2's flushes only gather; the connection's poll loop writes the lot with
+/// [`Coalesced::drain`] at the end of each round.
+struct Coalesced {
+    out: std::sync::Mutex<Out>,
+    defer: AtomicBool,
+}
+
+struct Out {
+    buf: Vec<u8>,
+    tcp: tokio::net::tcp::OwnedWriteHalf,
+}
+
+/// Gathered bytes beyond which a write waits for the socket (backpressure).
+const GATHER_LIMIT: usize = 512 << 10;
+
+impl Coalesced {
+    fn out(&self) -> std::sync::MutexGuard<'_, Out> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the gathered bytes; `Pending` (with a wake-up registered) while the socket is
+    /// full.
+    fn drain(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut out = self.out();
+        let Out { buf, tcp } = &mut *out;
+        let mut done = 0;
+        let r = loop {
+            if done == buf.len() {
+                break Poll::Ready(Ok(()));
+            }
+            match Pin::new(&mut *tcp).poll_write(cx, &buf[done..]) {
+                Poll::Ready(Ok(0)) => break Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => done += n,
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Pending => break Poll::Pending,
+            }
+        };
+        buf.drain(..done);
+        r
+    }
+}
+
+/// h2's view of a [`Coalesced`] socket: reads go straight to the socket.
+struct CoalescedIo {
+    read: tokio::net::tcp::OwnedReadHalf,
+    out: Arc<Coalesced>,
+}
+
+impl CoalescedIo {
+    fn new(tcp: tokio::net::TcpStream) -> CoalescedIo {
+        let (read, write) = tcp.into_split();
+        CoalescedIo {
+            read,
+            out: Arc::new(Coalesced {
+                out: std::sync::Mutex::new(Out {
+                    buf: Vec::new(),
+                    tcp: write,
+                }),
+                defer: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for CoalescedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CoalescedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.out.out().buf.len() >= GATHER_LIMIT {
+            std::task::ready!(self.out.drain(cx))?;
+        }
+        let mut out = self.out.out();
+        let n = bufs.iter().map(|b| b.len()).sum();
+        out.buf.reserve(n);
+        for b in bufs {
+            out.buf.extend_from_slice(b);
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.out.defer.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(()));
+        }
+        self.out.drain(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        std::task::ready!(self.out.drain(cx))?;
+        Pin::new(&mut self.out.out().tcp).poll_shutdown(cx)
     }
 }
 
