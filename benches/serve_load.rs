@@ -1,19 +1,26 @@
 //! Load generator for `tfhub serve`: requests/s and p50/p99 latency at concurrency 1, 16 and
 //! 64 over loopback REST (keep-alive HTTP/1.1, b1 `:predict` requests, each written with one
 //! `write`) and gRPC (`Predict` over one HTTP/2 connection per client, the float input in
-//! `tensor_content` as TF's `make_tensor_proto` sends it), with and without
-//! `--enable_batching`, next to the same call made in process (what `tfhub bench` times), so
-//! the difference is the server's overhead. With batching, the mean executed batch size is
-//! read back from the server's Prometheus page.
+//! `tensor_content` as TF's `make_tensor_proto` sends it; the `TensorProto` is written here
+//! with the crate's prost types, no gRPC stack), with and without `--enable_batching` (both
+//! servers run side by side and take turns, so machine noise hits both alike), next to the
+//! same call made in process (what `tfhub bench` times), so the difference is the server's
+//! overhead. With batching, the mean executed batch size is read back from the server's
+//! Prometheus page.
 //!
 //! `cargo bench --bench serve_load [-- --seconds=3 --models=nnlm,mobilenet --apis=rest,grpc
 //! --concurrency=1,16,64 --rows=8,16 --batch_timeout_micros=0 --num_batch_threads=<cores>
-//! --max_batch_size=64]`; `--rows` are the batch sizes of the in-process reference calls.
+//! --max_batch_size=64 --external=LABEL@REST_ADDR@GRPC_ADDR,...]`; `--rows` are the batch
+//! sizes of the in-process reference calls.
 //! The batching defaults follow TF Serving's defaults and batching guide (`num_batch_threads`
 //! = cores; `batch_timeout_micros` 0, or slightly above, e.g. 1 ms, to smooth batch sizes).
-//! Models: `nnlm` (tests/fixtures/nnlm_en_dim128, one sentence) and `mobilenet`
-//! (tests/fixtures/mobilenet_v2_small, one 96×96×3 float image). A noisy, shared machine gives
-//! noisy numbers: report ratios from one run.
+//! Models: `nnlm` (tests/fixtures/nnlm_en_dim128, one sentence), `mobilenet`
+//! (tests/fixtures/mobilenet_v2_small, one 96×96×3 float image) and `mobilenet224`
+//! (`--mobilenet224_dir`, default /tmp/tfhub-bench/mobilenet_v2 from
+//! `tools/make_bench_models.py --suite cnn`, one 224×224×3 float image).
+//! `--external` drives already running servers instead (e.g. two `tfhub serve` binaries
+//! serving the model as `m`, to compare builds in one run); they take turns per row.
+//! A noisy, shared machine gives noisy numbers: report ratios from one run.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -310,12 +317,25 @@ fn main() {
         ..BatchingParams::default()
     };
     let fx = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    // LABEL@REST_ADDR@GRPC_ADDR, comma-separated.
+    let externals: Vec<(String, SocketAddr, SocketAddr)> = arg("external")
+        .map(|e| {
+            e.split(',')
+                .map(|one| {
+                    let p: Vec<&str> = one.split('@').collect();
+                    assert!(p.len() == 3, "--external=LABEL@REST_ADDR@GRPC_ADDR,...");
+                    let addr = |s: &str| s.parse().expect("--external: host:port");
+                    (p[0].to_string(), addr(p[1]), addr(p[2]))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     println!(
         "batching: max_batch_size {} batch_timeout_micros {} num_batch_threads {}",
         params.max_batch_size, params.batch_timeout_micros, params.num_batch_threads
     );
     println!(
-        "| model | api | batching | concurrency | req/s | p50 µs | p99 µs | errors | mean batch |"
+        "| model | api | server | concurrency | req/s | p50 µs | p99 µs | errors | mean batch |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for name in which.split(',') {
@@ -327,19 +347,26 @@ fn main() {
                 Tensor::from_strings(&[1], ["the quick brown fox jumps over the lazy dog"])
                     .expect("tensor"),
             ),
-            "mobilenet" => {
-                let img: Vec<f32> = (0..96 * 96 * 3)
+            "mobilenet" | "mobilenet224" => {
+                let (dir, hw) = if name == "mobilenet" {
+                    (fx.join("mobilenet_v2_small"), 96)
+                } else {
+                    let d = arg("mobilenet224_dir")
+                        .unwrap_or_else(|| "/tmp/tfhub-bench/mobilenet_v2".into());
+                    (PathBuf::from(d), 224)
+                };
+                let img: Vec<f32> = (0..hw * hw * 3)
                     .map(|i| ((i % 255) as f32) / 255.0)
                     .collect();
                 let nested: Vec<Vec<Vec<f32>>> = img
-                    .chunks(96 * 3)
+                    .chunks(hw * 3)
                     .map(|row| row.chunks(3).map(<[f32]>::to_vec).collect())
                     .collect();
                 (
-                    fx.join("mobilenet_v2_small"),
+                    dir,
                     "keras_tensor",
                     json!({"instances": [nested]}),
-                    Tensor::from_vec(&[1, 96, 96, 3], img).expect("tensor"),
+                    Tensor::from_vec(&[1, hw, hw, 3], img).expect("tensor"),
                 )
             }
             other => panic!("unknown model {other}"),
@@ -368,46 +395,58 @@ fn main() {
             );
         }
         let body = Arc::new(body.to_string().into_bytes());
-        for batching in [false, true] {
-            let opts = ServeOptions {
-                grpc_port: Some(0),
-                rest_port: Some(0),
-                bind: [127, 0, 0, 1].into(),
-                models: vec![ModelConfig::single("m", dir.to_str().expect("utf-8 path"))],
-                poll_wait: None,
-                max_queued: 10_000,
-                batching: batching.then(|| params.clone()),
-                ..ServeOptions::default()
-            };
-            let srv = Server::start(opts).expect("server");
-            let a = srv.rest_addr().expect("rest");
-            let g = srv.grpc_addr().expect("grpc");
-            for api in apis.split(',') {
-                let (addr, load) = match api {
-                    "rest" => (a, Load::Rest(body.clone())),
-                    "grpc" => (g, Load::Grpc(framed.clone())),
-                    other => panic!("unknown api {other}"),
+        // (label, rest, grpc, batching?, in-process server to stop at the end)
+        let mut servers: Vec<(String, SocketAddr, SocketAddr, bool, Option<Server>)> = Vec::new();
+        if externals.is_empty() {
+            for batching in [false, true] {
+                let opts = ServeOptions {
+                    grpc_port: Some(0),
+                    rest_port: Some(0),
+                    bind: [127, 0, 0, 1].into(),
+                    models: vec![ModelConfig::single("m", dir.to_str().expect("utf-8 path"))],
+                    poll_wait: None,
+                    max_queued: 10_000,
+                    batching: batching.then(|| params.clone()),
+                    ..ServeOptions::default()
                 };
-                for &conc in &concs {
-                    let before = batch_sizes(a);
-                    let s = run_load(addr, "/v1/models/m:predict", load.clone(), conc, secs);
-                    let after = batch_sizes(a);
-                    let mean = if batching && after.1 > before.1 {
+                let srv = Server::start(opts).expect("server");
+                let a = srv.rest_addr().expect("rest");
+                let g = srv.grpc_addr().expect("grpc");
+                let label = if batching { "on" } else { "off" };
+                servers.push((label.into(), a, g, batching, Some(srv)));
+            }
+        } else {
+            for (label, a, g) in &externals {
+                servers.push((label.clone(), *a, *g, true, None));
+            }
+        }
+        for api in apis.split(',') {
+            for &conc in &concs {
+                for (label, a, g, batching, _) in &servers {
+                    let (addr, load) = match api {
+                        "rest" => (*a, Load::Rest(body.clone())),
+                        "grpc" => (*g, Load::Grpc(framed.clone())),
+                        other => panic!("unknown api {other}"),
+                    };
+                    let before = batch_sizes(*a);
+                    let s = run_load(addr, "/v1/models/m:predict", load, conc, secs);
+                    let after = batch_sizes(*a);
+                    let mean = if *batching && after.1 > before.1 {
                         format!("{:.1}", (after.0 - before.0) / (after.1 - before.1))
                     } else {
                         String::new()
                     };
                     println!(
-                        "| {name} | {api} | {} | {conc} | {:.0} | {:.0} | {:.0} | {} | {mean} |",
-                        if batching { "on" } else { "off" },
-                        s.rps,
-                        s.p50_us,
-                        s.p99_us,
-                        s.errors
+                        "| {name} | {api} | {label} | {conc} | {:.0} | {:.0} | {:.0} | {} | {mean} |",
+                        s.rps, s.p50_us, s.p99_us, s.errors
                     );
                 }
             }
-            srv.shutdown();
+        }
+        for (.., srv) in servers {
+            if let Some(srv) = srv {
+                srv.shutdown();
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
-//! TF Serving's gRPC API, framed by hand over hyper's HTTP/2 (h2c): unary calls are one
-//! length-prefixed protobuf message each way plus `grpc-status`/`grpc-message` trailers, which
-//! is all TF Serving's services use, so tonic's stack is not needed.
+//! TF Serving's gRPC API, framed by hand over h2 (HTTP/2 with prior knowledge, h2c): unary
+//! calls are one length-prefixed protobuf message each way plus `grpc-status`/`grpc-message`
+//! trailers, which is all TF Serving's services use, so tonic's stack is not needed.
 //!
 //! Served: `tensorflow.serving.PredictionService/{Predict, GetModelMetadata}` and
 //! `tensorflow.serving.ModelService/GetModelStatus`. `Classify`, `Regress`,
@@ -10,17 +10,18 @@
 //! (`grpc-encoding`) are refused.
 
 use std::collections::BTreeMap;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use http_body_util::{BodyExt, Limited};
-use hyper::body::{Body, Frame};
+use bytes::{Bytes, BytesMut};
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Request, Response};
 use prost::Message;
+use tokio::io::AsyncWrite as _;
 
 use super::models::VersionSel;
 use super::status::{Code, Status};
@@ -35,36 +36,275 @@ use crate::proto::{
 };
 use crate::tensor::{Bytes as TBytes, DType, Data, Tensor};
 
-/// A unary reply: one data frame, then trailers.
-pub struct GrpcBody {
-    data: Option<Bytes>,
-    trailers: Option<HeaderMap>,
+/// Serves one gRPC connection (HTTP/2 with prior knowledge) until the peer closes it or
+/// `stop` fires (then GOAWAY, and the streams in flight finish first).
+///
+/// The connection task drives h2 itself and runs one call at a time inline, so a call at
+/// concurrency 1 per connection costs no task spawn and no cross-thread wake-up (hyper's h2
+/// server spawns a task per stream and wakes the connection task back to write the reply:
+/// two hand-offs, most of the gap to the HTTP/1 path). A stream that arrives while another
+/// is running inline gets a task of its own, so multiplexing clients still run in parallel.
+pub async fn serve_conn(
+    app: Arc<App>,
+    io: tokio::net::TcpStream,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    // hyper's defaults for its h2 server (1 MB windows, so a 100 kB request needs no
+    // WINDOW_UPDATE round trip), with larger frames so an image arrives in one or two.
+    let mut b = h2::server::Builder::new();
+    b.initial_window_size(1 << 20)
+        .initial_connection_window_size(1 << 20)
+        .max_frame_size(256 << 10)
+        .max_concurrent_streams(1024)
+        .max_header_list_size(16 << 10)
+        .max_send_buffer_size(400 << 10);
+    let io = CoalescedIo::new(io);
+    let out = io.out.clone();
+    let mut conn = match b.handshake::<_, Bytes>(io).await {
+        Ok(c) => c,
+        Err(_) => return,
+    };
+    // From here on h2's writes gather in `out` and reach the socket once per poll round.
+    out.defer.store(true, Ordering::SeqCst);
+    let mut inline: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+    let mut stopping = false;
+    let lw = Arc::new(LoopWaker::default());
+    let waker = Waker::from(lw.clone());
+    {
+        let mut stop_changed = std::pin::pin!(stop.changed());
+        poll_fn(|cx| {
+            lw.set(cx.waker());
+            let mut lcx = Context::from_waker(&waker);
+            for _ in 0..32 {
+                lw.in_poll.store(true, Ordering::SeqCst);
+                let mut again = false;
+                if !stopping && stop_changed.as_mut().poll(&mut lcx).is_ready() {
+                    stopping = true;
+                    conn.graceful_shutdown();
+                }
+                if let Some(f) = inline.as_mut() {
+                    if f.as_mut().poll(&mut lcx).is_ready() {
+                        inline = None;
+                    }
+                }
+                loop {
+                    match conn.poll_accept(&mut lcx) {
+                        Poll::Ready(Some(Ok((req, respond)))) => {
+                            let call = Box::pin(call(app.clone(), req, respond));
+                            if inline.is_none() {
+                                inline = Some(call);
+                                again = true;
+                            } else {
+                                tokio::spawn(call);
+                            }
+                        }
+                        Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
+                        Poll::Pending => break,
+                    }
+                }
+                // Everything h2 queued this round (a reply's HEADERS, DATA and trailers) in
+                // one write: one segment, one wake-up of the client.
+                if let Poll::Ready(Err(_)) = out.drain(&mut lcx) {
+                    return Poll::Ready(());
+                }
+                lw.in_poll.store(false, Ordering::SeqCst);
+                if !(lw.again.swap(false, Ordering::SeqCst) || again) {
+                    return Poll::Pending;
+                }
+            }
+            // Busy: let the other tasks of this thread run.
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await;
+    }
+    if let Some(f) = inline {
+        f.await;
+    }
+    let _ = poll_fn(|cx| out.drain(cx)).await;
 }
 
-impl Body for GrpcBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if let Some(d) = self.data.take() {
-            return Poll::Ready(Some(Ok(Frame::data(d))));
-        }
-        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
+/// A gRPC connection's socket with its outgoing bytes gathered in memory: h2 flushes after
+/// each frame that carries a large payload (its write buffer chains the payload and takes
+/// nothing more until it is written), so a unary reply would leave as two writes (HEADERS +
+/// DATA, then the trailers), two segments and two wake-ups of the client. While `defer` is
+/// set, h2's flushes only gather; the connection's poll loop writes the lot with
+/// [`Coalesced::drain`] at the end of each round.
+struct Coalesced {
+    out: std::sync::Mutex<Out>,
+    defer: AtomicBool,
+}
+
+struct Out {
+    buf: Vec<u8>,
+    tcp: tokio::net::tcp::OwnedWriteHalf,
+}
+
+/// Gathered bytes beyond which a write waits for the socket (backpressure).
+const GATHER_LIMIT: usize = 512 << 10;
+
+impl Coalesced {
+    fn out(&self) -> std::sync::MutexGuard<'_, Out> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the gathered bytes; `Pending` (with a wake-up registered) while the socket is
+    /// full.
+    fn drain(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut out = self.out();
+        let Out { buf, tcp } = &mut *out;
+        let mut done = 0;
+        let r = loop {
+            if done == buf.len() {
+                break Poll::Ready(Ok(()));
+            }
+            match Pin::new(&mut *tcp).poll_write(cx, &buf[done..]) {
+                Poll::Ready(Ok(0)) => break Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => done += n,
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Pending => break Poll::Pending,
+            }
+        };
+        buf.drain(..done);
+        r
     }
 }
 
-fn respond(r: Result<Vec<u8>, Status>) -> Response<GrpcBody> {
+/// h2's view of a [`Coalesced`] socket: reads go straight to the socket.
+struct CoalescedIo {
+    read: tokio::net::tcp::OwnedReadHalf,
+    out: Arc<Coalesced>,
+}
+
+impl CoalescedIo {
+    fn new(tcp: tokio::net::TcpStream) -> CoalescedIo {
+        let (read, write) = tcp.into_split();
+        CoalescedIo {
+            read,
+            out: Arc::new(Coalesced {
+                out: std::sync::Mutex::new(Out {
+                    buf: Vec::new(),
+                    tcp: write,
+                }),
+                defer: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for CoalescedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CoalescedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.out.out().buf.len() >= GATHER_LIMIT {
+            std::task::ready!(self.out.drain(cx))?;
+        }
+        let mut out = self.out.out();
+        let n = bufs.iter().map(|b| b.len()).sum();
+        out.buf.reserve(n);
+        for b in bufs {
+            out.buf.extend_from_slice(b);
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.out.defer.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(()));
+        }
+        self.out.drain(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        std::task::ready!(self.out.drain(cx))?;
+        Pin::new(&mut self.out.out().tcp).poll_shutdown(cx)
+    }
+}
+
+/// The waker a gRPC connection polls h2 and its inline call with. A wake while the
+/// connection task is inside its own poll (h2 waking the connection because the inline call
+/// queued its reply, or the call's body arriving) only asks the poll loop for another round;
+/// handing it to tokio would reschedule the running task as a yield, which wakes an idle
+/// worker thread for nothing on every request. Wakes from elsewhere go to the task.
+#[derive(Default)]
+struct LoopWaker {
+    task: std::sync::Mutex<Option<Waker>>,
+    in_poll: AtomicBool,
+    again: AtomicBool,
+}
+
+impl LoopWaker {
+    fn set(&self, w: &Waker) {
+        let mut t = self.task.lock().unwrap_or_else(|p| p.into_inner());
+        if !t.as_ref().is_some_and(|t| t.will_wake(w)) {
+            *t = Some(w.clone());
+        }
+    }
+}
+
+impl std::task::Wake for LoopWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Set `again` before reading `in_poll`; the poll loop clears `in_poll` before reading
+        // `again`, so one of the two always sees the other.
+        self.again.store(true, Ordering::SeqCst);
+        if !self.in_poll.load(Ordering::SeqCst) {
+            if let Some(w) = self.task.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                w.wake_by_ref();
+            }
+        }
+    }
+}
+
+/// One stream: read the request, answer it (headers, one message, trailers).
+async fn call(
+    app: Arc<App>,
+    req: Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+) {
+    let (parts, body) = req.into_parts();
+    let r = handle(&app, parts.uri.path(), &parts.headers, body).await;
+    let head = Response::builder()
+        .status(200)
+        .header("content-type", "application/grpc")
+        .body(())
+        .expect("static headers are valid");
+    let Ok(mut send) = respond.send_response(head, false) else {
+        return;
+    };
     let mut trailers = HeaderMap::new();
-    let data = match r {
-        Ok(msg) => {
+    match r {
+        Ok(framed) => {
             trailers.insert("grpc-status", HeaderValue::from_static("0"));
-            let mut b = BytesMut::with_capacity(5 + msg.len());
-            b.put_u8(0);
-            b.put_u32(msg.len() as u32);
-            b.put_slice(&msg);
-            Some(b.freeze())
+            if send.send_data(framed.into(), false).is_err() {
+                return;
+            }
         }
         Err(s) => {
             trailers.insert("grpc-status", HeaderValue::from((s.code as i32) as u32));
@@ -82,30 +322,54 @@ fn respond(r: Result<Vec<u8>, Status>) -> Response<GrpcBody> {
             if let Ok(v) = HeaderValue::from_str(&enc) {
                 trailers.insert("grpc-message", v);
             }
-            None
-        }
-    };
-    Response::builder()
-        .status(200)
-        .header("content-type", "application/grpc")
-        .body(GrpcBody {
-            data,
-            trailers: Some(trailers),
-        })
-        .expect("static headers are valid")
-}
-
-/// gRPC's percent-encoding of `grpc-message`.
-fn pct_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if (0x20..0x7f).contains(&b) && b != b'%' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
         }
     }
+    let _ = send.send_trailers(trailers);
+}
+
+/// A reply message with gRPC's 5-byte length prefix, encoded in place.
+fn framed(msg: &impl Message) -> Vec<u8> {
+    let len = msg.encoded_len();
+    let mut out = Vec::with_capacity(5 + len);
+    out.push(0);
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    msg.encode_raw(&mut out);
     out
+}
+
+/// The request body: its data frames (one frame is kept as is, no copy), at most `cap` bytes.
+async fn read_body(body: &mut h2::RecvStream, cap: usize) -> Result<Bytes, Status> {
+    let too_big = || {
+        Status::exhausted(format!(
+            "request exceeds the cap of {cap} bytes (--max_body_bytes)"
+        ))
+    };
+    let mut first: Option<Bytes> = None;
+    let mut rest = BytesMut::new();
+    let mut total = 0usize;
+    while let Some(chunk) = body.data().await {
+        let chunk =
+            chunk.map_err(|e| Status::new(Code::Cancelled, format!("request stream: {e}")))?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        total += chunk.len();
+        if total > cap {
+            return Err(too_big());
+        }
+        match &first {
+            None => first = Some(chunk),
+            Some(f) => {
+                if rest.is_empty() {
+                    rest.extend_from_slice(f);
+                }
+                rest.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(if rest.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        rest.freeze()
+    })
 }
 
 /// `grpc-timeout`: digits plus one unit of H M S m u n.
@@ -124,35 +388,48 @@ fn parse_timeout(h: &HeaderMap) -> Option<Duration> {
     })
 }
 
-/// One gRPC call.
-pub async fn handle(app: Arc<App>, req: Request<hyper::body::Incoming>) -> Response<GrpcBody> {
+/// gRPC's percent-encoding of `grpc-message`.
+fn pct_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One gRPC call: the framed reply message, or the status for the trailers.
+async fn handle(
+    app: &App,
+    path: &str,
+    headers: &HeaderMap,
+    mut body: h2::RecvStream,
+) -> Result<Vec<u8>, Status> {
     let t0 = Instant::now();
-    let path = req.uri().path().to_string();
-    let deadline = parse_timeout(req.headers());
-    if req
-        .headers()
+    let deadline = parse_timeout(headers);
+    if headers
         .get("grpc-encoding")
         .is_some_and(|v| v != "identity")
     {
-        return respond(Err(Status::unimplemented(
+        return Err(Status::unimplemented(
             "compressed gRPC messages are not supported",
+        ));
+    }
+    const PREDICT: &str = "/tensorflow.serving.PredictionService/Predict";
+    const METADATA: &str = "/tensorflow.serving.PredictionService/GetModelMetadata";
+    const STATUS: &str = "/tensorflow.serving.ModelService/GetModelStatus";
+    if ![PREDICT, METADATA, STATUS].contains(&path) {
+        return Err(Status::unimplemented(format!(
+            "method {path} is not implemented by tfhub serve"
         )));
     }
-    let cap = app.opts.max_body_bytes;
-    let body = match Limited::new(req.into_body(), cap).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return respond(Err(Status::exhausted(format!(
-                "request exceeds the cap of {cap} bytes (--max_body_bytes)"
-            ))))
-        }
-    };
-    let msg = match unframe(&body) {
-        Ok(m) => m,
-        Err(s) => return respond(Err(s)),
-    };
-    let (model, api, r) = match path.as_str() {
-        "/tensorflow.serving.PredictionService/Predict" => {
+    let body = read_body(&mut body, app.opts.max_body_bytes).await?;
+    let msg = unframe(&body)?;
+    match path {
+        PREDICT => {
             let (model, r) = match PredictRequest::decode(msg) {
                 Ok(req) => {
                     let name = req
@@ -160,7 +437,7 @@ pub async fn handle(app: Arc<App>, req: Request<hyper::body::Incoming>) -> Respo
                         .as_ref()
                         .map(|m| m.name.clone())
                         .unwrap_or_default();
-                    (name, app.with_deadline(deadline, predict(&app, req)).await)
+                    (name, app.with_deadline(deadline, predict(app, req)).await)
                 }
                 Err(e) => (
                     String::new(),
@@ -169,36 +446,25 @@ pub async fn handle(app: Arc<App>, req: Request<hyper::body::Incoming>) -> Respo
                     ))),
                 ),
             };
-            (model, "Predict", r)
+            app.metrics.request(
+                &model,
+                "Predict",
+                "GRPC",
+                r.as_ref().map_or_else(|s| s.code.name(), |_| "OK"),
+                t0.elapsed(),
+            );
+            r
         }
-        "/tensorflow.serving.PredictionService/GetModelMetadata" => {
-            let r = GetModelMetadataRequest::decode(msg)
-                .map_err(|e| Status::invalid(format!("cannot decode GetModelMetadataRequest: {e}")))
-                .and_then(|req| metadata(&app, req));
-            (String::new(), "GetModelMetadata", r)
-        }
-        "/tensorflow.serving.ModelService/GetModelStatus" => {
-            let r = GetModelStatusRequest::decode(msg)
-                .map_err(|e| Status::invalid(format!("cannot decode GetModelStatusRequest: {e}")))
-                .and_then(|req| model_status(&app, req));
-            (String::new(), "GetModelStatus", r)
-        }
-        other => {
-            return respond(Err(Status::unimplemented(format!(
-                "method {other} is not implemented by tfhub serve"
-            ))))
-        }
-    };
-    if api == "Predict" {
-        app.metrics.request(
-            &model,
-            api,
-            "GRPC",
-            r.as_ref().map_or_else(|s| s.code.name(), |_| "OK"),
-            t0.elapsed(),
-        );
+        METADATA => GetModelMetadataRequest::decode(msg)
+            .map_err(|e| Status::invalid(format!("cannot decode GetModelMetadataRequest: {e}")))
+            .and_then(|req| metadata(app, req)),
+        STATUS => GetModelStatusRequest::decode(msg)
+            .map_err(|e| Status::invalid(format!("cannot decode GetModelStatusRequest: {e}")))
+            .and_then(|req| model_status(app, req)),
+        other => Err(Status::unimplemented(format!(
+            "method {other} is not implemented by tfhub serve"
+        ))),
     }
-    respond(r)
 }
 
 pub(crate) fn unframe(body: &[u8]) -> Result<&[u8], Status> {
@@ -277,11 +543,10 @@ async fn predict(app: &App, req: PredictRequest) -> Result<Vec<u8>, Status> {
         .filter(|(k, _)| filter.is_empty() || filter.contains(k))
         .map(|(k, t)| Ok((k.clone(), to_proto(t)?)))
         .collect::<Result<_, Status>>()?;
-    Ok(PredictResponse {
+    Ok(framed(&PredictResponse {
         model_spec: Some(spec_reply(&name, sv.version, &sig_name)),
         outputs,
-    }
-    .encode_to_vec())
+    }))
 }
 
 fn tensor_info(t: &serde_json::Value) -> TensorInfo {
@@ -353,11 +618,10 @@ fn metadata(app: &App, req: GetModelMetadataRequest) -> Result<Vec<u8>, Status> 
             value: map.encode_to_vec(),
         },
     );
-    Ok(GetModelMetadataResponse {
+    Ok(framed(&GetModelMetadataResponse {
         model_spec: Some(spec_reply(&name, sv.version, "")),
         metadata,
-    }
-    .encode_to_vec())
+    }))
 }
 
 fn model_status(app: &App, req: GetModelStatusRequest) -> Result<Vec<u8>, Status> {
@@ -380,7 +644,7 @@ fn model_status(app: &App, req: GetModelStatusRequest) -> Result<Vec<u8>, Status
             )));
         }
     }
-    Ok(GetModelStatusResponse {
+    Ok(framed(&GetModelStatusResponse {
         model_version_status: list
             .into_iter()
             .map(|(v, st)| ModelVersionStatus {
@@ -396,8 +660,7 @@ fn model_status(app: &App, req: GetModelStatusRequest) -> Result<Vec<u8>, Status
                 }),
             })
             .collect(),
-    }
-    .encode_to_vec())
+    }))
 }
 
 /// A request tensor (TF's `Tensor::FromProto`): content bytes, or typed values where one value

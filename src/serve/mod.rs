@@ -4,7 +4,7 @@
 //!
 //! Map: [`flags`] (tensorflow_model_server's command line), [`config`] (text-format configs),
 //! [`models`] (version lifecycle), [`batch`] (dynamic batching), [`tfjson`] (TF's JSON
-//! tensor mapping), `rest` (HTTP routes), `grpc` (gRPC framed by hand over hyper's HTTP/2),
+//! tensor mapping), `rest` (HTTP routes), `grpc` (gRPC framed by hand over h2),
 //! [`metrics`] (Prometheus page, structured logs), [`status`] (codes).
 //!
 //! Key decisions: hyper + tokio (already in the tree through reqwest) rather than
@@ -401,6 +401,9 @@ async fn serve(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
+    // Every gRPC connection task holds a clone of `grpc_done`; the channel closes once the
+    // last one has drained.
+    let (grpc_done, mut grpc_drained) = tokio::sync::mpsc::channel::<()>(1);
     let mut tasks = Vec::new();
     if let Some(l) = rest {
         tasks.push(tokio::spawn(accept_loop(
@@ -409,6 +412,7 @@ async fn serve(
             false,
             stop.clone(),
             graceful.clone(),
+            grpc_done.clone(),
         )));
     }
     if let Some(l) = grpc {
@@ -418,13 +422,19 @@ async fn serve(
             true,
             stop.clone(),
             graceful.clone(),
+            grpc_done.clone(),
         )));
     }
+    drop(grpc_done);
     for t in tasks {
         let _ = t.await;
     }
     let graceful = Arc::try_unwrap(graceful).unwrap_or_default();
-    if tokio::time::timeout(app.opts.drain_timeout, graceful.shutdown())
+    let drained = async {
+        graceful.shutdown().await;
+        while grpc_drained.recv().await.is_some() {}
+    };
+    if tokio::time::timeout(app.opts.drain_timeout, drained)
         .await
         .is_err()
     {
@@ -442,6 +452,7 @@ async fn accept_loop(
     grpc: bool,
     mut stop: tokio::sync::watch::Receiver<bool>,
     graceful: Arc<hyper_util::server::graceful::GracefulShutdown>,
+    grpc_done: tokio::sync::mpsc::Sender<()>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -451,9 +462,6 @@ async fn accept_loop(
         }
     };
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    if grpc {
-        builder = builder.http2_only();
-    }
     builder.http2().max_concurrent_streams(1024);
     loop {
         let accepted = tokio::select! {
@@ -470,29 +478,24 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(stream);
         let app = app.clone();
-        let conn = if grpc {
-            let svc = hyper::service::service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, std::convert::Infallible>(grpc::handle(app, req).await) }
-            });
-            let c = builder.serve_connection(io, svc).into_owned();
-            let w = graceful.watch(c);
+        if grpc {
+            let (stop, done) = (stop.clone(), grpc_done.clone());
             tokio::spawn(async move {
-                let _ = w.await;
-            })
-        } else {
-            let svc = hyper::service::service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, std::convert::Infallible>(rest::handle(app, req).await) }
+                grpc::serve_conn(app, stream, stop).await;
+                drop(done);
             });
-            let c = builder.serve_connection(io, svc).into_owned();
-            let w = graceful.watch(c);
-            tokio::spawn(async move {
-                let _ = w.await;
-            })
-        };
-        drop(conn);
+            continue;
+        }
+        let io = TokioIo::new(stream);
+        let svc = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, std::convert::Infallible>(rest::handle(app, req).await) }
+        });
+        let c = builder.serve_connection(io, svc).into_owned();
+        let w = graceful.watch(c);
+        tokio::spawn(async move {
+            let _ = w.await;
+        });
     }
 }
