@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{fixture, inputs, read_json, run_fixture, Tolerance};
+use common::{chain, fixture, inputs, read_json, run_fixture, Tolerance};
 use serde_json::Value;
 use tfhub::api::json::tensor_to_json;
 use tfhub::{DType, Tensor};
@@ -147,15 +147,7 @@ fn image_decode() -> common::TestResult {
     let (mut jd, mut jn) = (0, 0);
     for (k, want) in golden {
         let got = &outs[k];
-        let dtype = DType::from_name(want["dtype"].as_str().expect("dtype")).expect("dtype");
-        assert_eq!(got.dtype(), dtype, "{k}: dtype");
-        let shape: Vec<usize> = want["shape"]
-            .as_array()
-            .expect("shape")
-            .iter()
-            .map(|d| d.as_u64().expect("dim") as usize)
-            .collect();
-        assert_eq!(got.shape(), &shape[..], "{k}: shape");
+        let dtype = common::check_dtype_shape(k, got, want);
         let lossy = k.starts_with("jpeg_")
             && !k.starts_with("jpeg_shape")
             && k.as_str() != "jpeg_png_via_decode_gif";
@@ -207,14 +199,11 @@ fn webp_decode() -> common::TestResult {
     let (mut ld, mut ln) = (0, 0);
     for (k, want) in golden {
         let got = &outs[k];
-        assert_eq!(got.dtype(), DType::U8, "{k}: dtype");
-        let shape: Vec<usize> = want["shape"]
-            .as_array()
-            .expect("shape")
-            .iter()
-            .map(|d| d.as_u64().expect("dim") as usize)
-            .collect();
-        assert_eq!(got.shape(), &shape[..], "{k}: shape");
+        assert_eq!(
+            common::check_dtype_shape(k, got, want),
+            DType::U8,
+            "{k}: dtype"
+        );
         let lossy = k.contains("lossy");
         let (d, n, worst) = compare(k, &values(got), want, lossy, WEBP_LOSSY_MAX_DIFF);
         if lossy {
@@ -301,17 +290,6 @@ fn fixture_image(name: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(b64)
         .expect("base64")
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Truncated and corrupt files of every kind fail with a typed error naming the decode op.

@@ -946,18 +946,27 @@ BUILDERS = collections.OrderedDict([
 ])
 
 
-def main(argv):
-    tf.config.experimental.enable_op_determinism()
-    names = argv[1:] or list(BUILDERS)
+def run_builders(builders, names, banner=None, before_each=None):
+    """Builds the fixtures `names` (all of `builders` when empty) after checking every name:
+    the `main` of each make_fixtures_*.py script."""
+    names = names or list(builders)
     for name in names:
-        if name not in BUILDERS:
-            sys.exit(f"unknown fixture {name!r}; known: {', '.join(BUILDERS)}")
-    os.makedirs(FIXTURES, exist_ok=True)
-    print(f"TensorFlow {tf.__version__}, Python {sys.version.split()[0]}")
+        if name not in builders:
+            sys.exit(f"unknown fixture {name!r}; known: {', '.join(builders)}")
+    if banner:
+        print(banner)
     for name in names:
         print(f"building {name} ...", flush=True)
-        BUILDERS[name]()
+        if before_each:
+            before_each()
+        builders[name]()
     print("done")
+
+
+def main(argv):
+    tf.config.experimental.enable_op_determinism()
+    os.makedirs(FIXTURES, exist_ok=True)
+    run_builders(BUILDERS, argv[1:], f"TensorFlow {tf.__version__}, Python {sys.version.split()[0]}")
 
 
 if __name__ == "__main__":

@@ -514,15 +514,7 @@ def main(argv):
     if len(argv) == 3 and argv[1] == "--bench-model":
         build_bench_preprocessor(argv[2])
         return
-    names = argv[1:] or DEFAULT
-    for name in names:
-        if name not in BUILDERS:
-            sys.exit(f"unknown fixture {name!r}; known: {', '.join(BUILDERS)}")
-    print(f"TensorFlow {tf.__version__}, tensorflow_text {text.__version__}")
-    for name in names:
-        print(f"building {name} ...", flush=True)
-        BUILDERS[name]()
-    print("done")
+    mf.run_builders(BUILDERS, argv[1:] or DEFAULT, f"TensorFlow {tf.__version__}, tensorflow_text {text.__version__}")
 
 
 if __name__ == "__main__":

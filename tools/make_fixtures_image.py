@@ -434,15 +434,7 @@ BUILDERS = {
 
 def main(argv):
     tf.config.experimental.enable_op_determinism()
-    names = argv[1:] or list(BUILDERS)
-    for name in names:
-        if name not in BUILDERS:
-            sys.exit(f"unknown fixture {name!r}; known: {', '.join(BUILDERS)}")
-    print(f"TensorFlow {tf.__version__}")
-    for name in names:
-        print(f"building {name} ...", flush=True)
-        BUILDERS[name]()
-    print("done")
+    mf.run_builders(BUILDERS, argv[1:], f"TensorFlow {tf.__version__}")
 
 
 if __name__ == "__main__":

@@ -374,16 +374,8 @@ BUILDERS = {"spm_unigram": build_spm_unigram, "spm_bpe": build_spm_bpe,
 
 
 def main(argv):
-    names = argv[1:] or list(BUILDERS)
-    for name in names:
-        if name not in BUILDERS:
-            sys.exit(f"unknown fixture {name!r}; known: {', '.join(BUILDERS)}")
-    print(f"TensorFlow {tf.__version__}, tensorflow_text {tf_text.__version__}, "
+    mf.run_builders(BUILDERS, argv[1:], f"TensorFlow {tf.__version__}, tensorflow_text {tf_text.__version__}, "
           f"sentencepiece {spm.__version__}")
-    for name in names:
-        print(f"building {name} ...", flush=True)
-        BUILDERS[name]()
-    print("done")
 
 
 if __name__ == "__main__":

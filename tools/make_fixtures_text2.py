@@ -446,16 +446,7 @@ BUILDERS = {
 
 
 def main(argv):
-    names = argv[1:] or list(BUILDERS)
-    for name in names:
-        if name not in BUILDERS:
-            sys.exit(f"unknown fixture {name!r}; known: {', '.join(BUILDERS)}")
-    print(f"TensorFlow {tf.__version__}, tensorflow_text {text.__version__}")
-    for name in names:
-        print(f"building {name} ...", flush=True)
-        mf.seed_everything()
-        BUILDERS[name]()
-    print("done")
+    mf.run_builders(BUILDERS, argv[1:], f"TensorFlow {tf.__version__}, tensorflow_text {text.__version__}", before_each=mf.seed_everything)
 
 
 if __name__ == "__main__":
