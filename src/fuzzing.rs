@@ -359,7 +359,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// String ops reached through the registry (as a graph would build them).
-const STRING_OPS: [&str; 15] = [
+const STRING_OPS: [&str; 16] = [
     "StringSplit",
     "StringSplitV2",
     "RegexReplace",
@@ -375,6 +375,7 @@ const STRING_OPS: [&str; 15] = [
     "StringJoin",
     "ReduceJoin",
     "AsString",
+    "NormalizeUTF8WithOffsetsMap",
 ];
 
 /// One string op on fuzzed strings and attributes. Layout: op selector byte, flag byte, two
@@ -522,6 +523,37 @@ pub fn string_ops(data: &[u8]) -> Result<usize, OpError> {
             };
             attrs.push(("T", attr_value::Value::Type(t.dtype().to_proto())));
             vec![t]
+        }
+        "NormalizeUTF8WithOffsetsMap" => {
+            // The four forms, or an unknown one (an error at run time).
+            let form: &[u8] = match flags >> 1 & 7 {
+                0 => b"NFC",
+                1 => b"nfd",
+                2 => b"NFKC",
+                3 => b"NFKD",
+                _ => &aux,
+            };
+            attrs.push(("normalization_form", s(form)));
+            let outs = eval_op(op, attrs, vec![input])?;
+            let [normalized, maps] = <[Tensor; 2]>::try_from(outs)
+                .map_err(|o| OpError::invalid(format!("{} outputs", o.len())))?;
+            // Map fuzzed offsets back through the edits: one row per input string, each row
+            // `p1`-derived offsets, some past the end or negative.
+            let mut values = Vec::new();
+            let mut splits = vec![0i64];
+            for (i, out) in normalized.as_slice::<Bytes>()?.iter().enumerate() {
+                let len = out.len() as i64;
+                let k = i as i64;
+                values.extend([0, len, i64::from(p1).wrapping_add(k), len - k, len + 1]);
+                splits.push(values.len() as i64);
+            }
+            let splits = Tensor::vector(splits);
+            let found = run_op(
+                "FindSourceOffsets",
+                vec![("Tsplits", attr_value::Value::Type(DType::I64.to_proto()))],
+                vec![maps, Tensor::vector(values), splits],
+            );
+            return Ok(normalized.len() + found.unwrap_or(0));
         }
         _ => return Err(OpError::Unimplemented(format!("fuzzing {op}"))),
     };

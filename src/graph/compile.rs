@@ -474,6 +474,10 @@ impl<'a> Compiler<'a> {
                 flow: None,
             });
         }
+        // Identity-like steps forwarded, NoOps dropped (`graph/slim.rs`).
+        let mut outs_fwd = outs.to_vec();
+        let mut steps = super::slim::forward_identities(body.nodes, steps, &mut outs_fwd);
+        let outs = &outs_fwd[..];
         // Plan-time rewrites: embedding lookups (`compile/fuse.rs`), then swish and
         // producer + epilogue chains (`graph/fuse.rs`). Both keep node indices of the step
         // they replace, so `fused` stays valid for naming.
@@ -505,7 +509,7 @@ impl<'a> Compiler<'a> {
         let mut built: Vec<Step> = Vec::new();
         for (si, (ni, op, inputs)) in steps.into_iter().enumerate() {
             let node = &body.nodes[ni];
-            let ins: Vec<(Slot, bool)> = inputs
+            let ins: smallvec::SmallVec<[(Slot, bool); 4]> = inputs
                 .iter()
                 .enumerate()
                 .map(|(pos, s)| {
@@ -519,7 +523,7 @@ impl<'a> Compiler<'a> {
                 op_type: fuse::op_type(&fused, ni, &node.op),
                 op,
                 inputs: ins,
-                outputs: Vec::new(),
+                outputs: Default::default(),
             });
         }
         let out_slots: Vec<Slot> = outs.iter().map(|s| slot(*s, &mut slot_of)).collect();

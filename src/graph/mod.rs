@@ -15,10 +15,13 @@ mod dataflow;
 pub(crate) mod freeze;
 mod fuse;
 pub mod profile;
+mod slim;
 
 pub use compile::{Compiler, Feed, Fetch};
 
 use std::sync::{Arc, OnceLock};
+
+use smallvec::SmallVec;
 
 use crate::error::Error;
 use crate::ops::{Callable, EvalCtx, Op, OpError};
@@ -33,9 +36,10 @@ pub(crate) struct Step {
     pub op_type: String,
     pub op: Box<dyn Op>,
     /// Input slots and whether this is the slot's last use (then it is moved, not cloned).
-    pub inputs: Vec<(Slot, bool)>,
+    /// Inline (as `outputs`) so the executor reads a step without chasing pointers.
+    pub inputs: SmallVec<[(Slot, bool); 4]>,
     /// (output index, slot) for every output somebody reads.
-    pub outputs: Vec<(usize, Slot)>,
+    pub outputs: SmallVec<[(usize, Slot); 2]>,
 }
 
 /// A compiled graph or function body.
@@ -137,6 +141,15 @@ impl Plan {
                 ),
             ));
         }
+        if self.steps.is_empty() {
+            // A body that computes nothing (the passing branch of an assert guard, once its
+            // identities are forwarded): outputs straight from the arguments and constants.
+            return self
+                .outputs
+                .iter()
+                .map(|&slot| self.trivial_output(slot, &args))
+                .collect();
+        }
         let mut values: Vec<Option<Tensor>> = vec![None; self.num_slots];
         // Bytes each slot adds to the live set (0 for consts, arguments, mapped data).
         let mut held: Vec<usize> = vec![0; self.num_slots];
@@ -182,13 +195,17 @@ impl Plan {
             // Inputs used for the last time were alive until the op returned.
             cx.call.live_bytes = cx.call.live_bytes.saturating_sub(freed);
             let n = outs.len();
-            let mut outs: Vec<Option<Tensor>> = outs.into_iter().map(Some).collect();
+            // `step.outputs` is sorted by output index, each index once: one pass.
+            let mut outs = outs.into_iter().enumerate();
             for &(idx, slot) in &step.outputs {
-                let t = outs.get_mut(idx).and_then(Option::take).ok_or_else(|| {
-                    fail(OpError::invalid(format!(
-                        "output {idx} requested but the op produced {n}"
-                    )))
-                })?;
+                let t = outs
+                    .find(|(i, _)| *i == idx)
+                    .map(|(_, t)| t)
+                    .ok_or_else(|| {
+                        fail(OpError::invalid(format!(
+                            "output {idx} requested but the op produced {n}"
+                        )))
+                    })?;
                 let bytes = counted_bytes(&t);
                 cx.call.check_live(bytes as u128).map_err(fail)?;
                 cx.call.live_bytes += bytes;
@@ -204,6 +221,20 @@ impl Plan {
                     .ok_or_else(|| Error::invalid(&self.name, format!("output slot {slot} empty")))
             })
             .collect()
+    }
+
+    /// Output `slot` of a plan without steps: an argument or a constant.
+    fn trivial_output(&self, slot: Slot, args: &[Tensor]) -> Result<Tensor, Error> {
+        if let Some(pos) = self.arg_slots.iter().position(|&a| a == slot) {
+            return Ok(args[pos].clone());
+        }
+        match self.consts.binary_search_by_key(&slot, |(s, _)| *s) {
+            Ok(i) => Ok(self.consts[i].1.clone()),
+            Err(_) => Err(Error::invalid(
+                &self.name,
+                format!("output slot {slot} empty"),
+            )),
+        }
     }
 
     fn qualified(&self, node: &str) -> String {
@@ -241,7 +272,10 @@ impl Callable for FunctionPlan {
             )));
         }
         let mut inner = cx.nested();
-        plan.run(&mut inner, args).map_err(|e| OpError::Call {
+        // Already inside a call (on its thread): no hop onto the pool per function call, which
+        // would cost a thread hand-off per `If`/`While` iteration when the outer call ran in
+        // place (`on_worker` on a contended machine).
+        plan.run_here(&mut inner, args).map_err(|e| OpError::Call {
             function: self.name.clone(),
             source: Box::new(e),
         })

@@ -5,7 +5,9 @@
 
 use super::{axis_map, checked_len, norm_axis, remap, row_strides, shape_arg, PAD};
 use crate::ops::{kernels, take_inputs, BuildCtx, EvalCtx, Op, OpError};
-use crate::tensor::{Buf, Data, Element, Tensor};
+use smallvec::SmallVec;
+
+use crate::tensor::{Buf, DType, Data, Element, Tensor};
 
 /// `StridedSlice` with TF's full mask semantics (ellipsis, new axes, shrinks, negative
 /// strides), following `ValidateStridedSliceOp`.
@@ -31,6 +33,19 @@ impl StridedSlice {
     }
 }
 
+/// Per-axis vectors of a slice spec: inline up to rank 4 (no heap traffic for the many tiny
+/// slices of shape and row-partition arithmetic).
+type Small<T> = SmallVec<[T; 4]>;
+
+/// An index vector (begin, end, strides) as `i64`s, inline when short.
+fn small_i64(t: &Tensor) -> Result<Small<i64>, OpError> {
+    Ok(match t.data() {
+        Data::I32(b) => b.iter().map(|&v| i64::from(v)).collect(),
+        Data::I64(b) => Small::from_slice(b),
+        _ => t.to_i64_vec()?.into(),
+    })
+}
+
 /// One dense (input) axis of a resolved strided slice.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct DenseAxis {
@@ -47,7 +62,7 @@ pub(super) fn resolve_strided(
     begin: &[i64],
     end: &[i64],
     strides: &[i64],
-) -> Result<(Vec<DenseAxis>, Vec<usize>), OpError> {
+) -> Result<(Small<DenseAxis>, Small<usize>), OpError> {
     let n = begin.len();
     if end.len() != n || strides.len() != n {
         return Err(OpError::invalid(
@@ -82,14 +97,14 @@ pub(super) fn resolve_strided(
     }
     // Dense spec.
     let rank = shape.len();
-    let mut d_begin = vec![0i64; rank];
-    let mut d_end = vec![0i64; rank];
-    let mut d_stride = vec![1i64; rank];
-    let mut d_bmask = vec![false; rank];
-    let mut d_emask = vec![false; rank];
-    let mut d_shrink = vec![false; rank];
+    let mut d_begin = Small::from_elem(0i64, rank);
+    let mut d_end = Small::from_elem(0i64, rank);
+    let mut d_stride = Small::from_elem(1i64, rank);
+    let mut d_bmask = Small::from_elem(false, rank);
+    let mut d_emask = Small::from_elem(false, rank);
+    let mut d_shrink = Small::from_elem(false, rank);
     // Final shape gather: Some(dense axis) or None for a new axis (shrunk axes are dropped).
-    let mut gather: Vec<Option<usize>> = Vec::new();
+    let mut gather: Small<Option<usize>> = Small::new();
     let mut full = 0usize;
     for i in 0..sparse_dims {
         if bit(ellipsis, i) {
@@ -123,7 +138,7 @@ pub(super) fn resolve_strided(
             full += 1;
         }
     }
-    let mut axes = Vec::with_capacity(rank);
+    let mut axes = Small::with_capacity(rank);
     for i in 0..rank {
         let dim = shape[i] as i64;
         let stride = d_stride[i];
@@ -194,14 +209,26 @@ impl Op for StridedSlice {
         let (axes, final_shape) = resolve_strided(
             self,
             x.shape(),
-            &begin.to_i64_vec()?,
-            &end.to_i64_vec()?,
-            &strides.to_i64_vec()?,
+            &small_i64(&begin)?,
+            &small_i64(&end)?,
+            &small_i64(&strides)?,
         )?;
-        let dense: Vec<usize> = axes.iter().map(|a| a.len).collect();
+        let dense: Small<usize> = axes.iter().map(|a| a.len).collect();
         checked_len(cx, &dense, &x)?;
-        if dense == x.shape() && axes.iter().all(|a| a.stride == 1) {
+        if dense.as_slice() == x.shape() && axes.iter().all(|a| a.stride == 1) {
             return Ok(vec![x.reshape(&final_shape)?]);
+        }
+        if let [a] = axes[..] {
+            if a.stride == 1 && x.dtype() != DType::Variant {
+                // A contiguous run of a vector (`shape[1:]`, `row_splits[-1]`: most slices in
+                // shape and ragged-partition arithmetic): one copy, no index maps.
+                let r = a.begin as usize..a.begin as usize + a.len;
+                let bad = || OpError::invalid(format!("slice {r:?} of a vector of {}", x.len()));
+                let data = crate::match_any!(x.data(), b => Element::wrap(Buf::from(
+                    b.get(r.clone()).ok_or_else(bad)?.to_vec()
+                )));
+                return Ok(vec![Tensor::new(&final_shape, data)?]);
+            }
         }
         let st = row_strides(x.shape());
         let maps: Vec<Vec<usize>> = axes

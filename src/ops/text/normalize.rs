@@ -162,6 +162,20 @@ fn nfkc_casefold(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// The `normalization_form` attr of `NormalizeUTF8` and `NormalizeUTF8WithOffsetsMap`: TF
+/// upper-cases it in the constructor but reports an unknown form only when the kernel first
+/// runs (each op with its own message), so an unknown form is kept as `Err(upper-cased name)`.
+pub(crate) fn parse_form(cx: &BuildCtx<'_>) -> Result<Result<Form, String>, OpError> {
+    let f = cx.attr_str("normalization_form")?.to_ascii_uppercase();
+    Ok(match f.as_str() {
+        "NFC" => Ok(Form::Nfc),
+        "NFD" => Ok(Form::Nfd),
+        "NFKC" => Ok(Form::Nfkc),
+        "NFKD" => Ok(Form::Nfkd),
+        _ => Err(f),
+    })
+}
+
 /// `CaseFoldUTF8` (no attrs) and `NormalizeUTF8` (`normalization_form`): string -> string of
 /// the same shape.
 #[derive(Debug)]
@@ -176,14 +190,7 @@ impl Normalize {
         } else {
             // TF upper-cases the attr in the constructor but reports an unknown form only
             // when the kernel first runs.
-            let f = cx.attr_str("normalization_form")?.to_ascii_uppercase();
-            match f.as_str() {
-                "NFC" => Ok(Form::Nfc),
-                "NFD" => Ok(Form::Nfd),
-                "NFKC" => Ok(Form::Nfkc),
-                "NFKD" => Ok(Form::Nfkd),
-                _ => Err(f),
-            }
+            parse_form(cx)?
         };
         Ok(Box::new(Normalize { form }))
     }

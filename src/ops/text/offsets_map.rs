@@ -28,6 +28,7 @@ use icu_normalizer::properties::{
 };
 use icu_normalizer::{ComposingNormalizerBorrowed, DecomposingNormalizerBorrowed};
 
+use super::normalize::{parse_form, Form};
 use super::strings;
 use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
 use crate::tensor::{Bytes, DType, Data, Handle, Tensor};
@@ -238,24 +239,18 @@ fn compositions() -> &'static Compositions {
     })
 }
 
-/// Which of ICU's two data sets: `nfc` (NFC, NFD) or `nfkc` (NFKC, NFKD).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OffsetsForm {
-    Nfc,
-    Nfd,
-    Nfkc,
-    Nfkd,
-}
-
-impl OffsetsForm {
-    fn compat(self) -> bool {
-        matches!(self, OffsetsForm::Nfkc | OffsetsForm::Nfkd)
+/// The offsets code reads the form's two halves: which of ICU's two data sets (`nfc` for
+/// NFC/NFD, `nfkc` for NFKC/NFKD) and whether it composes. (`parse_form` never yields
+/// `NfkcCasefold`, which would count as canonical decomposition here.)
+impl Form {
+    fn offsets_compat(self) -> bool {
+        matches!(self, Form::Nfkc | Form::Nfkd)
     }
-    fn composing(self) -> bool {
-        matches!(self, OffsetsForm::Nfc | OffsetsForm::Nfkc)
+    fn offsets_composing(self) -> bool {
+        matches!(self, Form::Nfc | Form::Nfkc)
     }
-    fn compose(self, s: &str) -> String {
-        if self.compat() {
+    fn offsets_compose(self, s: &str) -> String {
+        if self.offsets_compat() {
             ComposingNormalizerBorrowed::new_nfkc()
                 .normalize(s)
                 .into_owned()
@@ -265,8 +260,8 @@ impl OffsetsForm {
                 .into_owned()
         }
     }
-    fn decompose(self, s: &str) -> String {
-        if self.compat() {
+    fn offsets_decompose(self, s: &str) -> String {
+        if self.offsets_compat() {
             DecomposingNormalizerBorrowed::new_nfkd()
                 .normalize(s)
                 .into_owned()
@@ -276,11 +271,11 @@ impl OffsetsForm {
                 .into_owned()
         }
     }
-    fn normalize(self, s: &str) -> String {
-        if self.composing() {
-            self.compose(s)
+    fn offsets_normalize(self, s: &str) -> String {
+        if self.offsets_composing() {
+            self.offsets_compose(s)
         } else {
-            self.decompose(s)
+            self.offsets_decompose(s)
         }
     }
 }
@@ -312,9 +307,9 @@ struct NormData {
 }
 
 impl NormData {
-    fn new(form: OffsetsForm) -> NormData {
+    fn new(form: Form) -> NormData {
         NormData {
-            compat: form.compat(),
+            compat: form.offsets_compat(),
             comp: compositions(),
         }
     }
@@ -589,7 +584,7 @@ fn prev_char(s: &[u8], start: usize, p: usize) -> (Option<char>, usize) {
 /// The output and the recorded edits of one normalization.
 struct Recorder<'a> {
     s: &'a [u8],
-    form: OffsetsForm,
+    form: Form,
     out: Vec<u8>,
     map: OffsetMap,
 }
@@ -609,7 +604,7 @@ impl Recorder<'_> {
     /// when it is already normalized.
     fn normalized(&self, a: usize, b: usize) -> Option<String> {
         let seg = std::str::from_utf8(&self.s[a..b]).unwrap_or_default();
-        let n = self.form.normalize(seg);
+        let n = self.form.offsets_normalize(seg);
         (n != seg).then_some(n)
     }
 }
@@ -672,7 +667,7 @@ fn compose_utf8(r: &mut Recorder<'_>, d: &NormData) {
             {
                 r.unchanged(prev_boundary, prev_src);
                 let seg = std::str::from_utf8(&s[prev_src..src]).unwrap_or_default();
-                let m = r.form.decompose(seg);
+                let m = r.form.offsets_decompose(seg);
                 r.change(prev_src, src, m.as_bytes());
                 prev_boundary = src;
                 continue;
@@ -910,7 +905,7 @@ fn decompose_utf8(r: &mut Recorder<'_>, d: &NormData) {
 
 /// Normalizes `s` as ICU's `normalizeUTF8` with an `Edits` recorder does: the output and
 /// the edits TF stores in its offsets map.
-pub(crate) fn normalize_with_offsets(s: &[u8], form: OffsetsForm) -> (Vec<u8>, OffsetMap) {
+pub(crate) fn normalize_with_offsets(s: &[u8], form: Form) -> (Vec<u8>, OffsetMap) {
     let d = NormData::new(form);
     let mut r = Recorder {
         s,
@@ -918,7 +913,7 @@ pub(crate) fn normalize_with_offsets(s: &[u8], form: OffsetsForm) -> (Vec<u8>, O
         out: Vec::with_capacity(s.len()),
         map: OffsetMap::default(),
     };
-    if form.composing() {
+    if form.offsets_composing() {
         compose_utf8(&mut r, &d);
     } else {
         decompose_utf8(&mut r, &d);
@@ -930,20 +925,12 @@ pub(crate) fn normalize_with_offsets(s: &[u8], form: OffsetsForm) -> (Vec<u8>, O
 /// of the same shape.
 #[derive(Debug)]
 pub(super) struct NormalizeWithOffsets {
-    form: Result<OffsetsForm, String>,
+    form: Result<Form, String>,
 }
 
 impl NormalizeWithOffsets {
     pub(super) fn build(cx: &mut BuildCtx<'_>) -> Result<Box<dyn Op>, OpError> {
-        // Upper-cased in the constructor; an unknown form fails when the kernel runs.
-        let f = cx.attr_str("normalization_form")?.to_ascii_uppercase();
-        let form = match f.as_str() {
-            "NFC" => Ok(OffsetsForm::Nfc),
-            "NFD" => Ok(OffsetsForm::Nfd),
-            "NFKC" => Ok(OffsetsForm::Nfkc),
-            "NFKD" => Ok(OffsetsForm::Nfkd),
-            _ => Err(f),
-        };
+        let form = parse_form(cx)?;
         Ok(Box::new(NormalizeWithOffsets { form }))
     }
 }
@@ -1063,7 +1050,7 @@ impl Op for FindSourceOffsets {
 mod tests {
     use super::*;
 
-    fn offsets(s: &str, form: OffsetsForm) -> (String, Vec<i64>) {
+    fn offsets(s: &str, form: Form) -> (String, Vec<i64>) {
         let (o, m) = normalize_with_offsets(s.as_bytes(), form);
         let v = (0..=o.len() as i64).map(|i| m.source_index(i)).collect();
         (String::from_utf8(o).expect("utf8"), v)
@@ -1072,23 +1059,23 @@ mod tests {
     /// The probes run against TF 2.21 / tensorflow-text 2.21.1 (ICU 77) in the brief.
     #[test]
     fn tf_probes() {
-        let (o, v) = offsets("a\u{301}\u{323}b", OffsetsForm::Nfc);
+        let (o, v) = offsets("a\u{301}\u{323}b", Form::Nfc);
         assert_eq!(o, "\u{1EA1}\u{301}b");
         assert_eq!(v, [0, 5, 5, 5, 5, 5, 6]);
-        let (_, v) = offsets("\u{C5}\u{212B}", OffsetsForm::Nfc);
+        let (_, v) = offsets("\u{C5}\u{212B}", Form::Nfc);
         assert_eq!(v, [0, 1, 2, 5, 5]);
-        let (o, v) = offsets("a\u{301}\u{323}b", OffsetsForm::Nfd);
+        let (o, v) = offsets("a\u{301}\u{323}b", Form::Nfd);
         assert_eq!(o, "a\u{323}\u{301}b");
         assert_eq!(v, [0, 1, 5, 5, 5, 5, 6]);
         // NFKC("ﬁé x") = "fié x"; destination offsets map to 0,3,3,4,5,6.
-        let (o, v) = offsets("\u{FB01}\u{E9} x", OffsetsForm::Nfkc);
+        let (o, v) = offsets("\u{FB01}\u{E9} x", Form::Nfkc);
         assert_eq!(o, "fi\u{E9} x");
         assert_eq!(&v[..6], [0, 3, 3, 4, 5, 6]);
     }
 
     #[test]
     fn out_of_range_offsets() {
-        let (_, m) = normalize_with_offsets(b"abc", OffsetsForm::Nfc);
+        let (_, m) = normalize_with_offsets(b"abc", Form::Nfc);
         assert_eq!(m.source_index(-1), 0);
         assert_eq!(m.source_index(7), 3);
         // int32 narrowing: 2^32 + 1 is offset 1.
