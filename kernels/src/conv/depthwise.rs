@@ -20,23 +20,17 @@
 //! step is a fused multiply-add (one rounding instead of two), so results may differ from
 //! the portable path in the last bits.
 
-use super::Window2d;
+use super::{RowGeom, Window2d};
 use crate::epilogue::Epilogue;
 use crate::simd::Isa;
 
 /// Output pixels computed together in the interior of a row.
 const TILE: usize = 4;
 
-/// Row geometry shared by the SIMD bodies.
-struct RowCtx<'a> {
-    /// Input pointer and valid kernel rows: `(ky, offset of input row iy)`.
-    rows: &'a [(usize, usize)],
+/// What the SIMD bodies need of a row.
+struct RowCtx {
+    g: RowGeom,
     c: usize,
-    kw: usize,
-    sw: usize,
-    dw: usize,
-    pl: usize,
-    w: usize,
 }
 
 /// Computes one output row `(b, oy)` of a multiplier-1 depthwise convolution with `isa`'s
@@ -65,39 +59,11 @@ pub(super) fn row_mult1(
     assert_eq!(input.len(), n * h * w * c);
     assert_eq!(filter.len(), kh * kw * c);
     assert_eq!(orow.len(), geom.output.1 * c);
-    let mut rows = [(0usize, 0usize); 16];
-    let mut nrows = 0;
-    let mut heap = Vec::new();
-    for ky in 0..kh {
-        if let Some(iy) = geom.in_y(oy, ky) {
-            let r = (ky, (b * h + iy) * w * c);
-            if kh <= rows.len() {
-                rows[nrows] = r;
-                nrows += 1;
-            } else {
-                heap.push(r);
-            }
-        }
-    }
-    let rows: &[(usize, usize)] = if kh <= 16 { &rows[..nrows] } else { &heap };
     let cx = RowCtx {
-        rows,
+        g: RowGeom::new(geom, b, oy, c),
         c,
-        kw,
-        sw: geom.strides.1,
-        dw: geom.dilations.1,
-        pl: geom.pads.1,
-        w,
     };
-    let ow = geom.output.1;
-    // Interior columns: every kx lands inside the input.
-    let lo = cx.pl.div_ceil(cx.sw).min(ow);
-    let span = (kw - 1) * cx.dw;
-    let hi = if w + cx.pl > span {
-        ((w - 1 + cx.pl - span) / cx.sw + 1).clamp(lo, ow)
-    } else {
-        lo
-    };
+    let (lo, hi) = (cx.g.lo, cx.g.hi);
     // SAFETY: `clamp_supported` returned a level the CPU supports; every index the bodies
     // form is inside the slices (interior columns read taps inside the input rows, border
     // columns check each tap, rows come from `in_y`).
@@ -111,13 +77,6 @@ pub(super) fn row_mult1(
         }
     }
     true
-}
-
-/// Input column of output column `ox` and tap `kx`, if inside the row.
-#[inline(always)]
-fn in_x(cx: &RowCtx<'_>, ox: usize, kx: usize) -> Option<usize> {
-    let x = (ox * cx.sw + kx * cx.dw).checked_sub(cx.pl)?;
-    (x < cx.w).then_some(x)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -138,7 +97,7 @@ mod x86 {
                 /// CPU supports the features; geometry consistent with the slices.
                 #[target_feature(enable = $feat)]
                 pub(crate) unsafe fn row(
-                    cx: &RowCtx<'_>,
+                    cx: &RowCtx,
                     input: &[f32],
                     filter: &[f32],
                     ep: &Epilogue<'_>,
@@ -147,7 +106,7 @@ mod x86 {
                 ) {
                     // 3- and 5-wide undilated kernels at stride 1 or 2 slide over the row.
                     let args = (cx, input, filter, ep, lohi, orow);
-                    match (cx.kw, cx.sw, cx.dw) {
+                    match (cx.g.kw, cx.g.sw, cx.g.dw) {
                         (3, 1, 1) => row_kw::<3, 1>(args),
                         (3, 2, 1) => row_kw::<3, 2>(args),
                         (5, 1, 1) => row_kw::<5, 1>(args),
@@ -160,13 +119,13 @@ mod x86 {
                 /// any geometry, read from `cx`).
                 ///
                 /// # Safety
-                /// As [`row`]; `KW, SW` are `0, 0` or `cx.kw, cx.sw` with `cx.dw == 1`.
+                /// As [`row`]; `KW, SW` are `0, 0` or `cx.g.kw, cx.g.sw` with `cx.g.dw == 1`.
                 #[target_feature(enable = $feat)]
                 #[inline]
                 #[allow(clippy::type_complexity)]
                 unsafe fn row_kw<const KW: usize, const SW: usize>(
                     (cx, input, filter, ep, (lo, hi), orow): (
-                        &RowCtx<'_>,
+                        &RowCtx,
                         &[f32],
                         &[f32],
                         &Epilogue<'_>,
@@ -212,7 +171,7 @@ mod x86 {
                     const P: usize,
                     const V: usize,
                 >(
-                    cx: &RowCtx<'_>,
+                    cx: &RowCtx,
                     input: &[f32],
                     filter: &[f32],
                     ep: &Epilogue<'_>,
@@ -244,17 +203,17 @@ mod x86 {
                 /// `ox0`, or `None` for a border pixel whose tap leaves the row.
                 #[inline(always)]
                 fn tap_offsets<const P: usize>(
-                    cx: &RowCtx<'_>,
+                    cx: &RowCtx,
                     ox0: usize,
                     kx: usize,
                     border: bool,
                 ) -> Option<[usize; P]> {
                     let mut xoff = [0usize; P];
                     if P == 1 && border {
-                        xoff[0] = in_x(cx, ox0, kx)? * cx.c;
+                        xoff[0] = cx.g.in_x(ox0, kx)? * cx.c;
                     } else {
                         for (p, o) in xoff.iter_mut().enumerate() {
-                            *o = ((ox0 + p) * cx.sw + kx * cx.dw - cx.pl) * cx.c;
+                            *o = cx.g.interior_x(ox0 + p, kx) * cx.c;
                         }
                     }
                     Some(xoff)
@@ -272,7 +231,7 @@ mod x86 {
                     const P: usize,
                     const V: usize,
                 >(
-                    cx: &RowCtx<'_>,
+                    cx: &RowCtx,
                     input: &[f32],
                     filter: &[f32],
                     ep: &Epilogue<'_>,
@@ -291,8 +250,8 @@ mod x86 {
                         // row, loading each input vector once for all the taps and pixels
                         // it serves (each output still sums its taps in (ky, kx) order:
                         // input column `j` is tap `kx = j - p·SW` of pixel `p`, and `j` rises).
-                        let x0 = ox0 * SW - cx.pl;
-                        for &(ky, roff) in cx.rows {
+                        let x0 = ox0 * SW - cx.g.pl;
+                        for &(ky, roff) in cx.g.rows() {
                             let frow = fp.add(ky * KW * c + c0);
                             let irow = ip.add(roff + x0 * c + c0);
                             for v in 0..V {
@@ -319,8 +278,8 @@ mod x86 {
                         }
                         return;
                     }
-                    let kw = cx.kw;
-                    for &(ky, roff) in cx.rows {
+                    let kw = cx.g.kw;
+                    for &(ky, roff) in cx.g.rows() {
                         let frow = fp.add(ky * kw * c + c0);
                         let irow = ip.add(roff + c0);
                         for kx in 0..kw {
@@ -352,7 +311,7 @@ mod x86 {
                 #[target_feature(enable = $feat)]
                 #[inline]
                 unsafe fn scalar_tail<const P: usize>(
-                    cx: &RowCtx<'_>,
+                    cx: &RowCtx,
                     input: &[f32],
                     filter: &[f32],
                     ox0: usize,
@@ -366,12 +325,12 @@ mod x86 {
                     let op = out.as_mut_ptr();
                     for c0 in cv..c {
                         let mut acc = [0.0f32; P];
-                        for &(ky, roff) in cx.rows {
-                            for kx in 0..cx.kw {
+                        for &(ky, roff) in cx.g.rows() {
+                            for kx in 0..cx.g.kw {
                                 let Some(xoff) = tap_offsets::<P>(cx, ox0, kx, border) else {
                                     continue;
                                 };
-                                let f = *fp.add((ky * cx.kw + kx) * c + c0);
+                                let f = *fp.add((ky * cx.g.kw + kx) * c + c0);
                                 for p in 0..P {
                                     let x = *ip.add(roff + xoff[p] + c0);
                                     acc[p] = x.mul_add(f, acc[p]);

@@ -350,6 +350,88 @@ fn window_taps(geom: &Window2d, b: usize, oy: usize, ox: usize, taps: &mut Vec<(
     }
 }
 
+/// Row geometry of the explicit vector kernels (`direct.rs`, `depthwise.rs`), which compute
+/// one output row `(b, oy)` at a time: the kernel rows that land inside the input, the
+/// window's column arithmetic and the interior columns (every `kx` inside the input row).
+struct RowGeom {
+    /// `(ky, offset of input row iy)` of each kernel row inside the input, in `ky` order
+    /// (the first `nrows` of `inline`, or `heap` for kernels taller than 16).
+    inline: [(usize, usize); 16],
+    nrows: usize,
+    heap: Vec<(usize, usize)>,
+    kw: usize,
+    sw: usize,
+    dw: usize,
+    pl: usize,
+    w: usize,
+    /// Output columns `lo..hi` read no padding.
+    lo: usize,
+    hi: usize,
+}
+
+impl RowGeom {
+    /// The geometry of output row `(b, oy)` of `geom` (input pixels `channels` floats apart).
+    fn new(geom: &Window2d, b: usize, oy: usize, channels: usize) -> RowGeom {
+        let [_, h, w, _] = geom.input;
+        let (kh, kw) = geom.kernel;
+        let mut g = RowGeom {
+            inline: [(0, 0); 16],
+            nrows: 0,
+            heap: Vec::new(),
+            kw,
+            sw: geom.strides.1,
+            dw: geom.dilations.1,
+            pl: geom.pads.1,
+            w,
+            lo: 0,
+            hi: 0,
+        };
+        for ky in 0..kh {
+            if let Some(iy) = geom.in_y(oy, ky) {
+                let r = (ky, (b * h + iy) * w * channels);
+                if kh <= g.inline.len() {
+                    g.inline[g.nrows] = r;
+                    g.nrows += 1;
+                } else {
+                    g.heap.push(r);
+                }
+            }
+        }
+        let ow = geom.output.1;
+        g.lo = g.pl.div_ceil(g.sw).min(ow);
+        let span = (kw - 1) * g.dw;
+        g.hi = if w + g.pl > span {
+            ((w - 1 + g.pl - span) / g.sw + 1).clamp(g.lo, ow)
+        } else {
+            g.lo
+        };
+        g
+    }
+
+    /// The kernel rows inside the input: `(ky, offset of input row iy)`.
+    #[inline(always)]
+    fn rows(&self) -> &[(usize, usize)] {
+        if self.heap.is_empty() {
+            &self.inline[..self.nrows]
+        } else {
+            &self.heap
+        }
+    }
+
+    /// Input column of output column `ox` and tap `kx`, if inside the row.
+    #[inline(always)]
+    fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
+        let x = (ox * self.sw + kx * self.dw).checked_sub(self.pl)?;
+        (x < self.w).then_some(x)
+    }
+
+    /// Input column of interior output column `ox` (`lo <= ox < hi`) and tap `kx`.
+    #[inline(always)]
+    fn interior_x(&self, ox: usize, kx: usize) -> usize {
+        ox * self.sw + kx * self.dw - self.pl
+    }
+}
+
 /// `acc[l] = Σ_taps x[l] * f[l]` over `N` channels starting at `c0`, summing taps in order
 /// from zero (mul then add, as separate roundings), written to `o`.
 #[inline(always)]
