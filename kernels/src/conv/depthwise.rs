@@ -83,7 +83,7 @@ pub(super) fn row_mult1(
 mod x86 {
 
     macro_rules! dw_isa {
-        ($m:ident, $feat:literal, $lanes:expr, $tile_v:literal, $one_v:literal, $zero:ident,
+        ($m:ident, $feat:literal, $lanes:expr, $vt:ty, $tile_v:literal, $one_v:literal, $zero:ident,
          $load:ident, $fma:ident, $store:ident, $ep:ident) => {
             pub(crate) mod $m {
                 use super::super::*;
@@ -270,12 +270,7 @@ mod x86 {
                                 }
                             }
                         }
-                        for p in 0..P {
-                            for v in 0..V {
-                                let col = c0 + v * $lanes;
-                                $store(op.add(p * c + col), $ep::vec(ep, acc[p][v], col));
-                            }
-                        }
+                        store_tile::<P, V>(ep, &mut acc, c0, op, c);
                         return;
                     }
                     let kw = cx.g.kw;
@@ -298,10 +293,36 @@ mod x86 {
                             }
                         }
                     }
-                    for p in 0..P {
-                        for v in 0..V {
-                            let col = c0 + v * $lanes;
-                            $store(op.add(p * c + col), $ep::vec(ep, acc[p][v], col));
+                    store_tile::<P, V>(ep, &mut acc, c0, op, c);
+                }
+
+                /// The epilogue on `P` pixels × `V` vectors of channels from `c0`, stored to
+                /// pixel `p`'s row at `op + p·c`. AVX2 runs it step by step over the tile
+                /// (each channel vector loaded once for all pixels: 1.1-1.4x on the depthwise
+                /// layers); AVX-512 vector by vector (its tile version measured up to 10%
+                /// slower with swish). Bit-identical either way.
+                #[target_feature(enable = $feat)]
+                #[inline]
+                unsafe fn store_tile<const P: usize, const V: usize>(
+                    ep: &Epilogue<'_>,
+                    acc: &mut [[$vt; V]; P],
+                    c0: usize,
+                    op: *mut f32,
+                    c: usize,
+                ) {
+                    if $lanes == 8 {
+                        $ep::tile::<P, V>(ep, acc, c0);
+                        for (p, px) in acc.iter().enumerate() {
+                            for (v, &a) in px.iter().enumerate() {
+                                $store(op.add(p * c + c0 + v * $lanes), a);
+                            }
+                        }
+                    } else {
+                        for (p, px) in acc.iter().enumerate() {
+                            for (v, &a) in px.iter().enumerate() {
+                                let col = c0 + v * $lanes;
+                                $store(op.add(p * c + col), $ep::vec(ep, a, col));
+                            }
                         }
                     }
                 }
@@ -350,6 +371,7 @@ mod x86 {
         avx512,
         "avx512f,avx512vl,avx2,fma",
         16,
+        __m512,
         4,
         4,
         _mm512_setzero_ps,
@@ -362,6 +384,7 @@ mod x86 {
         avx2,
         "avx2,fma",
         8,
+        __m256,
         2,
         4,
         _mm256_setzero_ps,
