@@ -123,6 +123,66 @@ macro_rules! isa_body {
                 }
             }
 
+            /// The epilogue on a tile of `P` pixels × `V` vectors, vector `v` of every pixel
+            /// holding columns `col0 + v·lanes..`: each step's channel vectors are loaded once
+            /// for all pixels and each step (and the activation) is dispatched once per tile,
+            /// not per vector. The same operations per element as [`vec`] (bit-identical).
+            ///
+            /// # Safety
+            /// As [`vec`] for columns `col0..col0 + V·lanes`.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            pub(crate) unsafe fn tile<const P: usize, const V: usize>(
+                ep: &Epilogue<'_>,
+                x: &mut [[$v; V]; P],
+                col0: usize,
+            ) {
+                // One step over the tile: `$f(x, s)` with `s` the step's vector.
+                macro_rules! step {
+                    ($vals:expr, |$a:ident, $b:ident| $e:expr) => {
+                        for j in 0..V {
+                            let $b = $load($vals.as_ptr().add(col0 + j * $lanes));
+                            for px in x.iter_mut() {
+                                let $a = px[j];
+                                px[j] = $e;
+                            }
+                        }
+                    };
+                }
+                for op in ep.ops {
+                    match *op {
+                        ChannelOp::Add(v) => step!(v, |a, s| $add(a, s)),
+                        ChannelOp::Mul(v) => step!(v, |a, s| $mul(a, s)),
+                        ChannelOp::Sub(v) => step!(v, |a, s| $sub(a, s)),
+                        ChannelOp::SubFrom(v) => step!(v, |a, s| $sub(s, a)),
+                    }
+                }
+                match ep.act {
+                    Activation::None => {}
+                    Activation::Relu => {
+                        for px in x.iter_mut() {
+                            for e in px.iter_mut() {
+                                *e = $max($set1(0.0), *e);
+                            }
+                        }
+                    }
+                    Activation::Relu6 => {
+                        for px in x.iter_mut() {
+                            for e in px.iter_mut() {
+                                *e = $min($set1(6.0), $max($set1(0.0), *e));
+                            }
+                        }
+                    }
+                    Activation::Swish => {
+                        for px in x.iter_mut() {
+                            for e in px.iter_mut() {
+                                *e = swish(*e);
+                            }
+                        }
+                    }
+                }
+            }
+
             /// Whole vectors of `row`; returns how many elements were done.
             ///
             /// # Safety

@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod broadcast;
 pub mod conv;
 pub mod elementwise;

@@ -13,7 +13,7 @@
 //! the product and the sum rounded separately (a multiply then an add, never a fused
 //! multiply-add). Out-of-bounds taps are skipped, not added as zeros, as there.
 
-use super::Window2d;
+use super::{RowGeom, Window2d};
 use crate::epilogue::Epilogue;
 use crate::simd::Isa;
 
@@ -23,17 +23,11 @@ const TILE: usize = 4;
 /// Most output-channel vectors accumulated at once (`TILE · NV` accumulators).
 const NV: usize = 4;
 
-/// Row geometry shared by the SIMD bodies.
-struct RowCtx<'a> {
-    /// Valid kernel rows: `(ky, offset of input row iy)`.
-    rows: &'a [(usize, usize)],
+/// What the SIMD bodies need of a row.
+struct RowCtx {
+    g: RowGeom,
     cin: usize,
     cout: usize,
-    kw: usize,
-    sw: usize,
-    dw: usize,
-    pl: usize,
-    w: usize,
 }
 
 /// Computes the vector-width channels of one output row `(b, oy)` of a direct convolution
@@ -70,28 +64,12 @@ pub(super) fn row(
     assert_eq!(input.len(), n * h * w * cin);
     assert_eq!(filter.len(), kh * kw * cin * cout);
     assert_eq!(orow.len(), geom.output.1 * cout);
-    let rows: Vec<(usize, usize)> = (0..kh)
-        .filter_map(|ky| geom.in_y(oy, ky).map(|iy| (ky, (b * h + iy) * w * cin)))
-        .collect();
     let cx = RowCtx {
-        rows: &rows,
+        g: RowGeom::new(geom, b, oy, cin),
         cin,
         cout,
-        kw,
-        sw: geom.strides.1,
-        dw: geom.dilations.1,
-        pl: geom.pads.1,
-        w,
     };
-    let ow = geom.output.1;
-    // Interior columns: every kx lands inside the input.
-    let lo = cx.pl.div_ceil(cx.sw).min(ow);
-    let span = (kw - 1) * cx.dw;
-    let hi = if w + cx.pl > span {
-        ((w - 1 + cx.pl - span) / cx.sw + 1).clamp(lo, ow)
-    } else {
-        lo
-    };
+    let (lo, hi) = (cx.g.lo, cx.g.hi);
     // SAFETY: `clamp_supported` returned a level the CPU supports; interior columns read
     // taps inside the input rows, border columns check each tap, rows come from `in_y`, and
     // channel blocks stay below `cv <= cout`.
@@ -105,13 +83,6 @@ pub(super) fn row(
         }
     }
     cv
-}
-
-/// Input column of output column `ox` and tap `kx`, if inside the row.
-#[inline(always)]
-fn in_x(cx: &RowCtx<'_>, ox: usize, kx: usize) -> Option<usize> {
-    let x = (ox * cx.sw + kx * cx.dw).checked_sub(cx.pl)?;
-    (x < cx.w).then_some(x)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -131,7 +102,7 @@ mod x86 {
                 /// `cv` a multiple of the lanes, at most `cout`.
                 #[target_feature(enable = $feat)]
                 pub(crate) unsafe fn row(
-                    cx: &RowCtx<'_>,
+                    cx: &RowCtx,
                     input: &[f32],
                     filter: &[f32],
                     ep: &Epilogue<'_>,
@@ -156,7 +127,7 @@ mod x86 {
                 #[target_feature(enable = $feat)]
                 #[inline]
                 unsafe fn channels<const P: usize>(
-                    cx: &RowCtx<'_>,
+                    cx: &RowCtx,
                     input: &[f32],
                     filter: &[f32],
                     ep: &Epilogue<'_>,
@@ -179,7 +150,7 @@ mod x86 {
                 #[target_feature(enable = $feat)]
                 #[inline]
                 unsafe fn block<const P: usize, const V: usize>(
-                    cx: &RowCtx<'_>,
+                    cx: &RowCtx,
                     input: &[f32],
                     filter: &[f32],
                     ep: &Epilogue<'_>,
@@ -191,22 +162,22 @@ mod x86 {
                     let ip = input.as_ptr();
                     let fp = filter.as_ptr();
                     let mut acc = [[$zero(); V]; P];
-                    for &(ky, roff) in cx.rows {
-                        for kx in 0..cx.kw {
+                    for &(ky, roff) in cx.g.rows() {
+                        for kx in 0..cx.g.kw {
                             // Input offset of this tap for each pixel; a lone border pixel
                             // skips taps outside the row (as the portable kernel does).
                             let mut xoff = [0usize; P];
                             if P == 1 {
-                                match in_x(cx, ox0, kx) {
+                                match cx.g.in_x(ox0, kx) {
                                     Some(ix) => xoff[0] = roff + ix * cin,
                                     None => continue,
                                 }
                             } else {
                                 for (p, o) in xoff.iter_mut().enumerate() {
-                                    *o = roff + ((ox0 + p) * cx.sw + kx * cx.dw - cx.pl) * cin;
+                                    *o = roff + cx.g.interior_x(ox0 + p, kx) * cin;
                                 }
                             }
-                            let ftap = fp.add((ky * cx.kw + kx) * cin * cout + c0);
+                            let ftap = fp.add((ky * cx.g.kw + kx) * cin * cout + c0);
                             for ci in 0..cin {
                                 let fr = ftap.add(ci * cout);
                                 let mut f = [$zero(); V];

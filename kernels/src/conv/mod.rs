@@ -350,6 +350,88 @@ fn window_taps(geom: &Window2d, b: usize, oy: usize, ox: usize, taps: &mut Vec<(
     }
 }
 
+/// Row geometry of the explicit vector kernels (`direct.rs`, `depthwise.rs`), which compute
+/// one output row `(b, oy)` at a time: the kernel rows that land inside the input, the
+/// window's column arithmetic and the interior columns (every `kx` inside the input row).
+struct RowGeom {
+    /// `(ky, offset of input row iy)` of each kernel row inside the input, in `ky` order
+    /// (the first `nrows` of `inline`, or `heap` for kernels taller than 16).
+    inline: [(usize, usize); 16],
+    nrows: usize,
+    heap: Vec<(usize, usize)>,
+    kw: usize,
+    sw: usize,
+    dw: usize,
+    pl: usize,
+    w: usize,
+    /// Output columns `lo..hi` read no padding.
+    lo: usize,
+    hi: usize,
+}
+
+impl RowGeom {
+    /// The geometry of output row `(b, oy)` of `geom` (input pixels `channels` floats apart).
+    fn new(geom: &Window2d, b: usize, oy: usize, channels: usize) -> RowGeom {
+        let [_, h, w, _] = geom.input;
+        let (kh, kw) = geom.kernel;
+        let mut g = RowGeom {
+            inline: [(0, 0); 16],
+            nrows: 0,
+            heap: Vec::new(),
+            kw,
+            sw: geom.strides.1,
+            dw: geom.dilations.1,
+            pl: geom.pads.1,
+            w,
+            lo: 0,
+            hi: 0,
+        };
+        for ky in 0..kh {
+            if let Some(iy) = geom.in_y(oy, ky) {
+                let r = (ky, (b * h + iy) * w * channels);
+                if kh <= g.inline.len() {
+                    g.inline[g.nrows] = r;
+                    g.nrows += 1;
+                } else {
+                    g.heap.push(r);
+                }
+            }
+        }
+        let ow = geom.output.1;
+        g.lo = g.pl.div_ceil(g.sw).min(ow);
+        let span = (kw - 1) * g.dw;
+        g.hi = if w + g.pl > span {
+            ((w - 1 + g.pl - span) / g.sw + 1).clamp(g.lo, ow)
+        } else {
+            g.lo
+        };
+        g
+    }
+
+    /// The kernel rows inside the input: `(ky, offset of input row iy)`.
+    #[inline(always)]
+    fn rows(&self) -> &[(usize, usize)] {
+        if self.heap.is_empty() {
+            &self.inline[..self.nrows]
+        } else {
+            &self.heap
+        }
+    }
+
+    /// Input column of output column `ox` and tap `kx`, if inside the row.
+    #[inline(always)]
+    fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
+        let x = (ox * self.sw + kx * self.dw).checked_sub(self.pl)?;
+        (x < self.w).then_some(x)
+    }
+
+    /// Input column of interior output column `ox` (`lo <= ox < hi`) and tap `kx`.
+    #[inline(always)]
+    fn interior_x(&self, ox: usize, kx: usize) -> usize {
+        ox * self.sw + kx * self.dw - self.pl
+    }
+}
+
 /// `acc[l] = Σ_taps x[l] * f[l]` over `N` channels starting at `c0`, summing taps in order
 /// from zero (mul then add, as separate roundings), written to `o`.
 #[inline(always)]
@@ -896,6 +978,57 @@ mod tests {
             g([1, 9, 14, 144], (3, 3), (2, 2), (1, 1), (0, 1), (4, 7)),
             g([1, 6, 11, 200], (3, 3), (1, 1), (1, 1), (1, 1), (6, 11)),
         ]
+    }
+
+    /// The vector depthwise kernels (sliding rows for 3×3 / 5×5 at stride 1 and 2, the
+    /// general tap loop otherwise) sum each output's taps in `(ky, kx)` order with fused
+    /// multiply-adds from zero: bit-identical to that loop written out per output.
+    #[test]
+    fn depthwise_vector_kernels_are_bit_identical_to_fma_taps_in_order() {
+        use crate::epilogue::{Activation, ChannelOp};
+        let mut rng = Rng::new(24);
+        for g in dw_geoms() {
+            let [n, h, w, c] = g.input;
+            let (kh, kw) = g.kernel;
+            let (oh, ow) = g.output;
+            let input = rng.vec_f32(n * h * w * c);
+            let filter = rng.vec_f32(kh * kw * c);
+            let bias = rng.vec_f32(c);
+            let ops = [ChannelOp::Add(&bias)];
+            let ep = Epilogue {
+                ops: &ops,
+                act: Activation::Relu6,
+            };
+            let mut want = vec![0.0f32; g.out_len(c)];
+            for b in 0..n {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        for ch in 0..c {
+                            let mut acc = 0.0f32;
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    if let (Some(iy), Some(ix)) = (g.in_y(oy, ky), g.in_x(ox, kx)) {
+                                        let x = input[((b * h + iy) * w + ix) * c + ch];
+                                        acc = x.mul_add(filter[(ky * kw + kx) * c + ch], acc);
+                                    }
+                                }
+                            }
+                            want[((b * oh + oy) * ow + ox) * c + ch] = acc;
+                        }
+                    }
+                }
+            }
+            crate::epilogue::apply_rows_with(Isa::Scalar, &ep, &mut want, c);
+            for isa in Isa::available().into_iter().filter(|&i| i != Isa::Scalar) {
+                let mut out = vec![f32::NAN; g.out_len(c)];
+                depthwise_conv2d_nhwc_f32_ep(isa, &input, &filter, 1, &g, &ep, &mut out);
+                let same = out
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{isa:?} {g:?}");
+            }
+        }
     }
 
     #[test]
