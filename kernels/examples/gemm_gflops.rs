@@ -21,6 +21,54 @@ fn cpu_seconds() -> f64 {
     (t(11) + t(12)) / 100.0
 }
 
+/// FMA peak of one core in GFLOP/s (wall, per CPU-second): 12 independent FMA chains over 16 (AVX-512) or 8
+/// (AVX2) lanes, each FMA counted as 2 FLOP per lane.
+#[cfg(target_arch = "x86_64")]
+fn fma_peak(isa: Isa) -> (f64, f64) {
+    use std::arch::x86_64::*;
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run512(iters: usize) -> f32 {
+        let mut acc: [__m512; 12] = std::array::from_fn(|i| _mm512_set1_ps(i as f32));
+        let (x, y) = (_mm512_set1_ps(0.999), _mm512_set1_ps(1e-4));
+        for _ in 0..iters {
+            for a in acc.iter_mut() {
+                *a = _mm512_fmadd_ps(*a, x, y);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+    }
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run256(iters: usize) -> f32 {
+        let mut acc: [__m256; 12] = std::array::from_fn(|i| _mm256_set1_ps(i as f32));
+        let (x, y) = (_mm256_set1_ps(0.999), _mm256_set1_ps(1e-4));
+        for _ in 0..iters {
+            for a in acc.iter_mut() {
+                *a = _mm256_fmadd_ps(*a, x, y);
+            }
+        }
+        let mut t = [0f32; 8];
+        let s = acc
+            .iter()
+            .fold(_mm256_setzero_ps(), |s, &v| _mm256_add_ps(s, v));
+        _mm256_storeu_ps(t.as_mut_ptr(), s);
+        t.iter().sum()
+    }
+    let iters = 400_000_000;
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    // SAFETY: `isa` comes from `Isa::available()`.
+    let (sink, lanes) = unsafe {
+        if isa == Isa::Avx512 {
+            (run512(iters), 16)
+        } else {
+            (run256(iters), 8)
+        }
+    };
+    let (wall, cpu) = (t0.elapsed().as_secs_f64(), (cpu_seconds() - c0).max(1e-9));
+    std::hint::black_box(sink);
+    let flop = (iters * 12 * lanes * 2) as f64;
+    (flop / wall / 1e9, flop / cpu / 1e9)
+}
+
 fn main() {
     let threads: usize = std::env::args()
         .nth(1)
@@ -59,6 +107,11 @@ fn main() {
         .into_iter()
         .filter(|&i| i != Isa::Scalar)
         .collect();
+    #[cfg(target_arch = "x86_64")]
+    for &isa in &isas {
+        let (wall, cpu) = fma_peak(isa);
+        println!("FMA peak {isa:?}: {wall:.1} GFLOP/s wall, {cpu:.1} per core-second");
+    }
     pool.install(|| {
         for (i, &(m, k, n)) in shapes.iter().enumerate() {
             if only.is_some_and(|o| o != i) {

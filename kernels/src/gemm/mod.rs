@@ -284,14 +284,13 @@ pub unsafe fn gemm_f32_ptr(
         // SAFETY: each call gets a sub-problem whose operands lie inside the checked
         // extents, and whose C window is disjoint from every other concurrent call's.
         unsafe {
+            let (b, c) = (BSrc::Strided(b), c.get());
             match isa {
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => {
-                    gemm_blocked::<Avx512Kernel>(m, n, k, a, b, c.get(), ldc, accumulate)
-                }
+                Isa::Avx512 => drive::<Avx512Kernel>(m, k, a, b, (0, n), c, ldc, accumulate, None),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => gemm_blocked::<Avx2Kernel>(m, n, k, a, b, c.get(), ldc, accumulate),
-                _ => gemm_blocked::<ScalarKernel>(m, n, k, a, b, c.get(), ldc, accumulate),
+                Isa::Avx2 => drive::<Avx2Kernel>(m, k, a, b, (0, n), c, ldc, accumulate, None),
+                _ => drive::<ScalarKernel>(m, k, a, b, (0, n), c, ldc, accumulate, None),
             }
         }
     };
@@ -649,40 +648,70 @@ unsafe fn pack_b_panels<K: Kernel>(kc: usize, nc: usize, b: Operand, dst: &mut [
     }
 }
 
-/// Single-threaded blocked GEMM.
+/// Where the blocked driver reads `B` from.
+#[derive(Clone, Copy)]
+enum BSrc<'a> {
+    /// A strided operand: the driver packs each `KC×NC` block into its thread-local buffer.
+    Strided(Operand),
+    /// `B` pre-packed for this kernel by [`PackedB`] (`n_pad` columns, zero-padded).
+    Packed(&'a [f32], usize),
+}
+
+/// Single-threaded blocked product (the one driver of every ISA): rows `0..m` of `A` times
+/// columns `cols.0..cols.1` of `B` into the same columns of `C` (`c` points at `C(0, 0)`),
+/// `C (+)= A·B`, then `ep` on each finished tile (columns numbered from 0).
+///
+/// Loops (Goto/BLIS): `NC` columns → `KC` deep (pack `B`'s block unless pre-packed) → `MC`
+/// rows (pack `A` unless read in place) → `NR` panel → `MR` tile. Each `C` element sums its
+/// `KC` chunks in order, whatever the split and loop order, so results depend only on the
+/// kernel and `KC`.
 ///
 /// # Safety
-/// Operands cover their extents, `c` is valid for `m` rows of `n` at stride `ldc`, and the
-/// CPU supports `K`'s instruction set.
+/// `a` covers `m×k`; `b` covers `k×cols.1` (strided) or is `B` packed for `K` with
+/// `cols.0 % K::NR == 0`; `c` is valid for `m` rows at stride `ldc` over columns
+/// `cols.0..cols.1`; the CPU supports `K`'s instruction set; `ep`'s vectors cover the
+/// columns.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_blocked<K: Kernel>(
+unsafe fn drive<K: Kernel>(
     m: usize,
-    n: usize,
     k: usize,
     a: Operand,
-    b: Operand,
+    b: BSrc<'_>,
+    cols: (usize, usize),
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
+    ep: Option<&Epilogue<'_>>,
 ) {
+    let ep = ep.filter(|e| !e.is_identity());
     PACK_BUFS.with(|bufs| {
         let mut bufs = bufs.borrow_mut();
         let (abuf, bbuf) = &mut *bufs;
         let kc_max = k.min(K::KC);
-        let nc_max = n.min(K::NC).div_ceil(K::NR) * K::NR;
         let mc_max = m.min(K::MC).div_ceil(K::MR) * K::MR;
-        let bpack = aligned(bbuf, kc_max * nc_max);
+        let nc_max = (cols.1 - cols.0).min(K::NC).div_ceil(K::NR) * K::NR;
         let apack = aligned(abuf, kc_max * mc_max);
-        let mut jc = 0;
-        while jc < n {
-            let nc = (n - jc).min(K::NC);
-            let nc_pad = nc.div_ceil(K::NR) * K::NR;
+        let bpack = match b {
+            BSrc::Strided(_) => aligned(bbuf, kc_max * nc_max),
+            BSrc::Packed(..) => &mut [],
+        };
+        let mut jc = cols.0;
+        while jc < cols.1 {
+            let nc = (cols.1 - jc).min(K::NC);
             let mut pc = 0;
             while pc < k {
                 let kc = (k - pc).min(K::KC);
                 let acc = accumulate || pc > 0;
-                let bp = &mut bpack[..kc * nc_pad];
-                pack_b::<K>(kc, nc, b.offset(pc, jc), bp);
+                let last = pc + kc == k;
+                // Panel `q` of this block at `bblock + q*kc*NR`.
+                let bblock = match b {
+                    BSrc::Strided(op) => {
+                        let bp = &mut bpack[..kc * nc.div_ceil(K::NR) * K::NR];
+                        pack_b::<K>(kc, nc, op.offset(pc, jc), bp);
+                        bp.as_ptr()
+                    }
+                    BSrc::Packed(data, n_pad) => data[pc * n_pad + jc * kc..].as_ptr(),
+                };
                 let mut ic = 0;
                 while ic < m {
                     let mc = (m - ic).min(K::MC);
@@ -692,7 +721,8 @@ unsafe fn gemm_blocked<K: Kernel>(
                     let in_place = pack_a_needed::<K>(mc, kc, ablock, ap);
                     for jr in (0..nc).step_by(K::NR) {
                         let nr = (nc - jr).min(K::NR);
-                        let bpanel = bp.as_ptr().add(jr * kc);
+                        let bpanel = bblock.add(jr * kc);
+                        let tile_ep = ep.filter(|_| last).map(|e| (e, jc + jr));
                         for ir in (0..mc).step_by(K::MR) {
                             let mr = (mc - ir).min(K::MR);
                             run_tile::<K>(
@@ -707,7 +737,7 @@ unsafe fn gemm_blocked<K: Kernel>(
                                 mr,
                                 nr,
                                 acc,
-                                None,
+                                tile_ep,
                             );
                         }
                     }

@@ -7,7 +7,7 @@
 //! its own copy of the small `A`) or whole rows of `A` (split along `M` when `m` is large),
 //! and applies an [`Epilogue`] to each finished `C` tile while it is still in L1.
 
-use super::{pack_b, Kernel, Operand, ScalarKernel, SendPtr, PACK_BUFS, PAR_MNK};
+use super::{drive, pack_b, BSrc, Kernel, Operand, ScalarKernel, SendPtr, PAR_MNK};
 #[cfg(target_arch = "x86_64")]
 use super::{Avx2Kernel, Avx512Kernel};
 use crate::epilogue::Epilogue;
@@ -202,12 +202,14 @@ pub fn gemm_packed_f32_with(
             let a = a.offset(rows.0, 0);
             let c = cp.get().add(rows.0 * ldc);
             let m = rows.1 - rows.0;
+            let bsrc = BSrc::Packed(&b.data, panels * nr);
+            let cols = (pans.0 * nr, (pans.1 * nr).min(n));
             match isa {
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => drive::<Avx512Kernel>(m, k, n, a, &b.data, pans, c, ldc, ep),
+                Isa::Avx512 => drive::<Avx512Kernel>(m, k, a, bsrc, cols, c, ldc, false, Some(ep)),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => drive::<Avx2Kernel>(m, k, n, a, &b.data, pans, c, ldc, ep),
-                _ => drive::<ScalarKernel>(m, k, n, a, &b.data, pans, c, ldc, ep),
+                Isa::Avx2 => drive::<Avx2Kernel>(m, k, a, bsrc, cols, c, ldc, false, Some(ep)),
+                _ => drive::<ScalarKernel>(m, k, a, bsrc, cols, c, ldc, false, Some(ep)),
             }
         }
     };
@@ -255,73 +257,6 @@ pub fn gemm_packed_f32_with(
         rect((first_whole, r1), (0, panels));
         rect((r1, r1 + 1), (0, p1));
     });
-}
-
-/// Single-threaded product of `m` rows of `A` with panels `pans.0..pans.1` of packed `B`.
-///
-/// # Safety
-/// `a` covers `m×k`, `bdata` is `B` packed for `K`, `c` is valid for `m` rows at stride `ldc`
-/// for the panels' columns, and the CPU supports `K`'s instruction set.
-#[allow(clippy::too_many_arguments)]
-unsafe fn drive<K: Kernel>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: Operand,
-    bdata: &[f32],
-    pans: (usize, usize),
-    c: *mut f32,
-    ldc: usize,
-    ep: &Epilogue<'_>,
-) {
-    let n_pad = n.div_ceil(K::NR) * K::NR;
-    let identity = ep.is_identity();
-    PACK_BUFS.with(|bufs| {
-        let mut bufs = bufs.borrow_mut();
-        let (abuf, _) = &mut *bufs;
-        let kc_max = k.min(K::KC);
-        let mc_max = m.min(K::MC).div_ceil(K::MR) * K::MR;
-        let apack = super::aligned(abuf, kc_max * mc_max);
-        let mut pc = 0;
-        while pc < k {
-            let kc = (k - pc).min(K::KC);
-            let last = pc + kc == k;
-            let block = &bdata[pc * n_pad..(pc + kc) * n_pad];
-            let mut ic = 0;
-            while ic < m {
-                let mc = (m - ic).min(K::MC);
-                let mc_pad = mc.div_ceil(K::MR) * K::MR;
-                let ap = &mut apack[..kc * mc_pad];
-                let ablock = a.offset(ic, pc);
-                let in_place = super::pack_a_needed::<K>(mc, kc, ablock, ap);
-                for q in pans.0..pans.1 {
-                    let j0 = q * K::NR;
-                    let nr = (n - j0).min(K::NR);
-                    let bpanel = block.as_ptr().add(q * kc * K::NR);
-                    for ir in (0..mc).step_by(K::MR) {
-                        let mr = (mc - ir).min(K::MR);
-                        let ct = c.add((ic + ir) * ldc + j0);
-                        super::run_tile::<K>(
-                            in_place,
-                            kc,
-                            ablock,
-                            ap.as_ptr(),
-                            ir,
-                            bpanel,
-                            ct,
-                            ldc,
-                            mr,
-                            nr,
-                            pc > 0,
-                            (last && !identity).then_some((ep, j0)),
-                        );
-                    }
-                }
-                ic += mc;
-            }
-            pc += kc;
-        }
-    })
 }
 
 #[cfg(test)]
