@@ -3,7 +3,9 @@
 //!
 //! Prints, per shape and instruction set, wall-clock GFLOP/s and GFLOP per CPU-second
 //! (one core) of this process (from `/proc/self/stat`, Linux), the second being meaningful on a
-//! machine shared with other jobs. `TFHUB_NO_AVX512=1` hides AVX-512.
+//! machine shared with other jobs, and on one thread the rate of the call that used the least
+//! CPU time (the thread's CPU clock), the least disturbed by other jobs' cache traffic.
+//! `GEMM_SHAPE=i` runs shape `i` only, `GEMM_SECS` sets the time per shape (default 1). `TFHUB_NO_AVX512=1` hides AVX-512.
 use std::time::Instant;
 use tfhub_kernels::epilogue::Epilogue;
 use tfhub_kernels::gemm::{gemm_f32_with, gemm_packed_f32_with, PackedB};
@@ -69,7 +71,31 @@ fn fma_peak(isa: Isa) -> (f64, f64) {
     (flop / wall / 1e9, flop / cpu / 1e9)
 }
 
+/// CPU seconds of the calling thread (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, Linux).
+fn thread_run_seconds() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut t = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: `t` is a valid timespec for the C library to fill.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    if rc != 0 {
+        return 0.0;
+    }
+    t.sec as f64 + t.nsec as f64 * 1e-9
+}
+
 fn main() {
+    let secs: f64 = std::env::var("GEMM_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     let threads: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
@@ -148,14 +174,24 @@ fn main() {
                     run(&mut c);
                     let (t0, c0) = (Instant::now(), cpu_seconds());
                     let mut calls = 0;
-                    while t0.elapsed().as_secs_f64() < 1.0 || calls < 3 {
+                    let mut best = f64::INFINITY;
+                    while t0.elapsed().as_secs_f64() < secs || calls < 3 {
+                        let r0 = thread_run_seconds();
                         run(&mut c);
+                        best = best.min(thread_run_seconds() - r0);
                         calls += 1;
                     }
                     let wall = t0.elapsed().as_secs_f64();
                     let cpu = (cpu_seconds() - c0).max(1e-9);
+                    // On one thread the fastest call's own CPU time; other threads' work is
+                    // not counted, so this is only printed for one thread.
+                    let best = if threads == 1 {
+                        format!(", {:7.1} best call", flop / best.max(1e-12) / 1e9)
+                    } else {
+                        String::new()
+                    };
                     println!(
-                        "{m:>5}x{k:>5}x{n:>5} {isa:?} {name:>8} threads {threads}: {:7.1} GFLOP/s wall, {:7.1} per core-second",
+                        "{m:>5}x{k:>5}x{n:>5} {isa:?} {name:>8} threads {threads}: {:7.1} GFLOP/s wall, {:7.1} per core-second{best}",
                         flop * calls as f64 / wall / 1e9,
                         flop * calls as f64 / cpu / 1e9
                     );
