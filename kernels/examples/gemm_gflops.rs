@@ -5,7 +5,8 @@
 //! (one core) of this process (from `/proc/self/stat`, Linux), the second being meaningful on a
 //! machine shared with other jobs, and on one thread the rate of the call that used the least
 //! CPU time (the thread's CPU clock), the least disturbed by other jobs' cache traffic.
-//! `GEMM_SHAPE=i` runs shape `i` only, `GEMM_SECS` sets the time per shape (default 1). `TFHUB_NO_AVX512=1` hides AVX-512.
+//! `GEMM_SHAPE=i` runs shape `i` only, `GEMM_SECS` sets the time per shape (default 1).
+//! `TFHUB_NO_AVX512=1` hides AVX-512.
 use std::time::Instant;
 use tfhub_kernels::epilogue::Epilogue;
 use tfhub_kernels::gemm::{gemm_f32_with, gemm_packed_f32_with, PackedB};

@@ -507,7 +507,7 @@ unsafe fn pack_a_needed<K: Kernel>(
     a: Operand,
     dst: &mut [f32],
 ) -> bool {
-    let aliasing = a.rs % 1024 == 0 && nc > 4 * K::NR;
+    let aliasing = a.rs.is_multiple_of(1024) && nc > 4 * K::NR;
     if !(K::ROWS_A && a.cs == 1) || aliasing {
         pack_a::<K>(mc, kc, a, dst);
         return false;
@@ -676,9 +676,9 @@ enum BSrc<'a> {
 /// `C (+)= A·B`, then `ep` on each finished tile (columns numbered from 0).
 ///
 /// Loops (Goto/BLIS): `NC` columns → `KC` deep (pack `B`'s block unless pre-packed) → `MC`
-/// rows (pack `A` unless read in place) → `MR` tile of `A` → `NR` panel of `B`. Each `C` element sums its
-/// `KC` chunks in order, whatever the split and loop order, so results depend only on the
-/// kernel and `KC`.
+/// rows (pack `A` unless read in place) → `MR` tile of `A` → `NR` panel of `B`. Each `C`
+/// element sums its `KC` chunks in order, whatever the split and loop order, so results
+/// depend only on the kernel and `KC`.
 ///
 /// # Safety
 /// `a` covers `m×k`; `b` covers `k×cols.1` (strided) or is `B` packed for `K` with
