@@ -3,7 +3,10 @@
 //!
 //! Prints, per shape and instruction set, wall-clock GFLOP/s and GFLOP per CPU-second
 //! (one core) of this process (from `/proc/self/stat`, Linux), the second being meaningful on a
-//! machine shared with other jobs. `TFHUB_NO_AVX512=1` hides AVX-512.
+//! machine shared with other jobs, and on one thread the rate of the call that used the least
+//! CPU time (the thread's CPU clock), the least disturbed by other jobs' cache traffic.
+//! `GEMM_SHAPE=i` runs shape `i` only, `GEMM_SECS` sets the time per shape (default 1).
+//! `TFHUB_NO_AVX512=1` hides AVX-512.
 use std::time::Instant;
 use tfhub_kernels::epilogue::Epilogue;
 use tfhub_kernels::gemm::{gemm_f32_with, gemm_packed_f32_with, PackedB};
@@ -21,7 +24,79 @@ fn cpu_seconds() -> f64 {
     (t(11) + t(12)) / 100.0
 }
 
+/// FMA peak of one core in GFLOP/s (wall, per CPU-second): 12 independent FMA chains over 16 (AVX-512) or 8
+/// (AVX2) lanes, each FMA counted as 2 FLOP per lane.
+#[cfg(target_arch = "x86_64")]
+fn fma_peak(isa: Isa) -> (f64, f64) {
+    use std::arch::x86_64::*;
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run512(iters: usize) -> f32 {
+        let mut acc: [__m512; 12] = std::array::from_fn(|i| _mm512_set1_ps(i as f32));
+        let (x, y) = (_mm512_set1_ps(0.999), _mm512_set1_ps(1e-4));
+        for _ in 0..iters {
+            for a in acc.iter_mut() {
+                *a = _mm512_fmadd_ps(*a, x, y);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+    }
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run256(iters: usize) -> f32 {
+        let mut acc: [__m256; 12] = std::array::from_fn(|i| _mm256_set1_ps(i as f32));
+        let (x, y) = (_mm256_set1_ps(0.999), _mm256_set1_ps(1e-4));
+        for _ in 0..iters {
+            for a in acc.iter_mut() {
+                *a = _mm256_fmadd_ps(*a, x, y);
+            }
+        }
+        let mut t = [0f32; 8];
+        let s = acc
+            .iter()
+            .fold(_mm256_setzero_ps(), |s, &v| _mm256_add_ps(s, v));
+        _mm256_storeu_ps(t.as_mut_ptr(), s);
+        t.iter().sum()
+    }
+    let iters = 400_000_000;
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    // SAFETY: `isa` comes from `Isa::available()`.
+    let (sink, lanes) = unsafe {
+        if isa == Isa::Avx512 {
+            (run512(iters), 16)
+        } else {
+            (run256(iters), 8)
+        }
+    };
+    let (wall, cpu) = (t0.elapsed().as_secs_f64(), (cpu_seconds() - c0).max(1e-9));
+    std::hint::black_box(sink);
+    let flop = (iters * 12 * lanes * 2) as f64;
+    (flop / wall / 1e9, flop / cpu / 1e9)
+}
+
+/// CPU seconds of the calling thread (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, Linux).
+fn thread_run_seconds() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut t = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: `t` is a valid timespec for the C library to fill.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    if rc != 0 {
+        return 0.0;
+    }
+    t.sec as f64 + t.nsec as f64 * 1e-9
+}
+
 fn main() {
+    let secs: f64 = std::env::var("GEMM_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     let threads: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
@@ -59,6 +134,11 @@ fn main() {
         .into_iter()
         .filter(|&i| i != Isa::Scalar)
         .collect();
+    #[cfg(target_arch = "x86_64")]
+    for &isa in &isas {
+        let (wall, cpu) = fma_peak(isa);
+        println!("FMA peak {isa:?}: {wall:.1} GFLOP/s wall, {cpu:.1} per core-second");
+    }
     pool.install(|| {
         for (i, &(m, k, n)) in shapes.iter().enumerate() {
             if only.is_some_and(|o| o != i) {
@@ -95,14 +175,24 @@ fn main() {
                     run(&mut c);
                     let (t0, c0) = (Instant::now(), cpu_seconds());
                     let mut calls = 0;
-                    while t0.elapsed().as_secs_f64() < 1.0 || calls < 3 {
+                    let mut best = f64::INFINITY;
+                    while t0.elapsed().as_secs_f64() < secs || calls < 3 {
+                        let r0 = thread_run_seconds();
                         run(&mut c);
+                        best = best.min(thread_run_seconds() - r0);
                         calls += 1;
                     }
                     let wall = t0.elapsed().as_secs_f64();
                     let cpu = (cpu_seconds() - c0).max(1e-9);
+                    // On one thread the fastest call's own CPU time; other threads' work is
+                    // not counted, so this is only printed for one thread.
+                    let best = if threads == 1 {
+                        format!(", {:7.1} best call", flop / best.max(1e-12) / 1e9)
+                    } else {
+                        String::new()
+                    };
                     println!(
-                        "{m:>5}x{k:>5}x{n:>5} {isa:?} {name:>8} threads {threads}: {:7.1} GFLOP/s wall, {:7.1} per core-second",
+                        "{m:>5}x{k:>5}x{n:>5} {isa:?} {name:>8} threads {threads}: {:7.1} GFLOP/s wall, {:7.1} per core-second{best}",
                         flop * calls as f64 / wall / 1e9,
                         flop * calls as f64 / cpu / 1e9
                     );

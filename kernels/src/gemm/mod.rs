@@ -15,8 +15,10 @@
 //! * otherwise the Goto/BLIS scheme: `B` is packed in `KC×NC` blocks of `NR`-wide panels,
 //!   `A` in `MC×KC` blocks of `MR`-tall panels (both zero-padded to full panels), and a
 //!   register-tile microkernel does `MR×NR` outer-product FMAs: 12×32 with AVX-512,
-//!   6×16 with AVX2+FMA, 4×8 portable. Block sizes fit Zen 4/5 caches (48 KB L1d holds a
-//!   `KC×NR` panel of `B`, 1 MB L2 holds the `MC×KC` block of `A`).
+//!   6×16 with AVX2+FMA, 4×8 portable. Block sizes fit Zen 4/5 caches: an `MR×KC` tile of
+//!   `A` (9-12 KB) stays in the 32-48 KB L1d while the `KC×NC` block of `B` (~580 KB, in the
+//!   1 MB L2) streams past it panel by panel. One driver ([`drive`]) serves every kernel and
+//!   both a strided and a pre-packed ([`PackedB`]) right-hand side.
 //! * when `m·n·k` is large the problem is split into independent sub-problems along `M`
 //!   (or along `N` when `m` is small) run in parallel on the current rayon pool.
 //!
@@ -284,14 +286,13 @@ pub unsafe fn gemm_f32_ptr(
         // SAFETY: each call gets a sub-problem whose operands lie inside the checked
         // extents, and whose C window is disjoint from every other concurrent call's.
         unsafe {
+            let (b, c) = (BSrc::Strided(b), c.get());
             match isa {
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => {
-                    gemm_blocked::<Avx512Kernel>(m, n, k, a, b, c.get(), ldc, accumulate)
-                }
+                Isa::Avx512 => drive::<Avx512Kernel>(m, k, a, b, (0, n), c, ldc, accumulate, None),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => gemm_blocked::<Avx2Kernel>(m, n, k, a, b, c.get(), ldc, accumulate),
-                _ => gemm_blocked::<ScalarKernel>(m, n, k, a, b, c.get(), ldc, accumulate),
+                Isa::Avx2 => drive::<Avx2Kernel>(m, k, a, b, (0, n), c, ldc, accumulate, None),
+                _ => drive::<ScalarKernel>(m, k, a, b, (0, n), c, ldc, accumulate, None),
             }
         }
     };
@@ -492,10 +493,22 @@ unsafe fn tile_ep_in_memory(
 /// them unless `A` is row-major and the kernel has `run_rows`, else only a partial last panel.
 /// Returns whether whole panels are read in place.
 ///
+/// In-place rows are skipped when their stride is a multiple of 4 KB and the block is wider
+/// than four panels (`nc` columns): then all `MR` rows fall into one L1 set and evict each
+/// other (BERT-base's `128×3072×768` ran ~10% slower in place), while the packing is
+/// amortised over the panels.
+///
 /// # Safety
 /// As [`pack_a`].
-unsafe fn pack_a_needed<K: Kernel>(mc: usize, kc: usize, a: Operand, dst: &mut [f32]) -> bool {
-    if !(K::ROWS_A && a.cs == 1) {
+unsafe fn pack_a_needed<K: Kernel>(
+    mc: usize,
+    kc: usize,
+    nc: usize,
+    a: Operand,
+    dst: &mut [f32],
+) -> bool {
+    let aliasing = a.rs.is_multiple_of(1024) && nc > 4 * K::NR;
+    if !(K::ROWS_A && a.cs == 1) || aliasing {
         pack_a::<K>(mc, kc, a, dst);
         return false;
     }
@@ -649,65 +662,96 @@ unsafe fn pack_b_panels<K: Kernel>(kc: usize, nc: usize, b: Operand, dst: &mut [
     }
 }
 
-/// Single-threaded blocked GEMM.
+/// Where the blocked driver reads `B` from.
+#[derive(Clone, Copy)]
+enum BSrc<'a> {
+    /// A strided operand: the driver packs each `KC×NC` block into its thread-local buffer.
+    Strided(Operand),
+    /// `B` pre-packed for this kernel by [`PackedB`] (`n_pad` columns, zero-padded).
+    Packed(&'a [f32], usize),
+}
+
+/// Single-threaded blocked product (the one driver of every ISA): rows `0..m` of `A` times
+/// columns `cols.0..cols.1` of `B` into the same columns of `C` (`c` points at `C(0, 0)`),
+/// `C (+)= A·B`, then `ep` on each finished tile (columns numbered from 0).
+///
+/// Loops (Goto/BLIS): `NC` columns → `KC` deep (pack `B`'s block unless pre-packed) → `MC`
+/// rows (pack `A` unless read in place) → `MR` tile of `A` → `NR` panel of `B`. Each `C`
+/// element sums its `KC` chunks in order, whatever the split and loop order, so results
+/// depend only on the kernel and `KC`.
 ///
 /// # Safety
-/// Operands cover their extents, `c` is valid for `m` rows of `n` at stride `ldc`, and the
-/// CPU supports `K`'s instruction set.
+/// `a` covers `m×k`; `b` covers `k×cols.1` (strided) or is `B` packed for `K` with
+/// `cols.0 % K::NR == 0`; `c` is valid for `m` rows at stride `ldc` over columns
+/// `cols.0..cols.1`; the CPU supports `K`'s instruction set; `ep`'s vectors cover the
+/// columns.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_blocked<K: Kernel>(
+unsafe fn drive<K: Kernel>(
     m: usize,
-    n: usize,
     k: usize,
     a: Operand,
-    b: Operand,
+    b: BSrc<'_>,
+    cols: (usize, usize),
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
+    ep: Option<&Epilogue<'_>>,
 ) {
+    let ep = ep.filter(|e| !e.is_identity());
     PACK_BUFS.with(|bufs| {
         let mut bufs = bufs.borrow_mut();
         let (abuf, bbuf) = &mut *bufs;
         let kc_max = k.min(K::KC);
-        let nc_max = n.min(K::NC).div_ceil(K::NR) * K::NR;
         let mc_max = m.min(K::MC).div_ceil(K::MR) * K::MR;
-        let bpack = aligned(bbuf, kc_max * nc_max);
+        let nc_max = (cols.1 - cols.0).min(K::NC).div_ceil(K::NR) * K::NR;
         let apack = aligned(abuf, kc_max * mc_max);
-        let mut jc = 0;
-        while jc < n {
-            let nc = (n - jc).min(K::NC);
-            let nc_pad = nc.div_ceil(K::NR) * K::NR;
+        let bpack = match b {
+            BSrc::Strided(_) => aligned(bbuf, kc_max * nc_max),
+            BSrc::Packed(..) => &mut [],
+        };
+        let mut jc = cols.0;
+        while jc < cols.1 {
+            let nc = (cols.1 - jc).min(K::NC);
             let mut pc = 0;
             while pc < k {
                 let kc = (k - pc).min(K::KC);
                 let acc = accumulate || pc > 0;
-                let bp = &mut bpack[..kc * nc_pad];
-                pack_b::<K>(kc, nc, b.offset(pc, jc), bp);
+                let last = pc + kc == k;
+                // Panel `q` of this block at `bblock + q*kc*NR`.
+                let bblock = match b {
+                    BSrc::Strided(op) => {
+                        let bp = &mut bpack[..kc * nc.div_ceil(K::NR) * K::NR];
+                        pack_b::<K>(kc, nc, op.offset(pc, jc), bp);
+                        bp.as_ptr()
+                    }
+                    BSrc::Packed(data, n_pad) => data[pc * n_pad + jc * kc..].as_ptr(),
+                };
                 let mut ic = 0;
                 while ic < m {
                     let mc = (m - ic).min(K::MC);
                     let mc_pad = mc.div_ceil(K::MR) * K::MR;
                     let ap = &mut apack[..kc * mc_pad];
                     let ablock = a.offset(ic, pc);
-                    let in_place = pack_a_needed::<K>(mc, kc, ablock, ap);
-                    for jr in (0..nc).step_by(K::NR) {
-                        let nr = (nc - jr).min(K::NR);
-                        let bpanel = bp.as_ptr().add(jr * kc);
-                        for ir in (0..mc).step_by(K::MR) {
-                            let mr = (mc - ir).min(K::MR);
+                    let in_place = pack_a_needed::<K>(mc, kc, nc, ablock, ap);
+                    // One `A` tile (MR×kc, 9-12 KB) stays in L1 while the block's `B`
+                    // panels stream past it from L2 (the block is sized for L2).
+                    for ir in (0..mc).step_by(K::MR) {
+                        let mr = (mc - ir).min(K::MR);
+                        for jr in (0..nc).step_by(K::NR) {
+                            let nr = (nc - jr).min(K::NR);
                             run_tile::<K>(
                                 in_place,
                                 kc,
                                 ablock,
                                 ap.as_ptr(),
                                 ir,
-                                bpanel,
+                                bblock.add(jr * kc),
                                 c.add((ic + ir) * ldc + jc + jr),
                                 ldc,
                                 mr,
                                 nr,
                                 acc,
-                                None,
+                                ep.filter(|_| last).map(|e| (e, jc + jr)),
                             );
                         }
                     }
@@ -732,7 +776,7 @@ impl Kernel for ScalarKernel {
     const NR: usize = 8;
     const KC: usize = 256;
     const MC: usize = 128;
-    const NC: usize = 1024;
+    const NC: usize = 512;
 
     unsafe fn run(
         kc: usize,
@@ -777,7 +821,7 @@ impl Kernel for Avx2Kernel {
     const NR: usize = 16;
     const KC: usize = 256;
     const MC: usize = 6 * 64;
-    const NC: usize = 3072;
+    const NC: usize = 576;
 
     unsafe fn run(
         kc: usize,
@@ -897,7 +941,7 @@ impl Kernel for Avx512Kernel {
     const NR: usize = 32;
     const KC: usize = 192;
     const MC: usize = 12 * 40;
-    const NC: usize = 3072;
+    const NC: usize = 768;
 
     unsafe fn run(
         kc: usize,

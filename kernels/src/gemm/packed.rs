@@ -7,7 +7,7 @@
 //! its own copy of the small `A`) or whole rows of `A` (split along `M` when `m` is large),
 //! and applies an [`Epilogue`] to each finished `C` tile while it is still in L1.
 
-use super::{pack_b, Kernel, Operand, ScalarKernel, SendPtr, PACK_BUFS, PAR_MNK};
+use super::{drive, pack_b, BSrc, Kernel, Operand, ScalarKernel, SendPtr, PAR_MNK};
 #[cfg(target_arch = "x86_64")]
 use super::{Avx2Kernel, Avx512Kernel};
 use crate::epilogue::Epilogue;
@@ -202,12 +202,14 @@ pub fn gemm_packed_f32_with(
             let a = a.offset(rows.0, 0);
             let c = cp.get().add(rows.0 * ldc);
             let m = rows.1 - rows.0;
+            let bsrc = BSrc::Packed(&b.data, panels * nr);
+            let cols = (pans.0 * nr, (pans.1 * nr).min(n));
             match isa {
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => drive::<Avx512Kernel>(m, k, n, a, &b.data, pans, c, ldc, ep),
+                Isa::Avx512 => drive::<Avx512Kernel>(m, k, a, bsrc, cols, c, ldc, false, Some(ep)),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => drive::<Avx2Kernel>(m, k, n, a, &b.data, pans, c, ldc, ep),
-                _ => drive::<ScalarKernel>(m, k, n, a, &b.data, pans, c, ldc, ep),
+                Isa::Avx2 => drive::<Avx2Kernel>(m, k, a, bsrc, cols, c, ldc, false, Some(ep)),
+                _ => drive::<ScalarKernel>(m, k, a, bsrc, cols, c, ldc, false, Some(ep)),
             }
         }
     };
@@ -221,107 +223,51 @@ pub fn gemm_packed_f32_with(
         run((0, m), (0, panels));
         return;
     }
-    // The C grid of (12-row block, B panel) tiles in row-major order is cut into equal runs
-    // of tiles, `threads::grain` runs per worker; a run is at most three rectangles (the end
-    // of one row block, whole row blocks, the start of another), each packing its A rows
-    // once. Tall products get row bands (B is packed already, so a band costs only its A
-    // packing), wide ones panel groups, and small ones (7×7 pixels × 160 channels) still
-    // split evenly where a split along one side alone had 5 tasks for 2 threads. 12 is a
-    // multiple of every MR, so every tile is the one the serial loop computes: results do
-    // not depend on the split. A run is at least ~0.5 M multiply-adds.
+    // The C grid of (12-row block, B panel) tiles is cut into equal runs of tiles,
+    // `threads::grain` runs per worker; a run is at most three rectangles (the end of one
+    // line of the grid, whole lines, the start of another). Lines are row blocks when the
+    // grid is tall and panel columns when it is wide, so a run of a wide product (BERT at
+    // batch 1: 128 rows × 3072 columns) keeps a few panels of B in L2 for all its rows
+    // instead of streaming every panel of B from L3 for each 12-row block. Tall products
+    // get row bands (B is packed already, so a band costs only its A packing), and small
+    // ones (7×7 pixels × 160 channels) still split evenly where a split along one side alone
+    // had 5 tasks for 2 threads. 12 is a multiple of every MR, so every tile is the one the
+    // serial loop computes: results do not depend on the split. A run is at least ~0.5 M
+    // multiply-adds.
     const RB: usize = 12;
     let row_blocks = m.div_ceil(RB);
     let tiles = row_blocks * panels;
     let tile_macs = (RB * nr * k).max(1);
     let per = crate::threads::grain(tiles, ((1 << 19) / tile_macs).max(1));
-    let rect = |rb: (usize, usize), pans: (usize, usize)| {
+    let panel_major = row_blocks < panels;
+    let line = if panel_major { row_blocks } else { panels };
+    // (range of lines, range within a line) -> (row-block range, panel range).
+    let rect = |lines: (usize, usize), within: (usize, usize)| {
+        let (rb, pans) = if panel_major {
+            (within, lines)
+        } else {
+            (lines, within)
+        };
         if rb.0 < rb.1 && pans.0 < pans.1 {
             run((rb.0 * RB, (rb.1 * RB).min(m)), pans);
         }
     };
     (0..tiles.div_ceil(per)).into_par_iter().for_each(|t| {
         let (lo, hi) = (t * per, ((t + 1) * per).min(tiles));
-        let (r0, p0) = (lo / panels, lo % panels);
-        let (r1, p1) = (hi / panels, hi % panels);
-        if r0 == r1 {
-            rect((r0, r0 + 1), (p0, p1));
+        let (l0, w0) = (lo / line, lo % line);
+        let (l1, w1) = (hi / line, hi % line);
+        if l0 == l1 {
+            rect((l0, l0 + 1), (w0, w1));
             return;
         }
-        // End of row block r0, whole blocks between, start of row block r1.
-        let first_whole = if p0 == 0 { r0 } else { r0 + 1 };
-        if p0 > 0 {
-            rect((r0, r0 + 1), (p0, panels));
+        // End of line l0, whole lines between, start of line l1.
+        let first_whole = if w0 == 0 { l0 } else { l0 + 1 };
+        if w0 > 0 {
+            rect((l0, l0 + 1), (w0, line));
         }
-        rect((first_whole, r1), (0, panels));
-        rect((r1, r1 + 1), (0, p1));
+        rect((first_whole, l1), (0, line));
+        rect((l1, l1 + 1), (0, w1));
     });
-}
-
-/// Single-threaded product of `m` rows of `A` with panels `pans.0..pans.1` of packed `B`.
-///
-/// # Safety
-/// `a` covers `m×k`, `bdata` is `B` packed for `K`, `c` is valid for `m` rows at stride `ldc`
-/// for the panels' columns, and the CPU supports `K`'s instruction set.
-#[allow(clippy::too_many_arguments)]
-unsafe fn drive<K: Kernel>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: Operand,
-    bdata: &[f32],
-    pans: (usize, usize),
-    c: *mut f32,
-    ldc: usize,
-    ep: &Epilogue<'_>,
-) {
-    let n_pad = n.div_ceil(K::NR) * K::NR;
-    let identity = ep.is_identity();
-    PACK_BUFS.with(|bufs| {
-        let mut bufs = bufs.borrow_mut();
-        let (abuf, _) = &mut *bufs;
-        let kc_max = k.min(K::KC);
-        let mc_max = m.min(K::MC).div_ceil(K::MR) * K::MR;
-        let apack = super::aligned(abuf, kc_max * mc_max);
-        let mut pc = 0;
-        while pc < k {
-            let kc = (k - pc).min(K::KC);
-            let last = pc + kc == k;
-            let block = &bdata[pc * n_pad..(pc + kc) * n_pad];
-            let mut ic = 0;
-            while ic < m {
-                let mc = (m - ic).min(K::MC);
-                let mc_pad = mc.div_ceil(K::MR) * K::MR;
-                let ap = &mut apack[..kc * mc_pad];
-                let ablock = a.offset(ic, pc);
-                let in_place = super::pack_a_needed::<K>(mc, kc, ablock, ap);
-                for q in pans.0..pans.1 {
-                    let j0 = q * K::NR;
-                    let nr = (n - j0).min(K::NR);
-                    let bpanel = block.as_ptr().add(q * kc * K::NR);
-                    for ir in (0..mc).step_by(K::MR) {
-                        let mr = (mc - ir).min(K::MR);
-                        let ct = c.add((ic + ir) * ldc + j0);
-                        super::run_tile::<K>(
-                            in_place,
-                            kc,
-                            ablock,
-                            ap.as_ptr(),
-                            ir,
-                            bpanel,
-                            ct,
-                            ldc,
-                            mr,
-                            nr,
-                            pc > 0,
-                            (last && !identity).then_some((ep, j0)),
-                        );
-                    }
-                }
-                ic += mc;
-            }
-            pc += kc;
-        }
-    })
 }
 
 #[cfg(test)]
