@@ -461,10 +461,10 @@ pub fn string_ops(data: &[u8]) -> Result<usize, OpError> {
             attrs.push(("num_buckets", attr_value::Value::I(i64::from(p1))));
             attrs.push((
                 "key",
-                attr_value::Value::List(attr_value::ListValue {
+                attr_value::Value::List(Box::new(attr_value::ListValue {
                     i: vec![i64::from(p1), i64::from(p2)],
                     ..Default::default()
-                }),
+                })),
             ));
             vec![input]
         }

@@ -215,6 +215,10 @@ impl fmt::Display for DType {
 pub trait ByteSource: Send + Sync + fmt::Debug {
     /// The bytes; must be stable for the lifetime of the source.
     fn bytes(&self) -> &[u8];
+
+    /// A hint that `bytes()[range]` will not be read soon: a file mapping may let the OS drop
+    /// the resident pages (they read back unchanged). The default does nothing.
+    fn release(&self, _range: std::ops::Range<usize>) {}
 }
 
 /// An opaque, shared handle (resource or variant element). Ops downcast `value` to the
@@ -358,6 +362,18 @@ impl<T: Clone + 'static> Buf<T> {
     /// True if the elements live in a borrowed (memory-mapped) source.
     pub fn is_mapped(&self) -> bool {
         matches!(self.repr, Repr::Mapped { .. })
+    }
+
+    /// For a borrowed (memory-mapped) buffer, [`ByteSource::release`] of its bytes: the data
+    /// was copied elsewhere (a packed filter) and need not stay resident. No-op when owned.
+    pub fn release_mapped(&self) {
+        if let Repr::Mapped {
+            src, start, len, ..
+        } = &self.repr
+        {
+            let end = start.saturating_add(len.saturating_mul(std::mem::size_of::<T>()));
+            src.release(*start..end);
+        }
     }
 }
 
@@ -730,6 +746,13 @@ impl Tensor {
     /// The elements.
     pub fn data(&self) -> &Data {
         &self.data
+    }
+
+    /// For a tensor borrowed from a memory-mapped checkpoint, a hint that its bytes need not
+    /// stay resident ([`Buf::release_mapped`]): an op copied them into a layout of its own
+    /// (a packed filter); a later read faults them back in unchanged.
+    pub fn release_mapped(&self) {
+        match_any!(&self.data, b => b.release_mapped())
     }
 
     /// Takes the elements out.

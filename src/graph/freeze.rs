@@ -1,9 +1,9 @@
 //! Freezing resource variables at load (issue #17): weights become constants.
 //!
-//! After the loader has run the restore and init plans, every resource variable that holds a
-//! value and that nothing the signatures can reach ever writes is frozen: the signatures are
-//! compiled again with their `ReadVariableOp`s of those variables replaced by the variables'
-//! values, so constant folding and fusion see the weights (Keras 3's decomposed batch norm,
+//! The loader runs the restore and init plans before it compiles the signatures; then every
+//! resource variable that holds a value and that nothing the signatures can reach ever writes
+//! is frozen: the signatures are compiled (once) with their `ReadVariableOp`s of those
+//! variables replaced by the variables' values, so constant folding and fusion see the weights (Keras 3's decomposed batch norm,
 //! `Rsqrt`/`Mul`/`Sub` on variables, folds to two per-channel vectors that then fuse into the
 //! producing convolution's epilogue). Handles reach the reads through function calls
 //! (`StatefulPartitionedCall` passes them as arguments), so a call passing frozen handles
@@ -12,14 +12,14 @@
 //! "Nothing writes" is decided conservatively: if any node reachable from the signatures'
 //! fetches (through data and control edges, and every function referenced on the way, whole)
 //! is a resource-writing op (`Assign*VariableOp`, `ResourceScatter*`, `ResourceApply*`, ...),
-//! no variable is frozen and the model keeps today's per-call reads. The values are shared
+//! no variable is frozen and the model keeps today's per-call reads; a signature that does not
+//! compile frozen is compiled again without freezing. The values are shared
 //! (reference-counted), not copied. `LoadOptions::freeze = false` (the CLI's
 //! `TFHUB_NO_FREEZE=1`) turns the pass off.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::compile::{Compiler, Feed, Fetch, Src};
-use super::Plan;
+use super::compile::{Fetch, Src};
 use crate::ops::Session;
 use crate::proto::{attr_value, AttrValue, GraphDef, NodeDef};
 use crate::tensor::{DType, Tensor};
@@ -160,43 +160,29 @@ fn reachable_writes(graph: &GraphDef, roots: &[String]) -> bool {
     false
 }
 
-/// The loader's hook (run once, after restore and init): recompiles each `(feeds, fetches,
-/// plan)` with the variables nothing writes frozen, replacing the plan; `new_compiler` makes
-/// a compiler set up as the loader's (library, limits, fusion). Does nothing when freezing
-/// does not apply (a writer is reachable or no variable is set); if a recompilation fails,
-/// the plans compiled without freezing are kept.
-pub(crate) fn freeze_signatures<'a, 'p>(
-    new_compiler: &dyn Fn() -> Compiler<'a>,
+/// The variables to freeze for signatures fetching `fetches` (resource key → value): none when
+/// anything reachable from the fetches may write a variable; else every variable holding a
+/// value in `session`, so run this after restore and init. The loader compiles the signatures
+/// once, with these given to `Compiler::freeze_variables`.
+pub(crate) fn frozen_values(
     graph: &GraphDef,
     session: &Session,
-    plans: impl IntoIterator<Item = (Vec<Feed>, Vec<Fetch>, &'p mut Plan)>,
-) {
-    let plans: Vec<_> = plans.into_iter().collect();
-    let roots: Vec<String> = plans
+    fetches: &[Fetch],
+) -> HashMap<String, Tensor> {
+    if may_write(graph, fetches) {
+        return HashMap::new();
+    }
+    session.variable_values()
+}
+
+/// Whether anything reachable from `fetches` may write a variable (freezing does not apply).
+pub(crate) fn may_write(graph: &GraphDef, fetches: &[Fetch]) -> bool {
+    let roots: Vec<String> = fetches
         .iter()
-        .flat_map(|(_, fetches, _)| fetches)
         .map(|f| match f {
             Fetch::Tensor(t) => t.node.clone(),
             Fetch::Target(n) => n.trim_start_matches('^').to_string(),
         })
         .collect();
-    if reachable_writes(graph, &roots) {
-        return;
-    }
-    let values = session.variable_values();
-    if values.is_empty() {
-        return;
-    }
-    let mut compiler = new_compiler();
-    compiler.freeze_variables(values);
-    let mut fresh = Vec::with_capacity(plans.len());
-    for (feeds, fetches, _) in &plans {
-        match compiler.compile_graph(&graph.node, feeds, fetches) {
-            Ok(p) => fresh.push(p),
-            Err(_) => return,
-        }
-    }
-    for ((_, _, plan), new) in plans.into_iter().zip(fresh) {
-        *plan = new;
-    }
+    reachable_writes(graph, &roots)
 }

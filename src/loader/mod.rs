@@ -249,30 +249,63 @@ fn load_inner(path: &Path, opts: &LoadOptions, strict: bool) -> Result<LoadResul
         setup.push((compiler.compile_graph(&graph.node, &feeds, &fetch)?, args));
     }
 
+    // Issue #17: variables nothing writes become constants (`graph::freeze`). Restore and init
+    // run first, so the signatures compile once, against the variables' values.
+    let sig_io: Vec<(Vec<Feed>, Vec<Fetch>)> = view
+        .signatures
+        .iter()
+        .map(|sig| {
+            let feeds = sig.inputs.iter().map(|s| Feed::parse(&s.tensor)).collect();
+            let fetches = (sig.outputs.iter())
+                .map(|s| Fetch::Tensor(Feed::parse(&s.tensor)))
+                .collect();
+            (feeds, fetches)
+        })
+        .collect();
+    let mut frozen = std::collections::HashMap::new();
+    if strict && opts.freeze && !sig_io.is_empty() {
+        let fetches: Vec<Fetch> = sig_io.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
+        if !crate::graph::freeze::may_write(graph, &fetches) {
+            for (plan, args) in std::mem::take(&mut setup) {
+                let mut cx = EvalCtx::new(&session);
+                plan.run(&mut cx, args)?;
+            }
+            frozen = crate::graph::freeze::frozen_values(graph, &session, &fetches);
+        }
+    }
+    let sig_compiler = || {
+        let mut c = new_compiler();
+        c.freeze_variables(frozen.clone());
+        c
+    };
+    if !frozen.is_empty() {
+        compiler = sig_compiler();
+    }
+
     // Signatures: one failure stays with its signature.
     let mut signatures = Vec::new();
     let mut refused: Vec<RefusedOp> = Vec::new();
     let mut unsupported: Vec<UnsupportedOp> = Vec::new();
-    for sig in &view.signatures {
-        let feeds: Vec<Feed> = sig.inputs.iter().map(|s| Feed::parse(&s.tensor)).collect();
-        let fetches: Vec<Fetch> = sig
-            .outputs
-            .iter()
-            .map(|s| Fetch::Tensor(Feed::parse(&s.tensor)))
-            .collect();
-        let r = compiler
-            .compile_graph(&graph.node, &feeds, &fetches)
-            .map_err(|e| match e {
-                // Node errors already say where; their cause must stay reachable.
-                Error::UnsupportedOps(_) | Error::RefusedOps(_) | Error::Node { .. } => e,
-                other => Error::Input {
-                    signature: sig.key.clone(),
-                    what: format!("cannot be compiled: {other}"),
-                },
-            });
-        if r.is_err() {
-            // Functions compiled while failing hold holes; later entries start afresh.
+    for (sig, (feeds, fetches)) in view.signatures.iter().zip(&sig_io) {
+        let mut r = compiler.compile_graph(&graph.node, feeds, fetches);
+        let fell_back = r.is_err() && !frozen.is_empty();
+        if fell_back {
+            // As without freezing: a signature that does not compile frozen runs the reads.
             compiler = new_compiler();
+            r = compiler.compile_graph(&graph.node, feeds, fetches);
+        }
+        let r = r.map_err(|e| match e {
+            // Node errors already say where; their cause must stay reachable.
+            Error::UnsupportedOps(_) | Error::RefusedOps(_) | Error::Node { .. } => e,
+            other => Error::Input {
+                signature: sig.key.clone(),
+                what: format!("cannot be compiled: {other}"),
+            },
+        });
+        if r.is_err() || fell_back {
+            // Functions compiled while failing hold holes; later entries start afresh (and
+            // after an unfrozen fallback, frozen again).
+            compiler = sig_compiler();
         }
         match &r {
             Err(Error::RefusedOps(v)) => refused.extend(v.iter().cloned()),
@@ -297,26 +330,10 @@ fn load_inner(path: &Path, opts: &LoadOptions, strict: bool) -> Result<LoadResul
         }
         unreachable!("every signature failed, so the first one is an error");
     }
-    // Run restore, then init, as TF's loader does.
+    // Run restore, then init, as TF's loader does (unless run above for freezing).
     for (plan, args) in setup.into_iter().filter(|_| strict) {
         let mut cx = EvalCtx::new(&session);
         plan.run(&mut cx, args)?;
-    }
-    // Issue #17: variables nothing writes become constants (the one call of graph::freeze).
-    if strict && opts.freeze {
-        crate::graph::freeze::freeze_signatures(
-            &new_compiler,
-            graph,
-            &session,
-            signatures.iter_mut().filter_map(|(sig, plan)| {
-                let plan = plan.as_mut().ok()?;
-                let feeds = sig.inputs.iter().map(|s| Feed::parse(&s.tensor)).collect();
-                let fetches = (sig.outputs.iter())
-                    .map(|s| Fetch::Tensor(Feed::parse(&s.tensor)))
-                    .collect();
-                Some((feeds, fetches, plan))
-            }),
-        );
     }
     // Moved, not cloned: a frozen graph's constants can be most of the model.
     let meta = Arc::new(sm.meta_graphs.swap_remove(index));

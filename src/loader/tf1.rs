@@ -69,7 +69,10 @@ fn string_const(name: &str, values: Vec<Vec<u8>>) -> NodeDef {
         ..Default::default()
     };
     let mut attrs = HashMap::new();
-    attrs.insert("value".to_string(), attr(attr_value::Value::Tensor(tensor)));
+    attrs.insert(
+        "value".to_string(),
+        attr(attr_value::Value::Tensor(Box::new(tensor))),
+    );
     attrs.insert(
         "dtype".to_string(),
         attr(attr_value::Value::Type(
@@ -155,10 +158,10 @@ pub(crate) fn default_saver(
         ],
         attr: [(
             "dtypes".to_string(),
-            attr(attr_value::Value::List(attr_value::ListValue {
+            attr(attr_value::Value::List(Box::new(attr_value::ListValue {
                 r#type: dtypes,
                 ..Default::default()
-            })),
+            }))),
         )]
         .into_iter()
         .collect(),

@@ -615,10 +615,10 @@ mod tests {
     fn fused_batch_norm_after_conv_is_bit_identical() {
         use attr_value::Value;
         let list = |v: &[i64]| {
-            Value::List(attr_value::ListValue {
+            Value::List(Box::new(attr_value::ListValue {
                 i: v.to_vec(),
                 ..Default::default()
-            })
+            }))
         };
         for (head, c_in, filter_c) in [("Conv2D", 3, 5), ("DepthwiseConv2dNative", 5, 1)] {
             let conv = attrs(&[
@@ -654,10 +654,10 @@ mod tests {
             attrs(&[
                 (
                     "strides",
-                    attr_value::Value::List(attr_value::ListValue {
+                    attr_value::Value::List(Box::new(attr_value::ListValue {
                         i: vec![1, 1, 1, 1],
                         ..Default::default()
-                    }),
+                    })),
                 ),
                 ("padding", attr_value::Value::S(b"VALID".to_vec())),
             ]),

@@ -218,6 +218,8 @@ impl FilterCache {
         let len = PackedB::packed_len(Isa::best(), kdim, cout)?;
         cx.limits().check_alloc(len, DType::F32).ok()?;
         let p = Arc::new(pack_conv_filter(fs, kdim, cout));
+        // The GEMM reads only the packing from now on: a mapped filter's pages can go.
+        f.release_mapped();
         *slot = Some((f.clone(), p.clone()));
         Some(p)
     }

@@ -235,6 +235,10 @@ impl crate::tensor::ByteSource for checkpoint::MappedBytes {
     fn bytes(&self) -> &[u8] {
         self
     }
+
+    fn release(&self, range: std::ops::Range<usize>) {
+        self.release_pages(range);
+    }
 }
 
 /// Reads checkpoint tensor `key` as a [`Tensor`]; fixed-size data stays memory-mapped when

@@ -13,8 +13,13 @@
 //!   is still referenced anywhere (an output the caller holds, a variable, a folded constant)
 //!   is never recycled; buffers dropped on other threads or outside a call are freed normally.
 //! * **Take.** Ops allocate large outputs through [`f32_zeroed`] or [`f32_for_overwrite`],
-//!   which return a pooled buffer of fitting capacity (at most 1/8 larger than asked) when
-//!   there is one.
+//!   which return the smallest pooled buffer of at least the asked size (and at most
+//!   [`MAX_OVERSIZE`] times it) when there is one. When there is none, the pooled buffers too
+//!   small for the request are freed before it allocates: they could not serve it, and
+//!   handing them back to the allocator lets it reuse their memory. So the memory a call
+//!   keeps tracks its largest live set instead of one buffer per distinct size (issue #17:
+//!   MobileNetV2 at batch 8 held ~150 MB of activations for a ~50 MB live set when a buffer
+//!   served only requests within 1/8 of its size).
 //! * **Bound.** A pool keeps at most `Limits::max_pooled_bytes` of capacity (and at most
 //!   [`MAX_POOLED_BUFFERS`] buffers); a buffer that does not fit is freed. The pool lives as
 //!   long as the model, so that is memory a model keeps between calls.
@@ -30,6 +35,10 @@ pub const MIN_POOLED_BYTES: usize = 64 << 10;
 
 /// Most buffers a pool holds (keeps the best-fit scan short).
 pub const MAX_POOLED_BUFFERS: usize = 64;
+
+/// A pooled buffer serves requests down to 1/`MAX_OVERSIZE` of its capacity (bounds what a
+/// small output handed to the caller can hold on to).
+pub const MAX_OVERSIZE: usize = 8;
 
 /// Freed `f32` buffers kept for reuse, bounded in bytes of capacity.
 #[derive(Debug)]
@@ -71,16 +80,28 @@ impl BufferPool {
         drop(drained);
     }
 
-    /// The held buffer with the smallest capacity in `n..=n + n/8`, if any.
+    /// The held buffer with the smallest capacity in `n..=n * MAX_OVERSIZE`, if any; if there
+    /// is none, frees the held buffers smaller than `n` (outside the lock).
     fn take_f32(&self, n: usize) -> Option<Vec<f32>> {
         let mut f = self.free.lock().ok()?;
-        let max_cap = n.saturating_add(n / 8);
-        let (i, _) = f
+        let max_cap = n.saturating_mul(MAX_OVERSIZE);
+        let best = f
             .f32s
             .iter()
             .enumerate()
             .filter(|(_, v)| (n..=max_cap).contains(&v.capacity()))
-            .min_by_key(|(_, v)| v.capacity())?;
+            .min_by_key(|(_, v)| v.capacity())
+            .map(|(i, _)| i);
+        let Some(i) = best else {
+            let (small, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut f.f32s)
+                .into_iter()
+                .partition(|v| v.capacity() < n);
+            f.f32s = keep;
+            f.bytes = f.f32s.iter().map(|v| v.capacity() * 4).sum();
+            drop(f);
+            drop(small);
+            return None;
+        };
         let v = f.f32s.swap_remove(i);
         f.bytes -= v.capacity() * 4;
         Some(v)
@@ -265,10 +286,29 @@ mod tests {
         assert_eq!(pool.retained_bytes(), N * 4);
         drop(Tensor::from_vec(&[N], vec![0.0f32; N]).unwrap());
         assert_eq!(pool.retained_bytes(), N * 4, "over the byte cap: freed");
-        // A much smaller request does not take a big buffer.
-        assert_eq!(f32_for_overwrite(N / 2).capacity(), N / 2);
+        // A smaller request (within MAX_OVERSIZE) takes the held buffer, which comes back.
+        let v = f32_for_overwrite(N / 2);
+        assert_eq!((v.len(), v.capacity()), (N / 2, N));
+        assert_eq!(pool.retained_bytes(), 0);
+        drop(Tensor::from_vec(&[N / 2], v).unwrap());
         assert_eq!(pool.retained_bytes(), N * 4);
         pool.clear();
+        assert_eq!(pool.retained_bytes(), 0);
+    }
+
+    #[test]
+    fn a_much_smaller_request_leaves_a_buffer_a_larger_one_frees_it() {
+        let pool = Arc::new(BufferPool::new(64 << 20));
+        let _scope = enter(&pool);
+        let big = MAX_OVERSIZE * 2 * N;
+        drop(Tensor::from_vec(&[big], vec![0.0f32; big]).unwrap());
+        assert_eq!(pool.retained_bytes(), big * 4);
+        // More than MAX_OVERSIZE times the request: not taken, and not freed either.
+        assert_eq!(f32_for_overwrite(N).capacity(), N);
+        assert_eq!(pool.retained_bytes(), big * 4);
+        // Nothing fits a larger request: the smaller held buffers are freed.
+        let v = f32_zeroed(2 * big);
+        assert_eq!(v.len(), 2 * big);
         assert_eq!(pool.retained_bytes(), 0);
     }
 

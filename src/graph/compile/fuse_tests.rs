@@ -45,7 +45,7 @@ fn lookup_graph() -> Vec<NodeDef> {
             &[],
             &[
                 ("dtype", ty(DType::I32)),
-                ("value", attr_value::Value::Tensor(axis)),
+                ("value", attr_value::Value::Tensor(Box::new(axis))),
             ],
         ),
         node(

@@ -47,10 +47,10 @@ pub(in crate::ops) fn run(
                 A::B(b) => attr_value::Value::B(*b),
                 A::S(s) => attr_value::Value::S(s.as_bytes().to_vec()),
                 A::T(t) => attr_value::Value::Type(t.to_proto()),
-                A::L(l) => attr_value::Value::List(attr_value::ListValue {
+                A::L(l) => attr_value::Value::List(Box::new(attr_value::ListValue {
                     i: l.to_vec(),
                     ..Default::default()
-                }),
+                })),
             };
             (k.to_string(), AttrValue { value: Some(value) })
         })

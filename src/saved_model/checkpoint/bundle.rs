@@ -497,7 +497,9 @@ const CRC_CHUNK: usize = 1 << 22;
 fn crc_unresident(map: &memmap2::Mmap, range: Range<usize>) -> u32 {
     let len = range.len();
     if len < 2 * CRC_CHUNK {
-        return crc32c::crc32c(&map[range]);
+        let crc = crc32c::crc32c(&map[range.clone()]);
+        drop_pages(map, range);
+        return crc;
     }
     let parts = rayon::current_num_threads().clamp(1, len / CRC_CHUNK);
     let per = len.div_ceil(parts);
@@ -511,6 +513,25 @@ fn crc_unresident(map: &memmap2::Mmap, range: Range<usize>) -> u32 {
         .collect();
     crcs.into_iter()
         .fold(0u32, |acc, (crc, n)| crc32c::crc32c_combine(acc, crc, n))
+}
+
+/// Drops this process's resident pages lying wholly inside `map[range]` (`MADV_DONTNEED` on a
+/// read-only file mapping: no byte changes, later reads fault them back in from the page
+/// cache). Pages shared with neighbouring tensors stay.
+pub(super) fn drop_pages(map: &memmap2::Mmap, range: Range<usize>) {
+    // 4 KiB is the smallest page size; on larger pages memmap2 rounds the start down, which
+    // at worst drops a neighbour's page too (it faults back in when read).
+    const PAGE: usize = 4096;
+    let start = range.start.next_multiple_of(PAGE);
+    let end = range.end.min(map.len()) / PAGE * PAGE;
+    if end > start {
+        #[cfg(unix)]
+        // SAFETY: as in `crc_chunks_dropped`: a read-only mapping of an immutable file, so
+        // MADV_DONTNEED discards no data and outstanding borrows stay valid.
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+        };
+    }
 }
 
 fn crc_chunks_dropped(map: &memmap2::Mmap, range: Range<usize>) -> u32 {

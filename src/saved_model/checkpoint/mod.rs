@@ -160,6 +160,23 @@ impl MappedBytes {
     pub fn is_mapped(&self) -> bool {
         matches!(self.storage, Storage::Mapped(_))
     }
+
+    /// Lets the OS drop this process's resident pages lying wholly inside `self[range]` (a
+    /// hint: `MADV_DONTNEED` on the read-only shard mapping, so no byte changes and later reads
+    /// fault the same bytes back in from the page cache). For data that was copied elsewhere
+    /// (a packed filter), so the model does not keep it resident twice. No-op for tensors
+    /// assembled from slices.
+    pub fn release_pages(&self, range: Range<usize>) {
+        if let Storage::Mapped(map) = &self.storage {
+            let end = self
+                .range
+                .start
+                .saturating_add(range.end)
+                .min(self.range.end);
+            let start = self.range.start.saturating_add(range.start);
+            bundle::drop_pages(map, start..end);
+        }
+    }
 }
 
 impl Deref for MappedBytes {

@@ -69,6 +69,8 @@ impl PackCache {
         let len = PackedB::packed_len(Isa::best(), k, n)?;
         cx.limits().check_alloc(len, DType::F32).ok()?;
         let p = Arc::new(PackedB::new(k, n, bs, strides));
+        // Later calls read only the packing: a mapped `b`'s pages can go.
+        b.release_mapped();
         *slot = Some((b.clone(), strides, p.clone()));
         Some(p)
     }
