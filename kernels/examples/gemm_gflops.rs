@@ -72,24 +72,9 @@ fn fma_peak(isa: Isa) -> (f64, f64) {
     (flop / wall / 1e9, flop / cpu / 1e9)
 }
 
-/// CPU seconds of the calling thread (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, Linux).
+/// CPU seconds of the calling thread (0 where the clock is not available).
 fn thread_run_seconds() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut t = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: `t` is a valid timespec for the C library to fill.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    if rc != 0 {
-        return 0.0;
-    }
-    t.sec as f64 + t.nsec as f64 * 1e-9
+    tfhub_kernels::threads::thread_cpu_ns().map_or(0.0, |ns| ns as f64 * 1e-9)
 }
 
 fn main() {

@@ -135,7 +135,7 @@ fn contended() -> bool {
 }
 
 /// CPU time the calling thread has used, in nanoseconds (`None` where not available).
-fn thread_cpu_ns() -> Option<u64> {
+pub fn thread_cpu_ns() -> Option<u64> {
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     {
         #[repr(C)]
