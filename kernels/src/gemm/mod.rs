@@ -1378,6 +1378,21 @@ mod tests {
     use super::*;
     use crate::testutil::Rng;
 
+    /// `c = a · b` with `a` row-major `m×k`, `b` at `b_strides`, `c` row-major `m×n`: the
+    /// plain case most tests compare against.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn gemm_rows(
+        isa: Isa,
+        par: bool,
+        (m, n, k): (usize, usize, usize),
+        a: &[f32],
+        b: &[f32],
+        b_strides: (usize, usize),
+        c: &mut [f32],
+    ) {
+        gemm_f32_with(isa, par, m, n, k, a, (k, 1), b, b_strides, c, n, false);
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn naive(
         m: usize,
@@ -1471,42 +1486,14 @@ mod tests {
             let b = rng.vec_f32(k * n);
             for isa in Isa::available() {
                 let mut want = vec![0.0f32; m * n];
-                gemm_f32_with(
-                    isa,
-                    false,
-                    m,
-                    n,
-                    k,
-                    &a,
-                    (k, 1),
-                    &b,
-                    (n, 1),
-                    &mut want,
-                    n,
-                    false,
-                );
+                gemm_rows(isa, false, (m, n, k), &a, &b, (n, 1), &mut want);
                 for threads in [2, 3] {
                     let pool = rayon::ThreadPoolBuilder::new()
                         .num_threads(threads)
                         .build()
                         .unwrap();
                     let mut got = vec![f32::NAN; m * n];
-                    pool.install(|| {
-                        gemm_f32_with(
-                            isa,
-                            true,
-                            m,
-                            n,
-                            k,
-                            &a,
-                            (k, 1),
-                            &b,
-                            (n, 1),
-                            &mut got,
-                            n,
-                            false,
-                        )
-                    });
+                    pool.install(|| gemm_rows(isa, true, (m, n, k), &a, &b, (n, 1), &mut got));
                     assert!(got == want, "{m}x{n}x{k} {isa:?} threads={threads}");
                 }
             }

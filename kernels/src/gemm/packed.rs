@@ -274,7 +274,7 @@ pub fn gemm_packed_f32_with(
 mod tests {
     use super::*;
     use crate::epilogue::{Activation, ChannelOp};
-    use crate::gemm::gemm_f32_with;
+    use crate::gemm::tests::gemm_rows;
     use crate::testutil::Rng;
 
     fn check(m: usize, n: usize, k: usize, transposed_b: bool, rng: &mut Rng) {
@@ -295,20 +295,7 @@ mod tests {
                 let ep = Epilogue { ops: &ops, act };
                 // Reference: the unpacked kernel on the same ISA, then separate passes.
                 let mut want = vec![0.0f32; m * n];
-                gemm_f32_with(
-                    isa,
-                    false,
-                    m,
-                    n,
-                    k,
-                    &a,
-                    (k, 1),
-                    &b,
-                    b_strides,
-                    &mut want,
-                    n,
-                    false,
-                );
+                gemm_rows(isa, false, (m, n, k), &a, &b, b_strides, &mut want);
                 for row in want.chunks_exact_mut(n.max(1)) {
                     for j in 0..n {
                         row[j] += bias[j];
