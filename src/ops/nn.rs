@@ -6,7 +6,7 @@
 //! Padding modes are resolved here into the explicit geometry (`Window2d`) that the
 //! `tfhub_kernels::conv` kernels take; NCHW is refused, as TF's CPU kernels refuse it.
 
-use super::fused::EpilogueProducer;
+use super::fused::{ConvSpec, EpilogueProducer};
 use super::kernels::conv::{
     avg_pool_nhwc_f32, conv2d_nhwc_f32_packed, conv2d_uses_gemm, depthwise_conv2d_nhwc_f32_ep,
     max_pool_nhwc_f32, pack_conv_filter, Window2d,
@@ -192,6 +192,7 @@ struct FilterCache {
 
 impl FilterCache {
     /// The packed `f` (`kdim × cout`), from the cache or packed now; `None` to pack per call.
+    /// `eager` packs a filter the first time it is seen (the planner knows it is a constant).
     fn get(
         &self,
         cx: &EvalCtx<'_>,
@@ -199,6 +200,7 @@ impl FilterCache {
         fs: &[f32],
         kdim: usize,
         cout: usize,
+        eager: bool,
     ) -> Option<Arc<PackedB>> {
         let same = |t: &Tensor| {
             t.shape() == f.shape()
@@ -212,7 +214,7 @@ impl FilterCache {
             }
         }
         let addr = fs.as_ptr() as usize;
-        if self.last.swap(addr, Ordering::Relaxed) != addr {
+        if self.last.swap(addr, Ordering::Relaxed) != addr && !eager {
             return None;
         }
         let len = PackedB::packed_len(Isa::best(), kdim, cout)?;
@@ -276,6 +278,41 @@ impl Op for Conv {
 }
 
 impl EpilogueProducer for Conv {
+    fn conv_spec(&self, cx: &EvalCtx<'_>, x: &[usize], f: &Tensor) -> Option<ConvSpec> {
+        let fs = f.as_slice::<f32>().ok()?;
+        let fshape = f.shape();
+        if fshape.len() != 4
+            || x.len() != 4
+            || fshape[2] != x[3]
+            || fshape[0] == 0
+            || fshape[1] == 0
+        {
+            return None;
+        }
+        let geom = window(
+            x,
+            (fshape[0], fshape[1]),
+            self.strides,
+            self.dilations,
+            self.pad,
+        )
+        .ok()?;
+        let cout = if self.depthwise {
+            x[3].checked_mul(fshape[3])?
+        } else {
+            fshape[3]
+        };
+        let packed = (!self.depthwise && cout > 0 && conv2d_uses_gemm(&geom))
+            .then(|| self.cache.get(cx, f, fs, fs.len() / cout, cout, true))
+            .flatten();
+        Some(ConvSpec {
+            geom,
+            depthwise: self.depthwise,
+            cout,
+            packed,
+        })
+    }
+
     fn out_channels(&self, inputs: &[Tensor]) -> Option<usize> {
         let [x, f] = inputs else { return None };
         let fs = f.shape();
@@ -343,7 +380,10 @@ impl EpilogueProducer for Conv {
             depthwise_conv2d_nhwc_f32_ep(Isa::best(), xs, fs, fshape[3], &g, ep, &mut out);
         } else {
             let packed = (cout > 0 && conv2d_uses_gemm(&g))
-                .then(|| self.cache.get(cx, &f, fs, fs.len() / cout.max(1), cout))
+                .then(|| {
+                    self.cache
+                        .get(cx, &f, fs, fs.len() / cout.max(1), cout, false)
+                })
                 .flatten();
             conv2d_nhwc_f32_packed(xs, fs, packed.as_deref(), cout, &g, ep, &mut out);
         }

@@ -9,8 +9,11 @@
 //! `depthwise.rs` holds the explicit AVX-512 / AVX2 depthwise kernels; full convolutions run
 //! on the packed GEMM (`gemm::PackedB`, packed once per filter by the caller when it can).
 
+mod block;
 mod depthwise;
 mod direct;
+
+pub use block::{inverted_residual_f32, InvertedResidual, Pointwise};
 
 use crate::epilogue::Epilogue;
 use crate::gemm::{gemm_packed_f32_with, PackedB};
