@@ -732,6 +732,54 @@ mod tests {
     }
 
     #[test]
+    fn residual_add_after_the_epilogue_is_bit_identical() {
+        use attr_value::Value;
+        let conv = attrs(&[
+            (
+                "strides",
+                Value::List(Box::new(attr_value::ListValue {
+                    i: vec![1, 1, 1, 1],
+                    ..Default::default()
+                })),
+            ),
+            ("padding", Value::S(b"VALID".to_vec())),
+        ]);
+        let step = |op: &str, kind, residual| Tail {
+            op: build(op, BTreeMap::new(), if op == "Relu" { 1 } else { 2 }),
+            kind,
+            x_first: true,
+            residual,
+        };
+        // conv → Mul → AddV2 (per channel) → AddV2 (residual) → Relu (ResNet's order).
+        let f = FusedChain::new(
+            build("Conv2D", conv, 2),
+            2,
+            vec![
+                step("Mul", TailKind::Mul, false),
+                step("AddV2", TailKind::Add, true),
+                step("AddV2", TailKind::Add, true),
+                step("Relu", TailKind::Relu, false),
+            ],
+        );
+        let x = tensor(&[2, 5, 6, 7], 1);
+        let inputs = vec![
+            x,
+            tensor(&[1, 1, 7, 9], 2),
+            tensor(&[9], 3),
+            tensor(&[9], 4),
+            tensor(&[2, 5, 6, 9], 5),
+        ];
+        let (a, b) = run_both(&f, inputs.clone());
+        assert_eq!(a.shape(), [2, 5, 6, 9]);
+        assert_eq!(a.as_slice::<f32>().ok(), b.as_slice::<f32>().ok());
+        // A residual that only broadcasts runs the op (same result as unfused).
+        let mut bcast = inputs;
+        bcast[4] = tensor(&[5, 6, 9], 6);
+        let (a, b) = run_both(&f, bcast);
+        assert_eq!(a.as_slice::<f32>().ok(), b.as_slice::<f32>().ok());
+    }
+
+    #[test]
     fn fused_batch_norm_falls_back_where_tf_would_fail() {
         // FusedBatchNormV3 needs a 4-D input: after a MatMul the unfused op's error stands.
         let f = bn_chain("MatMul", BTreeMap::new());
