@@ -14,6 +14,7 @@ mod compile;
 mod dataflow;
 pub(crate) mod freeze;
 mod fuse;
+mod fuse_gelu;
 pub mod profile;
 mod slim;
 
