@@ -1,6 +1,7 @@
 //! Issue #17's transformer path on TF-checked fixtures: Keras' exact GELU
 //! (`0.5·x·erfc(-x/√2)`, five graph ops) runs as one fused pass (`graph::fuse_gelu`) whose
-//! results are bit-identical to the unfused ops and still match TensorFlow.
+//! results are bit-identical to the unfused ops and still match TensorFlow; so does the
+//! elementwise tail of Keras' `LayerNormalization` (`graph::fuse_layernorm`).
 
 mod common;
 
@@ -15,7 +16,7 @@ fn plan_of(model: &tfhub::Model) -> String {
 }
 
 #[test]
-fn exact_gelu_fuses_bit_identically_and_matches_golden() -> common::TestResult {
+fn gelu_and_layer_norm_fuse_bit_identically_and_match_golden() -> common::TestResult {
     let sig = "serving_default";
     for name in ["gelu_encoder", "attention", "mlp"] {
         let dir = fixture(name);
@@ -28,12 +29,17 @@ fn exact_gelu_fuses_bit_identically_and_matches_golden() -> common::TestResult {
             },
         )?;
         let plan = plan_of(&fused);
+        let plain = plan_of(&unfused);
+        let count = |p: &str, op: &str| p.matches(&format!("op_type: \"{op}\"")).count();
+        assert_eq!(count(&plan, "Erfc"), 0, "{name}: {plan}");
+        assert!(count(&plain, "Erfc") > 0, "{name}");
+        // Each GELU drops two `Mul`s (the fused step keeps the last `Mul`'s node), each layer
+        // norm (one `Rsqrt` each) three (its step sits at the final `AddV2`).
         assert_eq!(
-            plan.matches("op_type: \"Erfc\"").count(),
-            0,
+            count(&plain, "Mul") - count(&plan, "Mul"),
+            2 * count(&plain, "Erfc") + 3 * count(&plain, "Rsqrt"),
             "{name}: {plan}"
         );
-        assert!(plan_of(&unfused).contains("op_type: \"Erfc\""), "{name}");
         let ins = inputs(&fused, &dir, sig);
         let a = fused.signature(sig)?.call(ins.clone())?;
         let b = unfused.signature(sig)?.call(ins)?;

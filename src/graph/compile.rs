@@ -486,6 +486,7 @@ impl<'a> Compiler<'a> {
             let steps = super::fuse::bypass_identity_n(body.nodes, steps, outs);
             let steps = super::fuse::fold_pads(body.nodes, steps, &consts, outs);
             let steps = super::fuse_gelu::fuse_gelu(body.nodes, steps, &consts, outs);
+            let steps = super::fuse_layernorm::fuse_layernorm_tail(body.nodes, steps, outs);
             let (steps, swish) = super::fuse::fuse_swish(body.nodes, steps, &consts, outs);
             (
                 fused,

@@ -15,6 +15,7 @@ mod dataflow;
 pub(crate) mod freeze;
 mod fuse;
 mod fuse_gelu;
+mod fuse_layernorm;
 pub mod profile;
 mod slim;
 
