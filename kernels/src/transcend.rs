@@ -9,7 +9,8 @@
 //! Accuracy (checked against f64 references in the tests): `exp` ≤ 2 ulp (Cephes `expf`
 //! range reduction and polynomial), `sigmoid` and `tanh` ≤ 4 ulp, well inside TF's own float
 //! kernels' error (Eigen's `pexp`, `scalar_logistic_op` and fast `tanh` are approximations
-//! too); `erf`/`erfc` ≤ 4 ulp relative (evaluated in `f64` lanes: fdlibm's rational
+//! too); `erfc` ≤ 4 ulp relative in `f32` lanes (see `erfc_lane`; `erfc_dense_sweep` measures
+//! it); `erf` ≤ 4 ulp relative (evaluated in `f64` lanes: fdlibm's rational
 //! approximation of `erf` below 0.84375, Numerical Recipes' Chebyshev fit `erfcc`, relative
 //! error < 1.2e-7, elsewhere). Results whose magnitude is below the smallest normal `f32` are flushed to zero, as TF
 //! does on CPU (it runs kernels with flush-to-zero set). NaN inputs give NaN.
