@@ -203,6 +203,17 @@ pub fn erf_f32(x: &[f32], out: &mut [f32]) {
     par_chunks(x, out, crate::transcend::erf_serial)
 }
 
+/// `out[i] = (0.5·x[i]) · erfc((-x[i])·c)`: Keras / TF exact GELU with `c = 1/√2` as one pass,
+/// bit-identical to the `Mul`, `Neg`, `Mul`, `Erfc`, `Mul` ops of the graph (see
+/// [`crate::transcend`]).
+///
+/// # Panics
+///
+/// If lengths differ.
+pub fn gelu_f32(x: &[f32], c: f32, out: &mut [f32]) {
+    par_chunks(x, out, |x, o| crate::transcend::gelu_serial(x, c, o))
+}
+
 /// `out[i] = erfc(x[i])` (vectorized, ≤ 4 ulp relative; see [`crate::transcend`]).
 ///
 /// # Panics

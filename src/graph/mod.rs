@@ -14,6 +14,8 @@ mod compile;
 mod dataflow;
 pub(crate) mod freeze;
 mod fuse;
+mod fuse_gelu;
+mod fuse_layernorm;
 pub mod profile;
 mod slim;
 
