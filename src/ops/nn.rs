@@ -8,8 +8,9 @@
 
 use super::fused::EpilogueProducer;
 use super::kernels::conv::{
-    avg_pool_nhwc_f32, conv2d_nhwc_f32_packed, conv2d_uses_gemm, depthwise_conv2d_nhwc_f32_ep,
-    max_pool_nhwc_f32, pack_conv_filter, Window2d,
+    avg_pool_nhwc_f32, conv2d_nhwc_f32_packed, conv2d_uses_gemm, conv2d_uses_winograd,
+    conv2d_winograd_f32, depthwise_conv2d_nhwc_f32_ep, max_pool_nhwc_f32, pack_conv_filter,
+    pack_winograd_filter, Window2d, WinogradFilter,
 };
 use super::kernels::epilogue::Epilogue;
 use super::kernels::gemm::PackedB;
@@ -175,31 +176,43 @@ struct Conv {
     strides: (usize, usize),
     dilations: (usize, usize),
     pad: Padding,
-    cache: FilterCache,
+    cache: FilterCache<PackedB>,
+    /// The Winograd transform of the filter (3×3 stride-1 convolutions with enough channels).
+    wino: FilterCache<WinogradFilter>,
 }
 
-/// The GEMM packing of a `Conv2D` filter, reused while the filter is the same buffer (as
+/// The GEMM packing (or Winograd transform) of a `Conv2D` filter, reused while the filter is the same buffer (as
 /// `MatMul`'s packed right-hand side): the cache holds a clone of the filter tensor (an
 /// `Arc` share), so the buffer can be neither freed nor mutated in place while the cache
 /// refers to it; same address and shape means same contents. A filter is packed the second
 /// time in a row it is seen (frozen weights are the same constant on every call).
-#[derive(Debug, Default)]
-struct FilterCache {
+#[derive(Debug)]
+struct FilterCache<T> {
     /// Address of the last filter buffer seen (a hint, never dereferenced).
     last: AtomicUsize,
-    packed: Mutex<Option<(Tensor, Arc<PackedB>)>>,
+    packed: Mutex<Option<(Tensor, Arc<T>)>>,
 }
 
-impl FilterCache {
-    /// The packed `f` (`kdim × cout`), from the cache or packed now; `None` to pack per call.
+impl<T> Default for FilterCache<T> {
+    fn default() -> Self {
+        FilterCache {
+            last: AtomicUsize::new(0),
+            packed: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> FilterCache<T> {
+    /// The packing of `f` from the cache, or made now by `pack` (`len` floats, checked
+    /// against the memory limit); `None` to pack per call.
     fn get(
         &self,
         cx: &EvalCtx<'_>,
         f: &Tensor,
         fs: &[f32],
-        kdim: usize,
-        cout: usize,
-    ) -> Option<Arc<PackedB>> {
+        len: Option<usize>,
+        pack: impl FnOnce() -> T,
+    ) -> Option<Arc<T>> {
         let same = |t: &Tensor| {
             t.shape() == f.shape()
                 && t.as_slice::<f32>()
@@ -215,9 +228,8 @@ impl FilterCache {
         if self.last.swap(addr, Ordering::Relaxed) != addr {
             return None;
         }
-        let len = PackedB::packed_len(Isa::best(), kdim, cout)?;
-        cx.limits().check_alloc(len, DType::F32).ok()?;
-        let p = Arc::new(pack_conv_filter(fs, kdim, cout));
+        cx.limits().check_alloc(len?, DType::F32).ok()?;
+        let p = Arc::new(pack());
         // The GEMM reads only the packing from now on: a mapped filter's pages can go.
         f.release_mapped();
         *slot = Some((f.clone(), p.clone()));
@@ -239,6 +251,7 @@ impl Conv {
             },
             pad: padding(cx)?,
             cache: FilterCache::default(),
+            wino: FilterCache::default(),
         }))
     }
 }
@@ -341,13 +354,58 @@ impl EpilogueProducer for Conv {
         let (shape, mut out) = alloc_out(cx, &g, cout)?;
         if self.depthwise {
             depthwise_conv2d_nhwc_f32_ep(Isa::best(), xs, fs, fshape[3], &g, ep, &mut out);
-        } else {
+        } else if !(conv2d_uses_winograd(&g, cout)
+            && self.winograd(cx, xs, &f, fs, &g, cout, ep, &mut out))
+        {
             let packed = (cout > 0 && conv2d_uses_gemm(&g))
-                .then(|| self.cache.get(cx, &f, fs, fs.len() / cout.max(1), cout))
+                .then(|| {
+                    let kdim = fs.len() / cout.max(1);
+                    let len = PackedB::packed_len(Isa::best(), kdim, cout);
+                    self.cache
+                        .get(cx, &f, fs, len, || pack_conv_filter(fs, kdim, cout))
+                })
                 .flatten();
             conv2d_nhwc_f32_packed(xs, fs, packed.as_deref(), cout, &g, ep, &mut out);
         }
         Ok(Tensor::from_vec(&shape, out)?)
+    }
+}
+
+impl Conv {
+    /// The convolution by Winograd F(2×2, 3×3) with the cached filter transform (transformed
+    /// for this call until the cache holds it, so every call takes the same path). False,
+    /// leaving `out` untouched, if the transform would exceed the memory limit: the direct
+    /// path runs instead.
+    #[allow(clippy::too_many_arguments)]
+    fn winograd(
+        &self,
+        cx: &EvalCtx<'_>,
+        x: &[f32],
+        f: &Tensor,
+        fs: &[f32],
+        g: &Window2d,
+        cout: usize,
+        ep: &Epilogue<'_>,
+        out: &mut [f32],
+    ) -> bool {
+        let cin = g.input[3];
+        let len = WinogradFilter::packed_len(cin, cout);
+        if len.is_none_or(|l| cx.limits().check_alloc(l, DType::F32).is_err()) {
+            return false;
+        }
+        let cached = self
+            .wino
+            .get(cx, f, fs, len, || pack_winograd_filter(fs, cin, cout));
+        let owned;
+        let wf = match cached.as_deref() {
+            Some(w) => w,
+            None => {
+                owned = pack_winograd_filter(fs, cin, cout);
+                &owned
+            }
+        };
+        conv2d_winograd_f32(x, wf, g, ep, out);
+        true
     }
 }
 
@@ -389,6 +447,7 @@ pub(crate) fn conv_padded(
         },
         pad: Padding::Explicit(pads),
         cache: FilterCache::default(),
+        wino: FilterCache::default(),
     }))
 }
 
@@ -617,6 +676,7 @@ mod tests {
             dilations: (1, 1),
             pad: Padding::Same,
             cache: FilterCache::default(),
+            wino: FilterCache::default(),
         };
         let session = Session::new(".".into(), None, Default::default());
         let mut cx = EvalCtx::new(&session);

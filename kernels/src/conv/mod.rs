@@ -11,6 +11,12 @@
 
 mod depthwise;
 mod direct;
+mod winograd;
+
+pub use winograd::{
+    conv2d_uses_winograd, conv2d_winograd_f32, conv2d_winograd_f32_with, pack_winograd_filter,
+    pack_winograd_filter_with, WinogradFilter,
+};
 
 use crate::epilogue::Epilogue;
 use crate::gemm::{gemm_packed_f32_with, PackedB};
