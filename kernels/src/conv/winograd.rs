@@ -25,9 +25,9 @@
 //!
 //! Work is split into blocks of tiles: each block's input transform (`V`, `16 × tiles × cin`),
 //! 16 GEMMs and output transform (with the epilogue) run on one thread while `V` and `M`
-//! stay in L2. When there are too few blocks to feed the pool (small maps at batch 1), the
-//! three phases run one after another over all tiles, each split over the pool (the GEMMs
-//! over the 16 points).
+//! stay in L2, blocks split evenly over the pool. When that would make blocks of fewer than
+//! 48 tiles (small maps at batch 1), the three phases run one after another over all tiles,
+//! each split over the pool (the GEMMs over the 16 points).
 //!
 //! `TFHUB_NO_WINOGRAD=1` in the environment (read once) turns the path off, for comparisons.
 
@@ -38,6 +38,10 @@ use crate::simd::{multiversion, Isa};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
+/// Fewest tiles per block when splitting blocks over the pool; smaller splits run the three
+/// phases over the whole map instead ([`whole`]).
+const MIN_BLOCK: usize = 48;
+
 /// Transform points per tile (4×4).
 const POINTS: usize = 16;
 /// Output tile side.
@@ -45,9 +49,12 @@ const TILE: usize = 2;
 /// Channels per step of the transforms (a few AVX-512 vectors; the temporaries stay in L1).
 const CH: usize = 64;
 
-/// Minimum input and output channels for the Winograd path. Below this the per-point GEMMs
-/// are too thin for the packed kernel and the transforms cost as much as they save.
-const MIN_CHANNELS: usize = 32;
+/// Minimum input and output channels for the Winograd path. Measured on one Zen 4 core
+/// (thread CPU time, AVX-512, against the im2col + packed GEMM path): 16 → 16 channels at
+/// 56×56 ran 1.07× faster, 32 → 16 at 112×112 1.49×, 64 → 64 at 56×56 1.48×, 256 → 256 at
+/// 14×14 1.8×. Below 16 the per-point GEMMs are thinner than a microkernel tile and the
+/// transforms cost more than they save.
+const MIN_CHANNELS: usize = 16;
 
 /// Minimum tiles (2×2 output blocks over the batch) for the Winograd path. Each point's GEMM
 /// streams its whole `cin × cout` filter transform, 16/9 the bytes of the filter, for `tiles`
@@ -64,7 +71,7 @@ fn disabled() -> bool {
 }
 
 /// True if `Conv2D` with this geometry and `cout` output channels runs as Winograd
-/// F(2×2, 3×3): a 3×3 kernel, stride 1, no dilation, at least 32 input and output channels,
+/// F(2×2, 3×3): a 3×3 kernel, stride 1, no dilation, at least 16 input and output channels,
 /// an output at least 2×2 with at least 40 tiles over the batch, and `TFHUB_NO_WINOGRAD`
 /// unset.
 pub fn conv2d_uses_winograd(geom: &Window2d, cout: usize) -> bool {
@@ -239,15 +246,15 @@ pub fn conv2d_winograd_f32_with(
         total: n * oh.div_ceil(TILE) * ow.div_ceil(TILE),
     };
     // A block's V and M (16 points × tiles × channels) in about 512 KB of L2, in multiples of
-    // 12 tiles (the row block of every GEMM kernel).
-    let tb = ((1 << 17) / (POINTS * (cin + cout)))
-        .clamp(1, 20)
-        .saturating_mul(12)
-        .min(tiles.total.div_ceil(12) * 12);
-    let blocks = tiles.total.div_ceil(tb);
+    // 12 tiles (the row block of every GEMM kernel); the blocks split evenly over the pool.
+    let cap = ((1 << 17) / (POINTS * (cin + cout))).clamp(1, 20) * 12;
     let threads = rayon::current_num_threads();
+    let blocks = tiles.total.div_ceil(cap).div_ceil(threads) * threads;
+    let tb = tiles.total.div_ceil(blocks).div_ceil(12) * 12;
+    let blocks = tiles.total.div_ceil(tb);
     let op = OutPtr(out.as_mut_ptr());
-    if threads > 1 && blocks < 2 * threads {
+    if threads > 1 && tb < MIN_BLOCK {
+        // Blocks this small would each stream all 16 point filters for a few rows.
         whole(isa, input, wf, geom, ep, tiles, op);
         return;
     }
@@ -352,6 +359,27 @@ fn whole(
     });
 }
 
+/// `dst.copy_from_slice(src)`, as a fixed-length copy (vector moves, no `memcpy` call) for
+/// runs of 64, 32 or 16 channels: the transforms copy 20 runs per tile.
+#[inline(always)]
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    fn fixed<const N: usize>(dst: &mut [f32], src: &[f32]) -> bool {
+        match (<&mut [f32; N]>::try_from(dst), <&[f32; N]>::try_from(src)) {
+            (Ok(d), Ok(s)) => {
+                *d = *s;
+                true
+            }
+            _ => false,
+        }
+    }
+    match dst.len() {
+        CH => assert!(fixed::<CH>(dst, src)),
+        32 => assert!(fixed::<32>(dst, src)),
+        16 => assert!(fixed::<16>(dst, src)),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
 multiversion! {
     /// Input transform of tile `(b, ty, tx)`: `V_t[i] = (Bᵀ d B)_t` for each point `t`, where
     /// `d` is the 4×4 input patch at `(2·ty - pad_top, 2·tx - pad_left)` (zero outside the
@@ -366,57 +394,96 @@ multiversion! {
         nt: usize,
         i: usize,
     ) {
-        let [_, h, w, cin] = geom.input;
-        let (b, ty, tx) = tile;
-        let y0 = (ty * TILE) as isize - geom.pads.0 as isize;
-        let x0 = (tx * TILE) as isize - geom.pads.1 as isize;
+        let cin = geom.input[3];
         let mut c0 = 0;
         while c0 < cin {
+            // Arrays sized to the run, so narrow layers do not transform padding lanes.
             let ch = (cin - c0).min(CH);
-            let mut d = [[[0.0f32; CH]; 4]; 4];
-            for (r, drow) in d.iter_mut().enumerate() {
-                let y = y0 + r as isize;
-                if y < 0 || y >= h as isize {
-                    continue;
-                }
-                for (q, dv) in drow.iter_mut().enumerate() {
-                    let x = x0 + q as isize;
-                    if x < 0 || x >= w as isize {
-                        continue;
-                    }
-                    let src = ((b * h + y as usize) * w + x as usize) * cin + c0;
-                    dv[..ch].copy_from_slice(&input[src..src + ch]);
-                }
-            }
-            // Columns of Bᵀ d: t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3 (rows).
-            let mut t = [[[0.0f32; CH]; 4]; 4];
-            for q in 0..4 {
-                for c in 0..CH {
-                    let (d0, d1, d2, d3) = (d[0][q][c], d[1][q][c], d[2][q][c], d[3][q][c]);
-                    t[0][q][c] = d0 - d2;
-                    t[1][q][c] = d1 + d2;
-                    t[2][q][c] = d2 - d1;
-                    t[3][q][c] = d1 - d3;
-                }
-            }
-            // (Bᵀ d) B: the same combination along each row.
-            for (r, trow) in t.iter().enumerate() {
-                let mut o = [[0.0f32; CH]; 4];
-                for c in 0..CH {
-                    let (a0, a1, a2, a3) = (trow[0][c], trow[1][c], trow[2][c], trow[3][c]);
-                    o[0][c] = a0 - a2;
-                    o[1][c] = a1 + a2;
-                    o[2][c] = a2 - a1;
-                    o[3][c] = a1 - a3;
-                }
-                for (q, ov) in o.iter().enumerate() {
-                    let dst = ((r * 4 + q) * nt + i) * cin + c0;
-                    // SAFETY: row i of point plane r*4+q, inside V (caller's contract).
-                    let dst = unsafe { std::slice::from_raw_parts_mut(v.0.add(dst), ch) };
-                    dst.copy_from_slice(&ov[..ch]);
-                }
+            let at = (tile, nt, i, c0, ch);
+            if ch > CH / 2 {
+                input_chunk::<CH>(input, geom, v, at);
+            } else if ch > CH / 4 {
+                input_chunk::<{ CH / 2 }>(input, geom, v, at);
+            } else {
+                input_chunk::<{ CH / 4 }>(input, geom, v, at);
             }
             c0 += CH;
+        }
+    }
+}
+
+/// Where a transform chunk works: `(tile, nt, i, c0, ch)`, channels `c0..c0 + ch` of tile
+/// `i` (coordinates `tile`) of a block of `nt`.
+type ChunkAt = ((usize, usize, usize), usize, usize, usize, usize);
+
+/// Channels `c0..c0 + ch` (`ch <= C`) of [`input_tile_with`] (same contract).
+#[inline(always)]
+fn input_chunk<const C: usize>(input: &[f32], geom: &Window2d, v: OutPtr, at: ChunkAt) {
+    let [_, h, w, cin] = geom.input;
+    let ((b, ty, tx), nt, i, c0, ch) = at;
+    let y0 = (ty * TILE) as isize - geom.pads.0 as isize;
+    let x0 = (tx * TILE) as isize - geom.pads.1 as isize;
+    // The 16 pixels' channel runs, read in place when the run is a whole `C` (the usual
+    // case: channel counts are multiples of 16); zeros outside the input; a zero-padded
+    // copy for a ragged last run.
+    let zeros = [0.0f32; C];
+    let mut d: [[&[f32; C]; 4]; 4] = [[&zeros; 4]; 4];
+    let whole = ch == C;
+    let mut tails = if whole {
+        None
+    } else {
+        Some([[[0.0f32; C]; 4]; 4])
+    };
+    let mut tails_rows = tails.as_mut().map(|t| t.iter_mut());
+    for (r, drow) in d.iter_mut().enumerate() {
+        let mut trow = tails_rows
+            .as_mut()
+            .and_then(|t| t.next())
+            .map(|t| t.iter_mut());
+        let y = y0 + r as isize;
+        for (q, dv) in drow.iter_mut().enumerate() {
+            let tv = trow.as_mut().and_then(|t| t.next());
+            let x = x0 + q as isize;
+            if y < 0 || y >= h as isize || x < 0 || x >= w as isize {
+                continue;
+            }
+            let src = &input[((b * h + y as usize) * w + x as usize) * cin + c0..][..ch];
+            match (<&[f32; C]>::try_from(src), tv) {
+                (Ok(run), _) => *dv = run,
+                (Err(_), Some(tv)) => {
+                    tv[..ch].copy_from_slice(src);
+                    *dv = tv;
+                }
+                (Err(_), None) => unreachable!("a ragged run has a tail buffer"),
+            }
+        }
+    }
+    // Columns of Bᵀ d: t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3 (rows).
+    let mut t = [[[0.0f32; C]; 4]; 4];
+    for q in 0..4 {
+        for c in 0..C {
+            let (d0, d1, d2, d3) = (d[0][q][c], d[1][q][c], d[2][q][c], d[3][q][c]);
+            t[0][q][c] = d0 - d2;
+            t[1][q][c] = d1 + d2;
+            t[2][q][c] = d2 - d1;
+            t[3][q][c] = d1 - d3;
+        }
+    }
+    // (Bᵀ d) B: the same combination along each row.
+    for (r, trow) in t.iter().enumerate() {
+        let mut o = [[0.0f32; C]; 4];
+        for c in 0..C {
+            let (a0, a1, a2, a3) = (trow[0][c], trow[1][c], trow[2][c], trow[3][c]);
+            o[0][c] = a0 - a2;
+            o[1][c] = a1 + a2;
+            o[2][c] = a2 - a1;
+            o[3][c] = a1 - a3;
+        }
+        for (q, ov) in o.iter().enumerate() {
+            let dst = ((r * 4 + q) * nt + i) * cin + c0;
+            // SAFETY: row i of point plane r*4+q, inside V (caller's contract).
+            let dst = unsafe { std::slice::from_raw_parts_mut(v.0.add(dst), ch) };
+            copy_run(dst, &ov[..ch]);
         }
     }
 }
@@ -436,40 +503,53 @@ multiversion! {
         tile: (usize, usize, usize),
         out: OutPtr,
     ) {
-        let (oh, ow) = geom.output;
-        let (b, ty, tx) = tile;
-        let (y0, x0) = (ty * TILE, tx * TILE);
-        let rows = (oh - y0).min(TILE);
-        let cols = (ow - x0).min(TILE);
-        let pix = |r: usize, q: usize| ((b * oh + y0 + r) * ow + x0 + q) * cout;
         let mut c0 = 0;
         while c0 < cout {
             let ch = (cout - c0).min(CH);
-            let mut s = [[[0.0f32; CH]; 4]; 2];
-            // Aᵀ M: s0 = m0 + m1 + m2, s1 = m1 - m2 - m3 (rows of the 4×4 point grid).
-            for q in 0..4 {
-                let at = |r: usize| &m[((r * 4 + q) * nt + i) * cout + c0..][..ch];
-                let (m0, m1, m2, m3) = (at(0), at(1), at(2), at(3));
-                for c in 0..ch {
-                    s[0][q][c] = m0[c] + m1[c] + m2[c];
-                    s[1][q][c] = m1[c] - m2[c] - m3[c];
-                }
-            }
-            for (r, srow) in s.iter().enumerate().take(rows) {
-                let mut y = [[0.0f32; CH]; 2];
-                for c in 0..CH {
-                    let (a0, a1, a2, a3) = (srow[0][c], srow[1][c], srow[2][c], srow[3][c]);
-                    y[0][c] = a0 + a1 + a2;
-                    y[1][c] = a1 - a2 - a3;
-                }
-                for (q, yv) in y.iter().enumerate().take(cols) {
-                    // SAFETY: pixel (y0 + r, x0 + q) is inside the output (r < rows,
-                    // q < cols) and owned by this call (caller's contract).
-                    let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(pix(r, q) + c0), ch) };
-                    dst.copy_from_slice(&yv[..ch]);
-                }
+            let at = (tile, nt, i, c0, ch);
+            if ch > CH / 2 {
+                output_chunk::<CH>(m, geom, cout, out, at);
+            } else if ch > CH / 4 {
+                output_chunk::<{ CH / 2 }>(m, geom, cout, out, at);
+            } else {
+                output_chunk::<{ CH / 4 }>(m, geom, cout, out, at);
             }
             c0 += CH;
+        }
+    }
+}
+
+/// Channels `c0..c0 + ch` (`ch <= C`) of [`output_tile_with`] (same contract).
+#[inline(always)]
+fn output_chunk<const C: usize>(m: &[f32], geom: &Window2d, cout: usize, out: OutPtr, at: ChunkAt) {
+    let (oh, ow) = geom.output;
+    let ((b, ty, tx), nt, i, c0, ch) = at;
+    let (y0, x0) = (ty * TILE, tx * TILE);
+    let rows = (oh - y0).min(TILE);
+    let cols = (ow - x0).min(TILE);
+    let mut s = [[[0.0f32; C]; 4]; 2];
+    // Aᵀ M: s0 = m0 + m1 + m2, s1 = m1 - m2 - m3 (rows of the 4×4 point grid).
+    for q in 0..4 {
+        let at = |r: usize| &m[((r * 4 + q) * nt + i) * cout + c0..][..ch];
+        let (m0, m1, m2, m3) = (at(0), at(1), at(2), at(3));
+        for c in 0..ch {
+            s[0][q][c] = m0[c] + m1[c] + m2[c];
+            s[1][q][c] = m1[c] - m2[c] - m3[c];
+        }
+    }
+    for (r, srow) in s.iter().enumerate().take(rows) {
+        let mut y = [[0.0f32; C]; 2];
+        for c in 0..C {
+            let (a0, a1, a2, a3) = (srow[0][c], srow[1][c], srow[2][c], srow[3][c]);
+            y[0][c] = a0 + a1 + a2;
+            y[1][c] = a1 - a2 - a3;
+        }
+        for (q, yv) in y.iter().enumerate().take(cols) {
+            let o = ((b * oh + y0 + r) * ow + x0 + q) * cout + c0;
+            // SAFETY: pixel (y0 + r, x0 + q) is inside the output (r < rows, q < cols) and
+            // owned by this call (caller's contract).
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(o), ch) };
+            copy_run(dst, &yv[..ch]);
         }
     }
 }
@@ -672,7 +752,7 @@ mod tests {
             return;
         }
         assert!(conv2d_uses_winograd(&g, 64));
-        assert!(!conv2d_uses_winograd(&g, 16));
+        assert!(!conv2d_uses_winograd(&g, 8));
         for bad in [
             Window2d {
                 strides: (2, 2),
