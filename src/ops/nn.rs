@@ -703,6 +703,68 @@ mod tests {
     }
 
     #[test]
+    fn conv2d_winograd_path_is_cached_and_matches_the_direct_kernel() {
+        use super::super::kernels::conv::{conv2d_nhwc_f32, conv2d_uses_winograd};
+        use super::{Conv, FilterCache, Padding, Window2d};
+        use crate::ops::{EvalCtx, Op, Session};
+        let conv = |pad| Conv {
+            depthwise: false,
+            strides: (1, 1),
+            dilations: (1, 1),
+            pad,
+            cache: FilterCache::default(),
+            wino: FilterCache::default(),
+        };
+        let session = Session::new(".".into(), None, Default::default());
+        let mut cx = EvalCtx::new(&session);
+        let val = |n: usize, k: f32| (0..n).map(|i| ((i * 37) % 23) as f32 * k - 0.5).collect();
+        let (h, w, cin, cout) = (15, 13, 24, 20);
+        let x = t(&[1, h, w, cin], val(h * w * cin, 0.05));
+        let f = t(&[3, 3, cin, cout], val(9 * cin * cout, 0.01));
+        for (pad, pads, out) in [
+            (Padding::Same, (1, 1), (h, w)),
+            (Padding::Valid, (0, 0), (h - 2, w - 2)),
+        ] {
+            let g = Window2d {
+                input: [1, h, w, cin],
+                kernel: (3, 3),
+                strides: (1, 1),
+                dilations: (1, 1),
+                pads,
+                output: out,
+            };
+            let mut direct = vec![0.0f32; out.0 * out.1 * cout];
+            conv2d_nhwc_f32(
+                x.as_slice::<f32>().unwrap(),
+                f.as_slice::<f32>().unwrap(),
+                cout,
+                &g,
+                &mut direct,
+            );
+            // Calls 1 and 2 transform the filter for the call, call 3 reads the cached
+            // transform: every call the same path and the same bits.
+            let op = conv(pad);
+            let mut first: Option<Vec<f32>> = None;
+            for _ in 0..3 {
+                let got = op.eval(&mut cx, vec![x.clone(), f.clone()]).unwrap()[0]
+                    .as_slice::<f32>()
+                    .unwrap()
+                    .to_vec();
+                for (a, b) in got.iter().zip(&direct) {
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+                }
+                match &first {
+                    Some(want) => assert_eq!(&got, want),
+                    None => first = Some(got),
+                }
+            }
+            let winograd = conv2d_uses_winograd(&g, cout);
+            assert_eq!(op.wino.packed.lock().unwrap().is_some(), winograd);
+            assert_eq!(op.cache.packed.lock().unwrap().is_some(), !winograd);
+        }
+    }
+
+    #[test]
     fn depthwise_conv() {
         // fd = concat([f, -f*0.5], axis=3); R.DepthwiseConv2dNative(input=x[:,:3,:3,:],
         //   filter=fd, strides=[1,1,1,1], padding="SAME")
