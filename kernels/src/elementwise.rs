@@ -101,6 +101,20 @@ multiversion! {
     }
 }
 
+multiversion! {
+    /// `x[i] += b[i]` in place (a residual connection added to a producer's output).
+    ///
+    /// # Panics
+    ///
+    /// If the lengths differ.
+    pub fn add_assign_f32 / add_assign_f32_with(x: &mut [f32], b: &[f32]) {
+        assert_eq!(x.len(), b.len(), "add_assign_f32: length mismatch");
+        for (o, &y) in x.iter_mut().zip(b) {
+            *o += y;
+        }
+    }
+}
+
 /// `out[i] = a[i] + b[i]`. # Panics: if lengths differ.
 pub fn add_f32(a: &[f32], b: &[f32], out: &mut [f32]) {
     binary_f32(BinaryOp::Add, a, b, out)

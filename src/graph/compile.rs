@@ -488,7 +488,7 @@ impl<'a> Compiler<'a> {
             let (steps, swish) = super::fuse::fuse_swish(body.nodes, steps, &consts, outs);
             (
                 fused,
-                super::fuse::fuse_epilogues(body.nodes, steps, outs, &swish),
+                super::fuse::fuse_epilogues(body.nodes, steps, &consts, outs, &swish),
             )
         } else {
             (HashSet::new(), steps)

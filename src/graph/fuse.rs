@@ -16,6 +16,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::compile::{use_counts, PendingStep, Src};
+
+mod block;
 use crate::ops::fused::{FusedChain, PaddedConv, Swish, SwishBeta, Tail, TailKind};
 use crate::ops::Op;
 use crate::proto::{attr_value, NodeDef};
@@ -310,6 +312,7 @@ fn tail_kind(
 pub(super) fn fuse_epilogues(
     nodes: &[NodeDef],
     steps: Vec<PendingStep>,
+    consts: &HashMap<Src, Tensor>,
     outs: &[Src],
     swish: &HashSet<usize>,
 ) -> Vec<PendingStep> {
@@ -366,8 +369,9 @@ pub(super) fn fuse_epilogues(
         return steps;
     }
     let mut slots: Vec<Option<PendingStep>> = steps.into_iter().map(Some).collect();
+    let mut built = Vec::new();
     for chain in chains {
-        let Some((_, head, mut inputs)) = slots[chain[0].0].take() else {
+        let Some((head_ni, head, mut inputs)) = slots[chain[0].0].take() else {
             continue;
         };
         let head_inputs = inputs.len();
@@ -389,13 +393,27 @@ pub(super) fn fuse_epilogues(
             } else {
                 &nodes[ni].op
             });
-            tail.push(Tail { op, kind, x_first });
+            let residual = matches!(nodes[ni].op.as_str(), "Add" | "AddV2");
+            tail.push(Tail {
+                op,
+                kind,
+                x_first,
+                residual,
+            });
             last_ni = ni;
         }
         let last_si = chain[chain.len() - 1].0;
-        let fused: Box<dyn Op> =
-            Box::new(FusedChain::new(head, head_inputs, tail).with_label(label));
-        slots[last_si] = Some((last_ni, fused, inputs));
+        built.push(block::Built {
+            slot: last_si,
+            ni: last_ni,
+            head_ni,
+            chain: FusedChain::new(head, head_inputs, tail).with_label(label),
+            inputs,
+        });
+    }
+    let built = block::group(nodes, consts, outs, &mut slots, built);
+    for b in built {
+        slots[b.slot] = Some((b.ni, Box::new(b.chain) as Box<dyn Op>, b.inputs));
     }
     slots.into_iter().flatten().collect()
 }

@@ -16,9 +16,15 @@
 //! `factor = rsqrt(variance + epsilon) * scale`, computed per call from the current
 //! parameters (one value per channel, so its cost is negligible next to the producer).
 
+use crate::ops::kernels::conv::Window2d;
 use crate::ops::kernels::epilogue::{Activation, ChannelOp, Epilogue};
+use crate::ops::kernels::gemm::PackedB;
 use crate::ops::{EvalCtx, Op, OpError};
 use crate::tensor::{DType, Tensor};
+use std::sync::Arc;
+
+mod block;
+pub(crate) use block::InvertedResidual;
 
 /// A producer that can apply an [`Epilogue`] to its output 0 (channels = last dimension).
 pub trait EpilogueProducer {
@@ -33,6 +39,28 @@ pub trait EpilogueProducer {
         inputs: Vec<Tensor>,
         ep: &Epilogue<'_>,
     ) -> Result<Tensor, OpError>;
+
+    /// For a convolution: its geometry over an `f32` input of shape `x` with this (`f32`)
+    /// filter, and the filter's GEMM packing when it has one (packed now if need be: the
+    /// planner builds blocks only on constant filters), so a fused block
+    /// ([`InvertedResidual`]) can run it on parts of its input; `None` when the shapes are
+    /// invalid (the op's own evaluation reports the error) or the producer is no convolution.
+    fn conv_spec(&self, _cx: &EvalCtx<'_>, _x: &[usize], _filter: &Tensor) -> Option<ConvSpec> {
+        None
+    }
+}
+
+/// What [`EpilogueProducer::conv_spec`] tells about a convolution.
+#[derive(Debug)]
+pub struct ConvSpec {
+    /// Geometry over the input (`input[3]` the input channels).
+    pub geom: Window2d,
+    /// Depthwise (filter `[kh, kw, cin, multiplier]`) rather than full (HWIO).
+    pub depthwise: bool,
+    /// Output channels.
+    pub cout: usize,
+    /// The packed filter of a full convolution that runs as a GEMM, once packed.
+    pub packed: Option<Arc<PackedB>>,
 }
 
 /// What a tail op does to the chain value `x`, given its side operand `v`.
@@ -86,6 +114,9 @@ pub(crate) struct Tail {
     pub kind: TailKind,
     /// For binary steps: whether the chain value is the op's first input.
     pub x_first: bool,
+    /// `Add` / `AddV2` (not `BiasAdd`): a side operand of the output's full shape (a residual
+    /// connection) is added in place after the producer.
+    pub residual: bool,
 }
 
 /// The fused op: inputs are the producer's, then each tail step's side operands in order.
@@ -148,19 +179,20 @@ impl FusedChain {
         Some(factors)
     }
 
-    /// The epilogue if every side operand is an `f32` vector of `channels` values laid out
-    /// along the last axis (`[C]` or `[1, .., 1, C]` of rank <= `out_rank`); `factors` are
-    /// [`Self::batch_norm_factors`].
+    /// The epilogue of the longest prefix of the tail whose side operands are `f32` vectors
+    /// of `channels` values laid out along the last axis (`[C]` or `[1, .., 1, C]` of rank
+    /// <= `out_rank`), and how many tail steps and side operands it covers; `factors` are
+    /// [`Self::batch_norm_factors`]. The steps after the prefix (a residual `Add` of a full
+    /// tensor, and what follows it) run after the producer ([`Self::run_tail`]).
     fn epilogue<'a>(
         &self,
         sides: &'a [Tensor],
         factors: &'a [Vec<f32>],
         channels: usize,
         out_rank: usize,
-    ) -> Option<(Vec<ChannelOp<'a>>, Activation)> {
+    ) -> Option<FastEpilogue<'a>> {
         let mut ops = Vec::new();
         let mut act = Activation::None;
-        let mut sides = sides.iter();
         let mut factors = factors.iter();
         let vec = |t: &'a Tensor| -> Option<&'a [f32]> {
             let s = t.shape();
@@ -174,20 +206,23 @@ impl FusedChain {
                 None
             }
         };
+        let (mut tails, mut at) = (0, 0);
         for t in &self.tail {
             match t.kind {
                 TailKind::Relu => act = Activation::Relu,
                 TailKind::Relu6 => act = Activation::Relu6,
                 TailKind::Swish => act = Activation::Swish,
                 TailKind::BatchNorm { .. } => {
-                    let (_scale, offset, mean, _var) =
-                        (sides.next()?, sides.next()?, sides.next()?, sides.next()?);
-                    ops.push(ChannelOp::Sub(vec(mean)?));
+                    let p = sides.get(at..at + 4)?;
+                    let (Some(mean), Some(offset)) = (vec(&p[2]), vec(&p[1])) else {
+                        break;
+                    };
+                    ops.push(ChannelOp::Sub(mean));
                     ops.push(ChannelOp::Mul(factors.next()?));
-                    ops.push(ChannelOp::Add(vec(offset)?));
+                    ops.push(ChannelOp::Add(offset));
                 }
                 kind => {
-                    let v = vec(sides.next()?)?;
+                    let Some(v) = vec(sides.get(at)?) else { break };
                     ops.push(match kind {
                         TailKind::Add => ChannelOp::Add(v),
                         TailKind::Mul => ChannelOp::Mul(v),
@@ -196,31 +231,36 @@ impl FusedChain {
                     });
                 }
             }
+            tails += 1;
+            at += t.kind.sides();
         }
-        Some((ops, act))
+        Some(FastEpilogue {
+            ops,
+            act,
+            tails,
+            sides: at,
+        })
     }
 
-    /// The original ops one after the other.
-    fn eval_unfused(
-        &self,
+    /// Runs `tail` on `x`, taking side operands from `sides`: each step's original op, except
+    /// an `Add`/`AddV2` of an `f32` operand of exactly `x`'s shape (a residual connection),
+    /// which adds in place (the same rounding as the op).
+    fn run_tail(
         cx: &mut EvalCtx<'_>,
-        mut inputs: Vec<Tensor>,
-    ) -> Result<Vec<Tensor>, OpError> {
-        let sides = inputs.split_off(self.head_inputs);
-        let mut outs = self.head.eval(cx, inputs)?;
-        if outs.is_empty() {
-            return Err(OpError::invalid("fused producer returned no output"));
-        }
-        let mut x = outs.swap_remove(0);
+        mut x: Tensor,
+        tail: &[Tail],
+        sides: Vec<Tensor>,
+    ) -> Result<Tensor, OpError> {
         let mut sides = sides.into_iter();
-        for t in &self.tail {
+        for t in tail {
             let ins = match t.kind {
                 TailKind::Relu | TailKind::Relu6 | TailKind::Swish => vec![x],
                 TailKind::BatchNorm { .. } => {
                     let mut ins = vec![x];
-                    ins.extend(sides.by_ref().take(4));
-                    if ins.len() != 5 {
-                        return Err(OpError::invalid("fused chain is missing an operand"));
+                    for _ in 0..4 {
+                        ins.push(sides.next().ok_or_else(|| {
+                            OpError::invalid("fused batch norm is missing an operand")
+                        })?);
                     }
                     ins
                 }
@@ -228,6 +268,9 @@ impl FusedChain {
                     let v = sides
                         .next()
                         .ok_or_else(|| OpError::invalid("fused chain is missing an operand"))?;
+                    if t.residual && t.kind == TailKind::Add && add_in_place(&mut x, &v) {
+                        continue;
+                    }
                     if t.x_first {
                         vec![x, v]
                     } else {
@@ -241,8 +284,45 @@ impl FusedChain {
             }
             x = outs.swap_remove(0);
         }
-        Ok(vec![x])
+        Ok(x)
     }
+
+    /// The original ops one after the other.
+    fn eval_unfused(
+        &self,
+        cx: &mut EvalCtx<'_>,
+        mut inputs: Vec<Tensor>,
+    ) -> Result<Vec<Tensor>, OpError> {
+        let sides = inputs.split_off(self.head_inputs);
+        let mut outs = self.head.eval(cx, inputs)?;
+        if outs.is_empty() {
+            return Err(OpError::invalid("fused producer returned no output"));
+        }
+        let x = outs.swap_remove(0);
+        Ok(vec![Self::run_tail(cx, x, &self.tail, sides)?])
+    }
+}
+
+/// `x += v` elementwise when both are `f32` of the same shape (bit-identical to `AddV2`,
+/// whose sum commutes); false (nothing done) otherwise.
+fn add_in_place(x: &mut Tensor, v: &Tensor) -> bool {
+    if x.shape() != v.shape() || x.dtype() != DType::F32 {
+        return false;
+    }
+    let (Ok(vs), Ok(xs)) = (v.as_slice::<f32>(), x.as_mut_slice::<f32>()) else {
+        return false;
+    };
+    crate::ops::kernels::elementwise::add_assign_f32(xs, vs);
+    true
+}
+
+/// The fused part of a chain's tail: per-channel steps, the activation, and how many tail
+/// steps and side operands they cover.
+struct FastEpilogue<'a> {
+    ops: Vec<ChannelOp<'a>>,
+    act: Activation,
+    tails: usize,
+    sides: usize,
 }
 
 impl Op for FusedChain {
@@ -263,13 +343,16 @@ impl Op for FusedChain {
         let fast = channels
             .zip(factors.as_deref())
             .and_then(|(c, f)| self.epilogue(sides, f, c, out_rank));
-        let Some((ops, act)) = fast else {
+        let Some(fe) = fast else {
             return self.eval_unfused(cx, inputs);
         };
-        debug_assert!(sides.iter().all(|t| t.dtype() == DType::F32));
-        let ep = Epilogue { ops: &ops, act };
-        let head = head.to_vec();
-        Ok(vec![producer.eval_epilogue(cx, head, &ep)?])
+        let ep = Epilogue {
+            ops: &fe.ops,
+            act: fe.act,
+        };
+        let x = producer.eval_epilogue(cx, head.to_vec(), &ep)?;
+        let rest = sides[fe.sides..].to_vec();
+        Ok(vec![Self::run_tail(cx, x, &self.tail[fe.tails..], rest)?])
     }
 
     fn profile_detail(&self, inputs: &[Tensor]) -> Option<String> {
@@ -345,6 +428,10 @@ impl Op for PaddedConv {
 }
 
 impl EpilogueProducer for PaddedConv {
+    fn conv_spec(&self, cx: &EvalCtx<'_>, x: &[usize], filter: &Tensor) -> Option<ConvSpec> {
+        self.folded.epilogue_producer()?.conv_spec(cx, x, filter)
+    }
+
     fn out_channels(&self, inputs: &[Tensor]) -> Option<usize> {
         if !Self::applies(inputs) {
             return None;
@@ -495,21 +582,25 @@ mod tests {
                 op: build("BiasAdd", BTreeMap::new(), 2),
                 kind: TailKind::Add,
                 x_first: true,
+                residual: false,
             },
             Tail {
                 op: build("Mul", BTreeMap::new(), 2),
                 kind: TailKind::Mul,
                 x_first: false,
+                residual: false,
             },
             Tail {
                 op: build("Sub", BTreeMap::new(), 2),
                 kind: TailKind::SubFrom,
                 x_first: false,
+                residual: false,
             },
             Tail {
                 op: build("Relu6", BTreeMap::new(), 1),
                 kind: TailKind::Relu6,
                 x_first: true,
+                residual: false,
             },
         ];
         FusedChain::new(build(head, head_attrs, 2), 2, tail)
@@ -591,11 +682,13 @@ mod tests {
                 op: build("FusedBatchNormV3", bn, 5),
                 kind: TailKind::BatchNorm { epsilon: 0.001 },
                 x_first: true,
+                residual: false,
             },
             Tail {
                 op: build("Relu6", BTreeMap::new(), 1),
                 kind: TailKind::Relu6,
                 x_first: true,
+                residual: false,
             },
         ];
         FusedChain::new(build(head, head_attrs, 2), 2, tail)
@@ -636,6 +729,54 @@ mod tests {
             assert_eq!(a.shape(), [2, 4, 3, c_out]);
             assert_eq!(a.as_slice::<f32>().ok(), b.as_slice::<f32>().ok(), "{head}");
         }
+    }
+
+    #[test]
+    fn residual_add_after_the_epilogue_is_bit_identical() {
+        use attr_value::Value;
+        let conv = attrs(&[
+            (
+                "strides",
+                Value::List(Box::new(attr_value::ListValue {
+                    i: vec![1, 1, 1, 1],
+                    ..Default::default()
+                })),
+            ),
+            ("padding", Value::S(b"VALID".to_vec())),
+        ]);
+        let step = |op: &str, kind, residual| Tail {
+            op: build(op, BTreeMap::new(), if op == "Relu" { 1 } else { 2 }),
+            kind,
+            x_first: true,
+            residual,
+        };
+        // conv → Mul → AddV2 (per channel) → AddV2 (residual) → Relu (ResNet's order).
+        let f = FusedChain::new(
+            build("Conv2D", conv, 2),
+            2,
+            vec![
+                step("Mul", TailKind::Mul, false),
+                step("AddV2", TailKind::Add, true),
+                step("AddV2", TailKind::Add, true),
+                step("Relu", TailKind::Relu, false),
+            ],
+        );
+        let x = tensor(&[2, 5, 6, 7], 1);
+        let inputs = vec![
+            x,
+            tensor(&[1, 1, 7, 9], 2),
+            tensor(&[9], 3),
+            tensor(&[9], 4),
+            tensor(&[2, 5, 6, 9], 5),
+        ];
+        let (a, b) = run_both(&f, inputs.clone());
+        assert_eq!(a.shape(), [2, 5, 6, 9]);
+        assert_eq!(a.as_slice::<f32>().ok(), b.as_slice::<f32>().ok());
+        // A residual that only broadcasts runs the op (same result as unfused).
+        let mut bcast = inputs;
+        bcast[4] = tensor(&[5, 6, 9], 6);
+        let (a, b) = run_both(&f, bcast);
+        assert_eq!(a.as_slice::<f32>().ok(), b.as_slice::<f32>().ok());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! Padding modes are resolved here into the explicit geometry (`Window2d`) that the
 //! `tfhub_kernels::conv` kernels take; NCHW is refused, as TF's CPU kernels refuse it.
 
-use super::fused::EpilogueProducer;
+use super::fused::{ConvSpec, EpilogueProducer};
 use super::kernels::conv::{
     avg_pool_nhwc_f32, conv2d_nhwc_f32_packed, conv2d_uses_gemm, conv2d_uses_winograd,
     conv2d_winograd_f32, depthwise_conv2d_nhwc_f32_ep, max_pool_nhwc_f32, pack_conv_filter,
@@ -204,13 +204,15 @@ impl<T> Default for FilterCache<T> {
 
 impl<T> FilterCache<T> {
     /// The packing of `f` from the cache, or made now by `pack` (`len` floats, checked
-    /// against the memory limit); `None` to pack per call.
+    /// against the memory limit); `None` to pack per call. `eager` packs a filter the first
+    /// time it is seen (the planner knows it is a constant).
     fn get(
         &self,
         cx: &EvalCtx<'_>,
         f: &Tensor,
         fs: &[f32],
         len: Option<usize>,
+        eager: bool,
         pack: impl FnOnce() -> T,
     ) -> Option<Arc<T>> {
         let same = |t: &Tensor| {
@@ -225,7 +227,7 @@ impl<T> FilterCache<T> {
             }
         }
         let addr = fs.as_ptr() as usize;
-        if self.last.swap(addr, Ordering::Relaxed) != addr {
+        if self.last.swap(addr, Ordering::Relaxed) != addr && !eager {
             return None;
         }
         cx.limits().check_alloc(len?, DType::F32).ok()?;
@@ -289,6 +291,46 @@ impl Op for Conv {
 }
 
 impl EpilogueProducer for Conv {
+    fn conv_spec(&self, cx: &EvalCtx<'_>, x: &[usize], f: &Tensor) -> Option<ConvSpec> {
+        let fs = f.as_slice::<f32>().ok()?;
+        let fshape = f.shape();
+        if fshape.len() != 4
+            || x.len() != 4
+            || fshape[2] != x[3]
+            || fshape[0] == 0
+            || fshape[1] == 0
+        {
+            return None;
+        }
+        let geom = window(
+            x,
+            (fshape[0], fshape[1]),
+            self.strides,
+            self.dilations,
+            self.pad,
+        )
+        .ok()?;
+        let cout = if self.depthwise {
+            x[3].checked_mul(fshape[3])?
+        } else {
+            fshape[3]
+        };
+        let packed = (!self.depthwise && cout > 0 && conv2d_uses_gemm(&geom))
+            .then(|| {
+                let kdim = fs.len() / cout;
+                let len = PackedB::packed_len(Isa::best(), kdim, cout);
+                self.cache
+                    .get(cx, f, fs, len, true, || pack_conv_filter(fs, kdim, cout))
+            })
+            .flatten();
+        Some(ConvSpec {
+            geom,
+            depthwise: self.depthwise,
+            cout,
+            packed,
+        })
+    }
+
     fn out_channels(&self, inputs: &[Tensor]) -> Option<usize> {
         let [x, f] = inputs else { return None };
         let fs = f.shape();
@@ -362,7 +404,7 @@ impl EpilogueProducer for Conv {
                     let kdim = fs.len() / cout.max(1);
                     let len = PackedB::packed_len(Isa::best(), kdim, cout);
                     self.cache
-                        .get(cx, &f, fs, len, || pack_conv_filter(fs, kdim, cout))
+                        .get(cx, &f, fs, len, false, || pack_conv_filter(fs, kdim, cout))
                 })
                 .flatten();
             conv2d_nhwc_f32_packed(xs, fs, packed.as_deref(), cout, &g, ep, &mut out);
@@ -393,9 +435,9 @@ impl Conv {
         if len.is_none_or(|l| cx.limits().check_alloc(l, DType::F32).is_err()) {
             return false;
         }
-        let cached = self
-            .wino
-            .get(cx, f, fs, len, || pack_winograd_filter(fs, cin, cout));
+        let cached = self.wino.get(cx, f, fs, len, false, || {
+            pack_winograd_filter(fs, cin, cout)
+        });
         let owned;
         let wf = match cached.as_deref() {
             Some(w) => w,

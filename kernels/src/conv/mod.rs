@@ -9,6 +9,7 @@
 //! `depthwise.rs` holds the explicit AVX-512 / AVX2 depthwise kernels; full convolutions run
 //! on the packed GEMM (`gemm::PackedB`, packed once per filter by the caller when it can).
 
+mod block;
 mod depthwise;
 mod direct;
 mod winograd;
@@ -17,6 +18,8 @@ pub use winograd::{
     conv2d_uses_winograd, conv2d_winograd_f32, conv2d_winograd_f32_with, pack_winograd_filter,
     pack_winograd_filter_with, WinogradFilter,
 };
+
+pub use block::{inverted_residual_f32, InvertedResidual, Pointwise};
 
 use crate::epilogue::Epilogue;
 use crate::gemm::{gemm_packed_f32_with, PackedB};
