@@ -8,8 +8,9 @@
 
 use super::fused::{ConvSpec, EpilogueProducer};
 use super::kernels::conv::{
-    avg_pool_nhwc_f32, conv2d_nhwc_f32_packed, conv2d_uses_gemm, depthwise_conv2d_nhwc_f32_ep,
-    max_pool_nhwc_f32, pack_conv_filter, Window2d,
+    avg_pool_nhwc_f32, conv2d_nhwc_f32_packed, conv2d_uses_gemm, conv2d_uses_winograd,
+    conv2d_winograd_f32, depthwise_conv2d_nhwc_f32_ep, max_pool_nhwc_f32, pack_conv_filter,
+    pack_winograd_filter, Window2d, WinogradFilter,
 };
 use super::kernels::epilogue::Epilogue;
 use super::kernels::gemm::PackedB;
@@ -175,33 +176,45 @@ struct Conv {
     strides: (usize, usize),
     dilations: (usize, usize),
     pad: Padding,
-    cache: FilterCache,
+    cache: FilterCache<PackedB>,
+    /// The Winograd transform of the filter (3×3 stride-1 convolutions with enough channels).
+    wino: FilterCache<WinogradFilter>,
 }
 
-/// The GEMM packing of a `Conv2D` filter, reused while the filter is the same buffer (as
+/// The GEMM packing (or Winograd transform) of a `Conv2D` filter, reused while the filter is the same buffer (as
 /// `MatMul`'s packed right-hand side): the cache holds a clone of the filter tensor (an
 /// `Arc` share), so the buffer can be neither freed nor mutated in place while the cache
 /// refers to it; same address and shape means same contents. A filter is packed the second
 /// time in a row it is seen (frozen weights are the same constant on every call).
-#[derive(Debug, Default)]
-struct FilterCache {
+#[derive(Debug)]
+struct FilterCache<T> {
     /// Address of the last filter buffer seen (a hint, never dereferenced).
     last: AtomicUsize,
-    packed: Mutex<Option<(Tensor, Arc<PackedB>)>>,
+    packed: Mutex<Option<(Tensor, Arc<T>)>>,
 }
 
-impl FilterCache {
-    /// The packed `f` (`kdim × cout`), from the cache or packed now; `None` to pack per call.
-    /// `eager` packs a filter the first time it is seen (the planner knows it is a constant).
+impl<T> Default for FilterCache<T> {
+    fn default() -> Self {
+        FilterCache {
+            last: AtomicUsize::new(0),
+            packed: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> FilterCache<T> {
+    /// The packing of `f` from the cache, or made now by `pack` (`len` floats, checked
+    /// against the memory limit); `None` to pack per call. `eager` packs a filter the first
+    /// time it is seen (the planner knows it is a constant).
     fn get(
         &self,
         cx: &EvalCtx<'_>,
         f: &Tensor,
         fs: &[f32],
-        kdim: usize,
-        cout: usize,
+        len: Option<usize>,
         eager: bool,
-    ) -> Option<Arc<PackedB>> {
+        pack: impl FnOnce() -> T,
+    ) -> Option<Arc<T>> {
         let same = |t: &Tensor| {
             t.shape() == f.shape()
                 && t.as_slice::<f32>()
@@ -217,9 +230,8 @@ impl FilterCache {
         if self.last.swap(addr, Ordering::Relaxed) != addr && !eager {
             return None;
         }
-        let len = PackedB::packed_len(Isa::best(), kdim, cout)?;
-        cx.limits().check_alloc(len, DType::F32).ok()?;
-        let p = Arc::new(pack_conv_filter(fs, kdim, cout));
+        cx.limits().check_alloc(len?, DType::F32).ok()?;
+        let p = Arc::new(pack());
         // The GEMM reads only the packing from now on: a mapped filter's pages can go.
         f.release_mapped();
         *slot = Some((f.clone(), p.clone()));
@@ -241,6 +253,7 @@ impl Conv {
             },
             pad: padding(cx)?,
             cache: FilterCache::default(),
+            wino: FilterCache::default(),
         }))
     }
 }
@@ -303,7 +316,12 @@ impl EpilogueProducer for Conv {
             fshape[3]
         };
         let packed = (!self.depthwise && cout > 0 && conv2d_uses_gemm(&geom))
-            .then(|| self.cache.get(cx, f, fs, fs.len() / cout, cout, true))
+            .then(|| {
+                let kdim = fs.len() / cout;
+                let len = PackedB::packed_len(Isa::best(), kdim, cout);
+                self.cache
+                    .get(cx, f, fs, len, true, || pack_conv_filter(fs, kdim, cout))
+            })
             .flatten();
         Some(ConvSpec {
             geom,
@@ -378,16 +396,58 @@ impl EpilogueProducer for Conv {
         let (shape, mut out) = alloc_out(cx, &g, cout)?;
         if self.depthwise {
             depthwise_conv2d_nhwc_f32_ep(Isa::best(), xs, fs, fshape[3], &g, ep, &mut out);
-        } else {
+        } else if !(conv2d_uses_winograd(&g, cout)
+            && self.winograd(cx, xs, &f, fs, &g, cout, ep, &mut out))
+        {
             let packed = (cout > 0 && conv2d_uses_gemm(&g))
                 .then(|| {
+                    let kdim = fs.len() / cout.max(1);
+                    let len = PackedB::packed_len(Isa::best(), kdim, cout);
                     self.cache
-                        .get(cx, &f, fs, fs.len() / cout.max(1), cout, false)
+                        .get(cx, &f, fs, len, false, || pack_conv_filter(fs, kdim, cout))
                 })
                 .flatten();
             conv2d_nhwc_f32_packed(xs, fs, packed.as_deref(), cout, &g, ep, &mut out);
         }
         Ok(Tensor::from_vec(&shape, out)?)
+    }
+}
+
+impl Conv {
+    /// The convolution by Winograd F(2×2, 3×3) with the cached filter transform (transformed
+    /// for this call until the cache holds it, so every call takes the same path). False,
+    /// leaving `out` untouched, if the transform would exceed the memory limit: the direct
+    /// path runs instead.
+    #[allow(clippy::too_many_arguments)]
+    fn winograd(
+        &self,
+        cx: &EvalCtx<'_>,
+        x: &[f32],
+        f: &Tensor,
+        fs: &[f32],
+        g: &Window2d,
+        cout: usize,
+        ep: &Epilogue<'_>,
+        out: &mut [f32],
+    ) -> bool {
+        let cin = g.input[3];
+        let len = WinogradFilter::packed_len(cin, cout);
+        if len.is_none_or(|l| cx.limits().check_alloc(l, DType::F32).is_err()) {
+            return false;
+        }
+        let cached = self.wino.get(cx, f, fs, len, false, || {
+            pack_winograd_filter(fs, cin, cout)
+        });
+        let owned;
+        let wf = match cached.as_deref() {
+            Some(w) => w,
+            None => {
+                owned = pack_winograd_filter(fs, cin, cout);
+                &owned
+            }
+        };
+        conv2d_winograd_f32(x, wf, g, ep, out);
+        true
     }
 }
 
@@ -429,6 +489,7 @@ pub(crate) fn conv_padded(
         },
         pad: Padding::Explicit(pads),
         cache: FilterCache::default(),
+        wino: FilterCache::default(),
     }))
 }
 
@@ -657,6 +718,7 @@ mod tests {
             dilations: (1, 1),
             pad: Padding::Same,
             cache: FilterCache::default(),
+            wino: FilterCache::default(),
         };
         let session = Session::new(".".into(), None, Default::default());
         let mut cx = EvalCtx::new(&session);
@@ -680,6 +742,68 @@ mod tests {
             assert_eq!(got[0].as_slice::<f32>().unwrap(), want.as_slice());
         }
         assert!(op.cache.packed.lock().unwrap().is_some());
+    }
+
+    #[test]
+    fn conv2d_winograd_path_is_cached_and_matches_the_direct_kernel() {
+        use super::super::kernels::conv::{conv2d_nhwc_f32, conv2d_uses_winograd};
+        use super::{Conv, FilterCache, Padding, Window2d};
+        use crate::ops::{EvalCtx, Op, Session};
+        let conv = |pad| Conv {
+            depthwise: false,
+            strides: (1, 1),
+            dilations: (1, 1),
+            pad,
+            cache: FilterCache::default(),
+            wino: FilterCache::default(),
+        };
+        let session = Session::new(".".into(), None, Default::default());
+        let mut cx = EvalCtx::new(&session);
+        let val = |n: usize, k: f32| (0..n).map(|i| ((i * 37) % 23) as f32 * k - 0.5).collect();
+        let (h, w, cin, cout) = (15, 13, 24, 20);
+        let x = t(&[1, h, w, cin], val(h * w * cin, 0.05));
+        let f = t(&[3, 3, cin, cout], val(9 * cin * cout, 0.01));
+        for (pad, pads, out) in [
+            (Padding::Same, (1, 1), (h, w)),
+            (Padding::Valid, (0, 0), (h - 2, w - 2)),
+        ] {
+            let g = Window2d {
+                input: [1, h, w, cin],
+                kernel: (3, 3),
+                strides: (1, 1),
+                dilations: (1, 1),
+                pads,
+                output: out,
+            };
+            let mut direct = vec![0.0f32; out.0 * out.1 * cout];
+            conv2d_nhwc_f32(
+                x.as_slice::<f32>().unwrap(),
+                f.as_slice::<f32>().unwrap(),
+                cout,
+                &g,
+                &mut direct,
+            );
+            // Calls 1 and 2 transform the filter for the call, call 3 reads the cached
+            // transform: every call the same path and the same bits.
+            let op = conv(pad);
+            let mut first: Option<Vec<f32>> = None;
+            for _ in 0..3 {
+                let got = op.eval(&mut cx, vec![x.clone(), f.clone()]).unwrap()[0]
+                    .as_slice::<f32>()
+                    .unwrap()
+                    .to_vec();
+                for (a, b) in got.iter().zip(&direct) {
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+                }
+                match &first {
+                    Some(want) => assert_eq!(&got, want),
+                    None => first = Some(got),
+                }
+            }
+            let winograd = conv2d_uses_winograd(&g, cout);
+            assert_eq!(op.wino.packed.lock().unwrap().is_some(), winograd);
+            assert_eq!(op.cache.packed.lock().unwrap().is_some(), !winograd);
+        }
     }
 
     #[test]

@@ -12,6 +12,12 @@
 mod block;
 mod depthwise;
 mod direct;
+mod winograd;
+
+pub use winograd::{
+    conv2d_uses_winograd, conv2d_winograd_f32, conv2d_winograd_f32_with, pack_winograd_filter,
+    pack_winograd_filter_with, WinogradFilter,
+};
 
 pub use block::{inverted_residual_f32, InvertedResidual, Pointwise};
 
