@@ -583,10 +583,9 @@ impl<'a> Compiler<'a> {
         for (k, (s, _)) in const_slots.iter().enumerate() {
             remap[*s] = k;
         }
-        let mut k = const_slots.len();
-        for r in remap.iter_mut().filter(|r| **r == usize::MAX) {
+        let unset = remap.iter_mut().filter(|r| **r == usize::MAX);
+        for (k, r) in (const_slots.len()..).zip(unset) {
             *r = k;
-            k += 1;
         }
         for st in &mut built {
             for (s, _) in st.inputs.iter_mut() {
