@@ -369,6 +369,7 @@ impl<'a> Compiler<'a> {
                     deref_outputs,
                     flow: flow.map(Box::new),
                     library: Default::default(),
+                    hop: Default::default(),
                 });
             }
         }
@@ -458,6 +459,19 @@ impl<'a> Compiler<'a> {
                     continue;
                 }
             }
+            // Constant inputs the op can take at plan time (`Op::bind_constants`).
+            let (op, inputs) = if inputs.iter().any(|s| consts.contains_key(s)) {
+                let known: Vec<Option<&Tensor>> = inputs.iter().map(|s| consts.get(s)).collect();
+                match op.bind_constants(&known) {
+                    Some(bound) => {
+                        let rest = inputs.into_iter().filter(|s| !consts.contains_key(s));
+                        (bound, rest.collect())
+                    }
+                    None => (op, inputs),
+                }
+            } else {
+                (op, inputs)
+            };
             steps.push((ni, op, inputs));
         }
         if !self.unsupported.is_empty() || !self.refused.is_empty() {
@@ -472,6 +486,7 @@ impl<'a> Compiler<'a> {
                 library: Default::default(),
                 deref_outputs: Vec::new(),
                 flow: None,
+                hop: Default::default(),
             });
         }
         // Identity-like steps forwarded, NoOps dropped (`graph/slim.rs`).
@@ -564,16 +579,38 @@ impl<'a> Compiler<'a> {
             st.outputs.sort_unstable();
         }
         const_slots.sort_by_key(|(s, _)| *s);
+        // Constants take the lowest slots, so the executor hands them to ops straight from
+        // the plan (`Plan::consts[slot]`) instead of copying each into a per-call slot.
+        let mut remap = vec![usize::MAX; next];
+        for (k, (s, _)) in const_slots.iter().enumerate() {
+            remap[*s] = k;
+        }
+        let unset = remap.iter_mut().filter(|r| **r == usize::MAX);
+        for (k, r) in (const_slots.len()..).zip(unset) {
+            *r = k;
+        }
+        for st in &mut built {
+            for (s, _) in st.inputs.iter_mut() {
+                *s = remap[*s];
+            }
+            for (_, s) in st.outputs.iter_mut() {
+                *s = remap[*s];
+            }
+        }
+        let arg_slots = arg_slots.into_iter().map(|s| remap[s]).collect();
+        let out_slots = out_slots.into_iter().map(|s| remap[s]).collect();
+        let consts = const_slots.into_iter().map(|(_, t)| t).collect();
         Ok(Plan {
             name: name.to_string(),
             steps: built,
             num_slots: next,
             arg_slots,
             outputs: out_slots,
-            consts: const_slots,
+            consts,
             library: Default::default(),
             deref_outputs,
             flow: None,
+            hop: Default::default(),
         })
     }
 

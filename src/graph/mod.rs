@@ -16,6 +16,7 @@ pub(crate) mod freeze;
 mod fuse;
 mod fuse_gelu;
 mod fuse_layernorm;
+mod hop;
 pub mod profile;
 mod slim;
 
@@ -54,8 +55,10 @@ pub struct Plan {
     pub(crate) arg_slots: Vec<Slot>,
     /// Slots returned, in order (a slot may appear twice).
     pub(crate) outputs: Vec<Slot>,
-    /// Constant values known at plan time (folded), copied into their slots at call start.
-    pub(crate) consts: Vec<(Slot, Tensor)>,
+    /// Constant values known at plan time (folded): the value of slot `i` for every
+    /// `i < consts.len()` (constants take the lowest slots). Ops get a clone (a reference
+    /// count) at each use; nothing is copied per call.
+    pub(crate) consts: Vec<Tensor>,
     /// Outputs that are TF1 ref tensors: the caller gets the variable's value, as a
     /// `Session.run` fetch of a ref does.
     pub(crate) deref_outputs: Vec<usize>,
@@ -65,6 +68,8 @@ pub struct Plan {
     /// `steps`, so it is dropped after them: each function is then released by this list, not
     /// by its caller's plan, and a 100,000-deep call chain drops without recursing.
     pub(crate) library: Library,
+    /// Whether top-level calls hop onto the pool (`hop.rs`).
+    pub(crate) hop: hop::Chooser,
 }
 
 /// The functions a plan keeps alive (see [`Plan::library`]); `Debug` prints only their count,
@@ -106,10 +111,19 @@ impl Plan {
     ///
     /// Threads: a top-level call runs on a worker of the current rayon pool, with the other
     /// workers kept looking for work while it runs (`tfhub_kernels::threads::on_worker`), so
-    /// the parallel ops inside start without waking a sleeping thread each time.
+    /// the parallel ops inside start without waking a sleeping thread each time; except
+    /// when this plan's calls measured faster on the calling thread (short calls of serial
+    /// ops, where the hop's two thread wake-ups are the cost: `hop.rs`).
     pub fn run(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
-        // One hop onto rayon's pool per call, not one cold entry per parallel op.
-        tfhub_kernels::threads::on_worker(|| self.run_here(cx, args))
+        // One hop onto rayon's pool per call, not one cold entry per parallel op, unless
+        // running in place measured faster for this plan (`hop.rs`).
+        self.hop.run(|hop| {
+            if hop {
+                tfhub_kernels::threads::on_worker(|| self.run_here(cx, args))
+            } else {
+                self.run_here(cx, args)
+            }
+        })
     }
 
     /// [`Plan::run`] on the calling thread.
@@ -152,14 +166,15 @@ impl Plan {
                 .map(|&slot| self.trivial_output(slot, &args))
                 .collect();
         }
-        let mut values: Vec<Option<Tensor>> = vec![None; self.num_slots];
-        // Bytes each slot adds to the live set (0 for consts, arguments, mapped data).
-        let mut held: Vec<usize> = vec![0; self.num_slots];
-        for (slot, t) in &self.consts {
-            values[*slot] = Some(t.clone());
-        }
+        // Slots below `nconst` are the plan's constants; `values[slot - nconst]` holds the
+        // others.
+        let nconst = self.consts.len();
+        let mut values: Vec<Option<Tensor>> = Vec::new();
+        values.resize_with(self.num_slots - nconst, || None);
+        // Bytes each slot adds to the live set (0 for arguments and mapped data).
+        let mut held: Vec<usize> = vec![0; self.num_slots - nconst];
         for (&slot, t) in self.arg_slots.iter().zip(args) {
-            values[slot] = Some(t);
+            values[slot - nconst] = Some(t);
         }
         for step in &self.steps {
             let fail = |source: OpError| Error::Node {
@@ -171,11 +186,13 @@ impl Plan {
             let mut inputs = Vec::with_capacity(step.inputs.len());
             let mut freed = 0usize;
             for &(slot, last) in &step.inputs {
-                let v = if last {
-                    freed += std::mem::take(&mut held[slot]);
-                    values[slot].take()
-                } else {
-                    values[slot].clone()
+                let v = match slot.checked_sub(nconst) {
+                    None => Some(self.consts[slot].clone()),
+                    Some(d) if last => {
+                        freed += std::mem::take(&mut held[d]);
+                        values[d].take()
+                    }
+                    Some(d) => values[d].clone(),
                 };
                 inputs.push(v.ok_or_else(|| {
                     fail(OpError::invalid(format!("input slot {slot} has no value")))
@@ -211,16 +228,20 @@ impl Plan {
                 let bytes = counted_bytes(&t);
                 cx.call.check_live(bytes as u128).map_err(fail)?;
                 cx.call.live_bytes += bytes;
-                held[slot] = bytes;
-                values[slot] = Some(t);
+                // Step outputs never land in constant slots (the compiler gives those only
+                // to values no step produces).
+                let d = slot - nconst;
+                held[d] = bytes;
+                values[d] = Some(t);
             }
         }
         self.outputs
             .iter()
-            .map(|&slot| {
-                values[slot]
+            .map(|&slot| match slot.checked_sub(nconst) {
+                None => Ok(self.consts[slot].clone()),
+                Some(d) => values[d]
                     .clone()
-                    .ok_or_else(|| Error::invalid(&self.name, format!("output slot {slot} empty")))
+                    .ok_or_else(|| Error::invalid(&self.name, format!("output slot {slot} empty"))),
             })
             .collect()
     }
@@ -230,9 +251,9 @@ impl Plan {
         if let Some(pos) = self.arg_slots.iter().position(|&a| a == slot) {
             return Ok(args[pos].clone());
         }
-        match self.consts.binary_search_by_key(&slot, |(s, _)| *s) {
-            Ok(i) => Ok(self.consts[i].1.clone()),
-            Err(_) => Err(Error::invalid(
+        match self.consts.get(slot) {
+            Some(t) => Ok(t.clone()),
+            None => Err(Error::invalid(
                 &self.name,
                 format!("output slot {slot} empty"),
             )),

@@ -25,6 +25,14 @@ pub trait Op: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Called at plan time with the inputs whose values are plan constants (`Some`; the
+    /// others `None`): an equivalent op that takes only the non-constant inputs, in order,
+    /// with the constants read once here instead of at every call; `None` keeps this op.
+    /// Only an op whose results for every input value are those of `self` may be returned.
+    fn bind_constants(&self, _known: &[Option<&Tensor>]) -> Option<Box<dyn Op>> {
+        None
+    }
+
     /// For producers that can fuse a per-channel epilogue (see [`fused`]).
     fn epilogue_producer(&self) -> Option<&dyn fused::EpilogueProducer> {
         None

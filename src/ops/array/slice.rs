@@ -11,7 +11,7 @@ use crate::tensor::{Buf, DType, Data, Element, Tensor};
 
 /// `StridedSlice` with TF's full mask semantics (ellipsis, new axes, shrinks, negative
 /// strides), following `ValidateStridedSliceOp`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct StridedSlice {
     begin_mask: i64,
     end_mask: i64,
@@ -203,16 +203,17 @@ pub(super) fn resolve_strided(
     Ok((axes, final_shape))
 }
 
-impl Op for StridedSlice {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
-        let [x, begin, end, strides] = take_inputs(inputs)?;
-        let (axes, final_shape) = resolve_strided(
-            self,
-            x.shape(),
-            &small_i64(&begin)?,
-            &small_i64(&end)?,
-            &small_i64(&strides)?,
-        )?;
+impl StridedSlice {
+    /// Slices `x` by a resolved spec (`begin`, `end`, `strides` as `i64`s).
+    fn slice(
+        &self,
+        cx: &mut EvalCtx<'_>,
+        x: Tensor,
+        begin: &[i64],
+        end: &[i64],
+        strides: &[i64],
+    ) -> Result<Vec<Tensor>, OpError> {
+        let (axes, final_shape) = resolve_strided(self, x.shape(), begin, end, strides)?;
         let dense: Small<usize> = axes.iter().map(|a| a.len).collect();
         checked_len(cx, &dense, &x)?;
         if dense.as_slice() == x.shape() && axes.iter().all(|a| a.stride == 1) {
@@ -237,6 +238,49 @@ impl Op for StridedSlice {
             .map(|(a, &s)| axis_map(a.begin, a.stride, a.len, s))
             .collect();
         Ok(vec![remap(&x, &maps, None)?.reshape(&final_shape)?])
+    }
+}
+
+impl Op for StridedSlice {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [x, begin, end, strides] = take_inputs(inputs)?;
+        self.slice(
+            cx,
+            x,
+            &small_i64(&begin)?,
+            &small_i64(&end)?,
+            &small_i64(&strides)?,
+        )
+    }
+
+    fn bind_constants(&self, known: &[Option<&Tensor>]) -> Option<Box<dyn Op>> {
+        let [None, Some(begin), Some(end), Some(strides)] = known else {
+            return None;
+        };
+        // A spec of the wrong dtype stays unbound, so it fails at run time as before.
+        Some(Box::new(BoundStridedSlice {
+            ss: self.clone(),
+            begin: small_i64(begin).ok()?,
+            end: small_i64(end).ok()?,
+            strides: small_i64(strides).ok()?,
+        }))
+    }
+}
+
+/// `StridedSlice` whose begin, end and strides are plan constants (nearly all of them, in
+/// shape and ragged-partition arithmetic): read once at plan time, so a call passes only `x`.
+#[derive(Debug)]
+struct BoundStridedSlice {
+    ss: StridedSlice,
+    begin: Small<i64>,
+    end: Small<i64>,
+    strides: Small<i64>,
+}
+
+impl Op for BoundStridedSlice {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [x] = take_inputs(inputs)?;
+        self.ss.slice(cx, x, &self.begin, &self.end, &self.strides)
     }
 }
 
