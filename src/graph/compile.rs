@@ -18,6 +18,16 @@ use crate::tensor::Tensor;
 /// fusion passes (`compile/fuse.rs`, `graph/fuse.rs`) rewrite a list of these.
 pub(super) type PendingStep = (usize, Box<dyn Op>, Vec<Src>);
 
+/// Where each node's step stands in `steps` (node index → step index), for the fusions
+/// that walk from a step back to its producers.
+pub(super) fn step_positions(steps: &[PendingStep]) -> HashMap<usize, usize> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(si, st)| (st.0, si))
+        .collect()
+}
+
 /// How many times each value is read by `steps` or returned as one of `outs`: a fusion may
 /// only swallow a value read exactly once.
 pub(super) fn use_counts(steps: &[PendingStep], outs: &[Src]) -> HashMap<Src, usize> {

@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::compile::{use_counts, PendingStep, Src};
+use super::compile::{step_positions, use_counts, PendingStep, Src};
 
 mod block;
 use crate::ops::fused::{FusedChain, PaddedConv, Swish, SwishBeta, Tail, TailKind};
@@ -115,11 +115,7 @@ pub(super) fn fuse_swish(
 ) -> (Vec<PendingStep>, HashSet<usize>) {
     let mut swish = HashSet::new();
     let uses = use_counts(&steps, outs);
-    let pos_of: HashMap<usize, usize> = steps
-        .iter()
-        .enumerate()
-        .map(|(si, st)| (st.0, si))
-        .collect();
+    let pos_of = step_positions(&steps);
     // `Mul(1.0, x)` / `Mul(x, 1.0)` steps read only once: their position, `x` and the
     // constant's position.
     let scaled = |v: Src| -> Option<(usize, Src, bool)> {
@@ -226,11 +222,7 @@ pub(super) fn fold_pads(
     outs: &[Src],
 ) -> Vec<PendingStep> {
     let uses = use_counts(&steps, outs);
-    let pos_of: HashMap<usize, usize> = steps
-        .iter()
-        .enumerate()
-        .map(|(si, st)| (st.0, si))
-        .collect();
+    let pos_of = step_positions(&steps);
     // (conv step, pad step, x, paddings value, the folded convolution)
     let mut found = Vec::new();
     for (si, (ni, _, ins)) in steps.iter().enumerate() {

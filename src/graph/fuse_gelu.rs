@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use super::compile::{use_counts, PendingStep, Src};
+use super::compile::{step_positions, use_counts, PendingStep, Src};
 use crate::ops::{EvalCtx, Op, OpError};
 use crate::proto::NodeDef;
 use crate::tensor::{DType, Tensor};
@@ -94,11 +94,7 @@ pub(super) fn fuse_gelu(
     outs: &[Src],
 ) -> Vec<PendingStep> {
     let uses = use_counts(&steps, outs);
-    let pos_of: HashMap<usize, usize> = steps
-        .iter()
-        .enumerate()
-        .map(|(si, st)| (st.0, si))
-        .collect();
+    let pos_of = step_positions(&steps);
     // The step producing `v` if it is output 0 of an `op` node read exactly once.
     let once = |v: Src, op: &str| -> Option<usize> {
         let Src::Out(n, 0) = v else { return None };

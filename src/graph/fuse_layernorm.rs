@@ -13,11 +13,9 @@
 //! separate ops round it (IEEE `+` and `·` are commutative, so operand order does not matter):
 //! bit-identical, in one pass. Anything else runs the original five ops.
 
-use std::collections::HashMap;
-
 use rayon::prelude::*;
 
-use super::compile::{use_counts, PendingStep, Src};
+use super::compile::{step_positions, use_counts, PendingStep, Src};
 use crate::ops::{EvalCtx, Op, OpError};
 use crate::proto::NodeDef;
 use crate::tensor::Tensor;
@@ -137,11 +135,7 @@ pub(super) fn fuse_layernorm_tail(
     outs: &[Src],
 ) -> Vec<PendingStep> {
     let uses = use_counts(&steps, outs);
-    let pos_of: HashMap<usize, usize> = steps
-        .iter()
-        .enumerate()
-        .map(|(si, st)| (st.0, si))
-        .collect();
+    let pos_of = step_positions(&steps);
     let is = |n: usize, ops: &[&str]| ops.contains(&nodes[n].op.as_str());
     // The binary step producing `v` (output 0 of an `ops` node read `count` times).
     let binary = |v: Src, ops: &[&str], count: usize| -> Option<(usize, Src, Src)> {

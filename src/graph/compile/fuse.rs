@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{use_counts, PendingStep, Src};
+use super::{step_positions, use_counts, PendingStep, Src};
 use crate::ops::{fused_embedding_segment, ParamsFrom};
 use crate::proto::{attr_value::Value, NodeDef};
 use crate::tensor::{DType, Tensor};
@@ -36,11 +36,7 @@ pub(super) fn embedding_lookups(
     let mut fused = HashSet::new();
     let uses = use_counts(steps, outs);
     let single = |s: &Src| uses.get(s) == Some(&1);
-    let pos_of: HashMap<usize, usize> = steps
-        .iter()
-        .enumerate()
-        .map(|(si, st)| (st.0, si))
-        .collect();
+    let pos_of = step_positions(steps);
     let mut remove: HashSet<usize> = HashSet::new();
     for si in 0..steps.len() {
         let Some(m) = match_at(nodes, steps, consts, &pos_of, &single, si) else {
