@@ -404,6 +404,7 @@ pub(super) fn fuse_epilogues(
         });
     }
     let built = block::group(nodes, consts, outs, &mut slots, built);
+    let built = block::group_scaled(nodes, consts, outs, &mut slots, built);
     for b in built {
         slots[b.slot] = Some((b.ni, Box::new(b.chain) as Box<dyn Op>, b.inputs));
     }

@@ -24,7 +24,9 @@ use crate::tensor::{DType, Tensor};
 use std::sync::Arc;
 
 mod block;
+mod se;
 pub(crate) use block::InvertedResidual;
+pub(crate) use se::ScaledProject;
 
 /// A producer that can apply an [`Epilogue`] to its output 0 (channels = last dimension).
 pub trait EpilogueProducer {

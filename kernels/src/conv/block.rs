@@ -301,6 +301,143 @@ fn run(
     }
 }
 
+/// A 1×1 convolution whose input is first scaled per image and channel: the project
+/// convolution of an EfficientNet block reading `x · s`, `s` the squeeze-and-excitation
+/// gate (`[n, 1, 1, cin]` broadcast over the pixels).
+#[derive(Clone, Copy)]
+pub struct ScaledPointwise<'a> {
+    /// The `[cin, cout]` convolution and its epilogue.
+    pub conv: Pointwise<'a>,
+    /// Per-image channel scales, `n · cin` values (or `cin` shared by every image).
+    pub scale: &'a [f32],
+    /// Pixels per image (`h · w`).
+    pub pixels: usize,
+    /// Added to the output (same shape), after the epilogue.
+    pub residual: Option<&'a [f32]>,
+}
+
+crate::simd::multiversion! {
+    /// `out[r·c + j] = x[r·c + j] · s[j]` for rows of `c = s.len()` values.
+    fn scale_rows / scale_rows_with(x: &[f32], s: &[f32], out: &mut [f32]) {
+        for (orow, xrow) in out.chunks_exact_mut(s.len()).zip(x.chunks_exact(s.len())) {
+            for ((o, &x), &s) in orow.iter_mut().zip(xrow).zip(s) {
+                *o = x * s;
+            }
+        }
+    }
+}
+
+/// Scratch floats a band of scaled input rows aims for (~256 KB, L2-resident).
+const SCALE_FLOATS: usize = 1 << 16;
+
+thread_local! {
+    /// Scaled-row scratch of the current thread, reused across bands and calls.
+    static SCALE_BUF: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `sp` on `input` (`[n · pixels, cin]`) into `out` (`[n · pixels, cout]`): bit-identical
+/// to `Mul(input, scale)` (broadcast) followed by the convolution with its epilogue and the
+/// residual add, without writing the scaled tensor back to memory: bands of rows are scaled
+/// into a per-thread scratch that the GEMM then reads from cache (a GEMM row's result does not
+/// depend on the other rows it is computed with). Bands run in parallel when there are enough
+/// of them, otherwise one after the other with the GEMM split across threads.
+///
+/// # Panics
+///
+/// If the lengths do not match, or `pixels` is 0 with a non-empty input.
+pub fn scaled_pointwise_f32(isa: Isa, sp: &ScaledPointwise<'_>, input: &[f32], out: &mut [f32]) {
+    scaled_pointwise_banded(isa, sp, input, SCALE_FLOATS, out)
+}
+
+fn scaled_pointwise_banded(
+    isa: Isa,
+    sp: &ScaledPointwise<'_>,
+    input: &[f32],
+    band_floats: usize,
+    out: &mut [f32],
+) {
+    let (cin, cout) = (sp.conv.filter.k(), sp.conv.filter.n());
+    sp.conv.ep.validate(cout);
+    assert!(cin > 0, "scaled_pointwise: no input channels");
+    assert_eq!(input.len() % cin, 0, "scaled_pointwise: input length");
+    let rows = input.len() / cin;
+    assert_eq!(out.len(), rows * cout, "scaled_pointwise: output length");
+    if let Some(r) = sp.residual {
+        assert_eq!(r.len(), out.len(), "scaled_pointwise: residual length");
+    }
+    if rows == 0 {
+        return;
+    }
+    assert!(
+        sp.pixels > 0 && rows % sp.pixels == 0,
+        "scaled_pointwise: pixels"
+    );
+    let n = rows / sp.pixels;
+    assert!(
+        sp.scale.len() == cin || sp.scale.len() == n * cin,
+        "scaled_pointwise: scale length"
+    );
+    // A band holds at least as many activations as the filter has weights, so the filter
+    // streamed once per band costs no more than the band itself.
+    let floats = band_floats.max(cin * cout);
+    let band = (floats / cin).div_ceil(12).max(1) * 12;
+    let band = band.min(rows);
+    let bands = rows.div_ceil(band);
+    let threads = rayon::current_num_threads().max(1);
+    let task = |i: usize, orows: &mut [f32], parallel: bool| {
+        let (r0, r1) = (i * band, (i * band + band).min(rows));
+        SCALE_BUF.with(|buf| {
+            let mut own = Vec::new();
+            let mut held = buf.try_borrow_mut().ok();
+            let buf = held.as_deref_mut().unwrap_or(&mut own);
+            if buf.len() < (r1 - r0) * cin {
+                buf.resize((r1 - r0) * cin, 0.0);
+            }
+            let a = &mut buf[..(r1 - r0) * cin];
+            // Runs of rows of one image share a scale vector.
+            let mut r = r0;
+            while r < r1 {
+                let img = r / sp.pixels;
+                let end = ((img + 1) * sp.pixels).min(r1);
+                let s = if sp.scale.len() == cin {
+                    sp.scale
+                } else {
+                    &sp.scale[img * cin..(img + 1) * cin]
+                };
+                scale_rows_with(
+                    isa,
+                    &input[r * cin..end * cin],
+                    s,
+                    &mut a[(r - r0) * cin..(end - r0) * cin],
+                );
+                r = end;
+            }
+            gemm_packed_f32_with(
+                parallel,
+                r1 - r0,
+                a,
+                (cin, 1),
+                sp.conv.filter,
+                orows,
+                cout,
+                sp.conv.ep,
+            );
+        });
+        if let Some(res) = sp.residual {
+            crate::elementwise::add_assign_f32_with(isa, orows, &res[r0 * cout..r1 * cout]);
+        }
+    };
+    if threads > 1 && bands >= 2 * threads {
+        out.par_chunks_mut(band * cout)
+            .enumerate()
+            .for_each(|(i, o)| task(i, o, false));
+    } else {
+        for (i, o) in out.chunks_mut(band * cout).enumerate() {
+            task(i, o, true);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,6 +572,83 @@ mod tests {
                                  t{threads} band floats {floats}"
                             );
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scaled_pointwise_is_bit_identical_to_mul_then_convolution() {
+        let mut rng = Rng::new(9);
+        // (n, pixels, cin, cout, shared scale, residual)
+        let cases = [
+            (1, 49, 96, 24, false, true),
+            (3, 50, 40, 16, false, false),
+            (2, 196, 64, 112, true, true),
+            (4, 9, 8, 5, false, true),
+        ];
+        for &(n, pixels, cin, cout, shared, res) in &cases {
+            let input = rng.vec_f32(n * pixels * cin);
+            let scale = rng.vec_f32(if shared { cin } else { n * cin });
+            let f = rng.vec_f32(cin * cout);
+            let bias = rng.vec_f32(cout);
+            let residual = rng.vec_f32(n * pixels * cout);
+            let ops = [ChannelOp::Add(&bias)];
+            for isa in Isa::available() {
+                let pf = PackedB::new_with(isa, cin, cout, &f, (cout, 1));
+                let ep = Epilogue {
+                    ops: &ops,
+                    act: Activation::Swish,
+                };
+                let scaled: Vec<f32> = input
+                    .chunks_exact(cin)
+                    .enumerate()
+                    .flat_map(|(r, row)| {
+                        let img = if shared { 0 } else { r / pixels };
+                        let s = &scale[img * cin..(img + 1) * cin];
+                        row.iter().zip(s).map(|(x, s)| x * s).collect::<Vec<_>>()
+                    })
+                    .collect();
+                let mut want = vec![0.0; n * pixels * cout];
+                let g = Window2d {
+                    input: [n, pixels, 1, cin],
+                    kernel: (1, 1),
+                    strides: (1, 1),
+                    dilations: (1, 1),
+                    pads: (0, 0),
+                    output: (pixels, 1),
+                };
+                let zeros = vec![0.0; cin * cout];
+                conv2d_nhwc_f32_packed(&scaled, &zeros, Some(&pf), cout, &g, &ep, &mut want);
+                if res {
+                    for (o, &v) in want.iter_mut().zip(&residual) {
+                        *o += v;
+                    }
+                }
+                let sp = ScaledPointwise {
+                    conv: Pointwise {
+                        filter: &pf,
+                        ep: &ep,
+                    },
+                    scale: &scale,
+                    pixels,
+                    residual: res.then_some(&residual[..]),
+                };
+                for threads in [1, 2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    for floats in [SCALE_FLOATS, 1, 13 * cin] {
+                        let mut got = vec![f32::NAN; n * pixels * cout];
+                        pool.install(|| {
+                            scaled_pointwise_banded(isa, &sp, &input, floats, &mut got)
+                        });
+                        assert!(
+                            got == want,
+                            "n{n} p{pixels} {cin}->{cout} {isa:?} t{threads} floats {floats}"
+                        );
                     }
                 }
             }

@@ -19,7 +19,9 @@ pub use winograd::{
     pack_winograd_filter_with, WinogradFilter,
 };
 
-pub use block::{inverted_residual_f32, InvertedResidual, Pointwise};
+pub use block::{
+    inverted_residual_f32, scaled_pointwise_f32, InvertedResidual, Pointwise, ScaledPointwise,
+};
 
 use crate::epilogue::Epilogue;
 use crate::gemm::{gemm_packed_f32_with, PackedB};

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use super::super::compile::{PendingStep, Src};
-use crate::ops::fused::{FusedChain, InvertedResidual};
+use crate::ops::fused::{FusedChain, InvertedResidual, ScaledProject};
 use crate::ops::Op;
 use crate::proto::{attr_value, NodeDef};
 use crate::tensor::Tensor;
@@ -169,4 +169,70 @@ pub(super) fn group(
         slots[slot] = Some((ni, Box::new(op) as Box<dyn Op>, inputs));
     }
     built.into_iter().flatten().collect()
+}
+
+/// Replaces each `Mul(x, s) → 1×1 Conv2D chain` of `built` (the `Mul` a plain step read only
+/// by the chain, which `group` left alone) by one [`ScaledProject`] step at the chain's slot:
+/// EfficientNet's squeeze-and-excitation gate applied inside the project convolution. The op
+/// checks per call that one operand is a per-image, per-channel gate. Returns the chains left
+/// alone.
+pub(super) fn group_scaled(
+    nodes: &[NodeDef],
+    consts: &HashMap<Src, Tensor>,
+    outs: &[Src],
+    slots: &mut [Option<PendingStep>],
+    built: Vec<Built>,
+) -> Vec<Built> {
+    if !enabled() || built.is_empty() {
+        return built;
+    }
+    let mut uses: HashMap<Src, usize> = HashMap::new();
+    let reads = slots
+        .iter()
+        .flatten()
+        .flat_map(|st| st.2.iter())
+        .chain(built.iter().flat_map(|b| b.inputs.iter()))
+        .chain(outs);
+    for s in reads {
+        *uses.entry(*s).or_default() += 1;
+    }
+    let slot_of: HashMap<usize, usize> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, st)| Some((st.as_ref()?.0, i)))
+        .collect();
+    let mut left = Vec::new();
+    for b in built {
+        let found = (|| {
+            if role(nodes, consts, &b)? != Role::Pointwise {
+                return None;
+            }
+            let x = *b.inputs.first()?;
+            let Src::Out(mn, 0) = x else { return None };
+            if nodes[mn].op != "Mul" || uses.get(&x) != Some(&1) {
+                return None;
+            }
+            let &ms = slot_of.get(&mn)?;
+            let ins = &slots[ms].as_ref()?.2;
+            // Both operands computed (a constant factor is a per-channel epilogue instead).
+            let ok = ins.len() == 2
+                && ins[0] != ins[1]
+                && ins.iter().all(|s| !consts.contains_key(s))
+                && ms < b.slot;
+            ok.then_some(ms)
+        })();
+        match found {
+            Some(ms) => {
+                let Some((_, mul, mut inputs)) = slots[ms].take() else {
+                    left.push(b);
+                    continue;
+                };
+                inputs.extend_from_slice(&b.inputs[1..]);
+                let op = ScaledProject::new(mul, b.chain, b.inputs.len());
+                slots[b.slot] = Some((b.ni, Box::new(op) as Box<dyn Op>, inputs));
+            }
+            None => left.push(b),
+        }
+    }
+    left
 }

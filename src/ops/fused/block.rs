@@ -39,9 +39,9 @@ pub(crate) struct InvertedResidual {
 
 /// A chain's epilogue covering its whole tail (or all but a final residual `Add`, whose full
 /// operand is `residual`).
-struct Parts<'a> {
-    fe: FastEpilogue<'a>,
-    residual: Option<&'a Tensor>,
+pub(super) struct Parts<'a> {
+    pub(super) fe: FastEpilogue<'a>,
+    pub(super) residual: Option<&'a Tensor>,
 }
 
 impl InvertedResidual {
@@ -122,7 +122,7 @@ impl InvertedResidual {
     /// The whole tail of `chain` as an epilogue over `channels`, leaving a final residual
     /// `Add` of a full `out_shape` tensor when `residual_ok`; `factors` are the chain's
     /// batch-norm factors.
-    fn parts<'a>(
+    pub(super) fn parts<'a>(
         chain: &FusedChain,
         sides: &'a [Tensor],
         factors: &'a [Vec<f32>],
