@@ -369,7 +369,7 @@ fn scaled_pointwise_banded(
         return;
     }
     assert!(
-        sp.pixels > 0 && rows % sp.pixels == 0,
+        sp.pixels > 0 && rows.is_multiple_of(sp.pixels),
         "scaled_pointwise: pixels"
     );
     let n = rows / sp.pixels;

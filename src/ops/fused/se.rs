@@ -246,15 +246,15 @@ mod tests {
         let session = Session::new(".".into(), None, Default::default());
         let mut cx = EvalCtx::new(&session);
         // (n, h, w, c, cout, gate shape, gate first, residual)
-        let cases: [(usize, usize, usize, usize, usize, Vec<usize>, bool, bool); 4] = [
-            (1, 7, 7, 96, 24, vec![1, 1, 1, 96], false, true),
-            (2, 9, 6, 40, 16, vec![2, 1, 1, 40], true, false),
-            (3, 5, 5, 16, 8, vec![1, 1, 1, 16], false, false),
-            (2, 4, 4, 8, 8, vec![8], true, true),
+        let cases: [([usize; 5], &[usize], bool, bool); 4] = [
+            ([1, 7, 7, 96, 24], &[1, 1, 1, 96], false, true),
+            ([2, 9, 6, 40, 16], &[2, 1, 1, 40], true, false),
+            ([3, 5, 5, 16, 8], &[1, 1, 1, 16], false, false),
+            ([2, 4, 4, 8, 8], &[8], true, true),
         ];
-        for (n, h, w, c, cout, gate, gate_first, res) in cases {
+        for ([n, h, w, c, cout], gate, gate_first, res) in cases {
             let x = tensor(&[n, h, w, c], 1);
-            let s = tensor(&gate, 2);
+            let s = tensor(gate, 2);
             let mut inputs = if gate_first { vec![s, x] } else { vec![x, s] };
             inputs.extend([
                 tensor(&[1, 1, c, cout], 3),
