@@ -1,7 +1,8 @@
 //! `tfhub serve` end to end on 127.0.0.1 with ephemeral ports: REST (row, columnar, b64,
 //! errors) against the fixture goldens, gRPC through an independent HTTP/2 client (h2) with
 //! the TF Serving protos, KServe v2, version hot-swap under load, queue-full, body cap and
-//! draining shutdown. Every wait is bounded.
+//! draining shutdown. Every wait is bounded. Opt-in (`--ignored`): TF Serving's own Python
+//! gRPC client (`tensorflow-serving-api`, grpcio) against the built binary.
 #![cfg(feature = "serve")]
 
 mod common;
@@ -882,4 +883,33 @@ fn plain_saved_model_dir_is_version_1() {
     );
     assert_eq!(c, 200, "{b}");
     srv.shutdown();
+}
+
+/// TF Serving's own clients, unchanged: `tools/serve_tf_client.py` drives the built binary
+/// with `tensorflow-serving-api`'s gRPC stubs (grpcio, an independent gRPC stack) and plain
+/// REST, checking the goldens. Opt-in because it needs TensorFlow:
+/// `TFHUB_TF_PYTHON=/path/to/python cargo test --release --test serve -- --ignored`.
+#[test]
+#[ignore = "needs a Python with tensorflow + tensorflow-serving-api (set TFHUB_TF_PYTHON)"]
+fn tf_serving_python_client_works_unchanged() {
+    let python = std::env::var("TFHUB_TF_PYTHON")
+        .expect("TFHUB_TF_PYTHON=<python with tensorflow and tensorflow-serving-api>");
+    let mut child = std::process::Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/serve_tf_client.py"))
+        .arg("--binary")
+        .arg(env!("CARGO_BIN_EXE_tfhub"))
+        .spawn()
+        .expect("starting tools/serve_tf_client.py");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            panic!("tools/serve_tf_client.py took over 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "tools/serve_tf_client.py: {status}");
 }
