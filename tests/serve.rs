@@ -913,3 +913,76 @@ fn tf_serving_python_client_works_unchanged() {
     };
     assert!(status.success(), "tools/serve_tf_client.py: {status}");
 }
+
+/// A Predict of `n` long sentences (a call of tens of milliseconds).
+fn big_grpc_predict(n: usize) -> Vec<u8> {
+    let words: Vec<String> = (0..n)
+        .map(|i| format!("the cat sat on the mat number {i} again and again"))
+        .collect();
+    PredictRequest {
+        model_spec: spec(None, ""),
+        inputs: [("sentences".to_string(), string_tensor(&words))]
+            .into_iter()
+            .collect(),
+        ..PredictRequest::default()
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn deadline_answers_504_and_deadline_exceeded() {
+    let base = base_with("nnlm_en_dim128", 1);
+    let mut o = opts(base.path());
+    o.timeout = Some(Duration::from_millis(1));
+    let srv = Server::start(o).unwrap();
+    let (c, b) = http(
+        srv.rest_addr().unwrap(),
+        "POST",
+        &format!("/v1/models/{MODEL}:predict"),
+        &big_request(3000),
+    );
+    assert_eq!(c, 504, "{b}");
+    assert!(b.contains("Deadline Exceeded"), "{b}");
+    let (st, msg, _) = grpc_call(
+        srv.grpc_addr().unwrap(),
+        "/tensorflow.serving.PredictionService/Predict",
+        big_grpc_predict(3000),
+    );
+    assert_eq!(st, 4, "DEADLINE_EXCEEDED expected: {msg}");
+    srv.shutdown();
+}
+
+#[test]
+fn full_queue_answers_resource_exhausted_over_grpc() {
+    let base = base_with("nnlm_en_dim128", 1);
+    let mut o = opts(base.path());
+    o.max_concurrent = 1;
+    o.max_queued = 1;
+    let srv = Server::start(o).unwrap();
+    let g = srv.grpc_addr().unwrap();
+    let msg = Arc::new(big_grpc_predict(3000));
+    let results: Vec<(u32, String)> = (0..12)
+        .map(|_| {
+            let msg = msg.clone();
+            std::thread::spawn(move || {
+                let (st, m, _) = grpc_call(
+                    g,
+                    "/tensorflow.serving.PredictionService/Predict",
+                    msg.to_vec(),
+                );
+                (st, m)
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    let codes: Vec<u32> = results.iter().map(|r| r.0).collect();
+    assert!(codes.iter().all(|&c| c == 0 || c == 8), "{results:?}");
+    assert!(
+        codes.contains(&8),
+        "12 concurrent calls, 1 slot + 1 queued: {codes:?}"
+    );
+    assert!(codes.contains(&0), "{codes:?}");
+    srv.shutdown();
+}
