@@ -95,7 +95,7 @@ pub async fn serve_conn(
                                 inline = Some(call);
                                 again = true;
                             } else {
-                                app.main_rt.spawn(call);
+                                tokio::spawn(call);
                             }
                         }
                         Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),

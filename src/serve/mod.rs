@@ -8,13 +8,11 @@
 //! [`metrics`] (Prometheus page, structured logs), [`status`] (codes).
 //!
 //! Key decisions: hyper + tokio (already in the tree through reqwest) rather than
-//! axum/tonic, to keep the build lean; each accepted connection lives on one of a few I/O
-//! threads (a single-threaded runtime each, connections dealt round-robin), so a request
-//! is read, run and answered on one thread with no cross-thread wake-up; model calls run
-//! off the I/O threads (a bounded blocking pool, or the batching pool), so a slow model
-//! never stalls I/O, except unbatched calls measured to take under 200 µs, which run inline
-//! (two thread hand-offs would cost more than the call); every request holds an `Arc` of
-//! the version it resolved, which makes version swaps free of failures.
+//! axum/tonic, to keep the build lean; model calls run off the async threads (a bounded
+//! blocking pool, or the batching pool), so a slow model never stalls I/O, except unbatched
+//! calls measured to take under 200 µs, which run inline (two thread hand-offs would cost
+//! more than the call); every request
+//! holds an `Arc` of the version it resolved, which makes version swaps free of failures.
 
 pub mod batch;
 pub mod config;
@@ -32,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 
 pub use flags::ServeOptions;
@@ -145,10 +143,6 @@ pub(crate) struct App {
     admitted: AtomicUsize,
     compute: tokio::sync::Semaphore,
     pub draining: AtomicBool,
-    /// The multi-threaded runtime: the accept loops, and the gRPC streams a connection
-    /// multiplexes beyond the one it runs inline (so they run in parallel on every core,
-    /// not only on their connection's I/O thread).
-    pub(crate) main_rt: tokio::runtime::Handle,
 }
 
 struct Admitted<'a>(&'a AtomicUsize);
@@ -294,9 +288,8 @@ impl Server {
         let manager = Manager::new(opts.models.clone(), load, pool, metrics.clone());
         manager.initial_load()?;
         let poller = manager.spawn_poller(opts.poll_wait);
-        let io_threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(io_threads)
+            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4)))
             .max_blocking_threads(opts.max_concurrent.max(1) + 4)
             .thread_name("serve-io")
             .enable_all()
@@ -319,29 +312,12 @@ impl Server {
             admitted: AtomicUsize::new(0),
             opts,
             draining: AtomicBool::new(false),
-            main_rt: rt.handle().clone(),
         });
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let app2 = app.clone();
-        let shared = Arc::new(ConnShared {
-            graceful: std::sync::Mutex::new(Some(
-                hyper_util::server::graceful::GracefulShutdown::new(),
-            )),
-            stop: stop_rx.clone(),
-        });
-        let shards = (0..io_threads)
-            .map(|i| Shard::start(i, app.clone(), shared.clone()))
-            .collect::<Result<Vec<_>, String>>()?;
         let thread = std::thread::Builder::new()
             .name("serve".into())
-            .spawn(move || {
-                let (senders, threads): (Vec<_>, Vec<_>) =
-                    shards.into_iter().map(|s| (s.conns, s.thread)).unzip();
-                rt.block_on(serve(app2, rest_l, grpc_l, stop_rx, senders, shared));
-                for t in threads {
-                    let _ = t.join();
-                }
-            })
+            .spawn(move || rt.block_on(serve(app2, rest_l, grpc_l, stop_rx)))
             .map_err(|e| e.to_string())?;
         log(
             "info",
@@ -418,170 +394,65 @@ impl Server {
     }
 }
 
-/// What every connection task shares: hyper's graceful-shutdown watcher (REST) and the stop
-/// signal (gRPC).
-struct ConnShared {
-    /// Taken by [`serve`] when it starts the graceful shutdown.
-    graceful: std::sync::Mutex<Option<hyper_util::server::graceful::GracefulShutdown>>,
-    stop: tokio::sync::watch::Receiver<bool>,
-}
-
-/// Spawns hyper's HTTP/2 stream tasks on the multi-threaded runtime.
-#[derive(Clone)]
-struct MainExecutor(tokio::runtime::Handle);
-
-impl<F> hyper::rt::Executor<F> for MainExecutor
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    fn execute(&self, fut: F) {
-        self.0.spawn(fut);
-    }
-}
-
-/// An accepted connection on its way to an I/O thread: (socket, is it the gRPC port).
-type Accepted = (std::net::TcpStream, bool);
-
-/// One I/O thread: a single-threaded tokio runtime that serves the connections handed to
-/// it. The connections are spread over the threads round-robin at accept time and stay
-/// there: a request's read, its short inline model call and its reply all happen on one
-/// thread. On the multi-threaded runtime the worker that took a socket event also woke a
-/// sibling worker (an eventfd write and a wake-up on another core, per request, for tokio's
-/// work stealing), which was the largest part of the REST path's remaining overhead at
-/// concurrency 1.
-struct Shard {
-    conns: tokio::sync::mpsc::UnboundedSender<Accepted>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Shard {
-    fn start(i: usize, app: Arc<App>, shared: Arc<ConnShared>) -> Result<Shard, String> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .max_blocking_threads(app.opts.max_concurrent.max(1) + 4)
-            .enable_all()
-            .build()
-            .map_err(|e| format!("tokio runtime: {e}"))?;
-        let (conns, mut rx) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
-        let thread = std::thread::Builder::new()
-            .name(format!("serve-io-{i}"))
-            .spawn(move || {
-                rt.block_on(async move {
-                    // HTTP/2 streams (h2c on the REST port) go to the multi-threaded runtime,
-                    // so one connection's streams still run on every core.
-                    let mut builder = hyper_util::server::conn::auto::Builder::new(
-                        MainExecutor(app.main_rt.clone()),
-                    );
-                    builder.http2().max_concurrent_streams(1024);
-                    let mut running = tokio::task::JoinSet::new();
-                    loop {
-                        tokio::select! {
-                            c = rx.recv() => {
-                                let Some((std_stream, grpc)) = c else { break };
-                                let stream = match tokio::net::TcpStream::from_std(std_stream) {
-                                    Ok(s) => s,
-                                    Err(e) => {
-                                        log("warn", "connection", &[("error", json!(e.to_string()))]);
-                                        continue;
-                                    }
-                                };
-                                let app = app.clone();
-                                if grpc {
-                                    let stop = shared.stop.clone();
-                                    running.spawn(grpc::serve_conn(app, stream, stop));
-                                    continue;
-                                }
-                                let svc = hyper::service::service_fn(move |req| {
-                                    let app = app.clone();
-                                    async move {
-                                        Ok::<_, std::convert::Infallible>(rest::handle(app, req).await)
-                                    }
-                                });
-                                let c = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                                let watcher = shared
-                                    .graceful
-                                    .lock()
-                                    .ok()
-                                    .and_then(|g| g.as_ref().map(|g| g.watcher()));
-                                match watcher {
-                                    Some(w) => {
-                                        running.spawn(async move {
-                                            let _ = w.watch(c).await;
-                                        });
-                                    }
-                                    // Accepted just before the shutdown started: serve what
-                                    // the client already sent, then close.
-                                    None => {
-                                        running.spawn(async move {
-                                            let mut c = std::pin::pin!(c);
-                                            c.as_mut().graceful_shutdown();
-                                            let _ = c.await;
-                                        });
-                                    }
-                                }
-                            }
-                            Some(_) = running.join_next(), if !running.is_empty() => {}
-                        }
-                    }
-                    // The accept loops have stopped: let this thread's connections finish
-                    // (REST ones were told to by the graceful shutdown, gRPC ones by `stop`).
-                    let drain = async { while running.join_next().await.is_some() {} };
-                    let _ = tokio::time::timeout(app.opts.drain_timeout, drain).await;
-                });
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(Shard { conns, thread })
-    }
-}
-
 async fn serve(
     app: Arc<App>,
     rest: Option<std::net::TcpListener>,
     grpc: Option<std::net::TcpListener>,
     stop: tokio::sync::watch::Receiver<bool>,
-    shards: Vec<tokio::sync::mpsc::UnboundedSender<Accepted>>,
-    shared: Arc<ConnShared>,
 ) {
-    let shards = Arc::new(shards);
-    let next = Arc::new(AtomicUsize::new(0));
+    let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
+    // Every gRPC connection task holds a clone of `grpc_done`; the channel closes once the
+    // last one has drained.
+    let (grpc_done, mut grpc_drained) = tokio::sync::mpsc::channel::<()>(1);
     let mut tasks = Vec::new();
-    for (l, grpc) in [(rest, false), (grpc, true)] {
-        if let Some(l) = l {
-            tasks.push(tokio::spawn(accept_loop(
-                l,
-                grpc,
-                stop.clone(),
-                shards.clone(),
-                next.clone(),
-            )));
-        }
+    if let Some(l) = rest {
+        tasks.push(tokio::spawn(accept_loop(
+            app.clone(),
+            l,
+            false,
+            stop.clone(),
+            graceful.clone(),
+            grpc_done.clone(),
+        )));
     }
+    if let Some(l) = grpc {
+        tasks.push(tokio::spawn(accept_loop(
+            app.clone(),
+            l,
+            true,
+            stop.clone(),
+            graceful.clone(),
+            grpc_done.clone(),
+        )));
+    }
+    drop(grpc_done);
     for t in tasks {
         let _ = t.await;
     }
-    // Closing the channels tells each I/O thread to drain its connections and exit.
-    drop(shards);
-    let graceful = shared.graceful.lock().ok().and_then(|mut g| g.take());
-    if let Some(graceful) = graceful {
-        if tokio::time::timeout(app.opts.drain_timeout, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            log(
-                "warn",
-                "drain timeout: closing connections with requests in flight",
-                &[],
-            );
-        }
+    let graceful = Arc::try_unwrap(graceful).unwrap_or_default();
+    let drained = async {
+        graceful.shutdown().await;
+        while grpc_drained.recv().await.is_some() {}
+    };
+    if tokio::time::timeout(app.opts.drain_timeout, drained)
+        .await
+        .is_err()
+    {
+        log(
+            "warn",
+            "drain timeout: closing connections with requests in flight",
+            &[],
+        );
     }
 }
 
 async fn accept_loop(
+    app: Arc<App>,
     listener: std::net::TcpListener,
     grpc: bool,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    shards: Arc<Vec<tokio::sync::mpsc::UnboundedSender<Accepted>>>,
-    next: Arc<AtomicUsize>,
+    graceful: Arc<hyper_util::server::graceful::GracefulShutdown>,
+    grpc_done: tokio::sync::mpsc::Sender<()>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -590,6 +461,8 @@ async fn accept_loop(
             return;
         }
     };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http2().max_concurrent_streams(1024);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -605,12 +478,24 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let Ok(stream) = stream.into_std() else {
+        let app = app.clone();
+        if grpc {
+            let (stop, done) = (stop.clone(), grpc_done.clone());
+            tokio::spawn(async move {
+                grpc::serve_conn(app, stream, stop).await;
+                drop(done);
+            });
             continue;
-        };
-        let i = next.fetch_add(1, Ordering::Relaxed) % shards.len().max(1);
-        if let Some(tx) = shards.get(i) {
-            let _ = tx.send((stream, grpc));
         }
+        let io = TokioIo::new(stream);
+        let svc = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, std::convert::Infallible>(rest::handle(app, req).await) }
+        });
+        let c = builder.serve_connection(io, svc).into_owned();
+        let w = graceful.watch(c);
+        tokio::spawn(async move {
+            let _ = w.await;
+        });
     }
 }
