@@ -1,7 +1,8 @@
 //! `tfhub serve` end to end on 127.0.0.1 with ephemeral ports: REST (row, columnar, b64,
 //! errors) against the fixture goldens, gRPC through an independent HTTP/2 client (h2) with
 //! the TF Serving protos, KServe v2, version hot-swap under load, queue-full, body cap and
-//! draining shutdown. Every wait is bounded.
+//! draining shutdown. Every wait is bounded. Opt-in (`--ignored`): TF Serving's own Python
+//! gRPC client (`tensorflow-serving-api`, grpcio) against the built binary.
 #![cfg(feature = "serve")]
 
 mod common;
@@ -881,5 +882,107 @@ fn plain_saved_model_dir_is_version_1() {
         b"",
     );
     assert_eq!(c, 200, "{b}");
+    srv.shutdown();
+}
+
+/// TF Serving's own clients, unchanged: `tools/serve_tf_client.py` drives the built binary
+/// with `tensorflow-serving-api`'s gRPC stubs (grpcio, an independent gRPC stack) and plain
+/// REST, checking the goldens. Opt-in because it needs TensorFlow:
+/// `TFHUB_TF_PYTHON=/path/to/python cargo test --release --test serve -- --ignored`.
+#[test]
+#[ignore = "needs a Python with tensorflow + tensorflow-serving-api (set TFHUB_TF_PYTHON)"]
+fn tf_serving_python_client_works_unchanged() {
+    let python = std::env::var("TFHUB_TF_PYTHON")
+        .expect("TFHUB_TF_PYTHON=<python with tensorflow and tensorflow-serving-api>");
+    let mut child = std::process::Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/serve_tf_client.py"))
+        .arg("--binary")
+        .arg(env!("CARGO_BIN_EXE_tfhub"))
+        .spawn()
+        .expect("starting tools/serve_tf_client.py");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            panic!("tools/serve_tf_client.py took over 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "tools/serve_tf_client.py: {status}");
+}
+
+/// A Predict of `n` long sentences (a call of tens of milliseconds).
+fn big_grpc_predict(n: usize) -> Vec<u8> {
+    let words: Vec<String> = (0..n)
+        .map(|i| format!("the cat sat on the mat number {i} again and again"))
+        .collect();
+    PredictRequest {
+        model_spec: spec(None, ""),
+        inputs: [("sentences".to_string(), string_tensor(&words))]
+            .into_iter()
+            .collect(),
+        ..PredictRequest::default()
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn deadline_answers_504_and_deadline_exceeded() {
+    let base = base_with("nnlm_en_dim128", 1);
+    let mut o = opts(base.path());
+    o.timeout = Some(Duration::from_millis(1));
+    let srv = Server::start(o).unwrap();
+    let (c, b) = http(
+        srv.rest_addr().unwrap(),
+        "POST",
+        &format!("/v1/models/{MODEL}:predict"),
+        &big_request(3000),
+    );
+    assert_eq!(c, 504, "{b}");
+    assert!(b.contains("Deadline Exceeded"), "{b}");
+    let (st, msg, _) = grpc_call(
+        srv.grpc_addr().unwrap(),
+        "/tensorflow.serving.PredictionService/Predict",
+        big_grpc_predict(3000),
+    );
+    assert_eq!(st, 4, "DEADLINE_EXCEEDED expected: {msg}");
+    srv.shutdown();
+}
+
+#[test]
+fn full_queue_answers_resource_exhausted_over_grpc() {
+    let base = base_with("nnlm_en_dim128", 1);
+    let mut o = opts(base.path());
+    o.max_concurrent = 1;
+    o.max_queued = 1;
+    let srv = Server::start(o).unwrap();
+    let g = srv.grpc_addr().unwrap();
+    let msg = Arc::new(big_grpc_predict(3000));
+    let results: Vec<(u32, String)> = (0..12)
+        .map(|_| {
+            let msg = msg.clone();
+            std::thread::spawn(move || {
+                let (st, m, _) = grpc_call(
+                    g,
+                    "/tensorflow.serving.PredictionService/Predict",
+                    msg.to_vec(),
+                );
+                (st, m)
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    let codes: Vec<u32> = results.iter().map(|r| r.0).collect();
+    assert!(codes.iter().all(|&c| c == 0 || c == 8), "{results:?}");
+    assert!(
+        codes.contains(&8),
+        "12 concurrent calls, 1 slot + 1 queued: {codes:?}"
+    );
+    assert!(codes.contains(&0), "{codes:?}");
     srv.shutdown();
 }

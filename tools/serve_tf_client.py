@@ -8,7 +8,8 @@ fixture goldens (the outputs real TensorFlow computed).
     /work/venv/bin/python tools/serve_tf_client.py [--binary target/release/tfhub]
 
 Starts the server on free loopback ports with tests/fixtures/nnlm_en_dim128 as version 1,
-then: gRPC Predict (tf.make_tensor_proto in, tf.make_ndarray out), GetModelMetadata,
+then: gRPC Predict (tf.make_tensor_proto in, tf.make_ndarray out; also 32 calls in flight on
+one channel), GetModelMetadata,
 GetModelStatus, REST :predict (row and columnar), and stops the server with SIGTERM.
 Exits non-zero on any mismatch.
 """
@@ -74,6 +75,12 @@ def main():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
         assert resp.model_spec.version.value == 1, resp.model_spec
         print("gRPC Predict: OK", got.shape)
+
+        # Many calls in flight on one channel (one HTTP/2 connection, multiplexed streams).
+        futures = [stub.Predict.future(req, timeout=60) for _ in range(32)]
+        for f in futures:
+            np.testing.assert_allclose(tf.make_ndarray(f.result().outputs["default"]), want, rtol=1e-5, atol=1e-6)
+        print("gRPC 32 concurrent Predicts on one channel: OK")
 
         md = get_model_metadata_pb2.GetModelMetadataRequest()
         md.model_spec.name = "nnlm"
