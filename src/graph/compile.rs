@@ -1,5 +1,6 @@
 //! Compiling a `GraphDef` or `FunctionDef` body into a [`Plan`].
 
+mod cse;
 mod frames;
 mod fuse;
 
@@ -404,6 +405,8 @@ impl<'a> Compiler<'a> {
                 var_of.insert(Src::Arg(i), k.clone());
             }
         }
+        // Repeated stateless steps are built once (`compile/cse.rs`).
+        let mut cse = cse::Cse::default();
         for &ni in &order {
             let node = &body.nodes[ni];
             let attrs = self.filled_attrs(node);
@@ -412,7 +415,7 @@ impl<'a> Compiler<'a> {
                 if inp.starts_with('^') {
                     continue;
                 }
-                inputs.push(self.resolve_input(body, inp, name, &node.name)?);
+                inputs.push(cse.resolve(self.resolve_input(body, inp, name, &node.name)?));
             }
             if !self.frozen.is_empty() {
                 let is_call = matches!(
@@ -469,6 +472,13 @@ impl<'a> Compiler<'a> {
                     continue;
                 }
             }
+            if !op.is_stateful()
+                && !inputs.is_empty()
+                && !inputs.iter().any(|s| is_ref_src(body, s))
+                && cse.merge(ni, &node.op, &attrs, &inputs, &consts)
+            {
+                continue;
+            }
             // Constant inputs the op can take at plan time (`Op::bind_constants`).
             let (op, inputs) = if inputs.iter().any(|s| consts.contains_key(s)) {
                 let known: Vec<Option<&Tensor>> = inputs.iter().map(|s| consts.get(s)).collect();
@@ -500,7 +510,7 @@ impl<'a> Compiler<'a> {
             });
         }
         // Identity-like steps forwarded, NoOps dropped (`graph/slim.rs`).
-        let mut outs_fwd = outs.to_vec();
+        let mut outs_fwd: Vec<Src> = outs.iter().map(|s| cse.resolve(*s)).collect();
         let mut steps = super::slim::forward_identities(body.nodes, steps, &mut outs_fwd);
         let outs = &outs_fwd[..];
         // Plan-time rewrites: embedding lookups (`compile/fuse.rs`), then swish and

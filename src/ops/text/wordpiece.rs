@@ -82,11 +82,43 @@ pub(super) fn char_len(s: &[u8]) -> usize {
     }
 }
 
-/// One word's pieces: (piece, start, limit).
+/// Pieces: (piece, start, limit).
 type Pieces = Vec<(Bytes, i64, i64)>;
 
+/// Words per task when a long input is tokenized on rayon's threads.
+const CHUNK_WORDS: usize = 256;
+
+/// The pieces of a run of words, flat, with each word's piece count: one buffer per run
+/// instead of a vector per word (and the lookup key and candidate ends reused across words).
+struct Run {
+    pieces: Pieces,
+    counts: Vec<usize>,
+}
+
 impl Wordpiece {
-    fn tokenize(&self, word: &Bytes, vocab: &dyn Fn(&[u8]) -> Option<i64>, out: &mut Pieces) {
+    fn tokenize_run(&self, words: &[Bytes], vocab: &dyn Fn(&[u8]) -> Option<i64>) -> Run {
+        let mut run = Run {
+            pieces: Vec::with_capacity(words.len() + words.len() / 2),
+            counts: Vec::with_capacity(words.len()),
+        };
+        let (mut key, mut ends) = (Vec::new(), Vec::new());
+        for w in words {
+            let before = run.pieces.len();
+            self.tokenize(w, vocab, &mut run.pieces, &mut key, &mut ends);
+            run.counts.push(run.pieces.len() - before);
+        }
+        run
+    }
+
+    /// Appends `word`'s pieces to `out` (`key`, `ends`: scratch).
+    fn tokenize(
+        &self,
+        word: &Bytes,
+        vocab: &dyn Fn(&[u8]) -> Option<i64>,
+        out: &mut Pieces,
+        key: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) {
         let len = word.len();
         if len as i64 > self.max_bytes_per_word {
             if self.use_unknown_token {
@@ -101,8 +133,6 @@ impl Wordpiece {
             return;
         }
         let first = out.len();
-        let mut key = Vec::with_capacity(self.suffix.len() + len);
-        let mut ends = Vec::new();
         let mut start = 0;
         while start < len {
             ends.clear();
@@ -121,7 +151,7 @@ impl Wordpiece {
                     key.extend_from_slice(&self.suffix);
                 }
                 key.extend_from_slice(&word[start..end]);
-                if vocab(&key).is_some_and(|v| v != -1) {
+                if vocab(key).is_some_and(|v| v != -1) {
                     found = Some(end);
                     break;
                 }
@@ -129,7 +159,7 @@ impl Wordpiece {
             match found {
                 Some(end) => {
                     let piece = if start > 0 {
-                        Bytes::from(key.clone())
+                        Bytes::copy_from_slice(key)
                     } else {
                         word.slice(start..end)
                     };
@@ -172,19 +202,17 @@ impl Op for Wordpiece {
     fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
         let [input, table] = take_inputs(inputs)?;
         let words = strings(&input, 0)?;
-        let per_word: Vec<Pieces> = with_string_table(&table, |vocab| {
-            let one = |w: &Bytes| {
-                let mut p = Vec::new();
-                self.tokenize(w, vocab, &mut p);
-                p
-            };
+        let runs: Vec<Run> = with_string_table(&table, |vocab| {
             Ok(if words.len() >= PAR_WORDS {
-                words.par_iter().map(one).collect()
+                words
+                    .par_chunks(CHUNK_WORDS)
+                    .map(|c| self.tokenize_run(c, vocab))
+                    .collect()
             } else {
-                words.iter().map(one).collect()
+                vec![self.tokenize_run(words, vocab)]
             })
         })?;
-        let n: usize = per_word.iter().map(Vec::len).sum();
+        let n: usize = runs.iter().map(|r| r.pieces.len()).sum();
         cx.call.check_alloc(n, DType::String)?;
         let mut values = Vec::with_capacity(n);
         let mut starts = Vec::with_capacity(n);
@@ -193,14 +221,16 @@ impl Op for Wordpiece {
         if self.row_splits {
             partition.push(0i64);
         }
-        for pieces in per_word {
-            let k = pieces.len() as i64;
-            partition.push(if self.row_splits {
-                partition.last().copied().unwrap_or(0) + k
-            } else {
-                k
-            });
-            for (p, s, l) in pieces {
+        for run in runs {
+            for &k in &run.counts {
+                let k = k as i64;
+                partition.push(if self.row_splits {
+                    partition.last().copied().unwrap_or(0) + k
+                } else {
+                    k
+                });
+            }
+            for (p, s, l) in run.pieces {
                 values.push(p);
                 starts.push(s);
                 limits.push(l);
