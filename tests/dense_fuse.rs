@@ -1,7 +1,9 @@
 //! Issue #17's transformer path: a dense layer's bias (and exact GELU) run in its GEMM's
 //! epilogue (`graph::fuse_dense`: `MatMul → Reshape → BiasAdd → GELU` of Keras' `Dense` on
 //! rank-3 inputs, `BatchMatMulV2 → Reshape → AddV2` of Keras 3's `EinsumDense` projections),
-//! bit-identical to the unfused ops and matching TensorFlow.
+//! and Keras 3's attention core (scores `Einsum` → scale → `Softmax` → context `Einsum`) runs
+//! as one step per (batch, head) block (`graph::fuse_attention`), both bit-identical to the
+//! unfused ops and matching TensorFlow.
 
 mod common;
 
@@ -9,7 +11,7 @@ use common::{check_golden, fixture, inputs, DENSE};
 use tfhub::api::LoadOptions;
 
 #[test]
-fn dense_bias_and_gelu_fuse_into_the_gemm_bit_identically() -> common::TestResult {
+fn dense_layers_and_attention_fuse_bit_identically() -> common::TestResult {
     let sig = "serving_default";
     // (fixture, fused dense steps at least, of which with GELU at least)
     for (name, min_dense, min_gelu) in [("gelu_encoder", 2, 1), ("attention", 3, 0)] {
