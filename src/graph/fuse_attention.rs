@@ -318,7 +318,7 @@ mod tests {
             n.attr.insert(
                 "equation".into(),
                 crate::proto::AttrValue {
-                    value: Some(attr_value::Value::S(s.as_bytes().to_vec().into())),
+                    value: Some(attr_value::Value::S(s.as_bytes().to_vec())),
                 },
             );
             equation(&n).expect("parses")
