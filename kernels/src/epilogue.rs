@@ -42,7 +42,15 @@ pub enum Activation {
     /// `x · sigmoid(x)` (swish / SiLU), bit-identical to `elementwise::sigmoid_f32` then a
     /// product (both use `transcend`'s lane function).
     Swish,
+    /// Exact GELU as Keras / TF trace it, `(0.5·x) · erfc((-x)·c)` with `c` the `f32`
+    /// [`GELU_C`] (`1/√2`), each product rounded as the separate ops round it: bit-identical
+    /// to `elementwise::gelu_f32` (`epilogue_x86` evaluates `transcend`'s lane function
+    /// operation for operation in vector registers).
+    Gelu,
 }
+
+/// The `1/√2` constant of [`Activation::Gelu`] (Keras' `Cast(1/sqrt(2))` as `f32`).
+pub const GELU_C: f32 = std::f32::consts::FRAC_1_SQRT_2;
 
 /// Per-channel steps then an activation, for outputs with `channels` columns.
 #[derive(Debug, Clone, Copy, Default)]
@@ -136,6 +144,11 @@ impl Epilogue<'_> {
                     *x *= crate::transcend::sigmoid_lane(*x);
                 }
             }
+            Activation::Gelu => {
+                for x in acc.iter_mut() {
+                    *x = crate::transcend::gelu_lane(*x, GELU_C);
+                }
+            }
         }
     }
 
@@ -227,6 +240,11 @@ crate::simd::multiversion! {
                     *x *= crate::transcend::sigmoid_lane(*x);
                 }
             }
+            Activation::Gelu => {
+                for x in row.iter_mut() {
+                    *x = crate::transcend::gelu_lane(*x, GELU_C);
+                }
+            }
         }
     }
 }
@@ -257,6 +275,7 @@ mod tests {
             Activation::Relu,
             Activation::Relu6,
             Activation::Swish,
+            Activation::Gelu,
         ] {
             // Reference: separate passes.
             let mut want = data.clone();
@@ -280,6 +299,7 @@ mod tests {
                         *w = x * s;
                     }
                 }
+                Activation::Gelu => crate::elementwise::gelu_f32(&src, GELU_C, &mut want),
             }
             let ep = Epilogue { ops: &ops, act };
             for isa in Isa::available() {

@@ -22,6 +22,19 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 const EXP_HI: f32 = 88.722_84;
 const EXP_LO: f32 = -87.336_55;
 const MAGIC: f32 = 12_582_912.0;
+// `transcend::erfc_lane`'s polynomial in `q`, highest degree first (kept equal; tested).
+const ERFC_P: [f32; 10] = [
+    -4.010_943_5e-4,
+    -1.230_811_6e-3,
+    1.313_617_8e-3,
+    8.632_405e-3,
+    -8.059_752e-3,
+    -5.420_448_6e-2,
+    1.640_553_2e-1,
+    -1.660_314_05e-1,
+    -9.276_397_5e-2,
+    2.769_784_03e-1,
+];
 const P: [f32; 6] = [
     1.987_569_1e-4,
     1.398_199_9e-3,
@@ -60,7 +73,7 @@ macro_rules! isa_body {
         add = $add:ident, sub = $sub:ident, mul = $mul:ident, div = $div:ident,
         min = $min:ident, max = $max:ident, cvtt = $cvtt:ident, srai = $srai:ident,
         slli = $slli:ident, addi = $addi:ident, subi = $subi:ident, cast = $cast:ident,
-        castps = $castps:ident, xori = $xori:ident,
+        castps = $castps:ident, xori = $xori:ident, andi = $andi:ident, fma = $fma:ident,
         sel_gt = $selgt:ident, sel_lt = $sellt:ident, sel_nan = $selnan:ident
     ) => {
         pub(crate) mod $m {
@@ -98,6 +111,46 @@ macro_rules! isa_body {
                 $mul(x, $div(one, $add(one, exp(neg))))
             }
 
+            /// `erfc(x)` per lane, bit-identical to `transcend::erfc_lane` (the same
+            /// operations in the same order, its `mul_add`s as FMAs).
+            #[target_feature(enable = $feat)]
+            #[inline]
+            pub(crate) unsafe fn erfc(x: $v) -> $v {
+                let one = $set1(1.0);
+                let two = $set1(2.0);
+                // `x.abs().min(10.5)`: MINPS returns its second operand for NaN, as
+                // `f32::min` returns the non-NaN one.
+                let a = $min($cast($andi($castps(x), $set1i(i32::MAX))), $set1(10.5));
+                let q = $div($sub(a, two), $add(a, two));
+                let mut p = $set1(ERFC_P[0]);
+                for &c in &ERFC_P[1..] {
+                    p = $fma(p, q, $set1(c));
+                }
+                let d = $fma(two, a, one);
+                let small = $add(one, $div($sub(p, $mul(two, a)), d));
+                let big = $div($add(one, p), d);
+                let y = $sellt(a, $set1(0.5), big, small);
+                let s = $mul(a, a);
+                let neg_a = $cast($xori($castps(a), $set1i(i32::MIN)));
+                let t = $fma(neg_a, a, s);
+                let neg_s = $cast($xori($castps(s), $set1i(i32::MIN)));
+                let ye = $mul(y, exp(neg_s));
+                let r = $fma(ye, t, ye);
+                let r = $sellt(r, $set1(f32::MIN_POSITIVE), r, $set1(0.0));
+                let r = $sellt(x, $set1(0.0), r, $sub(two, r));
+                $selnan(x, r)
+            }
+
+            /// Exact GELU `(0.5·x) · erfc((-x)·GELU_C)`, bit-identical to
+            /// `transcend::gelu_lane(x, GELU_C)`.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            pub(crate) unsafe fn gelu(x: $v) -> $v {
+                let neg = $cast($xori($castps(x), $set1i(i32::MIN)));
+                let z = $mul(neg, $set1(crate::epilogue::GELU_C));
+                $mul($mul($set1(0.5), x), erfc(z))
+            }
+
             /// The epilogue on one vector of columns `col..col + lanes`.
             ///
             /// # Safety
@@ -120,6 +173,7 @@ macro_rules! isa_body {
                     Activation::Relu => $max($set1(0.0), x),
                     Activation::Relu6 => $min($set1(6.0), $max($set1(0.0), x)),
                     Activation::Swish => swish(x),
+                    Activation::Gelu => gelu(x),
                 }
             }
 
@@ -177,6 +231,13 @@ macro_rules! isa_body {
                         for px in x.iter_mut() {
                             for e in px.iter_mut() {
                                 *e = swish(*e);
+                            }
+                        }
+                    }
+                    Activation::Gelu => {
+                        for px in x.iter_mut() {
+                            for e in px.iter_mut() {
+                                *e = gelu(*e);
                             }
                         }
                     }
@@ -263,6 +324,8 @@ isa_body!(
     cast = _mm512_castsi512_ps,
     castps = _mm512_castps_si512,
     xori = _mm512_xor_si512,
+    andi = _mm512_and_si512,
+    fma = _mm512_fmadd_ps,
     sel_gt = gt512,
     sel_lt = lt512,
     sel_nan = nan512
@@ -292,6 +355,8 @@ isa_body!(
     cast = _mm256_castsi256_ps,
     castps = _mm256_castps_si256,
     xori = _mm256_xor_si256,
+    andi = _mm256_and_si256,
+    fma = _mm256_fmadd_ps,
     sel_gt = gt256,
     sel_lt = lt256,
     sel_nan = nan256
@@ -301,6 +366,31 @@ isa_body!(
 mod tests {
     use super::*;
     use crate::epilogue::apply_row_with;
+
+    #[test]
+    fn vector_gelu_is_bit_identical_to_lane_function() {
+        // Dense over [-12, 12] (step 2^-10: erfc's branch points 0.5 and 10.5, exp's
+        // underflow) plus every 65521st bit pattern (NaNs, infinities, subnormals).
+        let mut xs: Vec<f32> = (-12 * 1024..=12 * 1024)
+            .map(|i| i as f32 / 1024.0)
+            .collect();
+        xs.extend((0..=u32::MAX / 65521).map(|i| f32::from_bits(i * 65521)));
+        let ep = Epilogue {
+            ops: &[],
+            act: Activation::Gelu,
+        };
+        for isa in Isa::available() {
+            let mut got = xs.clone();
+            apply_row_with(isa, &ep, &mut got, 0);
+            for (&x, g) in xs.iter().zip(&got) {
+                let w = crate::transcend::gelu_lane(x, crate::epilogue::GELU_C);
+                assert!(
+                    g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                    "{isa:?} x={x:e}: {g:e} vs {w:e}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn vector_epilogue_is_bit_identical_to_portable() {
@@ -332,6 +422,7 @@ mod tests {
             Activation::Relu,
             Activation::Relu6,
             Activation::Swish,
+            Activation::Gelu,
         ] {
             for ops in [&ops[..0], &ops[..2], &ops[..]] {
                 let ep = Epilogue { ops, act };

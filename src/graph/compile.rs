@@ -520,7 +520,9 @@ impl<'a> Compiler<'a> {
             let fused = fuse::embedding_lookups(body.nodes, &mut steps, &consts, outs);
             let steps = super::fuse::bypass_identity_n(body.nodes, steps, outs);
             let steps = super::fuse::fold_pads(body.nodes, steps, &consts, outs);
-            let steps = super::fuse_gelu::fuse_gelu(body.nodes, steps, &consts, outs);
+            let (steps, gelu) = super::fuse_gelu::fuse_gelu(body.nodes, steps, &consts, outs);
+            let steps = super::fuse_dense::fuse_dense(body.nodes, steps, outs, &gelu);
+            let steps = super::fuse_attention::fuse_attention(body.nodes, steps, &consts, outs);
             let steps = super::fuse_layernorm::fuse_layernorm_tail(body.nodes, steps, outs);
             let (steps, swish) = super::fuse::fuse_swish(body.nodes, steps, &consts, outs);
             (

@@ -86,13 +86,14 @@ fn f32_scalar(c: Option<&Tensor>) -> Option<f32> {
 }
 
 /// Rewrites the exact GELU chain (module docs) into one [`Gelu`] step at the position and
-/// under the node of its final `Mul`, taking `x`.
+/// under the node of its final `Mul`, taking `x`. Also returns, for each such step's node,
+/// its constant `c` (so `fuse_dense` can fold the step into a producer's epilogue).
 pub(super) fn fuse_gelu(
     nodes: &[NodeDef],
     steps: Vec<PendingStep>,
     consts: &HashMap<Src, Tensor>,
     outs: &[Src],
-) -> Vec<PendingStep> {
+) -> (Vec<PendingStep>, HashMap<usize, f32>) {
     let uses = use_counts(&steps, outs);
     let pos_of = step_positions(&steps);
     // The step producing `v` if it is output 0 of an `op` node read exactly once.
@@ -141,8 +142,9 @@ pub(super) fn fuse_gelu(
             break;
         }
     }
+    let mut fused = HashMap::new();
     if found.is_empty() {
-        return steps;
+        return (steps, fused);
     }
     let mut slots: Vec<Option<PendingStep>> = steps.into_iter().map(Some).collect();
     for (si, hsi, nsi, zsi, esi, m_first, x, c) in found {
@@ -170,7 +172,8 @@ pub(super) fn fuse_gelu(
             m_first,
             c,
         };
+        fused.insert(ni, c);
         slots[si] = Some((ni, Box::new(gelu), vec![x]));
     }
-    slots.into_iter().flatten().collect()
+    (slots.into_iter().flatten().collect(), fused)
 }

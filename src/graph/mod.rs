@@ -14,6 +14,8 @@ mod compile;
 mod dataflow;
 pub(crate) mod freeze;
 mod fuse;
+mod fuse_attention;
+mod fuse_dense;
 mod fuse_gelu;
 mod fuse_layernorm;
 mod hop;

@@ -290,6 +290,7 @@ mod tests {
                 Activation::Relu,
                 Activation::Relu6,
                 Activation::Swish,
+                Activation::Gelu,
             ];
             for act in acts {
                 let ep = Epilogue { ops: &ops, act };

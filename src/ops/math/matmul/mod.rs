@@ -13,6 +13,7 @@
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+use crate::ops::fused::EpilogueProducer;
 use crate::ops::kernels::epilogue::Epilogue;
 use crate::ops::kernels::gemm::{gemm_f32, gemm_f64, gemm_packed_f32};
 use crate::ops::kernels::transpose::transpose;
@@ -314,10 +315,34 @@ impl BatchMatMul {
         cx: &EvalCtx<'_>,
         x: &Tensor,
         y: &Tensor,
+        ep: &Epilogue<'_>,
     ) -> Result<Option<Tensor>, OpError> {
+        let Some((m, k, n, shape)) = self.flat_dims(x, y) else {
+            return Ok(None);
+        };
+        let total = m * n;
+        cx.limits().check_alloc(total, DType::F32)?;
+        let (xs, ys) = (x.as_slice::<f32>()?, y.as_slice::<f32>()?);
+        let strides = if self.adj_y { (1, k) } else { (n, 1) };
+        // Both GEMM paths overwrite every element.
+        let mut out = crate::tensor::pool::f32_for_overwrite(total);
+        match self.cache.get(cx, y, ys, k, n, strides) {
+            Some(p) => gemm_packed_f32(m, xs, (k, 1), &p, &mut out, n, ep),
+            None => {
+                gemm_f32(m, n, k, xs, (k, 1), ys, strides, &mut out, n, false);
+                ep.apply_rows(&mut out, n);
+            }
+        }
+        Ok(Some(Tensor::from_vec(&shape, out)?))
+    }
+
+    /// `(m, k, n, output shape)` of [`BatchMatMul::flat_f32`]'s single GEMM, `None` when the
+    /// shapes or dtypes do not fit it.
+    fn flat_dims(&self, x: &Tensor, y: &Tensor) -> Option<(usize, usize, usize, Vec<usize>)> {
         let (sx, sy) = (x.shape(), y.shape());
         let (rx, ry) = (sx.len(), sy.len());
         if !self.broadcast
+            || self.tout.is_some_and(|t| t != DType::F32)
             || self.adj_x
             || x.dtype() != DType::F32
             || y.dtype() != DType::F32
@@ -326,7 +351,7 @@ impl BatchMatMul {
             || ry > rx
             || sy[..ry - 2].iter().any(|&d| d != 1)
         {
-            return Ok(None);
+            return None;
         }
         let (k, n) = if self.adj_y {
             (sy[ry - 1], sy[ry - 2])
@@ -334,27 +359,38 @@ impl BatchMatMul {
             (sy[ry - 2], sy[ry - 1])
         };
         if sx[rx - 1] != k || k == 0 {
-            return Ok(None);
+            return None;
         }
         let mut shape = sx.to_vec();
         shape[rx - 1] = n;
-        let Some(total) = num_elements(&shape) else {
-            return Ok(None);
-        };
+        let total = num_elements(&shape)?;
         let m = num_elements(&sx[..rx - 1]).unwrap_or(0);
         if total == 0 || m < 2 {
-            return Ok(None);
+            return None;
         }
-        cx.limits().check_alloc(total, DType::F32)?;
-        let (xs, ys) = (x.as_slice::<f32>()?, y.as_slice::<f32>()?);
-        let strides = if self.adj_y { (1, k) } else { (n, 1) };
-        // Both GEMM paths overwrite every element.
-        let mut out = crate::tensor::pool::f32_for_overwrite(total);
-        match self.cache.get(cx, y, ys, k, n, strides) {
-            Some(p) => gemm_packed_f32(m, xs, (k, 1), &p, &mut out, n, &Epilogue::default()),
-            None => gemm_f32(m, n, k, xs, (k, 1), ys, strides, &mut out, n, false),
+        Some((m, k, n, shape))
+    }
+}
+
+/// The flattened single-GEMM case ([`BatchMatMul::flat_f32`]) takes a fused per-column
+/// epilogue (the projections' bias, see `graph::fuse_dense`).
+impl EpilogueProducer for BatchMatMul {
+    fn out_channels(&self, inputs: &[Tensor]) -> Option<usize> {
+        match inputs {
+            [x, y] => self.flat_dims(x, y).map(|(_, _, n, _)| n),
+            _ => None,
         }
-        Ok(Some(Tensor::from_vec(&shape, out)?))
+    }
+
+    fn eval_epilogue(
+        &self,
+        cx: &mut EvalCtx<'_>,
+        inputs: Vec<Tensor>,
+        ep: &Epilogue<'_>,
+    ) -> Result<Tensor, OpError> {
+        let [x, y] = take_inputs(inputs)?;
+        self.flat_f32(cx, &x, &y, ep)?
+            .ok_or_else(|| OpError::invalid("fused BatchMatMul needs one f32 right-hand matrix"))
     }
 }
 
@@ -400,10 +436,14 @@ impl Op for BatchMatMul {
             x = cast_for_matmul(x, to)?;
             y = cast_for_matmul(y, to)?;
         }
-        if let Some(out) = self.flat_f32(cx, &x, &y)? {
+        if let Some(out) = self.flat_f32(cx, &x, &y, &Epilogue::default())? {
             return Ok(vec![out]);
         }
         let out = batched_matmul(cx, &x, self.adj_x, &y, self.adj_y, self.broadcast)?;
         Ok(vec![out])
+    }
+
+    fn epilogue_producer(&self) -> Option<&dyn EpilogueProducer> {
+        Some(self)
     }
 }
