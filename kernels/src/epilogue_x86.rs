@@ -142,9 +142,11 @@ macro_rules! isa_body {
             }
 
             /// Exact GELU `(0.5·x) · erfc((-x)·GELU_C)`, bit-identical to
-            /// `transcend::gelu_lane(x, GELU_C)`.
+            /// `transcend::gelu_lane(x, GELU_C)`. Never inlined: inlined, its ~40 operations
+            /// made [`vec`] too big to inline into the GEMM and convolution kernels (an
+            /// out-of-line call per vector cost ResNet50 ~3%).
             #[target_feature(enable = $feat)]
-            #[inline]
+            #[inline(never)]
             pub(crate) unsafe fn gelu(x: $v) -> $v {
                 let neg = $cast($xori($castps(x), $set1i(i32::MIN)));
                 let z = $mul(neg, $set1(crate::epilogue::GELU_C));
