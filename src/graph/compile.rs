@@ -475,7 +475,14 @@ impl<'a> Compiler<'a> {
             if !op.is_stateful()
                 && !inputs.is_empty()
                 && !inputs.iter().any(|s| is_ref_src(body, s))
-                && cse.merge(ni, &node.op, &attrs, &inputs, &consts)
+                && cse.merge(
+                    ni,
+                    &node.op,
+                    &attrs,
+                    &inputs,
+                    &mut controls(body, node, &cse),
+                    &consts,
+                )
             {
                 continue;
             }
@@ -759,6 +766,19 @@ fn arg_len(
 }
 
 /// True if `s` is an output of a TF1 ref-producing op (`VariableV2`, `Assign`, `RefSwitch`...).
+/// `node`'s control inputs for [`cse::Cse::merge`]: each the index of the node standing for
+/// it (`n<index>`), or its name when it names no node of the body.
+fn controls(body: &Body<'_>, node: &NodeDef, cse: &cse::Cse) -> Vec<String> {
+    node.input
+        .iter()
+        .filter_map(|i| i.strip_prefix('^'))
+        .map(|c| match body.index.get(c) {
+            Some(&ci) => format!("n{}", cse.node(ci)),
+            None => c.to_string(),
+        })
+        .collect()
+}
+
 fn is_ref_src(body: &Body<'_>, s: &Src) -> bool {
     matches!(s, Src::Out(j, _) if ops::REF_PRODUCERS.contains(&body.nodes[*j].op.as_str()))
 }

@@ -12,7 +12,9 @@
 //! unchanged; it runs earlier in the plan than the dropped one, so a bad input fails at that
 //! earlier step, which it already did before (it fails on the same inputs). Stateful ops, ops
 //! reading TF1 ref edges (their value changes between reads) and ops without data inputs are
-//! never merged. Constant inputs are compared by value (small ones), so two `Const` nodes with
+//! never merged. Control inputs are part of a step's identity, as in Grappler's node
+//! signatures: two equal steps with other control inputs (a guard `Assert`, or a TF1 `cond`
+//! pivot whose deadness a branch's step inherits) stay apart. Constant inputs are compared by value (small ones), so two `Const` nodes with
 //! equal values count as the same input.
 
 use std::collections::{BTreeMap, HashMap};
@@ -43,7 +45,13 @@ impl Cse {
         }
     }
 
-    /// Whether node `ni` (op `op`, attributes `attrs`, resolved data `inputs`) repeats an
+    /// The node whose outputs stand for node `ni`'s (itself unless `ni` was dropped).
+    pub(super) fn node(&self, ni: usize) -> usize {
+        self.alias.get(&ni).copied().unwrap_or(ni)
+    }
+
+    /// Whether node `ni` (op `op`, attributes `attrs`, resolved data `inputs`, control
+    /// inputs `controls`, each a resolved node index or a name) repeats an
     /// earlier step: then it is recorded as that step's twin and `true` is returned (the
     /// caller drops it); otherwise it is remembered as a step others may repeat.
     pub(super) fn merge(
@@ -52,6 +60,7 @@ impl Cse {
         op: &str,
         attrs: &BTreeMap<String, AttrValue>,
         inputs: &[Src],
+        controls: &mut [String],
         consts: &HashMap<Src, Tensor>,
     ) -> bool {
         let mut key = String::with_capacity(64);
@@ -67,6 +76,12 @@ impl Cse {
         }
         // `BTreeMap`: attributes in name order, so equal maps print equally.
         let _ = write!(key, "|{attrs:?}");
+        // Control inputs as a set (their order means nothing).
+        controls.sort_unstable();
+        for c in controls.iter() {
+            key.push_str("|^");
+            key.push_str(c);
+        }
         match self.seen.get(&key) {
             Some(&first) => {
                 self.alias.insert(ni, first);
@@ -121,22 +136,29 @@ mod tests {
         let attrs = BTreeMap::new();
         let mut cse = Cse::default();
         let x = Src::Arg(0);
-        assert!(!cse.merge(10, "Sub", &attrs, &[x, Src::Out(0, 0)], &consts));
+        assert!(!cse.merge(10, "Sub", &attrs, &[x, Src::Out(0, 0)], &mut [], &consts));
         // Another Const with the same value: the same step.
-        assert!(cse.merge(11, "Sub", &attrs, &[x, Src::Out(1, 0)], &consts));
+        assert!(cse.merge(11, "Sub", &attrs, &[x, Src::Out(1, 0)], &mut [], &consts));
         assert_eq!(cse.resolve(Src::Out(11, 0)), Src::Out(10, 0));
         assert_eq!(cse.resolve(Src::Out(12, 1)), Src::Out(12, 1));
         // Other dtype, other op, other input order: different steps.
-        assert!(!cse.merge(12, "Sub", &attrs, &[x, Src::Out(2, 0)], &consts));
-        assert!(!cse.merge(13, "AddV2", &attrs, &[x, Src::Out(0, 0)], &consts));
-        assert!(!cse.merge(14, "Sub", &attrs, &[Src::Out(0, 0), x], &consts));
+        assert!(!cse.merge(12, "Sub", &attrs, &[x, Src::Out(2, 0)], &mut [], &consts));
+        assert!(!cse.merge(13, "AddV2", &attrs, &[x, Src::Out(0, 0)], &mut [], &consts));
+        assert!(!cse.merge(14, "Sub", &attrs, &[Src::Out(0, 0), x], &mut [], &consts));
         // -0.0 and 0.0 are different constants.
-        assert!(!cse.merge(15, "Mul", &attrs, &[x, Src::Out(3, 0)], &consts));
-        assert!(!cse.merge(16, "Mul", &attrs, &[x, Src::Out(4, 0)], &consts));
+        assert!(!cse.merge(15, "Mul", &attrs, &[x, Src::Out(3, 0)], &mut [], &consts));
+        assert!(!cse.merge(16, "Mul", &attrs, &[x, Src::Out(4, 0)], &mut [], &consts));
         // Different attributes: different steps.
         let mut a2 = BTreeMap::new();
         a2.insert("T".to_string(), AttrValue::default());
-        assert!(!cse.merge(17, "Sub", &a2, &[x, Src::Out(0, 0)], &consts));
-        assert!(cse.merge(18, "Sub", &a2, &[x, Src::Out(1, 0)], &consts));
+        assert!(!cse.merge(17, "Sub", &a2, &[x, Src::Out(0, 0)], &mut [], &consts));
+        assert!(cse.merge(18, "Sub", &a2, &[x, Src::Out(1, 0)], &mut [], &consts));
+        // Other control inputs: different steps; the same set in another order: the same.
+        let mut c1 = ["n3".to_string(), "n5".to_string()];
+        let mut c2 = ["n5".to_string(), "n3".to_string()];
+        assert!(!cse.merge(19, "Sub", &a2, &[x, Src::Out(1, 0)], &mut c1, &consts));
+        assert!(cse.merge(20, "Sub", &a2, &[x, Src::Out(1, 0)], &mut c2, &consts));
+        assert_eq!(cse.node(20), 19);
+        assert_eq!(cse.node(21), 21);
     }
 }
