@@ -541,41 +541,18 @@ impl Op for Swish {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::{BuildCtx, Callable, FunctionResolver, Registry, Session};
+    use crate::ops::array::tests::{build_op, hashed_f32};
+    use crate::ops::Session;
     use crate::proto::{attr_value, AttrValue};
     use std::collections::BTreeMap;
-    use std::sync::Arc;
-
-    struct NoFunctions;
-    impl FunctionResolver for NoFunctions {
-        fn function(&mut self, name: &str) -> Result<Arc<dyn Callable>, OpError> {
-            Err(OpError::invalid(format!("no function {name}")))
-        }
-    }
 
     /// Builds a registry op with the given attrs.
-    fn build(op: &str, attrs: BTreeMap<String, crate::proto::AttrValue>, n: usize) -> Box<dyn Op> {
-        let r = Registry::with_all_ops();
-        let b = r.get(op).expect("registered");
-        let mut resolver = NoFunctions;
-        let mut cx = BuildCtx {
-            node: "n",
-            op,
-            attrs: &attrs,
-            num_inputs: n,
-            scope: "",
-            max_const_elements: 1 << 20,
-            functions: &mut resolver,
-        };
-        b(&mut cx).expect("builds")
+    fn build(op: &str, attrs: BTreeMap<String, AttrValue>, n: usize) -> Box<dyn Op> {
+        build_op(op, &attrs, n).expect("builds")
     }
 
     fn tensor(shape: &[usize], seed: u32) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 125.0 - 4.0)
-            .collect();
-        Tensor::from_vec(shape, v).expect("shape")
+        hashed_f32(shape, seed, 4.0)
     }
 
     fn chain(head: &str, head_attrs: BTreeMap<String, crate::proto::AttrValue>) -> FusedChain {

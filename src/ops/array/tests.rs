@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::ops::{
-    BuildCtx, Callable, EvalCtx, FunctionResolver, Limits, OpError, Registry, Session,
+    BuildCtx, Callable, EvalCtx, FunctionResolver, Limits, Op, OpError, Registry, Session,
 };
 use crate::proto::{attr_value, AttrValue};
 use crate::tensor::{DType, Tensor};
@@ -55,6 +55,19 @@ pub(in crate::ops) fn run(
             (k.to_string(), AttrValue { value: Some(value) })
         })
         .collect();
+    let built = build_op(op, &attrs, inputs.len())?;
+    let session = Session::new(PathBuf::from("."), None, Limits::default());
+    let mut ecx = EvalCtx::new(&session);
+    built.eval(&mut ecx, inputs)
+}
+
+/// Builds `op` from the full registry with `attrs` for `num_inputs` inputs (no function
+/// library: an op that calls one fails to build).
+pub(in crate::ops) fn build_op(
+    op: &str,
+    attrs: &BTreeMap<String, AttrValue>,
+    num_inputs: usize,
+) -> Result<Box<dyn Op>, OpError> {
     let reg = Registry::with_all_ops();
     let b = reg
         .get(op)
@@ -63,16 +76,37 @@ pub(in crate::ops) fn run(
     let mut cx = BuildCtx {
         node: "n",
         op,
-        attrs: &attrs,
-        num_inputs: inputs.len(),
+        attrs,
+        num_inputs,
         scope: "",
         max_const_elements: 1 << 20,
         functions: &mut fns,
     };
-    let built = b(&mut cx)?;
-    let session = Session::new(PathBuf::from("."), None, Limits::default());
-    let mut ecx = EvalCtx::new(&session);
-    built.eval(&mut ecx, inputs)
+    b(&mut cx)
+}
+
+/// Attribute pairs as a node's attribute map.
+pub(in crate::ops) fn attr_map(pairs: &[(&str, attr_value::Value)]) -> BTreeMap<String, AttrValue> {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let value = Some(v.clone());
+            (k.to_string(), AttrValue { value })
+        })
+        .collect()
+}
+
+/// A deterministic f32 tensor of `shape` with values in `[-amplitude, amplitude)`: a
+/// multiplicative hash of each index, xor `seed`, in steps of `amplitude / 500`.
+pub(in crate::ops) fn hashed_f32(shape: &[usize], seed: u32, amplitude: f32) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|i| {
+            let h = ((i as u32).wrapping_mul(2654435761) ^ seed) % 1000;
+            (h as f32 / 500.0 - 1.0) * amplitude
+        })
+        .collect();
+    Tensor::from_vec(shape, v).expect("shape")
 }
 
 /// [`run`] expecting exactly one output.

@@ -163,50 +163,16 @@ impl Op for ScaledProject {
 mod tests {
     use super::super::{Tail, TailKind};
     use super::*;
-    use crate::ops::{BuildCtx, Callable, FunctionResolver, Registry, Session};
-    use crate::proto::{attr_value::Value, AttrValue};
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-
-    struct NoFunctions;
-    impl FunctionResolver for NoFunctions {
-        fn function(&mut self, name: &str) -> Result<Arc<dyn Callable>, OpError> {
-            Err(OpError::invalid(format!("no function {name}")))
-        }
-    }
+    use crate::ops::array::tests::{attr_map, build_op, hashed_f32};
+    use crate::ops::Session;
+    use crate::proto::attr_value::Value;
 
     fn build(op: &str, attrs: &[(&str, Value)], n: usize) -> Box<dyn Op> {
-        let attrs: BTreeMap<String, AttrValue> = attrs
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    AttrValue {
-                        value: Some(v.clone()),
-                    },
-                )
-            })
-            .collect();
-        let r = Registry::with_all_ops();
-        let mut resolver = NoFunctions;
-        let mut cx = BuildCtx {
-            node: "n",
-            op,
-            attrs: &attrs,
-            num_inputs: n,
-            scope: "",
-            max_const_elements: 1 << 20,
-            functions: &mut resolver,
-        };
-        r.get(op).expect("registered")(&mut cx).expect("builds")
+        build_op(op, &attr_map(attrs), n).expect("builds")
     }
 
     fn tensor(shape: &[usize], seed: u32) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
-            .collect();
-        Tensor::from_vec(shape, v).expect("shape")
+        hashed_f32(shape, seed, 1.0)
     }
 
     /// `Conv2D 1×1 → Mul → AddV2 (→ AddV2 residual)`.
