@@ -76,6 +76,26 @@ fn role(nodes: &[NodeDef], consts: &HashMap<Src, Tensor>, b: &Built) -> Option<R
     }
 }
 
+/// How many times each value is read: by the plain steps in `slots`, the built chains and
+/// the body's outputs (a fused intermediate must have no other reader).
+fn read_counts(
+    slots: &[Option<PendingStep>],
+    built: &[Built],
+    outs: &[Src],
+) -> HashMap<Src, usize> {
+    let mut uses: HashMap<Src, usize> = HashMap::new();
+    let reads = slots
+        .iter()
+        .flatten()
+        .flat_map(|st| st.2.iter())
+        .chain(built.iter().flat_map(|b| b.inputs.iter()))
+        .chain(outs);
+    for s in reads {
+        *uses.entry(*s).or_default() += 1;
+    }
+    uses
+}
+
 /// Replaces each `expand? → depthwise → project?` group of `built` (at least one of the two
 /// pointwise chains present) by one [`InvertedResidual`] step in `slots`, at the slot of its
 /// last chain; returns the chains left alone.
@@ -89,16 +109,7 @@ pub(super) fn group(
     if !enabled() || built.is_empty() {
         return built;
     }
-    let mut uses: HashMap<Src, usize> = HashMap::new();
-    let reads = slots
-        .iter()
-        .flatten()
-        .flat_map(|st| st.2.iter())
-        .chain(built.iter().flat_map(|b| b.inputs.iter()))
-        .chain(outs);
-    for s in reads {
-        *uses.entry(*s).or_default() += 1;
-    }
+    let uses = read_counts(slots, &built, outs);
     let roles: Vec<Option<Role>> = built.iter().map(|b| role(nodes, consts, b)).collect();
     let by_out: HashMap<Src, usize> = built
         .iter()
@@ -186,16 +197,7 @@ pub(super) fn group_scaled(
     if !enabled() || built.is_empty() {
         return built;
     }
-    let mut uses: HashMap<Src, usize> = HashMap::new();
-    let reads = slots
-        .iter()
-        .flatten()
-        .flat_map(|st| st.2.iter())
-        .chain(built.iter().flat_map(|b| b.inputs.iter()))
-        .chain(outs);
-    for s in reads {
-        *uses.entry(*s).or_default() += 1;
-    }
+    let uses = read_counts(slots, &built, outs);
     let slot_of: HashMap<usize, usize> = slots
         .iter()
         .enumerate()
