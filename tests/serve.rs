@@ -69,6 +69,45 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String
     (status, body)
 }
 
+/// (status, lower-case headers, raw body) of one POST with extra header lines.
+fn post_raw(
+    addr: SocketAddr,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&out[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let hs = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, hs, out[end + 4..].to_vec())
+}
+
 fn post(addr: SocketAddr, path: &str, v: &Value) -> (u16, Value) {
     let (c, b) = http(addr, "POST", path, v.to_string().as_bytes());
     (
@@ -89,6 +128,7 @@ fn sentences() -> Vec<String> {
 fn flat(v: &Value, out: &mut Vec<f64>) {
     match v {
         Value::Array(a) => a.iter().for_each(|x| flat(x, out)),
+        Value::Object(m) => m.values().for_each(|x| flat(x, out)),
         x => out.push(x.as_f64().unwrap()),
     }
 }
@@ -396,6 +436,72 @@ fn kserve_v2_health_metadata_infer() {
         json!({"inputs": [{"name": "sentences", "shape": [1], "datatype": "FP32", "data": [1.0]}]});
     let (c, v) = post(a, &format!("/v2/models/{MODEL}/infer"), &bad);
     assert_eq!(c, 400, "{v}");
+
+    // The binary tensor extension: BYTES in as length-prefixed raw data, FP32 out as raw
+    // little-endian floats after the JSON header.
+    let (_, b) = http(a, "GET", "/v2", b"");
+    assert!(b.contains("binary_tensor_data"), "{b}");
+    let mut raw = Vec::new();
+    for x in &s {
+        raw.extend_from_slice(&(x.len() as u32).to_le_bytes());
+        raw.extend_from_slice(x.as_bytes());
+    }
+    let header = json!({
+        "inputs": [{"name": "sentences", "shape": [s.len()], "datatype": "BYTES",
+                    "parameters": {"binary_data_size": raw.len()}}],
+        "parameters": {"binary_data_output": true},
+    })
+    .to_string();
+    let body = [header.as_bytes(), &raw].concat();
+    let infer = format!("/v2/models/{MODEL}/infer");
+    let hl = format!("Inference-Header-Content-Length: {}\r\n", header.len());
+    let (c, hs, out) = post_raw(a, &infer, &hl, &body);
+    assert_eq!(c, 200, "{}", String::from_utf8_lossy(&out));
+    let json_len: usize = hs
+        .iter()
+        .find(|(k, _)| k == "inference-header-content-length")
+        .expect("Inference-Header-Content-Length in the reply")
+        .1
+        .parse()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out[..json_len]).unwrap();
+    let o = &v["outputs"][0];
+    assert_eq!(o["shape"], json!([s.len(), 128]));
+    assert!(o.get("data").is_none(), "{v}");
+    let floats: Vec<f64> = out[json_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+        .collect();
+    assert_eq!(o["parameters"]["binary_data_size"], json!(floats.len() * 4));
+    assert_golden(&json!(floats), &golden["default"]);
+    // Per output `binary_data: false` overrides the request's choice: JSON data again.
+    let header2 = header.replace(
+        "\"parameters\":{\"binary_data_output\":true}",
+        "\"parameters\":{\"binary_data_output\":true},\
+         \"outputs\":[{\"name\":\"default\",\"parameters\":{\"binary_data\":false}}]",
+    );
+    assert_ne!(header2, header);
+    let body2 = [header2.as_bytes(), &raw].concat();
+    let hl2 = format!("Inference-Header-Content-Length: {}\r\n", header2.len());
+    let (c, _, out) = post_raw(a, &infer, &hl2, &body2);
+    assert_eq!(c, 200);
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_golden(&v["outputs"][0]["data"], &golden["default"]);
+    // A size past the data, a stray tail and a bad header length are 400s, not panics.
+    for (h, b) in [
+        (
+            hl.clone(),
+            [header.as_bytes(), &raw[..raw.len() - 1]].concat(),
+        ),
+        (hl.clone(), [header.as_bytes(), &raw, b"x"].concat()),
+        (
+            "Inference-Header-Content-Length: 999999\r\n".to_string(),
+            body.clone(),
+        ),
+    ] {
+        let (c, _, out) = post_raw(a, &infer, &h, &b);
+        assert_eq!(c, 400, "{}", String::from_utf8_lossy(&out));
+    }
     srv.shutdown();
 }
 
@@ -754,6 +860,7 @@ fn batching_gives_golden_results_and_bounds_its_queue() {
         max_enqueued_batches: 2,
         num_batch_threads: 1,
         allowed_batch_sizes: vec![4, 8],
+        ..BatchingParams::default()
     });
     let srv = Server::start(o).unwrap();
     let a = srv.rest_addr().unwrap();
@@ -816,6 +923,136 @@ fn batching_gives_golden_results_and_bounds_its_queue() {
     assert!(codes.contains(&200), "{codes:?}");
     let (_, page) = http(a, "GET", "/monitoring/prometheus/metrics", b"");
     assert!(page.contains(":tfhub:serving:batch_size_bucket"), "{page}");
+    srv.shutdown();
+}
+
+/// The value of the first metrics line starting with `prefix` and containing `needle`.
+fn metric(page: &str, prefix: &str, needle: &str) -> f64 {
+    page.lines()
+        .find(|l| l.starts_with(prefix) && l.contains(needle))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix}..{needle} in {page}"))
+}
+
+#[test]
+fn large_batch_splitting_runs_a_big_request_in_small_batches() {
+    let base = base_with("nnlm_en_dim128", 1);
+    let mut o = opts(base.path());
+    o.batching = Some(BatchingParams {
+        max_batch_size: 16,
+        batch_timeout_micros: 1000,
+        max_enqueued_batches: 8,
+        num_batch_threads: 1,
+        allowed_batch_sizes: vec![1, 2],
+        enable_large_batch_splitting: true,
+        max_execution_batch_size: Some(2),
+        ..BatchingParams::default()
+    });
+    let srv = Server::start(o).unwrap();
+    let a = srv.rest_addr().unwrap();
+    let golden = read_json(&fixture("nnlm_en_dim128").join("golden.json"));
+    let g = golden["default"]["values"].as_array().unwrap().clone();
+    let s = sentences();
+    assert!(s.len() > 2, "the fixture needs more rows than one batch");
+    // More rows than max_execution_batch_size: cut into batches of 2, joined back in order.
+    let (c, v) = post(
+        a,
+        &format!("/v1/models/{MODEL}:predict"),
+        &json!({"instances": s}),
+    );
+    assert_eq!(c, 200, "{v}");
+    let preds = v["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), s.len());
+    for (i, p) in preds.iter().enumerate() {
+        assert_golden(p, &json!({"values": g[i * 128..(i + 1) * 128]}));
+    }
+    // 14 rows ran as 7 batches of exactly 2: the count, the sum, and no batch of 1 (TF's
+    // histogram buckets count values below their bound, so `le="2"` holds the 1s).
+    let (_, page) = http(a, "GET", "/monitoring/prometheus/metrics", b"");
+    let rows = s.len() as f64;
+    assert_eq!(
+        metric(&page, ":tfhub:serving:batch_size_sum", ""),
+        rows,
+        "{page}"
+    );
+    assert_eq!(
+        metric(&page, ":tfhub:serving:batch_size_count", ""),
+        (rows / 2.0).ceil(),
+        "{page}"
+    );
+    assert_eq!(
+        metric(&page, ":tfhub:serving:batch_size_bucket", "le=\"2\""),
+        rows % 2.0,
+        "{page}"
+    );
+    // max_batch_size still bounds one request.
+    let (c, v) = post(
+        a,
+        &format!("/v1/models/{MODEL}:predict"),
+        &json!({"instances": vec!["x"; 17]}),
+    );
+    assert_eq!(c, 400, "{v}");
+    srv.shutdown();
+}
+
+#[test]
+fn pad_variable_length_inputs_batches_different_lengths_like_tf() {
+    let base = base_with("text2_bert_encoder", 1);
+    let mut o = opts(base.path());
+    o.batching = Some(BatchingParams {
+        max_batch_size: 2,
+        // Long: a batch runs only when both requests are in it.
+        batch_timeout_micros: 20_000_000,
+        max_enqueued_batches: 4,
+        num_batch_threads: 1,
+        pad_variable_length_inputs: true,
+        ..BatchingParams::default()
+    });
+    let srv = Server::start(o).unwrap();
+    let a = srv.rest_addr().unwrap();
+    let path = "/v1/models/{MODEL}:predict".replace("{MODEL}", MODEL);
+    let req = |ids: &[i32]| {
+        json!({"inputs": {
+            "input_word_ids": [ids],
+            "input_mask": [vec![1; ids.len()]],
+            "input_type_ids": [vec![0; ids.len()]],
+        }})
+    };
+    // Sends both at once so they share a batch; returns their outputs.
+    let pair = |x: Value, y: Value| {
+        let (p1, p2) = (path.clone(), path.clone());
+        let h1 = std::thread::spawn(move || post(a, &p1, &x));
+        let h2 = std::thread::spawn(move || post(a, &p2, &y));
+        let (r1, r2) = (h1.join().unwrap(), h2.join().unwrap());
+        assert_eq!(r1.0, 200, "{}", r1.1);
+        assert_eq!(r2.0, 200, "{}", r2.1);
+        (r1.1, r2.1)
+    };
+    let short = [101, 7, 8, 9, 102];
+    let long = [101, 11, 12, 13, 14, 15, 16, 102];
+    let (s1, l1) = pair(req(&short), req(&long));
+    // The short request ran padded to 8 with its first elements (word id 101, mask 1,
+    // type 0), so its sequence output has the padded length, as in TF.
+    let seq = &s1["outputs"]["sequence_output"];
+    assert_eq!(seq[0].as_array().unwrap().len(), 8, "{s1}");
+    // The same as sending it padded by hand in the same batch.
+    let mut padded = short.to_vec();
+    padded.resize(8, 101);
+    let (s2, l2) = pair(req(&padded), req(&long));
+    // (Which of the two comes first in the batch may differ between rounds: close, not equal.)
+    for (x, y) in [(&s1, &s2), (&l1, &l2)] {
+        let (mut fx, mut fy) = (Vec::new(), Vec::new());
+        flat(&x["outputs"], &mut fx);
+        flat(&y["outputs"], &mut fy);
+        assert_eq!(fx.len(), fy.len());
+        assert!(
+            fx.iter()
+                .zip(&fy)
+                .all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + a.abs())),
+            "{x} vs {y}"
+        );
+    }
     srv.shutdown();
 }
 

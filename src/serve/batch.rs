@@ -3,13 +3,24 @@
 //!
 //! As in TF's SharedBatchScheduler, a batch stays open while every thread is busy, so requests
 //! pile into it under load even with `batch_timeout_micros: 0`; once a thread is free the
-//! batch closes when it is full (`max_batch_size` rows) or its first request has waited
-//! `batch_timeout_micros`. A request's size is its inputs' shared dim 0. Requests whose other
-//! dims differ from the batch's first are left for the next batch (TF would fail them; no
-//! padding of variable-length inputs). Batches are padded up to the next
+//! batch closes when it is full (`max_batch_size` rows, or `max_execution_batch_size` with
+//! `enable_large_batch_splitting`) or its first request has waited `batch_timeout_micros`. A
+//! request's size is its inputs' shared dim 0. Batches are padded up to the next
 //! `allowed_batch_sizes` entry with copies of the last request's first row, like TF's
-//! batching_session.cc. The queue holds at most `max_enqueued_batches × max_batch_size` rows;
+//! batching_session.cc. The queue holds at most `max_enqueued_batches` full batches of rows;
 //! past that a request is refused with RESOURCE_EXHAUSTED (HTTP 429).
+//!
+//! - **Variable-length inputs.** With `pad_variable_length_inputs`, requests whose inputs have
+//!   the same dtypes and ranks share a batch. Each input is padded up to the batch's largest
+//!   non-batch dims with its own first element, as TF's batching_util.cc `AddPadding` does (ranks
+//!   1–6, like TF); outputs keep the padded dims. Without it, requests whose other dims differ
+//!   from the batch's first are left for the next batch. TF fails them with
+//!   FAILED_PRECONDITION; waiting a turn serves both.
+//! - **Large-batch splitting.** With `enable_large_batch_splitting`, a request that does not fit
+//!   the open batch is cut. Its first rows fill the batch and the rest waits at the queue's head
+//!   for the next one, so a request of up to `max_batch_size` rows runs in batches of at most
+//!   `max_execution_batch_size`. Its pieces' outputs are joined back in row order, and it
+//!   answers once, with the first error if any piece failed.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -29,7 +40,143 @@ struct Task {
     inputs: Vec<Tensor>,
     rows: usize,
     enqueued: Instant,
-    reply: tokio::sync::oneshot::Sender<Reply>,
+    reply: ReplyTo,
+}
+
+/// Where a task's outputs go.
+enum ReplyTo {
+    /// A whole request.
+    Whole(tokio::sync::oneshot::Sender<Reply>),
+    /// Rows `start..start + rows` of a request split across batches.
+    Piece(Arc<Split>, usize),
+}
+
+/// The pieces of one split request, joined when the last arrives.
+struct Split {
+    rows: usize,
+    state: Mutex<SplitState>,
+}
+
+struct SplitState {
+    /// Outputs by first row.
+    parts: BTreeMap<usize, BTreeMap<String, Tensor>>,
+    done_rows: usize,
+    /// Taken when the request is answered (joined or failed).
+    reply: Option<tokio::sync::oneshot::Sender<Reply>>,
+}
+
+impl ReplyTo {
+    /// Answers with `r`, the outputs of the task's own rows.
+    fn send(self, rows: usize, r: Reply) {
+        match self {
+            ReplyTo::Whole(tx) => {
+                let _ = tx.send(r);
+            }
+            ReplyTo::Piece(split, start) => split.deliver(start, rows, r),
+        }
+    }
+}
+
+impl Split {
+    fn deliver(&self, start: usize, rows: usize, r: Reply) {
+        let mut st = self.state.lock().expect("split lock");
+        match r {
+            Err(e) => {
+                if let Some(tx) = st.reply.take() {
+                    let _ = tx.send(Err(e));
+                }
+            }
+            Ok(out) => {
+                if st.reply.is_none() {
+                    return; // an earlier piece failed
+                }
+                st.parts.insert(start, out);
+                st.done_rows += rows;
+                if st.done_rows == self.rows {
+                    let joined = join_pieces(&st.parts);
+                    if let Some(tx) = st.reply.take() {
+                        let _ = tx.send(joined);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Concatenates the pieces' outputs, key by key, in row order.
+fn join_pieces(parts: &BTreeMap<usize, BTreeMap<String, Tensor>>) -> Reply {
+    let Some(first) = parts.values().next() else {
+        return Err(Status::internal("split request with no pieces"));
+    };
+    let mut out = BTreeMap::new();
+    for k in first.keys() {
+        let pieces: Vec<&Tensor> = parts
+            .values()
+            .map(|p| {
+                p.get(k)
+                    .ok_or_else(|| Status::internal(format!("a piece lacks output {k}")))
+            })
+            .collect::<Result<_, _>>()?;
+        if pieces
+            .windows(2)
+            .any(|w| w[0].dtype() != w[1].dtype() || w[0].shape().get(1..) != w[1].shape().get(1..))
+        {
+            return Err(Status::new(
+                Code::FailedPrecondition,
+                format!(
+                    "output {k} of a request split across batches has different shapes in its \
+                     pieces (padded to different lengths?); they cannot be joined"
+                ),
+            ));
+        }
+        out.insert(k.clone(), concat0(&pieces, 0)?);
+    }
+    Ok(out)
+}
+
+impl Task {
+    /// The inputs' first `n` rows and the rest (`0 < n < rows`).
+    fn cut(&self, n: usize) -> Result<(Vec<Tensor>, Vec<Tensor>), Status> {
+        let mut head = Vec::with_capacity(self.inputs.len());
+        let mut tail = Vec::with_capacity(self.inputs.len());
+        for t in &self.inputs {
+            head.push(slice0(t, 0, n)?);
+            tail.push(slice0(t, n, self.rows - n)?);
+        }
+        Ok((head, tail))
+    }
+
+    /// This task as a piece of its first `n` rows and the rest; the first cut turns the
+    /// request's reply into a [`Split`], later cuts share it.
+    fn into_pieces(self, n: usize, head: Vec<Tensor>, tail: Vec<Tensor>) -> (Task, Task) {
+        let (split, start) = match self.reply {
+            ReplyTo::Whole(tx) => (
+                Arc::new(Split {
+                    rows: self.rows,
+                    state: Mutex::new(SplitState {
+                        parts: BTreeMap::new(),
+                        done_rows: 0,
+                        reply: Some(tx),
+                    }),
+                }),
+                0,
+            ),
+            ReplyTo::Piece(s, start) => (s, start),
+        };
+        let piece = Task {
+            inputs: head,
+            rows: n,
+            enqueued: self.enqueued,
+            reply: ReplyTo::Piece(split.clone(), start),
+        };
+        let rest = Task {
+            inputs: tail,
+            rows: self.rows - n,
+            enqueued: self.enqueued,
+            reply: ReplyTo::Piece(split, start + n),
+        };
+        (piece, rest)
+    }
 }
 
 /// Counting semaphore of free batch threads, shared by every queue.
@@ -169,7 +316,9 @@ impl Batcher {
                 p.max_batch_size
             )));
         }
-        let cap = p.max_enqueued_batches.saturating_mul(p.max_batch_size);
+        let cap = p
+            .max_enqueued_batches
+            .saturating_mul(p.execution_batch_size());
         let (tx, rx) = tokio::sync::oneshot::channel();
         {
             let mut q = self.queue.lock().expect("batch queue lock");
@@ -184,7 +333,7 @@ impl Batcher {
                 inputs,
                 rows,
                 enqueued: Instant::now(),
-                reply: tx,
+                reply: ReplyTo::Whole(tx),
             });
         }
         self.metrics.queue_depth(&self.model, 1);
@@ -227,6 +376,7 @@ impl Batcher {
     /// Waits until the batch is full or its first request timed out, then takes it.
     fn close_batch(&self) -> Vec<Task> {
         let p = &self.pool.params;
+        let max = p.execution_batch_size();
         let timeout = Duration::from_micros(p.batch_timeout_micros);
         let mut q = self.queue.lock().expect("batch queue lock");
         loop {
@@ -236,7 +386,7 @@ impl Batcher {
             let rows: usize = q.iter().map(|t| t.rows).sum();
             let deadline = first.enqueued + timeout;
             let now = Instant::now();
-            if rows >= p.max_batch_size || now >= deadline || self.closed.load(Ordering::SeqCst) {
+            if rows >= max || now >= deadline || self.closed.load(Ordering::SeqCst) {
                 break;
             }
             q = self
@@ -246,22 +396,51 @@ impl Batcher {
                 .0;
         }
         let mut batch: Vec<Task> = Vec::new();
-        let mut rows = 0;
+        let (mut rows, mut whole) = (0, 0);
         while let Some(t) = q.front() {
-            let fits = rows + t.rows <= p.max_batch_size;
             let same = batch.first().is_none_or(|f| {
                 f.inputs.iter().zip(&t.inputs).all(|(a, b)| {
-                    a.dtype() == b.dtype() && a.shape().get(1..) == b.shape().get(1..)
+                    a.dtype() == b.dtype()
+                        && if p.pad_variable_length_inputs {
+                            a.shape().len() == b.shape().len()
+                        } else {
+                            a.shape().get(1..) == b.shape().get(1..)
+                        }
                 })
             });
-            if !fits || !same {
+            if !same {
                 break;
             }
-            rows += t.rows;
-            batch.push(q.pop_front().expect("front exists"));
+            let room = max - rows;
+            if t.rows <= room {
+                rows += t.rows;
+                whole += 1;
+                batch.push(q.pop_front().expect("front exists"));
+                continue;
+            }
+            if p.enable_large_batch_splitting && room > 0 {
+                let t = q.pop_front().expect("front exists");
+                match t.cut(room) {
+                    Ok((head, tail)) => {
+                        let (piece, rest) = t.into_pieces(room, head, tail);
+                        rows += room;
+                        batch.push(piece);
+                        q.push_front(rest);
+                    }
+                    Err(e) => {
+                        // Not sliceable (dtype): the whole request fails, nothing else does.
+                        self.queued_rows.fetch_sub(t.rows, Ordering::SeqCst);
+                        self.metrics.queue_depth(&self.model, -1);
+                        let n = t.rows;
+                        t.reply.send(n, Err(e));
+                        continue;
+                    }
+                }
+            }
+            break;
         }
         self.queued_rows.fetch_sub(rows, Ordering::SeqCst);
-        self.metrics.queue_depth(&self.model, -(batch.len() as i64));
+        self.metrics.queue_depth(&self.model, -(whole as i64));
         batch
     }
 
@@ -288,7 +467,14 @@ impl Batcher {
             let mut joined = Vec::with_capacity(sig.inputs().len());
             for (i, spec) in sig.inputs().iter().enumerate() {
                 let parts: Vec<&Tensor> = batch.iter().map(|t| &t.inputs[i]).collect();
-                joined.push((spec.key.clone(), concat0(&parts, padded - rows)?));
+                let t = if self.pool.params.pad_variable_length_inputs {
+                    let padded_parts = pad_to_largest(&parts)?;
+                    let refs: Vec<&Tensor> = padded_parts.iter().collect();
+                    concat0(&refs, padded - rows)?
+                } else {
+                    concat0(&parts, padded - rows)?
+                };
+                joined.push((spec.key.clone(), t));
             }
             let out = sig.call(joined).map_err(Status::from)?;
             for (k, t) in &out {
@@ -308,7 +494,7 @@ impl Batcher {
         match result {
             Err(e) => {
                 for t in batch {
-                    let _ = t.reply.send(Err(e.clone()));
+                    t.reply.send(t.rows, Err(e.clone()));
                 }
             }
             Ok(out) => {
@@ -325,10 +511,13 @@ impl Batcher {
                         }
                     }
                     start += t.rows;
-                    let _ = t.reply.send(match err {
-                        Some(e) => Err(e),
-                        None => Ok(mine),
-                    });
+                    t.reply.send(
+                        t.rows,
+                        match err {
+                            Some(e) => Err(e),
+                            None => Ok(mine),
+                        },
+                    );
                 }
             }
         }
@@ -431,6 +620,72 @@ fn concat0(parts: &[&Tensor], pad: usize) -> Result<Tensor, Status> {
     })
 }
 
+/// Each part padded up to the parts' largest non-batch dims with its own first element, as
+/// TF's batching_util.cc `AddPadding` (ranks 1 to 6; a part already at full size is kept).
+fn pad_to_largest(parts: &[&Tensor]) -> Result<Vec<Tensor>, Status> {
+    let rank = parts.first().map_or(0, |t| t.shape().len());
+    let mut max = vec![0usize; rank];
+    for t in parts {
+        for (m, &d) in max.iter_mut().zip(t.shape()) {
+            *m = (*m).max(d);
+        }
+    }
+    parts
+        .iter()
+        .map(|t| {
+            if !(1..=6).contains(&rank) {
+                return Err(Status::invalid(
+                    "Only tensors with rank from 1 to 6 can be padded.",
+                ));
+            }
+            let shape = t.shape();
+            if shape[1..] == max[1..] {
+                return Ok((*t).clone());
+            }
+            if t.is_empty() {
+                return Err(Status::invalid(
+                    "Got empty tensor in batch of non-empty tensors.",
+                ));
+            }
+            let mut out_shape = max.clone();
+            out_shape[0] = shape[0];
+            by_dtype!(t.dtype(), T => {
+                let src = t.as_slice::<T>().map_err(internal)?;
+                Tensor::from_vec(&out_shape, pad_rows(src, shape, &out_shape)).map_err(internal)
+            })
+        })
+        .collect()
+}
+
+/// `src` (row-major, `shape`) copied into a `to`-shaped array whose extra cells hold `src[0]`.
+fn pad_rows<T: Clone>(src: &[T], shape: &[usize], to: &[usize]) -> Vec<T> {
+    let n: usize = to.iter().product();
+    let mut out = vec![src[0].clone(); n];
+    let inner = *shape.last().expect("rank >= 1");
+    if inner == 0 {
+        return out;
+    }
+    // Output strides, then one contiguous run of `inner` per index of the leading dims.
+    let rank = shape.len();
+    let mut stride = vec![1usize; rank];
+    for d in (0..rank - 1).rev() {
+        stride[d] = stride[d + 1] * to[d + 1];
+    }
+    let mut idx = vec![0usize; rank - 1];
+    for run in src.chunks_exact(inner) {
+        let off: usize = idx.iter().zip(&stride).map(|(i, s)| i * s).sum();
+        out[off..off + inner].clone_from_slice(run);
+        for d in (0..rank - 1).rev() {
+            idx[d] += 1;
+            if idx[d] < shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    out
+}
+
 /// Rows `start..start + n` of `t`.
 fn slice0(t: &Tensor, start: usize, n: usize) -> Result<Tensor, Status> {
     let mut shape = t.shape().to_vec();
@@ -458,5 +713,42 @@ mod tests {
         );
         let s = slice0(&c, 1, 2).unwrap();
         assert_eq!(s.as_slice::<f32>().unwrap(), &[3.0, 4.0, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn padding_uses_each_tensors_first_element() {
+        // [1, 2, 2] and [1, 1, 3] -> both [1, 2, 3].
+        let a = Tensor::from_vec(&[1, 2, 2], vec![7i32, 1, 2, 3]).unwrap();
+        let b = Tensor::from_vec(&[1, 1, 3], vec![5i32, 6, 8]).unwrap();
+        let p = pad_to_largest(&[&a, &b]).unwrap();
+        assert_eq!(p[0].shape(), &[1, 2, 3]);
+        assert_eq!(p[0].as_slice::<i32>().unwrap(), &[7, 1, 7, 2, 3, 7]);
+        assert_eq!(p[1].as_slice::<i32>().unwrap(), &[5, 6, 8, 5, 5, 5]);
+        // Two rows, strings.
+        let s = Tensor::from_vec(
+            &[2, 1],
+            vec![Bytes::from(&b"x"[..]), Bytes::from(&b"y"[..])],
+        )
+        .unwrap();
+        let l = Tensor::from_vec(
+            &[1, 2],
+            vec![Bytes::from(&b"p"[..]), Bytes::from(&b"q"[..])],
+        )
+        .unwrap();
+        let p = pad_to_largest(&[&s, &l]).unwrap();
+        assert_eq!(p[0].shape(), &[2, 2]);
+        let got: Vec<&[u8]> = p[0]
+            .as_slice::<Bytes>()
+            .unwrap()
+            .iter()
+            .map(|b| &b[..])
+            .collect();
+        assert_eq!(got, vec![&b"x"[..], b"x", b"y", b"x"]);
+        // Empty tensors cannot be padded; rank 7 is refused as in TF.
+        let e = Tensor::from_vec(&[0, 1], Vec::<f32>::new()).unwrap();
+        let f = Tensor::from_vec(&[1, 2], vec![1.0f32, 2.0]).unwrap();
+        assert!(pad_to_largest(&[&e, &f]).is_err());
+        let r7 = Tensor::from_vec(&[1; 7], vec![1.0f32]).unwrap();
+        assert!(pad_to_largest(&[&r7, &r7]).is_err());
     }
 }

@@ -346,7 +346,8 @@ pub fn parse_model_server_config(text: &str) -> Result<Vec<ModelConfig>, String>
 /// `BatchingParameters`, with TF's defaults for unset fields (shared_batch_scheduler.h).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchingParams {
-    /// Largest batch, and largest single request (dim 0).
+    /// Largest single request (dim 0); also the largest batch unless
+    /// `enable_large_batch_splitting` is on.
     pub max_batch_size: usize,
     /// Longest wait before an under-full batch runs.
     pub batch_timeout_micros: u64,
@@ -354,8 +355,26 @@ pub struct BatchingParams {
     pub max_enqueued_batches: usize,
     /// Threads running batches (shared by all queues).
     pub num_batch_threads: usize,
-    /// Sizes batches are padded up to (ascending; last == max_batch_size).
+    /// Sizes batches are padded up to (ascending; the last equals the largest batch).
     pub allowed_batch_sizes: Vec<usize>,
+    /// Pad inputs whose non-batch dims differ up to the batch's largest, with each tensor's
+    /// first element (TF's batching_util.cc `AddPadding`).
+    pub pad_variable_length_inputs: bool,
+    /// Split a request across batches when it does not fit the open one.
+    pub enable_large_batch_splitting: bool,
+    /// Largest batch when splitting (TF: defaults to `max_batch_size`).
+    pub max_execution_batch_size: Option<usize>,
+}
+
+impl BatchingParams {
+    /// The most rows one batch runs: `max_execution_batch_size` when splitting, else
+    /// `max_batch_size`.
+    pub fn execution_batch_size(&self) -> usize {
+        match self.max_execution_batch_size {
+            Some(n) if self.enable_large_batch_splitting => n,
+            _ => self.max_batch_size,
+        }
+    }
 }
 
 impl Default for BatchingParams {
@@ -366,6 +385,9 @@ impl Default for BatchingParams {
             max_enqueued_batches: 10,
             num_batch_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             allowed_batch_sizes: Vec::new(),
+            pad_variable_length_inputs: false,
+            enable_large_batch_splitting: false,
+            max_execution_batch_size: None,
         }
     }
 }
@@ -385,6 +407,21 @@ pub fn parse_batching_parameters(text: &str) -> Result<BatchingParams, String> {
             Val::Scalar(_) => int(v, f),
         }
     };
+    let boolean = |v: &Val, f: &str| -> Result<bool, String> {
+        let s = match v {
+            Val::Msg(m) => match m.iter().find(|(k, _)| k == "value") {
+                Some((_, Val::Scalar(s))) => s.as_str(),
+                Some(_) => return Err(format!("{f}: expected a bool")),
+                None => "false",
+            },
+            Val::Scalar(s) => s.as_str(),
+        };
+        match s {
+            "true" | "t" | "1" | "True" => Ok(true),
+            "false" | "f" | "0" | "False" => Ok(false),
+            _ => Err(format!("{f}: {s:?} is not a bool")),
+        }
+    };
     let pos = |x: i64, f: &str| -> Result<usize, String> {
         usize::try_from(x)
             .ok()
@@ -400,25 +437,34 @@ pub fn parse_batching_parameters(text: &str) -> Result<BatchingParams, String> {
             "allowed_batch_sizes" => p.allowed_batch_sizes.push(pos(int(&v, &k)?, &k)?),
             // Names the thread pool only; tfhub has one pool.
             "thread_pool_name" => {}
-            "pad_variable_length_inputs"
-            | "enable_large_batch_splitting"
-            | "max_execution_batch_size" => {
-                if !matches!(&v, Val::Msg(m) if m.iter().all(|(_, x)| *x == Val::Scalar("false".into())))
-                {
-                    return Err(format!("batching parameter {k} is not supported"));
-                }
+            "pad_variable_length_inputs" => p.pad_variable_length_inputs = boolean(&v, &k)?,
+            "enable_large_batch_splitting" => p.enable_large_batch_splitting = boolean(&v, &k)?,
+            "max_execution_batch_size" => {
+                p.max_execution_batch_size = Some(pos(wrapped(&v, &k)?, &k)?)
             }
             other => return Err(format!("BatchingParameters: unknown field {other:?}")),
         }
+    }
+    // As batching_session.cc `CreateBasicBatchingSession` and shared_batch_scheduler.h.
+    let exec = p.execution_batch_size();
+    if p.enable_large_batch_splitting && exec > p.max_batch_size {
+        return Err(format!(
+            "max_execution_batch_size ({exec}) must be <= max_batch_size ({})",
+            p.max_batch_size
+        ));
     }
     if let Some(&last) = p.allowed_batch_sizes.last() {
         if p.allowed_batch_sizes.windows(2).any(|w| w[0] >= w[1]) {
             return Err("allowed_batch_sizes entries must be monotonically increasing".into());
         }
-        if last != p.max_batch_size {
+        if last != exec {
+            let what = if p.enable_large_batch_splitting {
+                "max_execution_batch_size"
+            } else {
+                "max_batch_size"
+            };
             return Err(format!(
-                "final entry in allowed_batch_sizes must equal max_batch_size ({last} != {})",
-                p.max_batch_size
+                "final entry in allowed_batch_sizes must equal {what} ({last} != {exec})"
             ));
         }
     }
@@ -479,5 +525,47 @@ mod tests {
         );
         let bad = "max_batch_size { value: 8 } allowed_batch_sizes: 2 allowed_batch_sizes: 4";
         assert!(parse_batching_parameters(bad).is_err());
+        assert!(!p.pad_variable_length_inputs && !p.enable_large_batch_splitting);
+        assert_eq!(p.execution_batch_size(), 128);
+    }
+
+    #[test]
+    fn batching_padding_and_splitting() {
+        let p = parse_batching_parameters(
+            "max_batch_size { value: 64 } enable_large_batch_splitting { value: true } \
+             max_execution_batch_size { value: 8 } allowed_batch_sizes: 4 \
+             allowed_batch_sizes: 8 pad_variable_length_inputs: true",
+        )
+        .unwrap();
+        assert!(p.pad_variable_length_inputs && p.enable_large_batch_splitting);
+        assert_eq!((p.max_batch_size, p.execution_batch_size()), (64, 8));
+        // Unset max_execution_batch_size means max_batch_size, as in TF.
+        let p = parse_batching_parameters(
+            "max_batch_size { value: 16 } enable_large_batch_splitting { value: true }",
+        )
+        .unwrap();
+        assert_eq!(p.execution_batch_size(), 16);
+        // Without splitting, max_execution_batch_size is ignored (TF: "relevant iff ...").
+        let p = parse_batching_parameters(
+            "max_batch_size { value: 16 } max_execution_batch_size { value: 4 }",
+        )
+        .unwrap();
+        assert_eq!(p.execution_batch_size(), 16);
+        for (bad, why) in [
+            (
+                "max_batch_size { value: 4 } enable_large_batch_splitting { value: true } \
+                 max_execution_batch_size { value: 8 }",
+                "must be <= max_batch_size",
+            ),
+            (
+                "max_batch_size { value: 64 } enable_large_batch_splitting { value: true } \
+                 max_execution_batch_size { value: 8 } allowed_batch_sizes: 64",
+                "must equal max_execution_batch_size (64 != 8)",
+            ),
+            ("pad_variable_length_inputs: maybe", "is not a bool"),
+        ] {
+            let e = parse_batching_parameters(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 }

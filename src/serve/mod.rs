@@ -23,6 +23,7 @@ pub mod models;
 mod rest;
 pub mod status;
 pub mod tfjson;
+mod v2bin;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -101,15 +102,18 @@ pub mod decode {
         tfjson::decode_inputs(&req, specs, lim)
     }
 
-    /// A KServe v2 `/v2/models/{name}/infer` body.
+    /// A KServe v2 `/v2/models/{name}/infer` body: JSON up to its last `}`, then the
+    /// binary tensor data (as `Inference-Header-Content-Length` would split it).
     pub fn v2_infer(
         body: &[u8],
         specs: &[TensorSpec],
         lim: DecodeLimits,
     ) -> Result<Vec<(String, Tensor)>, Status> {
-        let req: serde_json::Value = serde_json::from_slice(body)
+        let split = body.iter().rposition(|&b| b == b'}').map_or(0, |i| i + 1);
+        let (json, tail) = body.split_at(split);
+        let req: serde_json::Value = serde_json::from_slice(json)
             .map_err(|e| Status::invalid(format!("invalid JSON: {e}")))?;
-        super::rest::v2_decode_inputs(&req, specs, lim)
+        super::rest::v2_decode_inputs(&req, specs, lim, tail)
     }
 
     /// A gRPC `Predict` call's body: the length-prefixed frame, the `PredictRequest` and its

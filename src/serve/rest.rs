@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 use super::models::{Servable, VersionSel};
 use super::status::{Code, Status};
 use super::tfjson::{self, tf_dtype_name};
+use super::v2bin;
 use super::App;
 use crate::api::TensorSpec;
 use crate::tensor::{DType, Tensor};
@@ -76,6 +77,10 @@ pub async fn handle(app: Arc<App>, req: Request<hyper::body::Incoming>) -> Resp 
             )),
         );
     }
+    let binary_header = req
+        .headers()
+        .get("inference-header-content-length")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let body = match read_body(&app, req).await {
         Ok(b) => b,
         Err(s) if s.code == Code::OutOfRange => {
@@ -108,7 +113,7 @@ pub async fn handle(app: Arc<App>, req: Request<hyper::body::Incoming>) -> Resp 
         return json_reply(&app, r);
     }
     if lower == "/v2" || lower.starts_with("/v2/") {
-        return v2(&app, &method, &path, &body).await;
+        return v2(&app, &method, &path, &body, binary_header.as_deref()).await;
     }
     reply(&app, 404, "text/plain", format!("Not Found: {path}\n"))
 }
@@ -409,7 +414,13 @@ fn v2_datatype(d: DType) -> Option<&'static str> {
     })
 }
 
-async fn v2(app: &App, method: &Method, path: &str, body: &[u8]) -> Resp {
+async fn v2(
+    app: &App,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+    binary_header: Option<&str>,
+) -> Resp {
     let t0 = Instant::now();
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(2).collect();
     let ok = |v: Value| reply(app, 200, "application/json", v.to_string());
@@ -425,9 +436,10 @@ async fn v2(app: &App, method: &Method, path: &str, body: &[u8]) -> Resp {
             && app.manager.models().values().all(|m| !m.live().is_empty())
     };
     match (method, segs.as_slice()) {
-        (&Method::GET, []) => {
-            ok(json!({"name": "tfhub", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
-        }
+        (&Method::GET, []) => ok(
+            json!({"name": "tfhub", "version": env!("CARGO_PKG_VERSION"),
+                      "extensions": ["binary_tensor_data"]}),
+        ),
         (&Method::GET, ["health", "live"]) => ok(json!({"live": true})),
         (&Method::GET, ["health", "ready"]) => {
             if ready() {
@@ -473,7 +485,7 @@ async fn v2(app: &App, method: &Method, path: &str, body: &[u8]) -> Resp {
                 }
                 (&Method::POST, ["infer"]) => {
                     let r = app
-                        .with_deadline(None, v2_infer(app, &name, &sel, body))
+                        .with_deadline(None, v2_infer(app, &name, &sel, body, binary_header))
                         .await;
                     app.metrics.request(
                         &name,
@@ -483,7 +495,10 @@ async fn v2(app: &App, method: &Method, path: &str, body: &[u8]) -> Resp {
                         t0.elapsed(),
                     );
                     match r {
-                        Ok(s) => reply(app, 200, "application/json", s),
+                        Ok((json, bin)) if bin.is_empty() => {
+                            reply(app, 200, "application/json", json)
+                        }
+                        Ok((json, bin)) => binary_reply(app, json, bin),
                         Err(s) => err(s),
                     }
                 }
@@ -518,13 +533,31 @@ fn v2_metadata(app: &App, sv: &Servable) -> Value {
            "inputs": inputs, "outputs": outputs})
 }
 
+/// A v2 reply whose outputs include binary data: the JSON header, then the bytes, with the
+/// header's length in `Inference-Header-Content-Length` (as Triton answers).
+fn binary_reply(app: &App, json: String, bin: Vec<u8>) -> Resp {
+    let n = json.len();
+    let mut body = json.into_bytes();
+    body.extend_from_slice(&bin);
+    let mut r = reply(app, 200, "application/octet-stream", String::new());
+    r.headers_mut().insert(
+        "inference-header-content-length",
+        hyper::header::HeaderValue::from(n),
+    );
+    *r.body_mut() = Full::new(Bytes::from(body));
+    r
+}
+
 /// The `inputs` of a v2 `infer` request, checked against the signature's input specs
-/// (name, datatype, shape, flat row-major `data`). Also the `serve_v2_infer` fuzz target.
+/// (name, datatype, shape, and flat row-major `data` or `binary_data_size` bytes of `tail`,
+/// the binary tensor extension). Also the `serve_v2_infer` fuzz target.
 pub(crate) fn v2_decode_inputs(
     req: &Value,
     specs: &[TensorSpec],
     lim: tfjson::DecodeLimits,
+    tail: &[u8],
 ) -> Result<Vec<(String, Tensor)>, Status> {
+    let mut tail = v2bin::Tail::new(tail);
     let Some(inputs) = req["inputs"].as_array() else {
         return Err(Status::invalid("'inputs' must be a list"));
     };
@@ -550,11 +583,6 @@ pub(crate) fn v2_decode_inputs(
                 "input {iname:?}: datatype {got:?}, expected {want:?}"
             )));
         }
-        if inp["parameters"]["binary_data_size"].is_number() {
-            return Err(Status::unimplemented(
-                "the binary tensor extension is not supported; send JSON data",
-            ));
-        }
         let shape: Vec<usize> = inp["shape"]
             .as_array()
             .ok_or_else(|| Status::invalid(format!("input {iname:?}: 'shape' must be a list")))?
@@ -566,15 +594,44 @@ pub(crate) fn v2_decode_inputs(
                     "input {iname:?}: shape dims must be non-negative integers"
                 ))
             })?;
-        let t = tfjson::tensor_from_flat(&inp["data"], spec.dtype, &shape, lim)?;
+        let bin = &inp["parameters"]["binary_data_size"];
+        let t = if bin.is_null() {
+            tfjson::tensor_from_flat(&inp["data"], spec.dtype, &shape, lim)?
+        } else {
+            let n = bin
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    Status::invalid(format!(
+                        "input {iname:?}: binary_data_size must be a non-negative integer"
+                    ))
+                })?;
+            if !inp["data"].is_null() {
+                return Err(Status::invalid(format!(
+                    "input {iname:?} has both 'data' and binary_data_size"
+                )));
+            }
+            let raw = tail.take(n, iname)?;
+            v2bin::tensor_from_raw(iname, spec.dtype, &shape, raw, lim.max_elements)?
+        };
         tensors.push((iname.to_string(), t));
     }
+    tail.finish()?;
     Ok(tensors)
 }
 
-async fn v2_infer(app: &App, name: &str, sel: &VersionSel, body: &[u8]) -> Result<String, Status> {
-    let req: Value =
-        serde_json::from_slice(body).map_err(|e| Status::invalid(format!("invalid JSON: {e}")))?;
+/// Runs a v2 `infer` request: the reply's JSON and the binary data that follows it (empty
+/// unless outputs were asked for as binary).
+async fn v2_infer(
+    app: &App,
+    name: &str,
+    sel: &VersionSel,
+    body: &[u8],
+    binary_header: Option<&str>,
+) -> Result<(String, Vec<u8>), Status> {
+    let (json_part, tail) = v2bin::split_body(body, binary_header)?;
+    let req: Value = serde_json::from_slice(json_part)
+        .map_err(|e| Status::invalid(format!("invalid JSON: {e}")))?;
     let sv = app
         .manager
         .find(name, sel)
@@ -588,11 +645,21 @@ async fn v2_infer(app: &App, name: &str, sel: &VersionSel, body: &[u8]) -> Resul
             "Serving signature name: \"{sig_name}\" not found in signature def"
         ))
     })?;
-    let tensors = v2_decode_inputs(&req, sig.inputs(), app.limits())?;
+    let tensors = v2_decode_inputs(&req, sig.inputs(), app.limits(), tail)?;
     let out = app.predict(&sv, &sig_name, tensors, "infer").await?;
     let wanted: Option<Vec<&str>> = req["outputs"]
         .as_array()
         .map(|o| o.iter().filter_map(|x| x["name"].as_str()).collect());
+    // Binary outputs: per output `binary_data`, else the request's `binary_data_output`.
+    let all_binary = req["parameters"]["binary_data_output"].as_bool() == Some(true);
+    let binary_out = |k: &str| {
+        req["outputs"]
+            .as_array()
+            .and_then(|o| o.iter().find(|x| x["name"].as_str() == Some(k)))
+            .and_then(|x| x["parameters"]["binary_data"].as_bool())
+            .unwrap_or(all_binary)
+    };
+    let mut bin = Vec::new();
     let mut s = String::from("{");
     s.push_str(&format!(
         "\"model_name\": {}, \"model_version\": \"{}\"",
@@ -623,10 +690,20 @@ async fn v2_infer(app: &App, name: &str, sel: &VersionSel, body: &[u8]) -> Resul
             ))
         })?;
         s.push_str(&format!(
-            "{{\"name\": {}, \"datatype\": \"{dt}\", \"shape\": {:?}, \"data\": ",
+            "{{\"name\": {}, \"datatype\": \"{dt}\", \"shape\": {:?}, ",
             Value::String((*k).clone()),
             t.shape()
         ));
+        if binary_out(k) {
+            let before = bin.len();
+            v2bin::tensor_to_raw(k, t, &mut bin)?;
+            s.push_str(&format!(
+                "\"parameters\": {{\"binary_data_size\": {}}}}}",
+                bin.len() - before
+            ));
+            continue;
+        }
+        s.push_str("\"data\": ");
         let mut one = BTreeMap::new();
         let flat = (*t)
             .clone()
@@ -639,7 +716,7 @@ async fn v2_infer(app: &App, name: &str, sel: &VersionSel, body: &[u8]) -> Resul
         s.push('}');
     }
     s.push_str("]}");
-    Ok(s)
+    Ok((s, bin))
 }
 
 #[cfg(test)]
