@@ -709,7 +709,9 @@ pub fn eval_op(
     };
     let built = build(&mut cx)?;
     let session = Session::new(PathBuf::from("."), None, limits());
-    built.eval(&mut EvalCtx::new(&session), inputs)
+    built
+        .eval(&mut EvalCtx::new(&session), inputs.into())
+        .map(crate::ops::Tensors::into_vec)
 }
 
 /// The signature the `serve_*` targets decode against: one input of each kind a request

@@ -5,6 +5,14 @@
 //! checked meta-graph view and the TF2 object graph; `api` is the thin public surface.
 #![warn(missing_debug_implementations)]
 
+/// [`ops::Tensors`] from a list of tensors, as `vec!` builds a `Vec` (crate-wide by textual
+/// scope: defined before the modules).
+macro_rules! tensors {
+    ($($t:tt)*) => {
+        smallvec::smallvec![$($t)*]
+    };
+}
+
 pub mod api;
 pub mod error;
 #[doc(hidden)]

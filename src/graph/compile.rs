@@ -10,7 +10,9 @@ use std::sync::{Arc, OnceLock};
 
 use super::{FunctionPlan, FunctionRef, Plan, Slot, Step};
 use crate::error::{Error, RefusedOp, UnsupportedOp};
-use crate::ops::{self, BuildCtx, Callable, EvalCtx, FunctionResolver, Limits, Op, OpError};
+use crate::ops::{
+    self, BuildCtx, Callable, EvalCtx, FunctionResolver, Limits, Op, OpError, Tensors,
+};
 use crate::ops::{Registry, Session};
 use crate::proto::{AttrValue, FunctionDef, NodeDef, OpDef, OpList};
 use crate::tensor::Tensor;
@@ -456,7 +458,7 @@ impl<'a> Compiler<'a> {
                 && !inputs.is_empty()
                 && inputs.iter().all(|s| consts.contains_key(s))
             {
-                let vals: Vec<Tensor> = inputs.iter().map(|s| consts[s].clone()).collect();
+                let vals: Tensors = inputs.iter().map(|s| consts[s].clone()).collect();
                 let mut cx = EvalCtx::new(&self.fold_session);
                 // Folded values live as long as the model: their total is capped too (past
                 // the cap, ops stay in the plan and are counted per call instead).

@@ -333,7 +333,9 @@ impl Exec<'_, '_> {
                 }
                 let outs = match kind {
                     Kind::Op { op, .. } => {
-                        let outs = op.eval(self.cx, ts).map_err(|e| self.fail(step, e))?;
+                        let outs = op
+                            .eval(self.cx, ts.into())
+                            .map_err(|e| self.fail(step, e))?;
                         outs.into_iter().map(Val::Live).collect()
                     }
                     Kind::Forward => ts.into_iter().take(1).map(Val::Live).collect(),

@@ -26,7 +26,7 @@ use crate::ops::kernels::gemm::gemm_f32_ptr;
 use crate::ops::kernels::reduce::{reduce_f32, ReduceOp};
 use crate::ops::kernels::transcend::exp_serial;
 use crate::ops::kernels::Isa;
-use crate::ops::{EvalCtx, Op, OpError};
+use crate::ops::{EvalCtx, Op, OpError, Tensors};
 use crate::proto::{attr_value, NodeDef};
 use crate::tensor::{DType, Tensor};
 
@@ -42,7 +42,7 @@ pub(crate) struct Attention {
     context: Box<dyn Op>,
 }
 
-fn first(mut v: Vec<Tensor>) -> Result<Tensor, OpError> {
+fn first(mut v: Tensors) -> Result<Tensor, OpError> {
     if v.is_empty() {
         return Err(OpError::invalid("fused attention step returned no output"));
     }
@@ -176,20 +176,20 @@ impl Op for Attention {
         Some("attention: Einsum+Mul+Softmax+Einsum".into())
     }
 
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [q, k, v] = crate::ops::take_inputs(inputs)?;
         if let Some(o) = self.fast(cx, &q, &k, &v)? {
-            return Ok(vec![o]);
+            return Ok(tensors![o]);
         }
-        let sc = first(self.scores.eval(cx, vec![q, k])?)?;
+        let sc = first(self.scores.eval(cx, tensors![q, k])?)?;
         let ins = if self.scale_first {
             vec![self.scale.clone(), sc]
         } else {
             vec![sc, self.scale.clone()]
         };
-        let m = first(self.mul.eval(cx, ins)?)?;
-        let p = first(self.softmax.eval(cx, vec![m])?)?;
-        self.context.eval(cx, vec![p, v])
+        let m = first(self.mul.eval(cx, ins.into())?)?;
+        let p = first(self.softmax.eval(cx, tensors![m])?)?;
+        self.context.eval(cx, tensors![p, v])
     }
 }
 

@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::compile::{use_counts, PendingStep, Src};
 use crate::ops::kernels::epilogue::{Activation, ChannelOp, Epilogue, GELU_C};
-use crate::ops::{EvalCtx, Op, OpError};
+use crate::ops::{EvalCtx, Op, OpError, Tensors};
 use crate::proto::{attr_value, NodeDef};
 use crate::tensor::{DType, Tensor};
 
@@ -54,7 +54,7 @@ pub(crate) struct DenseBias {
     label: String,
 }
 
-fn first(mut v: Vec<Tensor>) -> Result<Tensor, OpError> {
+fn first(mut v: Tensors) -> Result<Tensor, OpError> {
     if v.is_empty() {
         return Err(OpError::invalid("fused dense step returned no output"));
     }
@@ -205,7 +205,7 @@ impl DenseBias {
                 Activation::None
             },
         };
-        let out = producer.eval_epilogue(cx, vec![a.clone(), w.clone()], &ep)?;
+        let out = producer.eval_epilogue(cx, tensors![a.clone(), w.clone()], &ep)?;
         Ok(Some(out.reshape(&target)?))
     }
 }
@@ -215,7 +215,7 @@ impl Op for DenseBias {
         Some(self.label.clone())
     }
 
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let want = 3 + usize::from(self.reshape.is_some());
         if inputs.len() != want {
             return Err(OpError::invalid(format!(
@@ -236,22 +236,22 @@ impl Op for DenseBias {
             return Err(OpError::invalid("fused dense step: missing bias"));
         };
         if let Some(t) = self.fast(cx, &a, &w, shape.as_ref(), &bias)? {
-            return Ok(vec![t]);
+            return Ok(tensors![t]);
         }
-        let mut x = first(self.head.eval(cx, vec![a, w])?)?;
+        let mut x = first(self.head.eval(cx, tensors![a, w])?)?;
         if let (Some(op), Some(s)) = (&self.reshape, shape) {
-            x = first(op.eval(cx, vec![x, s])?)?;
+            x = first(op.eval(cx, tensors![x, s])?)?;
         }
         let ins = if self.bias_first {
             vec![bias, x]
         } else {
             vec![x, bias]
         };
-        x = first(self.bias.eval(cx, ins)?)?;
+        x = first(self.bias.eval(cx, ins.into())?)?;
         if let Some(g) = &self.gelu {
-            x = first(g.eval(cx, vec![x])?)?;
+            x = first(g.eval(cx, tensors![x])?)?;
         }
-        Ok(vec![x])
+        Ok(tensors![x])
     }
 }
 

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use super::compile::{step_positions, use_counts, PendingStep, Src};
-use crate::ops::{EvalCtx, Op, OpError};
+use crate::ops::{EvalCtx, Op, OpError, Tensors};
 use crate::proto::NodeDef;
 use crate::tensor::{DType, Tensor};
 
@@ -32,11 +32,11 @@ impl ConstMul {
         } else {
             vec![x, self.c.clone()]
         };
-        first(self.op.eval(cx, ins)?)
+        first(self.op.eval(cx, ins.into())?)
     }
 }
 
-fn first(mut v: Vec<Tensor>) -> Result<Tensor, OpError> {
+fn first(mut v: Tensors) -> Result<Tensor, OpError> {
     if v.is_empty() {
         return Err(OpError::invalid("fused GELU step returned no output"));
     }
@@ -62,20 +62,20 @@ impl Op for Gelu {
         Some("gelu".into())
     }
 
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = crate::ops::take_inputs(inputs)?;
         if let Ok(src) = x.as_slice::<f32>() {
             // The kernel writes every element.
             let mut out = crate::tensor::pool::f32_for_overwrite(src.len());
             crate::ops::kernels::elementwise::gelu_f32(src, self.c, &mut out);
-            return Ok(vec![Tensor::from_vec(x.shape(), out)?]);
+            return Ok(tensors![Tensor::from_vec(x.shape(), out)?]);
         }
         let m = self.half.eval(cx, x.clone())?;
-        let n = first(self.neg.eval(cx, vec![x])?)?;
+        let n = first(self.neg.eval(cx, tensors![x])?)?;
         let z = self.scale.eval(cx, n)?;
-        let e = first(self.erfc.eval(cx, vec![z])?)?;
+        let e = first(self.erfc.eval(cx, tensors![z])?)?;
         let ins = if self.m_first { vec![m, e] } else { vec![e, m] };
-        self.mul.eval(cx, ins)
+        self.mul.eval(cx, ins.into())
     }
 }
 

@@ -16,7 +16,7 @@
 use rayon::prelude::*;
 
 use super::compile::{step_positions, use_counts, PendingStep, Src};
-use crate::ops::{EvalCtx, Op, OpError};
+use crate::ops::{EvalCtx, Op, OpError, Tensors};
 use crate::proto::NodeDef;
 use crate::tensor::Tensor;
 
@@ -27,7 +27,7 @@ pub(crate) struct LayerNormTail {
     ops: Vec<(Box<dyn Op>, [usize; 2])>,
 }
 
-fn first(mut v: Vec<Tensor>) -> Result<Tensor, OpError> {
+fn first(mut v: Tensors) -> Result<Tensor, OpError> {
     if v.is_empty() {
         return Err(OpError::invalid("fused layer-norm step returned no output"));
     }
@@ -108,7 +108,7 @@ impl Op for LayerNormTail {
         Some("layer-norm tail".into())
     }
 
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         if inputs.len() != 5 {
             return Err(OpError::Arity {
                 expected: 5,
@@ -116,14 +116,14 @@ impl Op for LayerNormTail {
             });
         }
         if let Some(y) = self.fast(&inputs)? {
-            return Ok(vec![y]);
+            return Ok(tensors![y]);
         }
         let mut vals = inputs;
         for (op, [a, b]) in &self.ops {
             let ins = vec![vals[*a].clone(), vals[*b].clone()];
-            vals.push(first(op.eval(cx, ins)?)?);
+            vals.push(first(op.eval(cx, ins.into())?)?);
         }
-        Ok(vec![vals.pop().expect("five results")])
+        Ok(tensors![vals.pop().expect("five results")])
     }
 }
 

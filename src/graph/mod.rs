@@ -29,7 +29,7 @@ use std::sync::{Arc, OnceLock};
 use smallvec::SmallVec;
 
 use crate::error::Error;
-use crate::ops::{Callable, EvalCtx, Op, OpError};
+use crate::ops::{Callable, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::Tensor;
 
 /// Index of a value slot in a plan.
@@ -117,23 +117,28 @@ impl Plan {
     /// when this plan's calls measured faster on the calling thread (short calls of serial
     /// ops, where the hop's two thread wake-ups are the cost: `hop.rs`).
     pub fn run(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
+        let args = Tensors::from_vec(args);
         // One hop onto rayon's pool per call, not one cold entry per parallel op, unless
         // running in place measured faster for this plan (`hop.rs`).
-        self.hop.run(|hop| {
-            if hop {
-                tfhub_kernels::threads::on_worker(|| self.run_here(cx, args))
-            } else {
-                self.run_here(cx, args)
-            }
-        })
+        self.hop
+            .run(|hop| {
+                if hop {
+                    tfhub_kernels::threads::on_worker(|| self.run_here(cx, args))
+                } else {
+                    self.run_here(cx, args)
+                }
+            })
+            .map(Tensors::into_vec)
     }
 
     /// [`Plan::run`] on the calling thread.
-    fn run_here(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
+    fn run_here(&self, cx: &mut EvalCtx<'_>, args: Tensors) -> Result<Tensors, Error> {
         let _pool = crate::tensor::pool::enter(cx.session.pool());
         let base = cx.call.live_bytes;
         let r = match &self.flow {
-            Some(f) => f.run(cx, args, &self.name),
+            Some(f) => f
+                .run(cx, args.into_vec(), &self.name)
+                .map(Tensors::from_vec),
             None => self.run_counted(cx, args),
         };
         cx.call.live_bytes = base;
@@ -148,7 +153,7 @@ impl Plan {
         Ok(outs)
     }
 
-    fn run_counted(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
+    fn run_counted(&self, cx: &mut EvalCtx<'_>, args: Tensors) -> Result<Tensors, Error> {
         if args.len() != self.arg_slots.len() {
             return Err(Error::invalid(
                 &self.name,
@@ -185,7 +190,7 @@ impl Plan {
                 source: Box::new(source),
             };
             cx.call.check_time().map_err(fail)?;
-            let mut inputs = Vec::with_capacity(step.inputs.len());
+            let mut inputs = Tensors::new();
             let mut freed = 0usize;
             for &(slot, last) in &step.inputs {
                 let v = match slot.checked_sub(nconst) {
@@ -200,7 +205,7 @@ impl Plan {
                     fail(OpError::invalid(format!("input slot {slot} has no value")))
                 })?);
             }
-            let outs = if cx.session.profile {
+            let mut result = if cx.session.profile {
                 let key = match step.op.profile_detail(&inputs) {
                     Some(d) => format!("{} [{d}]", step.op_type),
                     None => step.op_type.clone(),
@@ -211,13 +216,18 @@ impl Plan {
                 outs
             } else {
                 step.op.eval(cx, inputs)
-            }
-            .map_err(fail)?;
+            };
+            // Read through a borrow: moving the inline outputs out of the `Result` (and
+            // into an iterator) copied them twice per step.
+            let outs = match &mut result {
+                Ok(outs) => outs,
+                Err(e) => return Err(fail(std::mem::replace(e, OpError::invalid(String::new())))),
+            };
             // Inputs used for the last time were alive until the op returned.
             cx.call.live_bytes = cx.call.live_bytes.saturating_sub(freed);
             let n = outs.len();
             // `step.outputs` is sorted by output index, each index once: one pass.
-            let mut outs = outs.into_iter().enumerate();
+            let mut outs = outs.drain(..).enumerate();
             for &(idx, slot) in &step.outputs {
                 let t = outs
                     .find(|(i, _)| *i == idx)
@@ -283,7 +293,7 @@ impl Callable for FunctionPlan {
         &self.name
     }
 
-    fn call(&self, cx: &mut EvalCtx<'_>, args: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn call(&self, cx: &mut EvalCtx<'_>, args: Tensors) -> Result<Tensors, OpError> {
         let plan = self
             .plan
             .get()

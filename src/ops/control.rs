@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::{BuildCtx, Callable, EvalCtx, Op, OpError, Registry};
+use crate::ops::Tensors;
 use crate::tensor::{DType, Data, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -50,8 +51,8 @@ impl Const {
 }
 
 impl Op for Const {
-    fn eval(&self, _: &mut EvalCtx<'_>, _: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
-        Ok(vec![self.0.clone()])
+    fn eval(&self, _: &mut EvalCtx<'_>, _: Tensors) -> Result<Tensors, OpError> {
+        Ok(tensors![self.0.clone()])
     }
     fn constant(&self) -> Option<&Tensor> {
         Some(&self.0)
@@ -73,7 +74,7 @@ impl Placeholder {
 }
 
 impl Op for Placeholder {
-    fn eval(&self, _: &mut EvalCtx<'_>, _: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, _: Tensors) -> Result<Tensors, OpError> {
         Err(OpError::invalid(format!(
             "placeholder {:?} must be fed",
             self.node
@@ -96,7 +97,7 @@ impl Identity {
 }
 
 impl Op for Identity {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         Ok(inputs)
     }
 }
@@ -112,8 +113,8 @@ impl NoOp {
 }
 
 impl Op for NoOp {
-    fn eval(&self, _: &mut EvalCtx<'_>, _: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
-        Ok(Vec::new())
+    fn eval(&self, _: &mut EvalCtx<'_>, _: Tensors) -> Result<Tensors, OpError> {
+        Ok(Tensors::new())
     }
     fn is_stateful(&self) -> bool {
         true
@@ -168,7 +169,7 @@ fn summarize(t: &Tensor, max: usize) -> String {
 }
 
 impl Op for Assert {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let Some(cond) = inputs.first() else {
             return Err(OpError::Arity {
                 expected: 1,
@@ -183,7 +184,7 @@ impl Op for Assert {
             )));
         }
         if cond.as_slice::<bool>()?[0] {
-            return Ok(Vec::new());
+            return Ok(Tensors::new());
         }
         let data: Vec<String> = inputs[1..]
             .iter()
@@ -219,7 +220,7 @@ pub(crate) fn direct_call(f: Arc<dyn Callable>) -> Box<dyn Op> {
 }
 
 impl Op for Call {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         self.f.call(cx, inputs)
     }
     fn is_stateful(&self) -> bool {
@@ -266,7 +267,7 @@ impl If {
 }
 
 impl Op for If {
-    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Tensors) -> Result<Tensors, OpError> {
         if inputs.is_empty() {
             return Err(OpError::Arity {
                 expected: 1,
@@ -310,7 +311,7 @@ impl Case {
 }
 
 impl Op for Case {
-    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Tensors) -> Result<Tensors, OpError> {
         if inputs.is_empty() {
             return Err(OpError::Arity {
                 expected: 1,
@@ -347,7 +348,7 @@ impl While {
 }
 
 impl Op for While {
-    fn eval(&self, cx: &mut EvalCtx<'_>, mut vars: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, mut vars: Tensors) -> Result<Tensors, OpError> {
         let cap = cx.limits().max_loop_iterations;
         let mut i = 0u64;
         loop {

@@ -12,6 +12,7 @@ use half::f16;
 
 use super::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
 use crate::ops::kernels::nms::{self, Detection, NmsParams};
+use crate::ops::Tensors;
 use crate::tensor::{DType, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -146,7 +147,7 @@ fn check_scores(scores: &Tensor, n: usize) -> Result<(), OpError> {
 }
 
 impl Op for Nms {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let v = self.version;
         let (scores, round) = widen(&inputs[1], 1)?;
         let max_out = max_output(&inputs[2], "max_output_size")?;
@@ -251,7 +252,7 @@ impl Op for Nms {
         if matches!(v, Version::V4 | Version::V5) {
             out.push(Tensor::scalar(valid));
         }
-        Ok(out)
+        Ok(out.into())
     }
 }
 
@@ -275,7 +276,7 @@ impl CombinedNms {
 }
 
 impl Op for CombinedNms {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [boxes, scores, per_class, total, iou, score_threshold] = take_inputs(inputs)?;
         let (bs, ss) = (boxes.shape(), scores.shape());
         if bs.len() != 4 {
@@ -385,7 +386,7 @@ impl Op for CombinedNms {
                 out_classes[o] = c.class as f32;
             }
         }
-        Ok(vec![
+        Ok(tensors![
             Tensor::from_vec(&[batch, per_batch, 4], out_boxes)?,
             Tensor::from_vec(&[batch, per_batch], out_scores)?,
             Tensor::from_vec(&[batch, per_batch], out_classes)?,

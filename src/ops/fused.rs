@@ -19,7 +19,7 @@
 use crate::ops::kernels::conv::Window2d;
 use crate::ops::kernels::epilogue::{Activation, ChannelOp, Epilogue};
 use crate::ops::kernels::gemm::PackedB;
-use crate::ops::{EvalCtx, Op, OpError};
+use crate::ops::{EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{DType, Tensor};
 use std::sync::Arc;
 
@@ -38,7 +38,7 @@ pub trait EpilogueProducer {
     fn eval_epilogue(
         &self,
         cx: &mut EvalCtx<'_>,
-        inputs: Vec<Tensor>,
+        inputs: Tensors,
         ep: &Epilogue<'_>,
     ) -> Result<Tensor, OpError>;
 
@@ -280,7 +280,7 @@ impl FusedChain {
                     }
                 }
             };
-            let mut outs = t.op.eval(cx, ins)?;
+            let mut outs = t.op.eval(cx, ins.into())?;
             if outs.is_empty() {
                 return Err(OpError::invalid("fused step returned no output"));
             }
@@ -290,18 +290,14 @@ impl FusedChain {
     }
 
     /// The original ops one after the other.
-    fn eval_unfused(
-        &self,
-        cx: &mut EvalCtx<'_>,
-        mut inputs: Vec<Tensor>,
-    ) -> Result<Vec<Tensor>, OpError> {
-        let sides = inputs.split_off(self.head_inputs);
+    fn eval_unfused(&self, cx: &mut EvalCtx<'_>, mut inputs: Tensors) -> Result<Tensors, OpError> {
+        let sides: Vec<Tensor> = inputs.drain(self.head_inputs..).collect();
         let mut outs = self.head.eval(cx, inputs)?;
         if outs.is_empty() {
             return Err(OpError::invalid("fused producer returned no output"));
         }
         let x = outs.swap_remove(0);
-        Ok(vec![Self::run_tail(cx, x, &self.tail, sides)?])
+        Ok(tensors![Self::run_tail(cx, x, &self.tail, sides)?])
     }
 }
 
@@ -328,7 +324,7 @@ struct FastEpilogue<'a> {
 }
 
 impl Op for FusedChain {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         if inputs.len() < self.head_inputs {
             return Err(OpError::Arity {
                 expected: self.head_inputs,
@@ -352,9 +348,14 @@ impl Op for FusedChain {
             ops: &fe.ops,
             act: fe.act,
         };
-        let x = producer.eval_epilogue(cx, head.to_vec(), &ep)?;
+        let x = producer.eval_epilogue(cx, head.iter().cloned().collect(), &ep)?;
         let rest = sides[fe.sides..].to_vec();
-        Ok(vec![Self::run_tail(cx, x, &self.tail[fe.tails..], rest)?])
+        Ok(tensors![Self::run_tail(
+            cx,
+            x,
+            &self.tail[fe.tails..],
+            rest
+        )?])
     }
 
     fn profile_detail(&self, inputs: &[Tensor]) -> Option<String> {
@@ -398,18 +399,18 @@ impl PaddedConv {
         matches!(inputs, [x, _] if x.dtype() == DType::F32 && x.rank() == 4)
     }
 
-    fn unfused(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn unfused(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, f] = crate::ops::take_inputs(inputs)?;
-        let mut p = self.pad.eval(cx, vec![x, self.paddings.clone()])?;
+        let mut p = self.pad.eval(cx, tensors![x, self.paddings.clone()])?;
         if p.is_empty() {
             return Err(OpError::invalid("fused pad returned no output"));
         }
-        self.conv.eval(cx, vec![p.swap_remove(0), f])
+        self.conv.eval(cx, tensors![p.swap_remove(0), f])
     }
 }
 
 impl Op for PaddedConv {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         if Self::applies(&inputs) {
             if let Ok(out) = self.folded.eval(cx, inputs.clone()) {
                 return Ok(out);
@@ -444,7 +445,7 @@ impl EpilogueProducer for PaddedConv {
     fn eval_epilogue(
         &self,
         cx: &mut EvalCtx<'_>,
-        inputs: Vec<Tensor>,
+        inputs: Tensors,
         ep: &Epilogue<'_>,
     ) -> Result<Tensor, OpError> {
         let producer = self
@@ -505,13 +506,13 @@ impl Op for Swish {
         Some("swish".into())
     }
 
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = crate::ops::take_inputs(inputs)?;
         if let Ok(src) = x.as_slice::<f32>() {
             // The kernel writes every element.
             let mut out = crate::tensor::pool::f32_for_overwrite(src.len());
             crate::ops::kernels::elementwise::swish_f32(src, &mut out);
-            return Ok(vec![Tensor::from_vec(x.shape(), out)?]);
+            return Ok(tensors![Tensor::from_vec(x.shape(), out)?]);
         }
         let z = match &self.beta {
             None => x.clone(),
@@ -521,20 +522,20 @@ impl Op for Swish {
                 } else {
                     vec![x.clone(), b.c.clone()]
                 };
-                let mut z = b.op.eval(cx, ins)?;
+                let mut z = b.op.eval(cx, ins.into())?;
                 if z.is_empty() {
                     return Err(OpError::invalid("fused beta product returned no output"));
                 }
                 z.swap_remove(0)
             }
         };
-        let mut s = self.sigmoid.eval(cx, vec![z])?;
+        let mut s = self.sigmoid.eval(cx, tensors![z])?;
         if s.is_empty() {
             return Err(OpError::invalid("fused sigmoid returned no output"));
         }
         let s = s.swap_remove(0);
         let ins = if self.x_first { vec![x, s] } else { vec![s, x] };
-        self.mul.eval(cx, ins)
+        self.mul.eval(cx, ins.into())
     }
 }
 
@@ -588,8 +589,10 @@ mod tests {
     fn run_both(f: &FusedChain, inputs: Vec<Tensor>) -> (Tensor, Tensor) {
         let session = Session::new(".".into(), None, Default::default());
         let mut cx = EvalCtx::new(&session);
-        let fused = f.eval(&mut cx, inputs.clone()).expect("fused");
-        let plain = f.eval_unfused(&mut cx, inputs).expect("unfused");
+        let fused = f
+            .eval(&mut cx, Tensors::from_vec(inputs.clone()))
+            .expect("fused");
+        let plain = f.eval_unfused(&mut cx, inputs.into()).expect("unfused");
         (fused[0].clone(), plain[0].clone())
     }
 
@@ -635,7 +638,7 @@ mod tests {
             tensor(&[n], 4),
             tensor(&[n], 5),
         ];
-        let err = f.eval(&mut cx, bad).expect_err("bias length");
+        let err = f.eval(&mut cx, bad.into()).expect_err("bias length");
         assert!(err.to_string().contains("biases"), "{err}");
     }
 
@@ -766,7 +769,7 @@ mod tests {
         inputs.extend(bn_params(5));
         let session = Session::new(".".into(), None, Default::default());
         let mut cx = EvalCtx::new(&session);
-        let err = f.eval(&mut cx, inputs).expect_err("rank 2");
+        let err = f.eval(&mut cx, inputs.into()).expect_err("rank 2");
         assert!(err.to_string().contains("4 or 5-dimensional"), "{err}");
         // A scale of the wrong length: the op's own error, not a fused result.
         let f = bn_chain(
@@ -786,7 +789,7 @@ mod tests {
         let mut p = bn_params(4);
         p[0] = tensor(&[3], 6);
         inputs.extend(p);
-        let err = f.eval(&mut cx, inputs).expect_err("scale length");
+        let err = f.eval(&mut cx, inputs.into()).expect_err("scale length");
         assert!(err.to_string().contains("channels"), "{err}");
     }
 }

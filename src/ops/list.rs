@@ -6,6 +6,7 @@
 //! [`crate::tensor::list::TensorList`].
 
 use super::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::Tensors;
 use crate::tensor::list::{fully_defined, merge_shapes, shape_compatible, shape_debug, TensorList};
 use crate::tensor::{num_elements, Buf, DType, Element, Tensor};
 
@@ -144,7 +145,7 @@ fn unstack<T: Element>(
     n: usize,
     inner: usize,
     shape: &[usize],
-) -> Result<Vec<Tensor>, OpError> {
+) -> Result<Tensors, OpError> {
     (0..n)
         .map(|i| {
             let rows = b
@@ -156,7 +157,7 @@ fn unstack<T: Element>(
 }
 
 impl Op for Make {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [a, b] = take_inputs(inputs)?;
         let list = match self.kind {
             MakeKind::Empty => {
@@ -230,7 +231,7 @@ impl Op for Make {
                 l
             }
         };
-        Ok(vec![list.into_tensor()])
+        Ok(tensors![list.into_tensor()])
     }
 }
 
@@ -402,7 +403,7 @@ impl Read {
 }
 
 impl Op for Read {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let list = TensorList::borrow(&inputs[0])?;
         check_dtype(self.element_dtype, list)?;
         let out = if inputs.len() == 3 {
@@ -439,7 +440,7 @@ impl Op for Read {
             let idx: Vec<usize> = (0..list.len()).collect();
             gather(cx, list, &idx, &inputs[1], "stack")?
         };
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 
@@ -459,7 +460,7 @@ impl GetItem {
 }
 
 impl Op for GetItem {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [l, index, shape_in] = take_inputs(inputs)?;
         let list = TensorList::borrow(&l)?;
         check_dtype(self.element_dtype, list)?;
@@ -474,7 +475,7 @@ impl Op for GetItem {
                 ))
             })?;
         if let Some(t) = slot {
-            return Ok(vec![t.clone()]);
+            return Ok(tensors![t.clone()]);
         }
         let mut shape = element_shape_from_input(list, &shape_in)?;
         // Like TF (for parity with TensorArray.read): an unknown element shape is inferred from
@@ -497,7 +498,7 @@ impl Op for GetItem {
                 shape_debug(&shape)
             ))
         })?;
-        Ok(vec![zeros(cx, list.element_dtype, &elem)?])
+        Ok(tensors![zeros(cx, list.element_dtype, &elem)?])
     }
 }
 
@@ -540,7 +541,7 @@ impl SetItem {
 }
 
 impl Op for SetItem {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [l, index, item] = take_inputs(inputs)?;
         {
             let list = TensorList::borrow(&l)?;
@@ -564,7 +565,7 @@ impl Op for SetItem {
             list.resize(len);
         }
         list.set(u, item);
-        Ok(vec![list.into_tensor()])
+        Ok(tensors![list.into_tensor()])
     }
 }
 
@@ -584,7 +585,7 @@ impl PushBack {
 }
 
 impl Op for PushBack {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [l, item] = take_inputs(inputs)?;
         let mut list = TensorList::take(l)?;
         check_dtype(self.element_dtype, &list)?;
@@ -598,7 +599,7 @@ impl Op for PushBack {
         }
         check_slots(cx, list.len() + 1)?;
         list.push(item);
-        Ok(vec![list.into_tensor()])
+        Ok(tensors![list.into_tensor()])
     }
 }
 
@@ -619,7 +620,7 @@ impl PopBack {
 }
 
 impl Op for PopBack {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [l, shape_in] = take_inputs(inputs)?;
         let mut list = TensorList::take(l)?;
         check_dtype(self.element_dtype, &list)?;
@@ -640,7 +641,7 @@ impl Op for PopBack {
                 zeros(cx, list.element_dtype, &elem)?
             }
         };
-        Ok(vec![list.into_tensor(), t])
+        Ok(tensors![list.into_tensor(), t])
     }
 }
 
@@ -656,7 +657,7 @@ impl Resize {
 }
 
 impl Op for Resize {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [l, size] = take_inputs(inputs)?;
         let n = index_arg(&size)?;
         let n = usize::try_from(n).map_err(|_| {
@@ -667,7 +668,7 @@ impl Op for Resize {
         let mut list = TensorList::take(l)?;
         check_slots(cx, n)?;
         list.resize(n);
-        Ok(vec![list.into_tensor()])
+        Ok(tensors![list.into_tensor()])
     }
 }
 
@@ -683,11 +684,11 @@ impl Length {
 }
 
 impl Op for Length {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let list = TensorList::borrow(&inputs[0])?;
         let n = i32::try_from(list.len())
             .map_err(|_| OpError::invalid("list length overflows int32"))?;
-        Ok(vec![Tensor::scalar(n)])
+        Ok(tensors![Tensor::scalar(n)])
     }
 }
 
@@ -712,7 +713,7 @@ impl ElementShape {
 }
 
 impl Op for ElementShape {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let list = TensorList::borrow(&inputs[0])?;
         let out = match (&list.element_shape, self.shape_type) {
             (None, DType::I64) => Tensor::scalar(-1i64),
@@ -724,7 +725,7 @@ impl Op for ElementShape {
                     .collect::<Vec<i32>>(),
             ),
         };
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 

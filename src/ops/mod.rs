@@ -37,7 +37,7 @@ pub(crate) use build::resource_key;
 pub use build::BuildCtx;
 pub use error::OpError;
 pub use limits::{CallLimits, Limits};
-pub use op::{Callable, FunctionResolver, Op};
+pub use op::{Callable, FunctionResolver, Op, Tensors};
 pub use registry::{Builder, Registry};
 pub(crate) use session::take_inputs;
 pub use session::{EvalCtx, Session};

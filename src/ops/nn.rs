@@ -16,6 +16,7 @@ use super::kernels::epilogue::Epilogue;
 use super::kernels::gemm::PackedB;
 use super::kernels::Isa;
 use super::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::Tensors;
 use crate::tensor::{DType, Tensor};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -259,8 +260,8 @@ impl Conv {
 }
 
 impl Op for Conv {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
-        Ok(vec![self.eval_epilogue(
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
+        Ok(tensors![self.eval_epilogue(
             cx,
             inputs,
             &Epilogue::default(),
@@ -347,7 +348,7 @@ impl EpilogueProducer for Conv {
     fn eval_epilogue(
         &self,
         cx: &mut EvalCtx<'_>,
-        inputs: Vec<Tensor>,
+        inputs: Tensors,
         ep: &Epilogue<'_>,
     ) -> Result<Tensor, OpError> {
         let [x, f] = take_inputs(inputs)?;
@@ -526,7 +527,7 @@ impl Pool {
 }
 
 impl Op for Pool {
-    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Tensors) -> Result<Tensors, OpError> {
         let (k, s) = match self.window {
             Some(w) => w,
             None => {
@@ -535,7 +536,7 @@ impl Op for Pool {
                     spatial("ksize", &k.to_i64_vec()?)?,
                     spatial("strides", &s.to_i64_vec()?)?,
                 );
-                inputs = vec![x];
+                inputs = tensors![x];
                 w
             }
         };
@@ -550,7 +551,7 @@ impl Op for Pool {
         } else {
             avg_pool_nhwc_f32(xs, &g, &mut out);
         }
-        Ok(vec![Tensor::from_vec(&shape, out)?])
+        Ok(tensors![Tensor::from_vec(&shape, out)?])
     }
 }
 
@@ -590,7 +591,7 @@ impl FusedBatchNorm {
 }
 
 impl Op for FusedBatchNorm {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, scale, offset, mean, var] = take_inputs(inputs)?;
         let shape = x.shape().to_vec();
         if shape.len() != 4 && shape.len() != 5 {
@@ -644,7 +645,7 @@ impl Op for FusedBatchNorm {
         if self.v3 {
             out.push(Tensor::scalar(0f32));
         }
-        Ok(out)
+        Ok(out.into())
     }
 }
 
@@ -727,7 +728,9 @@ mod tests {
         let f1 = t(&[3, 3, 20, 24], val(9 * 20 * 24, 0.01));
         let f2 = t(&[3, 3, 20, 24], val(9 * 20 * 24, -0.02));
         let mut fresh = |f: &Tensor| {
-            conv().eval(&mut cx, vec![x.clone(), f.clone()]).unwrap()[0]
+            conv()
+                .eval(&mut cx, tensors![x.clone(), f.clone()])
+                .unwrap()[0]
                 .as_slice::<f32>()
                 .unwrap()
                 .to_vec()
@@ -738,7 +741,7 @@ mod tests {
         // filter buffer must not hit the old packing.
         let op = conv();
         for (f, want) in [(&f1, &want1), (&f1, &want1), (&f1, &want1), (&f2, &want2)] {
-            let got = op.eval(&mut cx, vec![x.clone(), f.clone()]).unwrap();
+            let got = op.eval(&mut cx, tensors![x.clone(), f.clone()]).unwrap();
             assert_eq!(got[0].as_slice::<f32>().unwrap(), want.as_slice());
         }
         assert!(op.cache.packed.lock().unwrap().is_some());
@@ -788,7 +791,7 @@ mod tests {
             let op = conv(pad);
             let mut first: Option<Vec<f32>> = None;
             for _ in 0..3 {
-                let got = op.eval(&mut cx, vec![x.clone(), f.clone()]).unwrap()[0]
+                let got = op.eval(&mut cx, tensors![x.clone(), f.clone()]).unwrap()[0]
                     .as_slice::<f32>()
                     .unwrap()
                     .to_vec();

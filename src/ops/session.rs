@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{variables, CallLimits, Limits, OpError};
+use super::{variables, CallLimits, Limits, OpError, Tensors};
 use crate::saved_model::checkpoint::BundleReader;
 use crate::tensor::pool::BufferPool;
 use crate::tensor::{Handle, Tensor};
@@ -168,9 +168,15 @@ impl<'a> EvalCtx<'a> {
 }
 
 /// Checks an input's dtype-independent presence and returns it.
-pub(crate) fn take_inputs<const N: usize>(inputs: Vec<Tensor>) -> Result<[Tensor; N], OpError> {
+pub(crate) fn take_inputs<const N: usize>(mut inputs: Tensors) -> Result<[Tensor; N], OpError> {
     let got = inputs.len();
-    inputs
-        .try_into()
-        .map_err(|_| OpError::Arity { expected: N, got })
+    if got != N {
+        return Err(OpError::Arity { expected: N, got });
+    }
+    // Drained in place: `into_iter` would first copy the whole inline array.
+    let mut it = inputs.drain(..);
+    Ok(std::array::from_fn(|_| {
+        it.next()
+            .expect("take_inputs: length checked equal to N above")
+    }))
 }

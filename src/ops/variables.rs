@@ -8,6 +8,7 @@
 use std::sync::RwLock;
 
 use super::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::Tensors;
 use crate::tensor::{Bytes, DType, Handle, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -90,9 +91,9 @@ impl VarHandle {
 }
 
 impl Op for VarHandle {
-    fn eval(&self, cx: &mut EvalCtx<'_>, _: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, _: Tensors) -> Result<Tensors, OpError> {
         let h = cx.session.resource(&self.key, Variable::default)?;
-        Ok(vec![Tensor::handles(&[], vec![h], DType::Resource)?])
+        Ok(tensors![Tensor::handles(&[], vec![h], DType::Resource)?])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -114,7 +115,7 @@ impl Read {
 }
 
 impl Op for Read {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [h] = take_inputs(inputs)?;
         let h = handle_of(&h)?;
         let t = read_variable(h)?;
@@ -126,7 +127,7 @@ impl Op for Read {
                 });
             }
         }
-        Ok(vec![t])
+        Ok(tensors![t])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -153,7 +154,7 @@ impl Assign {
 }
 
 impl Op for Assign {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [h, value] = take_inputs(inputs)?;
         let h = handle_of(&h)?;
         let var = variable(h)?;
@@ -196,7 +197,7 @@ impl Op for Assign {
             }
         };
         *g = Some(new);
-        Ok(Vec::new())
+        Ok(Tensors::new())
     }
     fn is_stateful(&self) -> bool {
         true
@@ -214,11 +215,11 @@ impl IsInitialized {
 }
 
 impl Op for IsInitialized {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [h] = take_inputs(inputs)?;
         let var = variable(handle_of(&h)?)?;
         let init = var.value.read().map(|g| g.is_some()).unwrap_or(false);
-        Ok(vec![Tensor::scalar(init)])
+        Ok(tensors![Tensor::scalar(init)])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -236,8 +237,8 @@ impl Destroy {
 }
 
 impl Op for Destroy {
-    fn eval(&self, _: &mut EvalCtx<'_>, _: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
-        Ok(Vec::new())
+    fn eval(&self, _: &mut EvalCtx<'_>, _: Tensors) -> Result<Tensors, OpError> {
+        Ok(Tensors::new())
     }
     fn is_stateful(&self) -> bool {
         true
@@ -260,10 +261,10 @@ impl ResourceGather {
 }
 
 impl Op for ResourceGather {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [h, indices] = take_inputs(inputs)?;
         let params = read_variable(handle_of(&h)?)?;
-        Ok(vec![super::array::gather(cx, &params, &indices, 0)?])
+        Ok(tensors![super::array::gather(cx, &params, &indices, 0)?])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -285,7 +286,7 @@ impl RestoreV2 {
 }
 
 impl Op for RestoreV2 {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [prefix, names, slices] = take_inputs(inputs)?;
         let prefix = prefix.scalar_value::<Bytes>()?;
         let reader = cx
@@ -329,7 +330,7 @@ impl Op for RestoreV2 {
             }
             out.push(t);
         }
-        Ok(out)
+        Ok(out.into())
     }
     fn is_stateful(&self) -> bool {
         true

@@ -2,7 +2,7 @@
 //! TF reference: core/kernels/{concat_op,pack_op,split_op,split_v_op,unpack_op}.cc.
 
 use super::{checked_len, norm_axis, tensor_of};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Buf, Data, Element, Tensor};
 
 /// Concatenates `parts` along an axis: each part is `outer` blocks of `inner[i]` elements.
@@ -84,7 +84,7 @@ impl Concat {
 }
 
 impl Op for Concat {
-    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Tensors) -> Result<Tensors, OpError> {
         if inputs.len() < 2 {
             return Err(OpError::Arity {
                 expected: 2,
@@ -104,7 +104,7 @@ impl Op for Concat {
         }
         let a = norm_axis(axis.scalar_value_i64()?, rank)?;
         let parts: Vec<&Tensor> = inputs.iter().collect();
-        Ok(vec![concat(cx, &parts, a)?])
+        Ok(tensors![concat(cx, &parts, a)?])
     }
 }
 
@@ -123,7 +123,7 @@ impl Pack {
 }
 
 impl Op for Pack {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let Some(first) = inputs.first() else {
             return Err(OpError::Arity {
                 expected: 1,
@@ -146,23 +146,23 @@ impl Op for Pack {
             expanded.push(t.reshape(&s)?);
         }
         let parts: Vec<&Tensor> = expanded.iter().collect();
-        Ok(vec![concat(cx, &parts, a)?])
+        Ok(tensors![concat(cx, &parts, a)?])
     }
 }
 
 /// Splits `x` along `axis` into pieces of `sizes` (summing to the axis length).
-fn split(x: &Tensor, axis: usize, sizes: &[usize]) -> Result<Vec<Tensor>, OpError> {
+fn split(x: &Tensor, axis: usize, sizes: &[usize]) -> Result<Tensors, OpError> {
     fn go<T: Element>(
         b: &Buf<T>,
         shape: &[usize],
         axis: usize,
         sizes: &[usize],
-    ) -> Result<Vec<Tensor>, OpError> {
+    ) -> Result<Tensors, OpError> {
         let outer: usize = shape[..axis].iter().product();
         let inner: usize = shape[axis + 1..].iter().product();
         let row = shape[axis] * inner;
         let mut off = 0;
-        let mut outs = Vec::with_capacity(sizes.len());
+        let mut outs = Tensors::with_capacity(sizes.len());
         for &n in sizes {
             let mut v = Vec::with_capacity(outer * n * inner);
             for o in 0..outer {
@@ -177,7 +177,7 @@ fn split(x: &Tensor, axis: usize, sizes: &[usize]) -> Result<Vec<Tensor>, OpErro
         Ok(outs)
     }
     if sizes.len() == 1 {
-        return Ok(vec![x.clone()]);
+        return Ok(tensors![x.clone()]);
     }
     crate::match_any!(x.data(), b => go(b, x.shape(), axis, sizes))
 }
@@ -204,7 +204,7 @@ impl Split {
 }
 
 impl Op for Split {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let (x, sizes, axis) = if self.v {
             let [x, sizes, axis] = take_inputs(inputs)?;
             (x, Some(sizes), axis)
@@ -288,7 +288,7 @@ impl Unpack {
 }
 
 impl Op for Unpack {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         let a = norm_axis(self.axis, x.rank())?;
         let n = x.shape()[a];
@@ -302,7 +302,7 @@ impl Op for Unpack {
         let mut sh = x.shape().to_vec();
         sh.remove(a);
         let parts = if n == 1 {
-            vec![x]
+            tensors![x]
         } else {
             split(&x, a, &vec![1; n])?
         };

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use half::{bf16, f16};
 
 use super::{checked_len, norm_axis, tensor_of};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Buf, Bytes, DType, Data, Element, Tensor};
 
 /// Gathers slices of `params` along `axis` at `indices` (int32/int64); out-of-range indices
@@ -126,7 +126,7 @@ impl GatherV2 {
 }
 
 impl Op for GatherV2 {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [params, indices, axis] = take_inputs(inputs)?;
         let a = norm_axis(axis.scalar_value_i64()?, params.rank())?;
         let bd = if self.batch_dims < 0 {
@@ -141,7 +141,7 @@ impl Op for GatherV2 {
                 r = indices.rank()
             ))
         })?;
-        Ok(vec![gather_batched(cx, &params, &indices, a, bd)?])
+        Ok(tensors![gather_batched(cx, &params, &indices, a, bd)?])
     }
 }
 
@@ -162,7 +162,7 @@ impl GatherNd {
 }
 
 impl Op for GatherNd {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [params, indices] = take_inputs(inputs)?;
         let ps = params.shape();
         let is = indices.shape();
@@ -212,7 +212,7 @@ impl Op for GatherNd {
         let data = crate::match_any!(params.data(), b => {
             Element::wrap(Buf::from(run(&b[..], &offsets, inner)))
         });
-        Ok(vec![Tensor::new(&out_shape, data)?])
+        Ok(tensors![Tensor::new(&out_shape, data)?])
     }
 }
 
@@ -232,7 +232,7 @@ impl OneHot {
 }
 
 impl Op for OneHot {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [indices, depth, on, off] = take_inputs(inputs)?;
         let r = indices.rank();
         if self.axis < -1 || self.axis > r as i64 {
@@ -281,7 +281,7 @@ impl Op for OneHot {
         }
         let dims = (prefix, depth, suffix);
         let data = crate::match_any!(on.data(), b => run(b, &off, &idx, dims)?);
-        Ok(vec![Tensor::new(&out_shape, data)?])
+        Ok(tensors![Tensor::new(&out_shape, data)?])
     }
 }
 
@@ -298,7 +298,7 @@ impl Where {
 }
 
 impl Op for Where {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         // NaN counts as non-zero (`x != 0`), as in TF.
         fn coords<T: PartialEq + Default>(s: &[T], shape: &[usize]) -> (usize, Vec<i64>) {
@@ -352,7 +352,7 @@ impl Op for Where {
             Data::Bool(b) => coords(&b[..], shape),
             _ => return Err(OpError::dtype(0, "numeric or bool", x.dtype())),
         });
-        Ok(vec![tensor_of(&[hits, shape.len()], out)?])
+        Ok(tensors![tensor_of(&[hits, shape.len()], out)?])
     }
 }
 
@@ -444,7 +444,7 @@ fn unique_by<'a, T: Clone, K: Eq + std::hash::Hash>(
 }
 
 impl Op for Unique {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         if x.rank() != 1 {
             return Err(OpError::invalid(format!(
@@ -485,6 +485,6 @@ impl Op for Unique {
         if let Some(count) = count {
             out.push(index_tensor(count)?);
         }
-        Ok(out)
+        Ok(out.into())
     }
 }

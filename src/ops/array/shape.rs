@@ -6,7 +6,7 @@
 use half::{bf16, f16};
 
 use super::{checked_len, norm_axis, shape_arg, tensor_of};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Buf, DType, Data, Tensor};
 
 /// An int32 or int64 vector of `dims`; int32 refuses dims past `i32::MAX` as TF does.
@@ -45,7 +45,7 @@ impl ShapeOp {
 }
 
 impl Op for ShapeOp {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         inputs
             .iter()
             .map(|t| dims_tensor(t.shape(), self.out))
@@ -67,10 +67,10 @@ impl Size {
 }
 
 impl Op for Size {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         let t = dims_tensor(&[x.len()], self.out)?;
-        Ok(vec![t.reshape(&[])?])
+        Ok(tensors![t.reshape(&[])?])
     }
 }
 
@@ -85,9 +85,9 @@ impl Rank {
 }
 
 impl Op for Rank {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
-        Ok(vec![Tensor::scalar(x.rank() as i32)])
+        Ok(tensors![Tensor::scalar(x.rank() as i32)])
     }
 }
 
@@ -169,7 +169,7 @@ fn num_elements_or_max(d: &[usize]) -> usize {
 }
 
 impl Op for Reshape {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, shape] = take_inputs(inputs)?;
         if shape.rank() != 1 {
             return Err(OpError::invalid(format!(
@@ -178,7 +178,7 @@ impl Op for Reshape {
             )));
         }
         let dims = reshape_dims(x.shape(), &shape.to_i64_vec()?)?;
-        Ok(vec![x.reshape(&dims)?])
+        Ok(tensors![x.reshape(&dims)?])
     }
 }
 
@@ -193,13 +193,13 @@ impl ExpandDims {
 }
 
 impl Op for ExpandDims {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, dim] = take_inputs(inputs)?;
         let d = dim.scalar_value_i64()?;
         let axis = norm_axis(d, x.rank() + 1)?;
         let mut shape = x.shape().to_vec();
         shape.insert(axis, 1);
-        Ok(vec![x.reshape(&shape)?])
+        Ok(tensors![x.reshape(&shape)?])
     }
 }
 
@@ -218,7 +218,7 @@ impl Squeeze {
 }
 
 impl Op for Squeeze {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         let shape = x.shape();
         let mut drop = vec![self.dims.is_empty(); shape.len()];
@@ -238,7 +238,7 @@ impl Op for Squeeze {
             .filter(|&(&s, &d)| !(d && s == 1))
             .map(|(&s, _)| s)
             .collect();
-        Ok(vec![x.reshape(&out)?])
+        Ok(tensors![x.reshape(&out)?])
     }
 }
 
@@ -253,7 +253,7 @@ impl Fill {
 }
 
 impl Op for Fill {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [dims, value] = take_inputs(inputs)?;
         let shape = shape_arg(&dims, "dims")?;
         if value.rank() != 0 {
@@ -266,7 +266,7 @@ impl Op for Fill {
         let data = crate::match_any!(value.data(), b => {
             crate::tensor::Element::wrap(Buf::from(repeat(&b[0], n)))
         });
-        Ok(vec![Tensor::new(&shape, data)?])
+        Ok(tensors![Tensor::new(&shape, data)?])
     }
 }
 
@@ -308,19 +308,19 @@ fn ones(dtype: DType, n: usize) -> Option<Data> {
 }
 
 impl Op for FillLike {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         let dt = x.dtype();
         if self.ones {
             let data = ones(dt, x.len()).ok_or_else(|| OpError::dtype(0, "numeric or bool", dt))?;
-            return Ok(vec![Tensor::new(x.shape(), data)?]);
+            return Ok(tensors![Tensor::new(x.shape(), data)?]);
         }
         if matches!(dt, DType::Resource | DType::Variant) {
             return Err(OpError::Unimplemented(format!(
                 "ZerosLike of a {dt} tensor"
             )));
         }
-        Ok(vec![Tensor::zeros(dt, x.shape())?])
+        Ok(tensors![Tensor::zeros(dt, x.shape())?])
     }
 }
 
@@ -341,10 +341,10 @@ pub(super) fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>, O
 }
 
 impl Op for BroadcastArgs {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [s0, s1] = take_inputs(inputs)?;
         let out = broadcast_shapes(&shape_arg(&s0, "s0")?, &shape_arg(&s1, "s1")?)?;
-        Ok(vec![dims_tensor(&out, s0.dtype())?])
+        Ok(tensors![dims_tensor(&out, s0.dtype())?])
     }
 }
 
@@ -359,7 +359,7 @@ impl InvertPermutation {
 }
 
 impl Op for InvertPermutation {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         if x.rank() != 1 {
             return Err(OpError::invalid("invert_permutation expects a 1D vector."));
@@ -378,7 +378,7 @@ impl Op for InvertPermutation {
             inv[j] = i as i64;
         }
         let t = Tensor::vector(inv);
-        Ok(vec![match x.dtype() {
+        Ok(tensors![match x.dtype() {
             DType::I32 => Tensor::vector(t.to_i64_vec()?.iter().map(|&v| v as i32).collect()),
             _ => t,
         }])
@@ -480,7 +480,7 @@ impl FromF64 for f64 {
 }
 
 impl Op for Range {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [s, l, d] = take_inputs(inputs)?;
         let out = match s.dtype() {
             DType::F32 => range_float!(cx, f32, s, l, d),
@@ -496,6 +496,6 @@ impl Op for Range {
             DType::U64 => range_int!(cx, u64, s, l, d),
             other => return Err(OpError::dtype(0, "a real number type", other)),
         };
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }

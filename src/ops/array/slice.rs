@@ -4,7 +4,7 @@
 //! transpose_op}.cc.
 
 use super::{axis_map, checked_len, norm_axis, remap, row_strides, shape_arg, PAD};
-use crate::ops::{kernels, take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{kernels, take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use smallvec::SmallVec;
 
 use crate::tensor::{Buf, DType, Data, Element, Tensor};
@@ -212,12 +212,12 @@ impl StridedSlice {
         begin: &[i64],
         end: &[i64],
         strides: &[i64],
-    ) -> Result<Vec<Tensor>, OpError> {
+    ) -> Result<Tensors, OpError> {
         let (axes, final_shape) = resolve_strided(self, x.shape(), begin, end, strides)?;
         let dense: Small<usize> = axes.iter().map(|a| a.len).collect();
         checked_len(cx, &dense, &x)?;
         if dense.as_slice() == x.shape() && axes.iter().all(|a| a.stride == 1) {
-            return Ok(vec![x.reshape(&final_shape)?]);
+            return Ok(tensors![x.reshape(&final_shape)?]);
         }
         if let [a] = axes[..] {
             if a.stride == 1 && x.dtype() != DType::Variant {
@@ -228,7 +228,7 @@ impl StridedSlice {
                 let data = crate::match_any!(x.data(), b => Element::wrap(Buf::from(
                     b.get(r.clone()).ok_or_else(bad)?.to_vec()
                 )));
-                return Ok(vec![Tensor::new(&final_shape, data)?]);
+                return Ok(tensors![Tensor::new(&final_shape, data)?]);
             }
         }
         let st = row_strides(x.shape());
@@ -237,12 +237,12 @@ impl StridedSlice {
             .zip(&st)
             .map(|(a, &s)| axis_map(a.begin, a.stride, a.len, s))
             .collect();
-        Ok(vec![remap(&x, &maps, None)?.reshape(&final_shape)?])
+        Ok(tensors![remap(&x, &maps, None)?.reshape(&final_shape)?])
     }
 }
 
 impl Op for StridedSlice {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, begin, end, strides] = take_inputs(inputs)?;
         self.slice(
             cx,
@@ -278,7 +278,7 @@ struct BoundStridedSlice {
 }
 
 impl Op for BoundStridedSlice {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         self.ss.slice(cx, x, &self.begin, &self.end, &self.strides)
     }
@@ -295,7 +295,7 @@ impl Slice {
 }
 
 impl Op for Slice {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, begin, size] = take_inputs(inputs)?;
         let (b, s) = (begin.to_i64_vec()?, size.to_i64_vec()?);
         let shape = x.shape();
@@ -320,7 +320,7 @@ impl Op for Slice {
             }
             maps.push(axis_map(b[i], 1, len as usize, st[i]));
         }
-        Ok(vec![remap(&x, &maps, None)?])
+        Ok(tensors![remap(&x, &maps, None)?])
     }
 }
 
@@ -335,7 +335,7 @@ impl ReverseV2 {
 }
 
 impl Op for ReverseV2 {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, axis] = take_inputs(inputs)?;
         let shape = x.shape();
         let mut rev = vec![false; shape.len()];
@@ -359,7 +359,7 @@ impl Op for ReverseV2 {
                 }
             })
             .collect();
-        Ok(vec![remap(&x, &maps, None)?])
+        Ok(tensors![remap(&x, &maps, None)?])
     }
 }
 
@@ -374,7 +374,7 @@ impl Tile {
 }
 
 impl Op for Tile {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, multiples] = take_inputs(inputs)?;
         let m = shape_arg(&multiples, "multiples")?;
         let shape = x.shape();
@@ -396,7 +396,7 @@ impl Op for Tile {
         let maps: Vec<Vec<usize>> = (0..shape.len())
             .map(|k| (0..out[k]).map(|j| (j % shape[k]) * st[k]).collect())
             .collect();
-        Ok(vec![remap(&x, &maps, None)?])
+        Ok(tensors![remap(&x, &maps, None)?])
     }
 }
 
@@ -411,7 +411,7 @@ impl BroadcastTo {
 }
 
 impl Op for BroadcastTo {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, shape] = take_inputs(inputs)?;
         let out = shape_arg(&shape, "shape")?;
         let ins = x.shape();
@@ -433,7 +433,7 @@ impl Op for BroadcastTo {
         }
         checked_len(cx, &out, &x)?;
         if ins == out.as_slice() {
-            return Ok(vec![x]);
+            return Ok(tensors![x]);
         }
         let st = row_strides(ins);
         let maps: Vec<Vec<usize>> = (0..out.len())
@@ -446,7 +446,7 @@ impl Op for BroadcastTo {
                 (0..out[k]).map(|j| j * step).collect()
             })
             .collect();
-        Ok(vec![remap(&x, &maps, None)?])
+        Ok(tensors![remap(&x, &maps, None)?])
     }
 }
 
@@ -484,7 +484,7 @@ impl Pad {
 }
 
 impl Op for Pad {
-    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Tensors) -> Result<Tensors, OpError> {
         let fill = if inputs.len() == 3 {
             inputs.pop()
         } else {
@@ -561,7 +561,7 @@ impl Op for Pad {
                     .collect()
             })
             .collect();
-        Ok(vec![remap(&x, &maps, fill.as_ref())?])
+        Ok(tensors![remap(&x, &maps, fill.as_ref())?])
     }
 }
 
@@ -586,7 +586,7 @@ fn transpose_copy<T: Element + Copy + Send + Sync>(
 }
 
 impl Op for Transpose {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, perm] = take_inputs(inputs)?;
         let shape = x.shape();
         let r = shape.len();
@@ -611,7 +611,7 @@ impl Op for Transpose {
             perm.push(k);
         }
         if perm.iter().enumerate().all(|(i, &k)| i == k) {
-            return Ok(vec![x]);
+            return Ok(tensors![x]);
         }
         let out_shape: Vec<usize> = perm.iter().map(|&k| shape[k]).collect();
         let data = crate::match_numeric!(x.data(), b => transpose_copy(b, shape, &perm), _ => {
@@ -621,10 +621,10 @@ impl Op for Transpose {
                     let st = row_strides(shape);
                     let maps: Vec<Vec<usize>> =
                         perm.iter().map(|&k| axis_map(0, 1, shape[k], st[k])).collect();
-                    return Ok(vec![remap(&x, &maps, None)?]);
+                    return Ok(tensors![remap(&x, &maps, None)?]);
                 }
             }
         });
-        Ok(vec![Tensor::new(&out_shape, data)?])
+        Ok(tensors![Tensor::new(&out_shape, data)?])
     }
 }

@@ -58,7 +58,9 @@ pub(in crate::ops) fn run(
     let built = build_op(op, &attrs, inputs.len())?;
     let session = Session::new(PathBuf::from("."), None, Limits::default());
     let mut ecx = EvalCtx::new(&session);
-    built.eval(&mut ecx, inputs)
+    built
+        .eval(&mut ecx, inputs.into())
+        .map(crate::ops::Tensors::into_vec)
 }
 
 /// Builds `op` from the full registry with `attrs` for `num_inputs` inputs (no function

@@ -19,7 +19,7 @@ use crate::ops::kernels::conv::{
 };
 use crate::ops::kernels::epilogue::Epilogue;
 use crate::ops::kernels::Isa;
-use crate::ops::{EvalCtx, Op, OpError};
+use crate::ops::{EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{DType, Tensor};
 
 /// The fused block. Inputs: the expand chain's (or, without one, the depthwise chain's), then
@@ -92,28 +92,28 @@ impl InvertedResidual {
     }
 
     /// The chains one after the other.
-    fn eval_unfused(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Tensor, OpError> {
+    fn eval_unfused(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensor, OpError> {
         let (a, b, c) = self.split(&inputs).ok_or(OpError::Arity {
             expected: self.n_expand + self.n_dw + self.n_project,
             got: inputs.len(),
         })?;
-        let first = |outs: Vec<Tensor>| {
+        let first = |outs: Tensors| {
             outs.into_iter()
                 .next()
                 .ok_or_else(|| OpError::invalid("fused block step returned no output"))
         };
         let mut x = match &self.expand {
             Some(e) => {
-                let e_out = first(e.eval(cx, a.to_vec())?)?;
-                let mut ins = vec![e_out];
-                ins.extend_from_slice(b);
+                let e_out = first(e.eval(cx, a.iter().cloned().collect::<Tensors>())?)?;
+                let mut ins = tensors![e_out];
+                ins.extend(b.iter().cloned());
                 first(self.dw.eval(cx, ins)?)?
             }
-            None => first(self.dw.eval(cx, a.to_vec())?)?,
+            None => first(self.dw.eval(cx, a.iter().cloned().collect::<Tensors>())?)?,
         };
         if let Some(p) = &self.project {
-            let mut ins = vec![x];
-            ins.extend_from_slice(c);
+            let mut ins = tensors![x];
+            ins.extend(c.iter().cloned());
             x = first(p.eval(cx, ins)?)?;
         }
         Ok(x)
@@ -284,11 +284,11 @@ impl InvertedResidual {
 }
 
 impl Op for InvertedResidual {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         if let Some(t) = self.eval_fused(cx, &inputs) {
-            return Ok(vec![t]);
+            return Ok(tensors![t]);
         }
-        Ok(vec![self.eval_unfused(cx, inputs)?])
+        Ok(tensors![self.eval_unfused(cx, inputs)?])
     }
 
     fn profile_detail(&self, inputs: &[Tensor]) -> Option<String> {
@@ -419,11 +419,13 @@ mod tests {
                 s as usize,
             );
             let fused = op.eval_fused(&cx, &inputs).expect("fast path applies");
-            let plain = op.eval_unfused(&mut cx, inputs.clone()).expect("unfused");
+            let plain = op
+                .eval_unfused(&mut cx, Tensors::from_vec(inputs.clone()))
+                .expect("unfused");
             assert_eq!(fused.shape(), [2, oh, ow, cout]);
             assert_eq!(fused.as_slice::<f32>().ok(), plain.as_slice::<f32>().ok());
             assert_eq!(
-                op.eval(&mut cx, inputs).expect("eval")[0].shape(),
+                op.eval(&mut cx, inputs.into()).expect("eval")[0].shape(),
                 fused.shape()
             );
         }

@@ -19,7 +19,7 @@ use super::FusedChain;
 use crate::ops::kernels::conv::{scaled_pointwise_f32, Pointwise, ScaledPointwise};
 use crate::ops::kernels::epilogue::Epilogue;
 use crate::ops::kernels::Isa;
-use crate::ops::{EvalCtx, Op, OpError};
+use crate::ops::{EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{DType, Tensor};
 
 /// The fused gate and projection. Inputs: the `Mul`'s two, then the project chain's after its
@@ -43,7 +43,7 @@ impl ScaledProject {
     }
 
     /// The `Mul` then the chain.
-    fn eval_unfused(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Tensor, OpError> {
+    fn eval_unfused(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensor, OpError> {
         if inputs.len() != 1 + self.n_project {
             return Err(OpError::Arity {
                 expected: 1 + self.n_project,
@@ -57,14 +57,14 @@ impl ScaledProject {
         };
         let x = self
             .mul
-            .eval(cx, vec![a, b])?
+            .eval(cx, tensors![a, b])?
             .into_iter()
             .next()
             .ok_or_else(|| OpError::invalid("fused gate returned no output"))?;
         let mut ins = vec![x];
         ins.extend(inputs);
         self.project
-            .eval(cx, ins)?
+            .eval(cx, ins.into())?
             .into_iter()
             .next()
             .ok_or_else(|| OpError::invalid("fused projection returned no output"))
@@ -142,11 +142,11 @@ impl ScaledProject {
 }
 
 impl Op for ScaledProject {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         if let Some(t) = self.eval_fused(cx, &inputs) {
-            return Ok(vec![t]);
+            return Ok(tensors![t]);
         }
-        Ok(vec![self.eval_unfused(cx, inputs)?])
+        Ok(tensors![self.eval_unfused(cx, inputs)?])
     }
 
     fn profile_detail(&self, inputs: &[Tensor]) -> Option<String> {
@@ -232,7 +232,9 @@ mod tests {
             }
             let op = ScaledProject::new(build("Mul", &[], 2), project(res), 4 + usize::from(res));
             let fused = op.eval_fused(&cx, &inputs).expect("fast path applies");
-            let plain = op.eval_unfused(&mut cx, inputs.clone()).expect("unfused");
+            let plain = op
+                .eval_unfused(&mut cx, Tensors::from_vec(inputs.clone()))
+                .expect("unfused");
             assert_eq!(fused.shape(), [n, h, w, cout]);
             assert_eq!(fused.as_slice::<f32>().ok(), plain.as_slice::<f32>().ok());
         }
@@ -242,10 +244,12 @@ mod tests {
         inputs.extend([tensor(&[1, 1, 8, 4], 3), tensor(&[4], 4), tensor(&[4], 5)]);
         let op = ScaledProject::new(build("Mul", &[], 2), project(false), 4);
         assert!(op.eval_fused(&cx, &inputs).is_none());
-        let out = op.eval(&mut cx, inputs).expect("eval");
+        let out = op.eval(&mut cx, inputs.into()).expect("eval");
         assert_eq!(out[0].shape(), [1, 3, 3, 4]);
         // Wrong arity is an error, not a panic.
         let op = ScaledProject::new(build("Mul", &[], 2), project(false), 4);
-        assert!(op.eval(&mut cx, vec![tensor(&[1, 2, 2, 8], 1)]).is_err());
+        assert!(op
+            .eval(&mut cx, tensors![tensor(&[1, 2, 2, 8], 1)])
+            .is_err());
     }
 }

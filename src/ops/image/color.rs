@@ -8,7 +8,7 @@
 
 use super::f32_to_dtype;
 use crate::ops::kernels::image::color::{adjust_hue, adjust_saturation, hsv_to_rgb, rgb_to_hsv};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry, Tensors};
 use crate::tensor::{DType, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -62,7 +62,7 @@ impl Convert {
 }
 
 impl Op for Convert {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         last_dim_3(&x, "input")?;
         if x.dtype() == DType::F64 {
@@ -82,7 +82,7 @@ impl Op for Convert {
             };
             p.copy_from_slice(&o);
         }
-        Ok(vec![f32_to_dtype(x.data(), x.shape(), v)?])
+        Ok(tensors![f32_to_dtype(x.data(), x.shape(), v)?])
     }
 }
 
@@ -108,7 +108,7 @@ impl Adjust {
 }
 
 impl Op for Adjust {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, f] = take_inputs(inputs)?;
         if x.rank() < 3 {
             return Err(OpError::invalid(format!(
@@ -159,6 +159,6 @@ impl Op for Adjust {
                 }
             }
         }
-        Ok(vec![f32_to_dtype(x.data(), shape, v)?])
+        Ok(tensors![f32_to_dtype(x.data(), shape, v)?])
     }
 }

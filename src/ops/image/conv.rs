@@ -7,7 +7,7 @@
 
 use crate::ops::kernels::gemm::gemm_f32;
 use crate::ops::kernels::image::crop::{col2im, Deconv};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry, Tensors};
 use crate::tensor::{DType, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -137,7 +137,7 @@ fn forward_dim(
 }
 
 impl Op for ConvTranspose {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [sizes, filter, dy] = take_inputs(inputs)?;
         if filter.dtype() != DType::F32 || dy.dtype() != DType::F32 {
             return Err(OpError::dtype(1, "float32", filter.dtype()));
@@ -220,7 +220,7 @@ impl Op for ConvTranspose {
             pads: (ph, pw),
         };
         col2im(&g, &cols, &mut out);
-        Ok(vec![Tensor::from_vec(&[n, h, w, cin], out)?])
+        Ok(tensors![Tensor::from_vec(&[n, h, w, cin], out)?])
     }
 }
 
@@ -254,7 +254,7 @@ impl Lrn {
 }
 
 impl Op for Lrn {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         if x.rank() != 4 {
             return Err(OpError::invalid("in must be 4-dimensional"));
@@ -283,6 +283,6 @@ impl Op for Lrn {
                 }
             }
         }
-        Ok(vec![Tensor::from_vec(x.shape(), out)?])
+        Ok(tensors![Tensor::from_vec(x.shape(), out)?])
     }
 }

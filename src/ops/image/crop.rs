@@ -3,7 +3,7 @@
 
 use super::{nhwc, with_samples};
 use crate::ops::kernels::image::crop::{crop_box, CropMethod};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry, Tensors};
 use crate::tensor::{DType, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -42,7 +42,7 @@ impl CropAndResize {
 }
 
 impl Op for CropAndResize {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [image, boxes, box_index, crop_size] = take_inputs(inputs)?;
         let [batch, h, w, depth] = nhwc(&image, "input image")?;
         if h == 0 || w == 0 {
@@ -104,6 +104,9 @@ impl Op for CropAndResize {
                 }
             });
         }
-        Ok(vec![Tensor::from_vec(&[nb, crop.0, crop.1, depth], out)?])
+        Ok(tensors![Tensor::from_vec(
+            &[nb, crop.0, crop.1, depth],
+            out
+        )?])
     }
 }

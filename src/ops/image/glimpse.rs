@@ -18,7 +18,7 @@
 //! naming the noise mode; windows covered by the image are computed for every mode.
 
 use super::nhwc;
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry, Tensors};
 use crate::tensor::{DType, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -114,7 +114,7 @@ fn axis(off: i64, win: i64, input: i64) -> (i64, i64, i64, i64, bool) {
 }
 
 impl Op for ExtractGlimpse {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input, size, offsets] = take_inputs(inputs)?;
         let [n, ih, iw, c] = nhwc(&input, "input").map_err(|_| {
             OpError::invalid(format!(
@@ -205,7 +205,7 @@ impl Op for ExtractGlimpse {
                 dst[to..to + ex * c].copy_from_slice(&img[from..from + ex * c]);
             }
         }
-        Ok(vec![Tensor::from_vec(&[n, oh, ow, c], out)?])
+        Ok(tensors![Tensor::from_vec(&[n, oh, ow, c], out)?])
     }
 }
 
@@ -219,12 +219,13 @@ mod tests {
         let img = Tensor::from_vec(&[1, 4, 5, 1], (0..20).map(|v| v as f32).collect()).unwrap();
         op.eval(
             &mut EvalCtx::new(&session),
-            vec![
+            tensors![
                 img,
                 Tensor::vector(size.to_vec()),
                 Tensor::from_vec(&[1, 2], off.to_vec()).unwrap(),
             ],
         )
+        .map(Tensors::into_vec)
     }
 
     #[test]

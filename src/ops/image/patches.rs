@@ -5,7 +5,7 @@
 use crate::ops::kernels::image::patches::{
     depth_to_space, extract_patches, space_to_depth, PatchAxis,
 };
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry, Tensors};
 use crate::tensor::{Data, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -87,7 +87,7 @@ impl SpaceDepth {
 }
 
 impl Op for SpaceDepth {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         let dims = super::nhwc(&x, "input")?;
         let [n, h, w, c] = dims;
@@ -117,7 +117,7 @@ impl Op for SpaceDepth {
         } else {
             depth_to_space(s, dims, bs, &mut d)
         });
-        Ok(vec![t])
+        Ok(tensors![t])
     }
 }
 
@@ -195,7 +195,7 @@ fn axis(
 }
 
 impl Op for ExtractImagePatches {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         let dims = super::nhwc(&x, "input")?;
         let [n, h, w, c] = dims;
@@ -211,6 +211,6 @@ impl Op for ExtractImagePatches {
         let t = per_dtype!(x, &shape, len, |s, d| extract_patches(
             s, dims, ay, ax, &mut d
         ));
-        Ok(vec![t])
+        Ok(tensors![t])
     }
 }

@@ -11,7 +11,7 @@ use crate::ops::kernels::image::resize::{
     filter_spans, resize_area, resize_bicubic, resize_bilinear, resize_nearest, resize_spans,
     Filter,
 };
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry, Tensors};
 use crate::tensor::{DType, Data, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -101,7 +101,7 @@ fn out_elements(
 }
 
 impl Op for Resize {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [images, size] = take_inputs(inputs)?;
         if self.half_pixel_centers && self.align_corners {
             return Err(OpError::invalid(
@@ -147,10 +147,10 @@ impl Op for Resize {
                 };
             }
             if images.is_empty() {
-                return Ok(vec![Tensor::zeros(images.dtype(), &shape)?]);
+                return Ok(tensors![Tensor::zeros(images.dtype(), &shape)?]);
             }
             let t = nn!(U8, I8, U16, I16, U32, I32, U64, I64, F16, BF16, F32, F64);
-            return Ok(vec![t]);
+            return Ok(tensors![t]);
         }
         let n = out_elements(cx, dims, out, DType::F32)?;
         let mut dst = vec![0.0f32; n];
@@ -162,7 +162,7 @@ impl Op for Resize {
                 _ => resize_bilinear(s, dims, &mut dst, out, scale, half),
             });
         }
-        Ok(vec![Tensor::from_vec(&shape, dst)?])
+        Ok(tensors![Tensor::from_vec(&shape, dst)?])
     }
 }
 
@@ -220,7 +220,7 @@ fn pair(t: &Tensor, idx: usize) -> Result<(f32, f32), OpError> {
 }
 
 impl Op for ScaleAndTranslate {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [images, size, scale, translation] = take_inputs(inputs)?;
         let dims = nhwc(&images, "input")?;
         let out = out_size(&size)?;
@@ -251,7 +251,7 @@ impl Op for ScaleAndTranslate {
                 resize_spans(s, dims, &mut dst, out, &rows, &cols, &mut scratch)
             });
         }
-        Ok(vec![Tensor::from_vec(
+        Ok(tensors![Tensor::from_vec(
             &[dims[0], out.0, out.1, dims[3]],
             dst,
         )?])

@@ -5,7 +5,7 @@
 
 use super::{f32_to_dtype, nhwc, with_samples};
 use crate::ops::kernels::image::transform::{self, FillMode, Interpolation};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry, Tensors};
 use crate::tensor::{DType, Data, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -69,7 +69,7 @@ fn through_dtype(d: &Data, v: f32) -> Result<f32, OpError> {
 }
 
 impl Op for Transform {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let (images, transforms, shape, fill) = if self.v3 {
             let [a, b, c, d] = take_inputs(inputs)?;
             (a, b, c, Some(d))
@@ -148,7 +148,7 @@ impl Op for Transform {
                     }
                 }
             }
-            return Ok(vec![gather(&images, &fill_t, &idx, c, &out_shape)?]);
+            return Ok(tensors![gather(&images, &fill_t, &idx, c, &out_shape)?]);
         }
         let fill_f = through_dtype(images.data(), fill)?;
         let mut out = vec![0f32; len];
@@ -171,7 +171,7 @@ impl Op for Transform {
                 }
             }
         });
-        Ok(vec![f32_to_dtype(images.data(), &out_shape, out)?])
+        Ok(tensors![f32_to_dtype(images.data(), &out_shape, out)?])
     }
 }
 

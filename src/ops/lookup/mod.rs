@@ -17,6 +17,7 @@ mod words;
 use std::sync::RwLock;
 
 use super::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::Tensors;
 use crate::tensor::{Bytes, DType, Data, Handle, Tensor};
 use store::{new_store, Dup, Store};
 use text_file::InitFromTextFile;
@@ -182,7 +183,7 @@ impl TableOp {
 }
 
 impl Op for TableOp {
-    fn eval(&self, cx: &mut EvalCtx<'_>, _: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, _: Tensors) -> Result<Tensors, OpError> {
         let table = Table::new(self.key_dtype, self.value_dtype, self.mutable)?;
         let h = cx.session.resource(&self.key, || table)?;
         let t = h
@@ -203,7 +204,7 @@ impl Op for TableOp {
                 ),
             });
         }
-        Ok(vec![Tensor::handles(&[], vec![h], DType::Resource)?])
+        Ok(tensors![Tensor::handles(&[], vec![h], DType::Resource)?])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -221,7 +222,7 @@ impl Find {
 }
 
 impl Op for Find {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [handle, keys, default] = take_inputs(inputs)?;
         let (h, table) = table_of(&handle)?;
         table.check_keys(&keys)?;
@@ -229,7 +230,7 @@ impl Op for Find {
         if !state.initialized {
             return Err(not_initialized(h));
         }
-        Ok(vec![state.store.find(&keys, &default)?])
+        Ok(tensors![state.store.find(&keys, &default)?])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -247,7 +248,7 @@ impl Size {
 }
 
 impl Op for Size {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [handle] = take_inputs(inputs)?;
         let (_, table) = table_of(&handle)?;
         let state = table.read();
@@ -256,7 +257,7 @@ impl Op for Size {
         } else {
             0
         };
-        Ok(vec![Tensor::scalar(n as i64)])
+        Ok(tensors![Tensor::scalar(n as i64)])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -280,7 +281,7 @@ impl Fill {
 }
 
 impl Op for Fill {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [handle, keys, values] = take_inputs(inputs)?;
         let (h, table) = table_of(&handle)?;
         table.check_keys(&keys)?;
@@ -310,7 +311,7 @@ impl Op for Fill {
             r?;
             state.initialized = true;
         }
-        Ok(vec![])
+        Ok(tensors![])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -328,7 +329,7 @@ impl Remove {
 }
 
 impl Op for Remove {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [handle, keys] = take_inputs(inputs)?;
         let (h, table) = table_of(&handle)?;
         if !table.mutable {
@@ -339,7 +340,7 @@ impl Op for Remove {
         }
         table.check_keys(&keys)?;
         table.write().store.remove(&keys)?;
-        Ok(vec![])
+        Ok(tensors![])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -357,11 +358,11 @@ impl Export {
 }
 
 impl Op for Export {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [handle] = take_inputs(inputs)?;
         let (_, table) = table_of(&handle)?;
         let (k, v) = table.read().store.export(table.key_dtype)?;
-        Ok(vec![k, v])
+        Ok(tensors![k, v])
     }
     fn is_stateful(&self) -> bool {
         true

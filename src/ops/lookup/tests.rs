@@ -15,7 +15,7 @@ fn table(cx: &mut EvalCtx<'_>, name: &str, k: DType, v: DType, mutable: bool) ->
         value_dtype: v,
         mutable,
     };
-    op.eval(cx, vec![]).unwrap().remove(0)
+    op.eval(cx, tensors![]).unwrap().remove(0)
 }
 
 fn strs(v: &[&str]) -> Tensor {
@@ -51,7 +51,7 @@ fn vocab_whole_line_to_line_number() {
     let find = |cx: &mut EvalCtx<'_>| {
         Find.eval(
             cx,
-            vec![
+            tensors![
                 t.clone(),
                 strs(&["and", "the", "zzz", "of"]),
                 Tensor::scalar(-1i64),
@@ -60,20 +60,20 @@ fn vocab_whole_line_to_line_number() {
     };
     assert!(find(&mut cx).is_err(), "lookup before initialization");
     assert_eq!(
-        Size.eval(&mut cx, vec![t.clone()]).unwrap()[0]
+        Size.eval(&mut cx, tensors![t.clone()]).unwrap()[0]
             .to_i64_vec()
             .unwrap(),
         [0]
     );
     text_init(-2, -1)
-        .eval(&mut cx, vec![t.clone(), path_tensor(&vocab)])
+        .eval(&mut cx, tensors![t.clone(), path_tensor(&vocab)])
         .unwrap();
     assert_eq!(
         find(&mut cx).unwrap()[0].to_i64_vec().unwrap(),
         [2, 0, -1, 1]
     );
     assert_eq!(
-        Size.eval(&mut cx, vec![t.clone()]).unwrap()[0]
+        Size.eval(&mut cx, tensors![t.clone()]).unwrap()[0]
             .to_i64_vec()
             .unwrap(),
         [3]
@@ -81,10 +81,10 @@ fn vocab_whole_line_to_line_number() {
     // A second initialization (another load of the init op) is ignored, as in TF.
     std::fs::write(&vocab, "x\n").unwrap();
     text_init(-2, -1)
-        .eval(&mut cx, vec![t.clone(), path_tensor(&vocab)])
+        .eval(&mut cx, tensors![t.clone(), path_tensor(&vocab)])
         .unwrap();
     assert_eq!(
-        Size.eval(&mut cx, vec![t]).unwrap()[0]
+        Size.eval(&mut cx, tensors![t]).unwrap()[0]
             .to_i64_vec()
             .unwrap(),
         [3]
@@ -105,17 +105,20 @@ fn vocab_columns_offset_and_errors() {
         ..text_init(0, 1)
     };
     let t32 = table(&mut cx, "i32", DType::String, DType::I32, false);
-    init.eval(&mut cx, vec![t32.clone(), path_tensor(&vocab)])
+    init.eval(&mut cx, tensors![t32.clone(), path_tensor(&vocab)])
         .unwrap();
     let out = Find
-        .eval(&mut cx, vec![t32, strs(&["b", "a"]), Tensor::scalar(0i32)])
+        .eval(
+            &mut cx,
+            tensors![t32, strs(&["b", "a"]), Tensor::scalar(0i32)],
+        )
         .unwrap();
     assert_eq!(out[0].to_i64_vec().unwrap(), [108, 107]);
     let t64 = table(&mut cx, "i64", DType::String, DType::I64, false);
-    init.eval(&mut cx, vec![t64.clone(), path_tensor(&vocab)])
+    init.eval(&mut cx, tensors![t64.clone(), path_tensor(&vocab)])
         .unwrap();
     let out = Find
-        .eval(&mut cx, vec![t64, strs(&["b"]), Tensor::scalar(0i64)])
+        .eval(&mut cx, tensors![t64, strs(&["b"]), Tensor::scalar(0i64)])
         .unwrap();
     assert_eq!(out[0].to_i64_vec().unwrap(), [8]);
     // int64 keys from column 1, line number + offset as value.
@@ -125,11 +128,11 @@ fn vocab_columns_offset_and_errors() {
         offset: 10,
         ..text_init(1, -1)
     };
-    init.eval(&mut cx, vec![tk.clone(), path_tensor(&vocab)])
+    init.eval(&mut cx, tensors![tk.clone(), path_tensor(&vocab)])
         .unwrap();
     let keys = Tensor::from_vec(&[1, 2], vec![8i64, 9]).unwrap();
     let out = Find
-        .eval(&mut cx, vec![tk, keys, Tensor::scalar(-1i64)])
+        .eval(&mut cx, tensors![tk, keys, Tensor::scalar(-1i64)])
         .unwrap();
     assert_eq!(out[0].shape(), [1, 2]);
     assert_eq!(out[0].to_i64_vec().unwrap(), [11, -1]);
@@ -138,7 +141,8 @@ fn vocab_columns_offset_and_errors() {
         std::fs::write(&vocab, content).unwrap();
         let mut cx = EvalCtx::new(&s);
         let t = table(&mut cx, name, DType::String, DType::I64, false);
-        init.eval(&mut cx, vec![t, path_tensor(&vocab)]).is_err()
+        init.eval(&mut cx, tensors![t, path_tensor(&vocab)])
+            .is_err()
     };
     assert!(fails(text_init(-2, -1), "a\n\nb\n", "empty line"));
     assert!(fails(
@@ -174,13 +178,13 @@ fn vocab_path_is_confined() {
     let s = session(dir.path());
     let mut cx = EvalCtx::new(&s);
     let t = table(&mut cx, "t", DType::String, DType::I64, false);
-    let err = text_init(-2, -1).eval(&mut cx, vec![t.clone(), path_tensor(outside.path())]);
+    let err = text_init(-2, -1).eval(&mut cx, tensors![t.clone(), path_tensor(outside.path())]);
     assert!(matches!(err, Err(OpError::Refused(_))), "{err:?}");
     let rel = format!(
         "../{}",
         outside.path().file_name().unwrap().to_string_lossy()
     );
-    let err = text_init(-2, -1).eval(&mut cx, vec![t.clone(), path_tensor(Path::new(&rel))]);
+    let err = text_init(-2, -1).eval(&mut cx, tensors![t.clone(), path_tensor(Path::new(&rel))]);
     assert!(matches!(err, Err(OpError::Refused(_))), "{err:?}");
     // A FIFO inside the model dir is refused before it is opened (opening would block).
     let fifo = dir.path().join("fifo");
@@ -189,10 +193,10 @@ fn vocab_path_is_confined() {
         .status()
         .is_ok_and(|s| s.success())
     {
-        let err = text_init(-2, -1).eval(&mut cx, vec![t.clone(), path_tensor(&fifo)]);
+        let err = text_init(-2, -1).eval(&mut cx, tensors![t.clone(), path_tensor(&fifo)]);
         assert!(matches!(err, Err(OpError::Refused(_))), "{err:?}");
     }
-    let err = text_init(-2, -1).eval(&mut cx, vec![t, path_tensor(dir.path())]);
+    let err = text_init(-2, -1).eval(&mut cx, tensors![t, path_tensor(dir.path())]);
     assert!(matches!(err, Err(OpError::Refused(_))), "{err:?}");
 }
 
@@ -210,13 +214,13 @@ fn million_line_vocab_is_fast() {
     let t = table(&mut cx, "big", DType::String, DType::I64, false);
     let start = std::time::Instant::now();
     text_init(-2, -1)
-        .eval(&mut cx, vec![t.clone(), path_tensor(&vocab)])
+        .eval(&mut cx, tensors![t.clone(), path_tensor(&vocab)])
         .unwrap();
     let took = start.elapsed();
     eprintln!("1M-line vocab initialized in {took:?}");
     let out = Find.eval(
         &mut cx,
-        vec![
+        tensors![
             t,
             strs(&["tok0999999", "tok0000000", "x"]),
             Tensor::scalar(-1i64),
@@ -236,20 +240,20 @@ fn static_and_mutable_tables() {
     let keys = Tensor::vector(vec![1i64, 2]);
     let vals = Tensor::vector(vec![0.5f32, 1.5]);
     let fill = Fill { insert: false };
-    fill.eval(&mut cx, vec![t.clone(), keys.clone(), vals.clone()])
+    fill.eval(&mut cx, tensors![t.clone(), keys.clone(), vals.clone()])
         .unwrap();
-    fill.eval(&mut cx, vec![t.clone(), keys.clone(), vals.clone()])
+    fill.eval(&mut cx, tensors![t.clone(), keys.clone(), vals.clone()])
         .unwrap();
     let other = Tensor::vector(vec![0.5f32, 9.0]);
     assert!(fill
-        .eval(&mut cx, vec![t.clone(), keys.clone(), other])
+        .eval(&mut cx, tensors![t.clone(), keys.clone(), other])
         .is_err());
     assert!(Fill { insert: true }
-        .eval(&mut cx, vec![t.clone(), keys.clone(), vals.clone()])
+        .eval(&mut cx, tensors![t.clone(), keys.clone(), vals.clone()])
         .is_err());
     let out = Find.eval(
         &mut cx,
-        vec![
+        tensors![
             t.clone(),
             Tensor::vector(vec![2i64, 3]),
             Tensor::scalar(0f32),
@@ -263,24 +267,24 @@ fn static_and_mutable_tables() {
         value_dtype: DType::F32,
         mutable: false,
     };
-    assert!(clash.eval(&mut cx, vec![]).is_err());
+    assert!(clash.eval(&mut cx, tensors![]).is_err());
 
     let m = table(&mut cx, "m", DType::String, DType::String, true);
     let ins = Fill { insert: true };
     ins.eval(
         &mut cx,
-        vec![m.clone(), strs(&["a", "b"]), strs(&["x", "y"])],
+        tensors![m.clone(), strs(&["a", "b"]), strs(&["x", "y"])],
     )
     .unwrap();
-    ins.eval(&mut cx, vec![m.clone(), strs(&["a"]), strs(&["z"])])
+    ins.eval(&mut cx, tensors![m.clone(), strs(&["a"]), strs(&["z"])])
         .unwrap();
     Remove
-        .eval(&mut cx, vec![m.clone(), strs(&["b", "nope"])])
+        .eval(&mut cx, tensors![m.clone(), strs(&["b", "nope"])])
         .unwrap();
     let out = Find
         .eval(
             &mut cx,
-            vec![
+            tensors![
                 m.clone(),
                 strs(&["a", "b"]),
                 Tensor::scalar(crate::tensor::Bytes::from_static(b"-")),
@@ -291,7 +295,7 @@ fn static_and_mutable_tables() {
         out[0].as_slice::<crate::tensor::Bytes>().unwrap(),
         [b"z".to_vec(), b"-".to_vec()]
     );
-    let out = Export.eval(&mut cx, vec![m]).unwrap();
+    let out = Export.eval(&mut cx, tensors![m]).unwrap();
     assert_eq!(
         out[0].as_slice::<crate::tensor::Bytes>().unwrap(),
         [b"a".to_vec()]
@@ -313,7 +317,7 @@ fn large_lookups_match_one_by_one() {
     let mut cx = EvalCtx::new(&s);
     let t = table(&mut cx, "t", DType::String, DType::I64, false);
     text_init(-2, -1)
-        .eval(&mut cx, vec![t.clone(), path_tensor(&vocab)])
+        .eval(&mut cx, tensors![t.clone(), path_tensor(&vocab)])
         .unwrap();
     let keys: Vec<String> = (0..5000)
         .map(|i| format!("w{}", (i * 7919) % 4000))
@@ -321,7 +325,7 @@ fn large_lookups_match_one_by_one() {
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let defaults = Tensor::vector((0..5000).map(|i| -1 - i as i64).collect::<Vec<_>>());
     let out = Find
-        .eval(&mut cx, vec![t.clone(), strs(&refs), defaults])
+        .eval(&mut cx, tensors![t.clone(), strs(&refs), defaults])
         .unwrap();
     let got = out[0].to_i64_vec().unwrap();
     for (i, k) in refs.iter().enumerate() {
@@ -343,13 +347,16 @@ fn vocab_table(
     std::fs::write(&vocab, content).unwrap();
     let mut cx = EvalCtx::new(s);
     let t = table(&mut cx, name, DType::String, DType::I64, false);
-    init.eval(&mut cx, vec![t.clone(), path_tensor(&vocab)])?;
+    init.eval(&mut cx, tensors![t.clone(), path_tensor(&vocab)])?;
     Ok(t)
 }
 
 fn find_i64(s: &Session, t: &Tensor, keys: &[&str]) -> Vec<i64> {
     let mut cx = EvalCtx::new(s);
-    let out = Find.eval(&mut cx, vec![t.clone(), strs(keys), Tensor::scalar(-1i64)]);
+    let out = Find.eval(
+        &mut cx,
+        tensors![t.clone(), strs(keys), Tensor::scalar(-1i64)],
+    );
     out.unwrap()[0].to_i64_vec().unwrap()
 }
 
@@ -373,9 +380,9 @@ fn vocab_line_endings_as_tf_reads_them() {
     );
     let mut cx = EvalCtx::new(&s);
     let raw = Tensor::vector(vec![crate::tensor::Bytes::from_static(b"c\xff")]);
-    let out = Find.eval(&mut cx, vec![t.clone(), raw, Tensor::scalar(-1i64)]);
+    let out = Find.eval(&mut cx, tensors![t.clone(), raw, Tensor::scalar(-1i64)]);
     assert_eq!(out.unwrap()[0].to_i64_vec().unwrap(), [2]);
-    let size = Size.eval(&mut cx, vec![t]).unwrap();
+    let size = Size.eval(&mut cx, tensors![t]).unwrap();
     assert_eq!(size[0].to_i64_vec().unwrap(), [3]);
     let t = vocab_table(&s, dir.path(), "lone_cr", b"a\nb\n\r", text_init(-2, -1)).unwrap();
     assert_eq!(find_i64(&s, &t, &["a", "b", ""]), [0, 1, -1]);
@@ -397,7 +404,7 @@ fn vocab_duplicates_follow_hash_table_rules() {
     let t = vocab_table(&s, dir.path(), "same", b"a 1\nb 2\na 1\n", by_col).unwrap();
     assert_eq!(find_i64(&s, &t, &["a", "b"]), [1, 2]);
     let mut cx = EvalCtx::new(&s);
-    let size = Size.eval(&mut cx, vec![t]).unwrap();
+    let size = Size.eval(&mut cx, tensors![t]).unwrap();
     assert_eq!(size[0].to_i64_vec().unwrap(), [2]);
     // Another value: an error naming the key and the later line.
     let by_col = InitFromTextFile {
@@ -485,11 +492,11 @@ fn vocab_string_values_and_whole_line_keys() {
     let mut cx = EvalCtx::new(&s);
     let t = table(&mut cx, "kv", DType::String, DType::String, false);
     text_init(0, 1)
-        .eval(&mut cx, vec![t.clone(), path_tensor(&vocab)])
+        .eval(&mut cx, tensors![t.clone(), path_tensor(&vocab)])
         .unwrap();
     let out = Find.eval(
         &mut cx,
-        vec![
+        tensors![
             t.clone(),
             strs(&["k2", "k1", "k3"]),
             Tensor::scalar(crate::tensor::Bytes::from_static(b"?")),
@@ -514,17 +521,19 @@ fn static_string_table_from_tensors() {
     let fill = Fill { insert: false };
     let keys = strs(&["", "a", "ab", "a"]);
     let vals = Tensor::vector(vec![5i64, 1, 2, 1]);
-    fill.eval(&mut cx, vec![t.clone(), keys.clone(), vals.clone()])
+    fill.eval(&mut cx, tensors![t.clone(), keys.clone(), vals.clone()])
         .unwrap();
     assert_eq!(find_i64(&s, &t, &["a", "ab", "", "abc"]), [1, 2, 5, -1]);
     // Re-initialization with the same entries is accepted, with others refused.
     let dedup = strs(&["a", "", "ab"]);
     let dedup_vals = Tensor::vector(vec![1i64, 5, 2]);
-    fill.eval(&mut cx, vec![t.clone(), dedup, dedup_vals])
+    fill.eval(&mut cx, tensors![t.clone(), dedup, dedup_vals])
         .unwrap();
     let other = Tensor::vector(vec![5i64, 1, 9, 1]);
-    assert!(fill.eval(&mut cx, vec![t.clone(), keys, other]).is_err());
-    let out = Export.eval(&mut cx, vec![t.clone()]).unwrap();
+    assert!(fill
+        .eval(&mut cx, tensors![t.clone(), keys, other])
+        .is_err());
+    let out = Export.eval(&mut cx, tensors![t.clone()]).unwrap();
     let mut pairs: Vec<(Vec<u8>, i64)> = out[0]
         .as_slice::<crate::tensor::Bytes>()
         .unwrap()
@@ -537,13 +546,15 @@ fn static_string_table_from_tensors() {
         pairs,
         [(b"".to_vec(), 5), (b"a".to_vec(), 1), (b"ab".to_vec(), 2)]
     );
-    assert!(Remove.eval(&mut cx, vec![t.clone(), strs(&["a"])]).is_err());
+    assert!(Remove
+        .eval(&mut cx, tensors![t.clone(), strs(&["a"])])
+        .is_err());
     // A conflicting first initialization leaves the table uninitialized.
     let t2 = table(&mut cx, "st2", DType::String, DType::I64, false);
     let bad = Tensor::vector(vec![1i64, 2]);
     assert!(fill
-        .eval(&mut cx, vec![t2.clone(), strs(&["k", "k"]), bad])
+        .eval(&mut cx, tensors![t2.clone(), strs(&["k", "k"]), bad])
         .is_err());
-    let size = Size.eval(&mut cx, vec![t2]).unwrap();
+    let size = Size.eval(&mut cx, tensors![t2]).unwrap();
     assert_eq!(size[0].to_i64_vec().unwrap(), [0]);
 }

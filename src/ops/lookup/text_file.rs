@@ -9,8 +9,8 @@ use rayon::prelude::*;
 
 use super::store::{Field, Store};
 use super::table_of;
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
-use crate::tensor::{Bytes, DType, Tensor};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
+use crate::tensor::{Bytes, DType};
 
 /// `InitializeTableFromTextFileV2`: one entry per line of a vocabulary file inside the model
 /// directory. `key_index`/`value_index`: `-2` the whole line, `-1` the line number (+
@@ -228,7 +228,7 @@ pub(super) fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
 }
 
 impl Op for InitFromTextFile {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [handle, filename] = take_inputs(inputs)?;
         let (_, table) = table_of(&handle)?;
         if self.key_index == -1 && table.key_dtype != DType::I64 {
@@ -248,14 +248,14 @@ impl Op for InitFromTextFile {
             .map_err(|_| OpError::invalid("filename is not UTF-8"))?;
         let mut state = table.write();
         if state.initialized {
-            return Ok(vec![]);
+            return Ok(tensors![]);
         }
         if let Err(e) = self.load(cx, Path::new(&name), state.store.as_mut()) {
             state.store.clear();
             return Err(e);
         }
         state.initialized = true;
-        Ok(vec![])
+        Ok(tensors![])
     }
     fn is_stateful(&self) -> bool {
         true

@@ -2,7 +2,7 @@
 //! TF reference: core/kernels/bucketize_op.cc.
 
 use super::Registry;
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::Tensor;
 
 pub(crate) fn register(r: &mut Registry) {
@@ -37,7 +37,7 @@ impl Bucketize {
 }
 
 impl Op for Bucketize {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         // C++'s usual arithmetic conversions: an integer meets a float boundary as float, a
         // double meets it as double.
@@ -64,7 +64,7 @@ impl Op for Bucketize {
                 .collect(),
             d => return Err(OpError::dtype(0, "int32, int64, float or double", d)),
         };
-        Ok(vec![Tensor::from_vec(x.shape(), out)?])
+        Ok(tensors![Tensor::from_vec(x.shape(), out)?])
     }
 }
 
@@ -80,7 +80,7 @@ mod tests {
         };
         let session = Session::new(".".into(), None, Limits::default());
         let x = Tensor::vector(vec![-1f32, 0., 0.5, 1., 2.5, 3., f32::NAN]);
-        let out = op.eval(&mut EvalCtx::new(&session), vec![x]).unwrap();
+        let out = op.eval(&mut EvalCtx::new(&session), tensors![x]).unwrap();
         // tf.raw_ops.Bucketize(input=x, boundaries=[0., 1., 2.5]) in TF 2.21.
         assert_eq!(out[0].as_slice::<i32>().unwrap(), [0, 1, 1, 2, 3, 3, 3]);
         assert!(is_sorted(&[0., 0., 1.]));

@@ -16,7 +16,7 @@ use half::{bf16, f16};
 use super::matmul::permute;
 use crate::ops::kernels::elementwise::exp_f32;
 use crate::ops::kernels::reduce::{reduce as reduce_generic, reduce_f32, ReduceOp};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry, Tensors};
 use crate::tensor::{DType, Data, Element, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -69,7 +69,7 @@ impl Reduce {
 }
 
 impl Op for Reduce {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, axis] = take_inputs(inputs)?;
         if axis.rank() > 1 {
             return Err(OpError::invalid(
@@ -79,7 +79,7 @@ impl Op for Reduce {
         let mask = axis_mask(&axis.to_i64_vec()?, x.rank())?;
         let out = reduce_masked(&x, &mask, self.kind)?;
         if !self.keep_dims {
-            return Ok(vec![out]);
+            return Ok(tensors![out]);
         }
         let shape: Vec<usize> = x
             .shape()
@@ -87,7 +87,7 @@ impl Op for Reduce {
             .zip(&mask)
             .map(|(&d, &m)| if m { 1 } else { d })
             .collect();
-        Ok(vec![out.reshape(&shape)?])
+        Ok(tensors![out.reshape(&shape)?])
     }
 }
 
@@ -367,13 +367,13 @@ fn softmax_f64(x: &[f64], c: usize, log: bool) -> Vec<f64> {
 }
 
 impl Op for Softmax {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         let Some(&c) = x.shape().last() else {
             return Err(OpError::invalid("logits must have >= 1 dimension, got []"));
         };
         if x.is_empty() {
-            return Ok(vec![x]);
+            return Ok(tensors![x]);
         }
         let data = match x.data() {
             Data::F32(b) => Data::F32(softmax_f32(b, c, self.log).into()),
@@ -406,7 +406,7 @@ impl Op for Softmax {
                 ))
             }
         };
-        Ok(vec![Tensor::new(x.shape(), data)?])
+        Ok(tensors![Tensor::new(x.shape(), data)?])
     }
 }
 
@@ -562,7 +562,7 @@ fn arg_reduce<T: Copy + PartialOrd>(
 }
 
 impl Op for ArgReduce {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, axis] = take_inputs(inputs)?;
         let shape = x.shape();
         let ax = scalar_axis(&axis, shape.len(), "dimension")?;
@@ -605,7 +605,7 @@ impl Op for ArgReduce {
         };
         let mut out_shape = shape.to_vec();
         out_shape.remove(ax);
-        Ok(vec![index_tensor(&out_shape, idx, self.out)?])
+        Ok(tensors![index_tensor(&out_shape, idx, self.out)?])
     }
 }
 
@@ -665,7 +665,7 @@ impl Scan {
 }
 
 impl Op for Scan {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, axis] = take_inputs(inputs)?;
         let shape = x.shape();
         if shape.is_empty() {
@@ -734,7 +734,7 @@ impl Op for Scan {
             Data::U64(b) => int!(b, U64),
             _ => return Err(OpError::dtype(0, "numeric", x.dtype())),
         };
-        Ok(vec![Tensor::new(shape, data)?])
+        Ok(tensors![Tensor::new(shape, data)?])
     }
 }
 
@@ -774,7 +774,7 @@ fn top_k<T: Element + Copy + PartialOrd>(x: &[T], c: usize, k: usize) -> (Vec<T>
 }
 
 impl Op for TopK {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x, k] = take_inputs(inputs)?;
         if k.rank() != 0 {
             return Err(OpError::invalid(format!(
@@ -801,7 +801,7 @@ impl Op for TopK {
             let (v, i) = top_k(&b[..], c, k);
             (Tensor::from_vec(&shape, v)?, i)
         }, _ => return Err(OpError::dtype(0, "numeric", x.dtype())));
-        Ok(vec![vals, index_tensor(&shape, idx, self.index)?])
+        Ok(tensors![vals, index_tensor(&shape, idx, self.index)?])
     }
 }
 
@@ -817,7 +817,7 @@ impl L2Loss {
 }
 
 impl Op for L2Loss {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         let half_sq = |v: f32| v * v * 0.5;
         let sum32 = |v: Vec<f32>| {
@@ -825,7 +825,7 @@ impl Op for L2Loss {
             reduce_f32(ReduceOp::Sum, &v, 1, v.len(), 1, &mut s);
             s[0]
         };
-        Ok(vec![match x.data() {
+        Ok(tensors![match x.data() {
             Data::F32(b) => Tensor::scalar(sum32(b.iter().map(|&v| half_sq(v)).collect())),
             Data::F64(b) => Tensor::scalar(b.iter().map(|&v| v * v * 0.5).sum::<f64>()),
             Data::F16(b) => Tensor::scalar(f16::from_f32(sum32(
@@ -839,7 +839,7 @@ impl Op for L2Loss {
                     0,
                     "float32, float64, float16 or bfloat16",
                     x.dtype(),
-                ))
+                ));
             }
         }])
     }
@@ -852,7 +852,8 @@ mod tests {
 
     fn run(op: &dyn Op, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
         let s = Session::new(".".into(), None, Limits::default());
-        op.eval(&mut EvalCtx::new(&s), inputs)
+        op.eval(&mut EvalCtx::new(&s), inputs.into())
+            .map(Tensors::into_vec)
     }
 
     fn reduce(kind: Kind, keep_dims: bool, x: Tensor, axes: Vec<i32>) -> Result<Tensor, OpError> {

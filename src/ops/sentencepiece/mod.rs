@@ -16,6 +16,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::Tensors;
 use crate::sentencepiece::{ExtraOptions, Processor, SpmError};
 use crate::tensor::{Bytes, DType, Data, Tensor};
 
@@ -70,12 +71,12 @@ impl ModelOp {
 }
 
 impl Op for ModelOp {
-    fn eval(&self, cx: &mut EvalCtx<'_>, _: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, _: Tensors) -> Result<Tensors, OpError> {
         let processor = self.model.clone().map_err(spm_err)?;
         let h = cx
             .session
             .resource(&self.key, || SpResource { processor })?;
-        Ok(vec![Tensor::handles(&[], vec![h], DType::Resource)?])
+        Ok(tensors![Tensor::handles(&[], vec![h], DType::Resource)?])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -211,7 +212,7 @@ struct Row {
 }
 
 impl Op for Tokenize {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [handle, input, nbest, alpha, bos, eos, reverse] = take_inputs(inputs)?;
         let sp = processor_of(&handle)?;
         let texts = strings(&input, 1)?;
@@ -289,7 +290,7 @@ impl Op for Tokenize {
                 out.iter().flat_map(|r| r.limits.iter().copied()).collect(),
             ));
         }
-        Ok(res)
+        Ok(res.into())
     }
     fn is_stateful(&self) -> bool {
         true
@@ -309,7 +310,7 @@ impl Detokenize {
 }
 
 impl Op for Detokenize {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [handle, values, splits, bos, eos, reverse] = take_inputs(inputs)?;
         let sp = processor_of(&handle)?;
         if !matches!(splits.dtype(), DType::I32 | DType::I64) {
@@ -326,7 +327,7 @@ impl Op for Detokenize {
         if values.is_empty() {
             // TF checks the options, then leaves every row empty without calling Decode.
             sp.check_options(opts).map_err(spm_err)?;
-            return Ok(vec![Tensor::from_strings(&[rows], vec![b""; rows])?]);
+            return Ok(tensors![Tensor::from_strings(&[rows], vec![b""; rows])?]);
         }
         let n = values.len() as i64;
         let mut ranges = Vec::with_capacity(rows);
@@ -361,7 +362,7 @@ impl Op for Detokenize {
             SpmError::InvalidId(_) => OpError::invalid(format!("OutOfRange: {e}")),
             e => spm_err(e),
         })?;
-        Ok(vec![Tensor::from_strings(&[rows], out)?])
+        Ok(tensors![Tensor::from_strings(&[rows], out)?])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -379,10 +380,10 @@ impl VocabSize {
 }
 
 impl Op for VocabSize {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [handle] = take_inputs(inputs)?;
         let sp = processor_of(&handle)?;
-        Ok(vec![Tensor::scalar(sp.vocab_size() as i32)])
+        Ok(tensors![Tensor::scalar(sp.vocab_size() as i32)])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -401,7 +402,7 @@ impl IdToString {
 }
 
 impl Op for IdToString {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [handle, ids] = take_inputs(inputs)?;
         let sp = processor_of(&handle)?;
         if ids.dtype() != DType::I32 {
@@ -413,7 +414,7 @@ impl Op for IdToString {
             .map(|&id| sp.id_to_piece(id as i64))
             .collect::<Result<Vec<_>, _>>()
             .map_err(spm_err)?;
-        Ok(vec![Tensor::from_strings(ids.shape(), pieces)?])
+        Ok(tensors![Tensor::from_strings(ids.shape(), pieces)?])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -431,14 +432,14 @@ impl StringToId {
 }
 
 impl Op for StringToId {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [handle, pieces] = take_inputs(inputs)?;
         let sp = processor_of(&handle)?;
         let ids: Vec<i32> = strings(&pieces, 1)?
             .iter()
             .map(|p| sp.piece_to_id(p))
             .collect();
-        Ok(vec![Tensor::from_vec(pieces.shape(), ids)?])
+        Ok(tensors![Tensor::from_vec(pieces.shape(), ids)?])
     }
     fn is_stateful(&self) -> bool {
         true

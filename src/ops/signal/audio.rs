@@ -6,7 +6,7 @@
 //! round to f32 once at the end. TF's Ooura FFT and ours differ only in f64 rounding.
 
 use crate::ops::kernels::fft::{r2c_rows, C64};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry, Tensors};
 use crate::tensor::{DType, Tensor};
 
 pub(super) fn register(r: &mut Registry) {
@@ -60,7 +60,7 @@ impl Spectrogram {
 }
 
 impl Op for Spectrogram {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         if x.rank() != 2 {
             return Err(OpError::invalid(format!(
@@ -99,7 +99,7 @@ impl Op for Spectrogram {
                 }
             }
         }
-        Ok(vec![Tensor::from_vec(&[channels, frames, width], out)?])
+        Ok(tensors![Tensor::from_vec(&[channels, frames, width], out)?])
     }
 }
 
@@ -192,7 +192,7 @@ impl Mfcc {
 }
 
 impl Op for Mfcc {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [spec, rate] = take_inputs(inputs)?;
         if spec.rank() != 3 {
             return Err(OpError::invalid(format!(
@@ -263,6 +263,6 @@ impl Op for Mfcc {
                 *o = sum as f32;
             }
         }
-        Ok(vec![Tensor::from_vec(&[channels, frames, k], out)?])
+        Ok(tensors![Tensor::from_vec(&[channels, frames, k], out)?])
     }
 }

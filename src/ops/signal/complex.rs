@@ -3,8 +3,8 @@
 //! (`std::complex` functions: `abs` is `hypot`, `arg` is `atan2(im, re)`).
 
 use crate::ops::math::{map1_to, map2_to};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
-use crate::tensor::{Complex32, Complex64, DType, Tensor};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry, Tensors};
+use crate::tensor::{Complex32, Complex64, DType};
 
 pub(super) fn register(r: &mut Registry) {
     r.add("Angle", |cx| Part::build(cx, PartKind::Angle));
@@ -27,7 +27,7 @@ impl Complex {
 }
 
 impl Op for Complex {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [re, im] = take_inputs(inputs)?;
         if re.dtype() != im.dtype() {
             return Err(OpError::dtype(1, re.dtype().name(), im.dtype()));
@@ -38,7 +38,7 @@ impl Op for Complex {
             DType::F64 => map2_to::<f64, Complex64>(l, &re, &im, |a, b| Complex64::new(*a, *b))?,
             other => return Err(OpError::dtype(0, "float32 or float64", other)),
         };
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 
@@ -74,14 +74,14 @@ macro_rules! part {
 }
 
 impl Op for Part {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         let out = match x.dtype() {
             DType::C64 => part!(self.0, Complex32, f32, &x)?,
             DType::C128 => part!(self.0, Complex64, f64, &x)?,
             other => return Err(OpError::dtype(0, "complex64 or complex128", other)),
         };
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 
@@ -97,13 +97,13 @@ impl Conj {
 }
 
 impl Op for Conj {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         let out = match x.dtype() {
             DType::C64 => map1_to::<Complex32, Complex32>(&x, |z| z.conj())?,
             DType::C128 => map1_to::<Complex64, Complex64>(&x, |z| z.conj())?,
             other => return Err(OpError::dtype(0, "complex64 or complex128", other)),
         };
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }

@@ -7,7 +7,7 @@
 //! over the product of the lengths; empty inputs give empty outputs.
 
 use crate::ops::kernels::fft::{self as k, C64};
-use crate::ops::{BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::{BuildCtx, EvalCtx, Op, OpError, Registry, Tensors};
 use crate::tensor::{Complex32, Complex64, DType, Tensor};
 
 pub(super) fn register(r: &mut Registry) {
@@ -105,7 +105,7 @@ fn crop<T: Copy>(x: &[T], shape: &[usize], dims: &[usize]) -> Vec<T> {
 }
 
 impl Op for Fft {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let x = &inputs[0];
         let k = self.rank;
         let shape = x.shape().to_vec();
@@ -162,7 +162,7 @@ impl Op for Fft {
             .ok_or_else(|| OpError::Limit(format!("shape {out_shape:?} overflows")))?;
         cx.limits().check_alloc(count, out_dtype)?;
         if x.is_empty() || count == 0 {
-            return Ok(vec![Tensor::zeros(out_dtype, &out_shape)?]);
+            return Ok(tensors![Tensor::zeros(out_dtype, &out_shape)?]);
         }
         let total: f64 = lengths.iter().map(|&n| n as f64).product();
         let scale = if self.forward { 1.0 } else { 1.0 / total };
@@ -178,7 +178,7 @@ impl Op for Fft {
                 let dims = shape[lead..].to_vec();
                 outer_axes(&mut buf, &dims);
                 k::c2c_axis(&mut buf, &shape, shape.len() - 1, !self.forward);
-                Ok(vec![to_complex(out_dtype, &out_shape, buf, scale)?])
+                Ok(tensors![to_complex(out_dtype, &out_shape, buf, scale)?])
             }
             (true, true) => {
                 let re: Vec<f64> = match x.dtype() {
@@ -192,7 +192,7 @@ impl Op for Fft {
                 let mut buf = vec![C64::default(); count];
                 k::r2c_rows(&cropped, n, &mut buf);
                 outer_axes(&mut buf, &out_shape[lead..]);
-                Ok(vec![to_complex(out_dtype, &out_shape, buf, 1.0)?])
+                Ok(tensors![to_complex(out_dtype, &out_shape, buf, 1.0)?])
             }
             (true, false) => {
                 let z = complex_f64(x)?;
@@ -209,7 +209,7 @@ impl Op for Fft {
                     )?,
                     _ => Tensor::from_vec(&out_shape, y.iter().map(|&v| v * scale).collect())?,
                 };
-                Ok(vec![t])
+                Ok(tensors![t])
             }
         }
     }

@@ -5,7 +5,7 @@
 //! same files fail, with TF's messages), the decoded sample count is checked against the data
 //! actually present before anything is allocated, and the output against `Limits`.
 
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry, Tensors};
 use crate::tensor::{Bytes, DType, Tensor};
 
 pub(super) fn register(r: &mut Registry) {
@@ -205,7 +205,7 @@ fn decode(data: &[u8], cx: &EvalCtx<'_>) -> Result<Wav, OpError> {
 }
 
 impl Op for DecodeWav {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [contents] = take_inputs(inputs)?;
         if contents.rank() != 0 {
             return Err(OpError::invalid(format!(
@@ -259,7 +259,7 @@ impl Op for DecodeWav {
                 out[s * channels + c] = wav.samples[s * have + c.min(have - 1)];
             }
         }
-        Ok(vec![
+        Ok(tensors![
             Tensor::from_vec(&[samples, channels], out)?,
             Tensor::scalar(wav.rate as i32),
         ])

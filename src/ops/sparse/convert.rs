@@ -2,7 +2,7 @@
 //! `DenseBincount` / `Bincount`, `RaggedBincount`, `SparseBincount`.
 
 use super::{dims, index_matrix, shape_vector};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{DType, Data, Element, Tensor};
 
 /// `SparseFillEmptyRows`: adds `[row, 0, ..., 0] = default_value` for every empty row.
@@ -20,7 +20,7 @@ impl FillEmptyRows {
 }
 
 impl Op for FillEmptyRows {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [indices, values, dense_shape, default] = take_inputs(inputs)?;
         let (n, rank, idx) = index_matrix(&indices, "indices")?;
         let shape = shape_vector(&dense_shape, "dense_shape")?;
@@ -64,7 +64,7 @@ impl Op for FillEmptyRows {
         if ordered && !empty.contains(&true) && indices.dtype() == DType::I64 {
             // Nothing to fill or reorder: TF forwards indices and values as they are.
             drop(idx);
-            return Ok(vec![
+            return Ok(tensors![
                 indices,
                 values,
                 Tensor::from_vec(&[rows], empty)?,
@@ -107,7 +107,7 @@ impl Op for FillEmptyRows {
             let d = Element::buf(default.data()).expect("dtype checked above");
             place(&b[..], &d[0], &reverse, total)
         });
-        Ok(vec![
+        Ok(tensors![
             Tensor::from_vec(&[total, rank], out_idx)?,
             Tensor::new(&[total], out_vals)?,
             Tensor::from_vec(&[rows], empty)?,
@@ -127,7 +127,7 @@ impl SparseReshape {
 }
 
 impl Op for SparseReshape {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [indices, in_shape, new_shape] = take_inputs(inputs)?;
         let (n, rank) = match indices.shape() {
             &[n, rank] => (n, rank),
@@ -183,7 +183,7 @@ impl Op for SparseReshape {
         if out == in_shape && indices.dtype() == DType::I64 {
             // TF quirk (reshape_util.cc): reshaping to the same shape forwards the indices
             // untouched, without checking them against the shape.
-            return Ok(vec![indices, Tensor::vector(out)]);
+            return Ok(tensors![indices, Tensor::vector(out)]);
         }
         let idx = indices.to_i64_vec()?;
         let out_rank = out.len();
@@ -207,7 +207,7 @@ impl Op for SparseReshape {
                 linear /= out_dims[d];
             }
         }
-        Ok(vec![
+        Ok(tensors![
             Tensor::from_vec(&[n, out_rank], result)?,
             Tensor::vector(out),
         ])
@@ -231,7 +231,7 @@ impl SparseToDense {
 }
 
 impl Op for SparseToDense {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [indices, out_shape, values, default] = take_inputs(inputs)?;
         let shape = shape_vector(&out_shape, "output_shape")?;
         let (out_dims, total) = dims(&shape, "output_shape")?;
@@ -297,7 +297,7 @@ impl Op for SparseToDense {
             let d = Element::buf(default.data()).expect("dtype checked above");
             scatter(&b[..], &d[0], &flat, total)
         });
-        Ok(vec![Tensor::new(&out_dims, data)?])
+        Ok(tensors![Tensor::new(&out_dims, data)?])
     }
 }
 
@@ -322,7 +322,7 @@ impl RaggedToSparse {
 }
 
 impl Op for RaggedToSparse {
-    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Tensors) -> Result<Tensors, OpError> {
         if inputs.len() != self.ragged_rank + 1 {
             return Err(OpError::Arity {
                 expected: self.ragged_rank + 1,
@@ -392,7 +392,7 @@ impl Op for RaggedToSparse {
         dense_shape.extend(inner.iter().map(|&d| d as i64));
         if inner.is_empty() {
             // Scalar values (the usual tokens case): the index paths are the indices.
-            return Ok(vec![
+            return Ok(tensors![
                 Tensor::from_vec(&[nvals, width], prefix)?,
                 values,
                 Tensor::vector(dense_shape),
@@ -416,7 +416,7 @@ impl Op for RaggedToSparse {
             }
         }
         let flat = values.reshape(&[total])?;
-        Ok(vec![
+        Ok(tensors![
             Tensor::from_vec(&[total, out_rank], idx)?,
             flat,
             Tensor::vector(dense_shape),
@@ -472,7 +472,7 @@ where
 }
 
 impl Op for Bincount {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [arr, size, weights] = take_inputs(inputs)?;
         let size = size.scalar_value_i64()?;
         let size = usize::try_from(size)
@@ -523,7 +523,7 @@ impl Op for Bincount {
             DType::I64 => go!(i64),
             d => return Err(OpError::dtype(2, "float, double, int32 or int64", d)),
         };
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 
@@ -621,7 +621,7 @@ impl RaggedBincount {
 }
 
 impl Op for RaggedBincount {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [splits, values, size, weights] = take_inputs(inputs)?;
         let size = bin_count_size(&size)?;
         let splits = splits.i64_cow()?;
@@ -664,7 +664,7 @@ impl Op for RaggedBincount {
             let out = bincount_rows::<T>(rows, size, &vals, |i| row_of[i], w, self.binary);
             Tensor::from_vec(&[rows, size], out)?
         });
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 
@@ -687,7 +687,7 @@ impl SparseBincount {
 }
 
 impl Op for SparseBincount {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [indices, values, dense_shape, size, weights] = take_inputs(inputs)?;
         let size = bin_count_size(&size)?;
         let vals = values.i64_cow()?;
@@ -738,7 +738,7 @@ impl Op for SparseBincount {
             let out = bincount_rows::<T>(rows, size, &vals, |i| row_of[i], w, self.binary);
             Tensor::from_vec(&out_shape, out)?
         });
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 

@@ -3,7 +3,8 @@ use crate::ops::{Limits, Session};
 
 fn eval(op: &dyn Op, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
     let session = Session::new(".".into(), None, Limits::default());
-    op.eval(&mut EvalCtx::new(&session), inputs)
+    op.eval(&mut EvalCtx::new(&session), inputs.into())
+        .map(crate::ops::Tensors::into_vec)
 }
 fn m(rows: usize, cols: usize, v: Vec<i64>) -> Tensor {
     Tensor::from_vec(&[rows, cols], v).unwrap()

@@ -10,8 +10,8 @@
 
 use super::segment::SparseSegment;
 use crate::ops::kernels::segment::SegmentReduction;
-use crate::ops::{EvalCtx, Op, OpError};
-use crate::tensor::{DType, Data, Tensor};
+use crate::ops::{EvalCtx, Op, OpError, Tensors};
+use crate::tensor::{DType, Data};
 
 /// Where the fused op finds `params`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub(crate) fn fused_embedding_segment(segment_op: &str, from: ParamsFrom) -> Opt
 }
 
 impl Op for FusedEmbeddingSegment {
-    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Tensors) -> Result<Tensors, OpError> {
         if inputs.is_empty() {
             return Err(OpError::Arity {
                 expected: 3,

@@ -1,10 +1,12 @@
 use super::*;
 use crate::ops::array::tests::{run, run1};
 use crate::ops::{Limits, Session};
+use crate::tensor::Tensor;
 
 fn eval(op: &dyn Op, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
     let session = Session::new(".".into(), None, Limits::default());
-    op.eval(&mut EvalCtx::new(&session), inputs)
+    op.eval(&mut EvalCtx::new(&session), inputs.into())
+        .map(crate::ops::Tensors::into_vec)
 }
 
 /// A small deterministic generator (no extra dev-dependency).

@@ -7,7 +7,7 @@
 //! 0, never decrease and end at the next level's length; value row ids are sorted and in
 //! range; the last level covers exactly the flat values.
 
-use crate::ops::{BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Buf, Data, Element, Tensor};
 
 /// How one row partition tensor describes its level.
@@ -271,7 +271,7 @@ fn place<T: Element>(
 }
 
 impl Op for RaggedToTensor {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let nparts = self.levels.len() + usize::from(self.first_dim_size);
         if inputs.len() != 3 + nparts {
             return Err(OpError::Arity {
@@ -350,7 +350,7 @@ impl Op for RaggedToTensor {
         if total == 0 {
             // As TF: nothing to place (and the strides below could overflow when a zero
             // dimension hides huge ones).
-            return Ok(vec![Tensor::zeros(values.dtype(), &out_shape)?]);
+            return Ok(tensors![Tensor::zeros(values.dtype(), &out_shape)?]);
         }
 
         // `mult[i]`: output entries (of inner elements) one step along dimension i moves.
@@ -379,7 +379,7 @@ impl Op for RaggedToTensor {
             let d = Element::buf(default.data()).expect("dtype checked above");
             place(&b[..], &d[..], default.shape(), elem, &pos, total)?
         });
-        Ok(vec![Tensor::new(&out_shape, data)?])
+        Ok(tensors![Tensor::new(&out_shape, data)?])
     }
 }
 

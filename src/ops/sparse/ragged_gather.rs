@@ -6,7 +6,7 @@
 //! level's length) before it is used as an index; output sizes go through `check_alloc`.
 
 use crate::ops::array::gather;
-use crate::ops::{BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{DType, Tensor};
 
 /// Checked splits of one level whose next level has `inner` rows.
@@ -62,7 +62,7 @@ impl RaggedGather {
 }
 
 impl Op for RaggedGather {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let r = self.params_ragged_rank;
         if inputs.len() != r + 2 {
             return Err(OpError::Arity {
@@ -138,7 +138,7 @@ impl Op for RaggedGather {
             .map(|s| splits_out(s, split_dtype))
             .collect();
         out.push(out_values);
-        Ok(out)
+        Ok(out.into())
     }
 }
 
@@ -216,7 +216,7 @@ fn ragged_range<T: RangeValue>(
     cx: &EvalCtx<'_>,
     inputs: &[Tensor],
     splits_dtype: DType,
-) -> Result<Vec<Tensor>, OpError> {
+) -> Result<Tensors, OpError> {
     let mut cols: Vec<&[T]> = Vec::with_capacity(3);
     let mut nrows: Option<usize> = None;
     for (i, t) in inputs.iter().enumerate() {
@@ -267,14 +267,14 @@ fn ragged_range<T: RangeValue>(
             v += d;
         }
     }
-    Ok(vec![
+    Ok(tensors![
         splits_out(splits, splits_dtype),
         Tensor::vector(values),
     ])
 }
 
 impl Op for RaggedRange {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         if inputs.len() != 3 {
             return Err(OpError::Arity {
                 expected: 3,

@@ -19,7 +19,7 @@ fn op(types: &[&str]) -> RaggedToTensor {
 }
 fn eval(types: &[&str], inputs: Vec<Tensor>) -> Result<Tensor, OpError> {
     let session = Session::new(".".into(), None, Limits::default());
-    let mut out = op(types).eval(&mut EvalCtx::new(&session), inputs)?;
+    let mut out = op(types).eval(&mut EvalCtx::new(&session), inputs.into())?;
     Ok(out.remove(0))
 }
 fn splits(v: &[i64]) -> Tensor {

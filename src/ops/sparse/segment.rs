@@ -6,7 +6,7 @@ use crate::ops::kernels::reduce::Reducible;
 use crate::ops::kernels::segment::{
     sparse_segment_reduce_f32, unsorted_segment_reduce, SegmentReduction,
 };
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{DType, Element, Tensor};
 
 /// Rows of `data` (its first dim) and the elements per row.
@@ -70,7 +70,7 @@ impl SparseSegment {
 }
 
 impl Op for SparseSegment {
-    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Tensors) -> Result<Tensors, OpError> {
         let segments = if self.with_num {
             Some(num_segments(&inputs.pop().ok_or(OpError::Arity {
                 expected: 4,
@@ -136,7 +136,7 @@ impl Op for SparseSegment {
             }
             d => return Err(OpError::dtype(0, "a float type", d)),
         };
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 
@@ -245,7 +245,7 @@ impl SegmentReduce {
 }
 
 impl Op for SegmentReduce {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let (data, ids, segments) = if self.sorted {
             let [data, ids] = take_inputs(inputs)?;
             let (rows, _) = rows_and_dim(&data)?;
@@ -290,7 +290,7 @@ impl Op for SegmentReduce {
             DType::I64 => self.fold_rows::<i64>(&data, &ids, segments, &shape)?,
             d => return Err(OpError::dtype(0, "float, double, int32 or int64", d)),
         };
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 
@@ -346,7 +346,8 @@ mod tests {
 
     fn eval(op: &dyn Op, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
         let session = Session::new(".".into(), None, Limits::default());
-        op.eval(&mut EvalCtx::new(&session), inputs)
+        op.eval(&mut EvalCtx::new(&session), inputs.into())
+            .map(Tensors::into_vec)
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! TF reference: core/kernels/{string_to_number_op,base64_ops}.cc, core/lib/strings/base64.cc.
 
 use super::strings;
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Bytes, DType, Tensor};
 
 /// `StringToNumber`: parses every element as `out_type`, failing the whole op on the first
@@ -127,7 +127,7 @@ fn parse_hex_float(s: &[u8], f32_out: bool) -> Option<f64> {
 }
 
 impl Op for StringToNumber {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input] = take_inputs(inputs)?;
         let shape = input.shape().to_vec();
         let s = strings(&input, 0)?;
@@ -155,7 +155,7 @@ impl Op for StringToNumber {
             DType::U32 => each!(|b: &Bytes| parse_int::<u32>(b)),
             _ => each!(|b: &Bytes| parse_int::<u64>(b)),
         };
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 
@@ -257,7 +257,7 @@ impl Base64 {
 }
 
 impl Op for Base64 {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input] = take_inputs(inputs)?;
         let out = strings(&input, 0)?
             .iter()
@@ -268,7 +268,7 @@ impl Op for Base64 {
                 }))
             })
             .collect::<Result<Vec<_>, OpError>>()?;
-        Ok(vec![Tensor::from_vec(input.shape(), out)?])
+        Ok(tensors![Tensor::from_vec(input.shape(), out)?])
     }
 }
 

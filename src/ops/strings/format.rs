@@ -1,6 +1,6 @@
 //! `AsString`. TF reference: core/kernels/as_string_op.cc.
 
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{DType, Data, Tensor};
 
 /// `AsString`: C `printf` formatting of numbers (`%d`, `%f`, `%e`, `%g` with the `fill` flag,
@@ -134,7 +134,7 @@ fn strip_zeros(s: String) -> String {
 }
 
 impl Op for AsString {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input] = take_inputs(inputs)?;
         // Every element is padded to `width`; a float has up to ~330 digits before its
         // `precision` fraction digits, an integer at most 21 characters. Cap the output's
@@ -192,7 +192,7 @@ impl Op for AsString {
                     .collect()
             }
         };
-        Ok(vec![Tensor::from_strings(input.shape(), out)?])
+        Ok(tensors![Tensor::from_strings(input.shape(), out)?])
     }
 }
 
@@ -203,7 +203,9 @@ mod tests {
 
     fn eval(op: &dyn Op, inputs: Vec<Tensor>) -> Vec<Tensor> {
         let session = Session::new(".".into(), None, Limits::default());
-        op.eval(&mut EvalCtx::new(&session), inputs).unwrap()
+        op.eval(&mut EvalCtx::new(&session), inputs.into())
+            .unwrap()
+            .into_vec()
     }
     fn text(t: &Tensor) -> Vec<String> {
         let v = t.as_slice::<crate::tensor::Bytes>().unwrap();

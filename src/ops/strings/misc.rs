@@ -6,7 +6,7 @@ use super::{map_strings, strings};
 use crate::ops::kernels::strings::{
     ascii_lowercase_in_place, ascii_uppercase_in_place, is_ascii_space,
 };
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::Tensor;
 
 /// `StringLower` / `StringUpper`: `encoding` "" maps ASCII letters only (TF's default);
@@ -34,7 +34,7 @@ impl CaseMap {
 }
 
 impl Op for CaseMap {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input] = take_inputs(inputs)?;
         let out = map_strings(input, |s| match (self.unicode, self.upper) {
             (false, false) => ascii_lowercase_in_place(s),
@@ -49,7 +49,7 @@ impl Op for CaseMap {
                 *s = mapped.into_bytes();
             }
         })?;
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 
@@ -69,7 +69,7 @@ impl StringJoin {
 }
 
 impl Op for StringJoin {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let mut shape: Option<&[usize]> = None;
         let mut cols = Vec::with_capacity(inputs.len());
         for (i, t) in inputs.iter().enumerate() {
@@ -98,7 +98,7 @@ impl Op for StringJoin {
             }
             s
         });
-        Ok(vec![Tensor::from_strings(&shape, out)?])
+        Ok(tensors![Tensor::from_strings(&shape, out)?])
     }
 }
 
@@ -118,7 +118,7 @@ impl Substr {
 }
 
 impl Op for Substr {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input, pos, len] = take_inputs(inputs)?;
         if pos.shape() != len.shape() {
             return Err(OpError::shape(format!(
@@ -151,7 +151,7 @@ impl Op for Substr {
             };
             out.push(s.slice(start..end));
         }
-        Ok(vec![Tensor::from_vec(input.shape(), out)?])
+        Ok(tensors![Tensor::from_vec(input.shape(), out)?])
     }
 }
 
@@ -174,7 +174,7 @@ impl StringLength {
 }
 
 impl Op for StringLength {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input] = take_inputs(inputs)?;
         let out: Vec<i32> = strings(&input, 0)?
             .iter()
@@ -187,7 +187,7 @@ impl Op for StringLength {
                 i32::try_from(n).unwrap_or(i32::MAX)
             })
             .collect();
-        Ok(vec![Tensor::from_vec(input.shape(), out)?])
+        Ok(tensors![Tensor::from_vec(input.shape(), out)?])
     }
 }
 
@@ -202,9 +202,9 @@ impl StringStrip {
 }
 
 impl Op for StringStrip {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input] = take_inputs(inputs)?;
-        Ok(vec![map_strings(input, |s| {
+        Ok(tensors![map_strings(input, |s| {
             let end = s
                 .iter()
                 .rposition(|&b| !is_ascii_space(b))
@@ -238,7 +238,7 @@ impl ReduceJoin {
 }
 
 impl Op for ReduceJoin {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input, axes] = take_inputs(inputs)?;
         let s = strings(&input, 0)?;
         let shape = input.shape();
@@ -281,7 +281,7 @@ impl Op for ReduceJoin {
                 (true, false) => None,
             })
             .collect();
-        Ok(vec![Tensor::from_strings(&out_shape, out)?])
+        Ok(tensors![Tensor::from_strings(&out_shape, out)?])
     }
 }
 
@@ -312,7 +312,9 @@ mod tests {
 
     fn eval(op: &dyn Op, inputs: Vec<Tensor>) -> Vec<Tensor> {
         let session = Session::new(".".into(), None, Limits::default());
-        op.eval(&mut EvalCtx::new(&session), inputs).unwrap()
+        op.eval(&mut EvalCtx::new(&session), inputs.into())
+            .unwrap()
+            .into_vec()
     }
     fn strs(v: &[&str]) -> Tensor {
         Tensor::vector(
@@ -395,7 +397,7 @@ mod tests {
         assert!(Substr
             .eval(
                 &mut EvalCtx::new(&session),
-                vec![strs(&["hello"]), Tensor::scalar(6i32), Tensor::scalar(1i32)]
+                tensors![strs(&["hello"]), Tensor::scalar(6i32), Tensor::scalar(1i32)]
             )
             .is_err());
         let l = StringLength { chars: true };

@@ -21,6 +21,7 @@ mod split;
 mod unicode;
 
 use super::{BuildCtx, OpError, Registry};
+use crate::ops::Tensors;
 use crate::tensor::{Bytes, DType, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -125,7 +126,7 @@ fn map_strings(t: Tensor, f: impl Fn(&mut Vec<u8>)) -> Result<Tensor, OpError> {
 
 /// The TF `SparseTensor` triple for rows of tokens: `indices` int64 `[n, 2]`, `values` string
 /// `[n]`, `dense_shape` int64 `[rows, max_tokens]`.
-fn sparse_tokens(rows: usize, tokens: Vec<(usize, Bytes)>) -> Result<Vec<Tensor>, OpError> {
+fn sparse_tokens(rows: usize, tokens: Vec<(usize, Bytes)>) -> Result<Tensors, OpError> {
     let n = tokens.len();
     let mut indices = Vec::with_capacity(2 * n);
     let mut values = Vec::with_capacity(n);
@@ -140,7 +141,7 @@ fn sparse_tokens(rows: usize, tokens: Vec<(usize, Bytes)>) -> Result<Vec<Tensor>
         max = max.max(current.1);
         values.push(tok);
     }
-    Ok(vec![
+    Ok(tensors![
         Tensor::from_vec(&[n, 2], indices)?,
         Tensor::from_vec(&[n], values)?,
         Tensor::vector(vec![rows as i64, max]),

@@ -2,7 +2,7 @@
 //! as a ragged string vector. TF reference: core/kernels/string_ngrams_op.cc.
 
 use super::{splits_tensor, strings, tsplits_attr};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Bytes, DType, Tensor};
 
 /// Attrs: `separator`, `ngram_widths`, `left_pad`, `right_pad`, `pad_width` (< 0: each width
@@ -159,7 +159,7 @@ fn check_splits(splits: &[i64], size: usize) -> Result<(), OpError> {
 }
 
 impl Op for StringNGrams {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [data, splits] = take_inputs(inputs)?;
         if self.widths.iter().any(|&w| w <= 0) {
             return Err(OpError::invalid(
@@ -184,7 +184,7 @@ impl Op for StringNGrams {
             // TF quirk: with no splits the n-grams output keeps data's shape, all empty
             // strings (allocated but never written); the splits are all zero.
             let empty = vec![Bytes::new(); words.len()];
-            return Ok(vec![
+            return Ok(tensors![
                 Tensor::from_vec(&[words.len()], empty)?,
                 splits_tensor(vec![0; sp.len()], self.tsplits)?,
             ]);
@@ -243,7 +243,7 @@ impl Op for StringNGrams {
                 s
             })
             .collect();
-        Ok(vec![
+        Ok(tensors![
             Tensor::from_vec(&[out.len()], out)?,
             splits_tensor(out_splits, self.tsplits)?,
         ])

@@ -21,7 +21,7 @@ fn run(
     let session = Session::new(".".into(), None, Limits::default());
     let out = op.eval(
         &mut EvalCtx::new(&session),
-        vec![Tensor::from_strings(&[data.len()], data).unwrap(), splits],
+        tensors![Tensor::from_strings(&[data.len()], data).unwrap(), splits],
     )?;
     let grams = out[0]
         .as_slice::<Bytes>()

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use regex::bytes::{Captures, Regex, RegexBuilder};
 
 use super::{map_strings, scalar_string};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Bytes, Tensor};
 
 /// RE2's default `max_mem` is 8 MiB; the compiled program may not exceed about that.
@@ -286,9 +286,9 @@ impl StaticRegexReplace {
 }
 
 impl Op for StaticRegexReplace {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input] = take_inputs(inputs)?;
-        Ok(vec![map_strings(input, |s| {
+        Ok(tensors![map_strings(input, |s| {
             self.replacer.replace(s, self.global)
         })?])
     }
@@ -328,13 +328,13 @@ impl RegexReplace {
 }
 
 impl Op for RegexReplace {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input, pattern, rewrite] = take_inputs(inputs)?;
         let r = self.replacer(
             scalar_string(&pattern, 1, "pattern")?.to_vec(),
             scalar_string(&rewrite, 2, "rewrite")?.to_vec(),
         )?;
-        Ok(vec![map_strings(input, |s| r.replace(s, self.global))?])
+        Ok(tensors![map_strings(input, |s| r.replace(s, self.global))?])
     }
 }
 
@@ -376,9 +376,9 @@ impl StaticRegexFullMatch {
 }
 
 impl Op for StaticRegexFullMatch {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input] = take_inputs(inputs)?;
-        Ok(vec![full_match_all(&self.0, &input)?])
+        Ok(tensors![full_match_all(&self.0, &input)?])
     }
 }
 
@@ -395,7 +395,7 @@ impl RegexFullMatch {
 }
 
 impl Op for RegexFullMatch {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input, pattern] = take_inputs(inputs)?;
         let pattern = scalar_string(&pattern, 1, "pattern")?;
         let re = {
@@ -409,7 +409,7 @@ impl Op for RegexFullMatch {
                 }
             }
         };
-        Ok(vec![full_match_all(&re, &input)?])
+        Ok(tensors![full_match_all(&re, &input)?])
     }
 }
 

@@ -2,7 +2,7 @@
 //! order. TF reference: core/kernels/unsorted_segment_join_op.cc.
 
 use super::strings;
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Bytes, DType, Tensor};
 
 /// Attr `separator` (`Tindices` / `Tnumsegments` are read off the inputs).
@@ -23,7 +23,7 @@ impl UnsortedSegmentJoin {
 }
 
 impl Op for UnsortedSegmentJoin {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input, ids, num] = take_inputs(inputs)?;
         let values = strings(&input, 0)?;
         for (i, t) in [(1, &ids), (2, &num)] {
@@ -99,7 +99,7 @@ impl Op for UnsortedSegmentJoin {
             }
         }
         let out: Vec<Bytes> = out.into_iter().map(Bytes::from).collect();
-        Ok(vec![Tensor::from_vec(&shape, out)?])
+        Ok(tensors![Tensor::from_vec(&shape, out)?])
     }
 }
 
@@ -113,7 +113,8 @@ mod tests {
             separator: sep.to_vec(),
         };
         let session = Session::new(".".into(), None, Limits::default());
-        op.eval(&mut EvalCtx::new(&session), inputs)
+        op.eval(&mut EvalCtx::new(&session), inputs.into())
+            .map(Tensors::into_vec)
     }
 
     fn strs(v: &[&str]) -> Tensor {

@@ -2,7 +2,7 @@
 
 use super::{scalar_string, sparse_tokens, strings};
 use crate::ops::kernels::strings::{is_ascii_space, split_on_delimiter, split_whitespace_ascii};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Bytes, Tensor};
 use rayon::prelude::*;
 
@@ -33,7 +33,7 @@ impl StringSplitV2 {
 }
 
 impl Op for StringSplitV2 {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input, sep] = take_inputs(inputs)?;
         let sep = scalar_string(&sep, 1, "sep")?;
         let input = vector_input(&input)?;
@@ -63,7 +63,7 @@ const PAR_ROWS: usize = 256;
 fn split_rows(
     input: &[Bytes],
     split: impl Fn(&[u8], &mut Vec<(usize, usize)>) + Sync,
-) -> Result<Vec<Tensor>, OpError> {
+) -> Result<Tensors, OpError> {
     struct Part {
         indices: Vec<i64>,
         values: Vec<Bytes>,
@@ -110,7 +110,7 @@ fn split_rows(
         whole
     };
     let n = whole.values.len();
-    Ok(vec![
+    Ok(tensors![
         Tensor::from_vec(&[n, 2], whole.indices)?,
         Tensor::from_vec(&[n], whole.values)?,
         Tensor::vector(vec![input.len() as i64, whole.max as i64]),
@@ -173,7 +173,7 @@ impl StringSplit {
 }
 
 impl Op for StringSplit {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input, delim] = take_inputs(inputs)?;
         let delim = scalar_string(&delim, 1, "delimiter")?;
         let input = vector_input(&input)?;
@@ -210,7 +210,7 @@ mod tests {
         let out = op
             .eval(
                 &mut cx,
-                vec![
+                tensors![
                     Tensor::from_strings(&[input.len()], input).unwrap(),
                     Tensor::scalar(crate::tensor::Bytes::copy_from_slice(sep.as_bytes())),
                 ],

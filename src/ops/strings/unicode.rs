@@ -8,7 +8,7 @@
 //! encodings are `Unimplemented`.
 
 use super::{splits_tensor, strings, tsplits_attr};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{DType, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -243,7 +243,7 @@ impl UnicodeDecode {
 }
 
 impl Op for UnicodeDecode {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input] = take_inputs(inputs)?;
         let input = strings(&input, 0)?;
         // At most one character per input byte.
@@ -284,7 +284,7 @@ impl Op for UnicodeDecode {
         if self.offsets {
             out.push(splits_tensor(starts, self.tsplits)?);
         }
-        Ok(out)
+        Ok(out.into())
     }
 }
 
@@ -306,7 +306,7 @@ impl UnicodeEncode {
 }
 
 impl Op for UnicodeEncode {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [values, splits] = take_inputs(inputs)?;
         if values.rank() != 1 || splits.rank() != 1 {
             return Err(OpError::invalid(
@@ -371,7 +371,7 @@ impl Op for UnicodeEncode {
             out.push(s);
         }
         let rows = out.len();
-        Ok(vec![Tensor::from_strings(&[rows], out)?])
+        Ok(tensors![Tensor::from_strings(&[rows], out)?])
     }
 }
 
@@ -395,7 +395,7 @@ impl UnicodeTranscode {
 }
 
 impl Op for UnicodeTranscode {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input] = take_inputs(inputs)?;
         let shape = input.shape().to_vec();
         let input = strings(&input, 0)?;
@@ -427,7 +427,7 @@ impl Op for UnicodeTranscode {
         if opts.strict && found_error {
             return Err(invalid_formatting());
         }
-        Ok(vec![Tensor::from_strings(&shape, out)?])
+        Ok(tensors![Tensor::from_strings(&shape, out)?])
     }
 }
 

@@ -13,7 +13,8 @@ fn opts(policy: &str, subst: u32, control: bool) -> ErrorOptions {
 
 fn eval(op: &dyn Op, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
     let session = Session::new(".".into(), None, Limits::default());
-    op.eval(&mut EvalCtx::new(&session), inputs)
+    op.eval(&mut EvalCtx::new(&session), inputs.into())
+        .map(crate::ops::Tensors::into_vec)
 }
 
 fn raw(v: &[&[u8]]) -> Tensor {

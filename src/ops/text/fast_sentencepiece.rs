@@ -19,7 +19,7 @@
 
 use super::flatbuf::{FlatError, Table};
 use super::strings;
-use crate::ops::{BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Bytes, DType, Tensor};
 
 const TOKENIZE: &str = "TFText>FastSentencepieceTokenize";
@@ -364,7 +364,7 @@ impl FastSentencepieceTokenize {
 }
 
 impl Op for FastSentencepieceTokenize {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         if self.out_type != DType::I32 || self.tsplits != DType::I32 {
             return Err(OpError::Unimplemented(format!(
                 "{TOKENIZE} with out_type={} and Tsplits={}: TF's kernel writes int32 ids and \
@@ -395,7 +395,7 @@ impl Op for FastSentencepieceTokenize {
             })?;
             splits.push(n);
         }
-        Ok(vec![Tensor::vector(ids), Tensor::vector(splits)])
+        Ok(tensors![Tensor::vector(ids), Tensor::vector(splits)])
     }
 }
 
@@ -467,7 +467,7 @@ impl FastSentencepieceDetokenize {
 }
 
 impl Op for FastSentencepieceDetokenize {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [model, values, splits] = crate::ops::take_inputs(inputs)?;
         let codes = values
             .as_slice::<i32>()
@@ -511,6 +511,6 @@ impl Op for FastSentencepieceDetokenize {
             cx.call.check_bytes(bytes)?;
             rows.push(Bytes::from(text));
         }
-        Ok(vec![Tensor::vector(rows)])
+        Ok(tensors![Tensor::vector(rows)])
     }
 }

@@ -15,7 +15,7 @@ use icu_properties::CodePointMapData;
 use super::flatbuf::{Cursor, FlatError, Table, Trie};
 use super::strings;
 use super::tokenize::{in_unicode_16, is_white_space, u8_next};
-use crate::ops::{BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Bytes, DType, Tensor};
 
 impl From<FlatError> for OpError {
@@ -410,7 +410,7 @@ impl FastWordpiece {
 }
 
 impl Op for FastWordpiece {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [values, model] = crate::ops::take_inputs(inputs)?;
         let input = strings(&values, 0)?;
         let m = Model::parse(model_bytes(&model, 1)?)?;
@@ -428,7 +428,7 @@ impl Op for FastWordpiece {
             }
             splits.push(out.ids.len() as i64);
         }
-        Ok(vec![
+        Ok(tensors![
             Tensor::vector(out.pieces),
             Tensor::vector(out.ids),
             Tensor::vector(splits),
@@ -451,7 +451,7 @@ impl FastWordpieceDetokenize {
 }
 
 impl Op for FastWordpieceDetokenize {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [values, splits, model] = crate::ops::take_inputs(inputs)?;
         if values.dtype() != DType::I32 {
             return Err(OpError::dtype(0, "int32", values.dtype()));
@@ -513,7 +513,7 @@ impl Op for FastWordpieceDetokenize {
             cx.call.check_bytes(bytes as u128)?;
             rows.push(Bytes::from(words.join(&b" "[..])));
         }
-        Ok(vec![Tensor::vector(rows)])
+        Ok(tensors![Tensor::vector(rows)])
     }
 }
 
@@ -617,7 +617,7 @@ impl FastBertNormalize {
 }
 
 impl Op for FastBertNormalize {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [values, model] = crate::ops::take_inputs(inputs)?;
         let input = strings(&values, 0)?;
         let norm = Normalizer::parse(model_bytes(&model, 1)?)?;
@@ -639,7 +639,7 @@ impl Op for FastBertNormalize {
                 splits.push(offsets.len() as i64);
             }
         }
-        Ok(vec![
+        Ok(tensors![
             Tensor::from_vec(values.shape(), outs)?,
             Tensor::vector(offsets),
             Tensor::vector(splits),

@@ -21,8 +21,7 @@ use icu_properties::props::DefaultIgnorableCodePoint;
 use icu_properties::{CodePointSetData, CodePointSetDataBorrowed};
 
 use super::map_bytes;
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
-use crate::tensor::Tensor;
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 
 /// A Unicode normalization form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +196,7 @@ impl Normalize {
 }
 
 impl Op for Normalize {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input] = take_inputs(inputs)?;
         let form = match &self.form {
             Ok(f) => *f,
@@ -208,6 +207,8 @@ impl Op for Normalize {
                 )))
             }
         };
-        Ok(vec![map_bytes(input, |s, out| form.apply_bytes(s, out))?])
+        Ok(tensors![
+            map_bytes(input, |s, out| form.apply_bytes(s, out))?
+        ])
     }
 }

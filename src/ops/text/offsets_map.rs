@@ -30,7 +30,7 @@ use icu_normalizer::{ComposingNormalizerBorrowed, DecomposingNormalizerBorrowed}
 
 use super::normalize::{parse_form, Form};
 use super::strings;
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Bytes, DType, Data, Handle, Tensor};
 
 /// The variant's type name in TF (`OffsetMapVariant::TypeName`).
@@ -936,7 +936,7 @@ impl NormalizeWithOffsets {
 }
 
 impl Op for NormalizeWithOffsets {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input] = take_inputs(inputs)?;
         let form = match &self.form {
             Ok(f) => *f,
@@ -962,7 +962,7 @@ impl Op for NormalizeWithOffsets {
                 value: Arc::new(m),
             });
         }
-        Ok(vec![
+        Ok(tensors![
             Tensor::from_vec(&shape, outs)?,
             Tensor::new(&shape, Data::Variant(maps.into()))?,
         ])
@@ -988,7 +988,7 @@ impl FindSourceOffsets {
 }
 
 impl Op for FindSourceOffsets {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [maps, values, splits] = take_inputs(inputs)?;
         let Data::Variant(maps) = maps.data() else {
             return Err(OpError::dtype(0, "variant", maps.dtype()));
@@ -1042,7 +1042,7 @@ impl Op for FindSourceOffsets {
         if idx_edits != maps.len() {
             return Err(mismatch());
         }
-        Ok(vec![Tensor::vector(out)])
+        Ok(tensors![Tensor::vector(out)])
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use crate::ops::{BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Buf, DType, Data, Element, Handle, Tensor};
 
 /// TF's `RaggedTensorVariant`: `splits.len()` is the ragged rank; `values` has rank >= 1
@@ -136,7 +136,7 @@ impl ToVariant {
 }
 
 impl Op for ToVariant {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let r = self.ragged_rank;
         if inputs.len() != r + 1 {
             return Err(OpError::Arity {
@@ -166,8 +166,12 @@ impl Op for ToVariant {
             inner = checked[k].len() - 1;
         }
         if !self.batched {
-            let h = RaggedVariant { splits, values }.into_handle();
-            return Ok(vec![Tensor::new(&[], Data::Variant(vec![h].into()))?]);
+            let h = RaggedVariant {
+                splits: splits.into_vec(),
+                values,
+            }
+            .into_handle();
+            return Ok(tensors![Tensor::new(&[], Data::Variant(vec![h].into()))?]);
         }
         let split_dtype = split_dtype.expect("ragged rank >= 1 when batched");
         let nrows = checked[0].len() - 1;
@@ -195,7 +199,7 @@ impl Op for ToVariant {
                 .into_handle(),
             );
         }
-        Ok(vec![Tensor::new(&[nrows], Data::Variant(out.into()))?])
+        Ok(tensors![Tensor::new(&[nrows], Data::Variant(out.into()))?])
     }
 }
 
@@ -283,7 +287,7 @@ impl FromVariant {
 }
 
 impl Op for FromVariant {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [t] = crate::ops::take_inputs(inputs)?;
         let d = t.rank();
         let input_rr = if self.input_ragged_rank == -1 {
@@ -322,7 +326,7 @@ impl Op for FromVariant {
                 .ok_or_else(|| OpError::invalid("empty variant"))?;
             let mut out = c.splits.clone();
             out.push(c.values.clone());
-            return Ok(out);
+            return Ok(out.into());
         }
         let mut out: Vec<Vec<i64>> = Vec::with_capacity(self.output_ragged_rank);
         // Uniform splits for the leading d - 1 dimensions. TF quirk copied
@@ -381,6 +385,6 @@ impl Op for FromVariant {
             .map(|s| splits_tensor(s, self.split))
             .collect();
         res.push(values);
-        Ok(res)
+        Ok(res.into())
     }
 }

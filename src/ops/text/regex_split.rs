@@ -19,7 +19,7 @@ use regex::bytes::Regex;
 
 use super::{scalar_string, strings};
 use crate::ops::strings::regex::compile_re2;
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Bytes, Tensor};
 
 /// Rows at least this many are split on rayon's threads.
@@ -151,7 +151,7 @@ fn split_one(c: &Compiled, s: &[u8], out: &mut Vec<(usize, usize)>) -> Result<()
 }
 
 impl Op for RegexSplit {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input, delim, keep] = take_inputs(inputs)?;
         let delim = scalar_string(&delim, 1, "Pattern")?;
         let keep = scalar_string(&keep, 2, "Pattern")?;
@@ -181,7 +181,7 @@ impl Op for RegexSplit {
             }
             splits.push(tokens.len() as i64);
         }
-        Ok(vec![
+        Ok(tensors![
             Tensor::from_vec(&[n], tokens)?,
             Tensor::vector(begins),
             Tensor::vector(ends),

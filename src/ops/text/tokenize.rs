@@ -16,7 +16,7 @@ use icu_properties::props::Script;
 use icu_properties::CodePointMapData;
 
 use super::strings;
-use crate::ops::{BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Bytes, DType, Tensor};
 
 /// ICU's `U8_NEXT`: the code point at `s[pos..]` and its length; an ill-formed sequence is one
@@ -152,10 +152,10 @@ struct CodepointTokens {
 }
 
 impl CodepointTokens {
-    fn into_tensors(mut self, split: DType) -> Vec<Tensor> {
+    fn into_tensors(mut self, split: DType) -> Tensors {
         self.outer.push(self.starts.len() as i64);
         self.inner.push(self.values.len() as i64);
-        vec![
+        tensors![
             Tensor::vector(self.values),
             splits_out(self.inner, split),
             Tensor::vector(self.starts),
@@ -181,7 +181,7 @@ impl WhitespaceCodepoints {
 }
 
 impl Op for WhitespaceCodepoints {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let (v, s) = codepoint_inputs(&inputs)?;
         cx.call.check_alloc(v.len() * 4, DType::I64)?;
         let mut o = CodepointTokens::default();
@@ -236,7 +236,7 @@ impl ScriptTokenize {
 }
 
 impl Op for ScriptTokenize {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let (v, s) = codepoint_inputs(&inputs)?;
         cx.call.check_alloc(v.len() * 4, DType::I64)?;
         let keep = self.keep_whitespace;
@@ -294,7 +294,7 @@ impl WhitespaceV2 {
 }
 
 impl Op for WhitespaceV2 {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [values, config] = crate::ops::take_inputs(inputs)?;
         let input = strings(&values, 0)?;
         if values.rank() != 1 {
@@ -344,7 +344,7 @@ impl Op for WhitespaceV2 {
             }
             splits.push(tokens.len() as i64);
         }
-        Ok(vec![
+        Ok(tensors![
             Tensor::vector(tokens),
             Tensor::vector(splits),
             Tensor::vector(starts),

@@ -11,7 +11,7 @@
 //! ending at its values' length).
 
 use crate::ops::array::gather;
-use crate::ops::{BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{DType, Tensor};
 
 #[derive(Debug)]
@@ -93,7 +93,7 @@ fn splits_tensor(v: Vec<i64>, dtype: DType) -> Tensor {
 }
 
 impl Op for RoundRobin {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         if inputs.len() < 3 || inputs.len() % 2 == 0 {
             return Err(OpError::Arity {
                 expected: 3,
@@ -160,6 +160,6 @@ impl Op for RoundRobin {
         for (s, v) in out_splits.into_iter().enumerate() {
             out.push(splits_tensor(v, inputs[1 + n + s].dtype()));
         }
-        Ok(out)
+        Ok(out.into())
     }
 }

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use super::strings;
 use crate::ops::lookup::with_string_table;
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Bytes, DType, Tensor};
 
 /// Words at least this many are tokenized on rayon's threads.
@@ -199,7 +199,7 @@ impl Wordpiece {
 }
 
 impl Op for Wordpiece {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [input, table] = take_inputs(inputs)?;
         let words = strings(&input, 0)?;
         let runs: Vec<Run> = with_string_table(&table, |vocab| {
@@ -236,7 +236,7 @@ impl Op for Wordpiece {
                 limits.push(l);
             }
         }
-        Ok(vec![
+        Ok(tensors![
             Tensor::from_vec(&[n], values)?,
             Tensor::vector(partition),
             Tensor::vector(starts),

@@ -18,6 +18,7 @@ mod ref_var;
 mod tensor_array;
 
 use super::{BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::Tensors;
 use crate::tensor::{Data, Tensor};
 
 pub(crate) use ref_var::RefVar;
@@ -107,7 +108,7 @@ struct DerefInputs {
 }
 
 impl Op for DerefInputs {
-    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, mut inputs: Tensors) -> Result<Tensors, OpError> {
         for &p in &self.positions {
             if let Some(slot) = inputs.get_mut(p) {
                 let t = std::mem::replace(slot, Tensor::scalar(false));
@@ -135,7 +136,7 @@ impl LoopCond {
 }
 
 impl Op for LoopCond {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         Ok(inputs)
     }
 }
@@ -152,8 +153,8 @@ impl ControlTrigger {
 }
 
 impl Op for ControlTrigger {
-    fn eval(&self, _: &mut EvalCtx<'_>, _: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
-        Ok(Vec::new())
+    fn eval(&self, _: &mut EvalCtx<'_>, _: Tensors) -> Result<Tensors, OpError> {
+        Ok(Tensors::new())
     }
     fn is_stateful(&self) -> bool {
         true

@@ -4,7 +4,7 @@
 
 use std::sync::RwLock;
 
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{DType, Data, Handle, Tensor};
 
 /// A TF1 variable: declared dtype and shape, and a value once assigned.
@@ -82,7 +82,7 @@ impl VariableV2 {
 }
 
 impl Op for VariableV2 {
-    fn eval(&self, cx: &mut EvalCtx<'_>, _: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, _: Tensors) -> Result<Tensors, OpError> {
         let h = cx.session.resource(&self.key, || RefVar {
             dtype: self.dtype,
             shape: self.shape.clone(),
@@ -98,7 +98,7 @@ impl Op for VariableV2 {
                 what: format!("exists as {} but is declared {}", v.dtype, self.dtype),
             });
         }
-        Ok(vec![Tensor::handles(&[], vec![h], DType::Resource)?])
+        Ok(tensors![Tensor::handles(&[], vec![h], DType::Resource)?])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -131,7 +131,7 @@ impl Assign {
 }
 
 impl Op for Assign {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [r, value] = take_inputs(inputs)?;
         let (h, var) = var_of(&r)?;
         if value.dtype() != var.dtype {
@@ -176,7 +176,7 @@ impl Op for Assign {
         };
         *g = Some(new);
         drop(g);
-        Ok(vec![r])
+        Ok(tensors![r])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -240,11 +240,11 @@ impl IsInitialized {
 }
 
 impl Op for IsInitialized {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [r] = take_inputs(inputs)?;
         let (_, var) = var_of(&r)?;
         let init = var.value.read().map(|g| g.is_some()).unwrap_or(false);
-        Ok(vec![Tensor::scalar(init)])
+        Ok(tensors![Tensor::scalar(init)])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -264,7 +264,7 @@ mod tests {
             shape: Some(dims.iter().map(|&d| d as usize).collect()),
         };
         let mut cx = EvalCtx::new(s);
-        op.eval(&mut cx, vec![]).unwrap().remove(0)
+        op.eval(&mut cx, tensors![]).unwrap().remove(0)
     }
 
     #[test]
@@ -272,7 +272,7 @@ mod tests {
         let s = Session::new(PathBuf::new(), None, Limits::default());
         let v = var(&s, &[2]);
         let mut cx = EvalCtx::new(&s);
-        let init = IsInitialized.eval(&mut cx, vec![v.clone()]).unwrap();
+        let init = IsInitialized.eval(&mut cx, tensors![v.clone()]).unwrap();
         assert!(!init[0].scalar_value::<bool>().unwrap());
         assert!(super::super::deref(v.clone()).is_err());
         let set = Assign {
@@ -280,17 +280,17 @@ mod tests {
             validate_shape: true,
         };
         let bad = Tensor::from_vec(&[3], vec![1f32, 2., 3.]).unwrap();
-        assert!(set.eval(&mut cx, vec![v.clone(), bad]).is_err());
+        assert!(set.eval(&mut cx, tensors![v.clone(), bad]).is_err());
         let x = Tensor::from_vec(&[2], vec![1f32, 2.]).unwrap();
-        set.eval(&mut cx, vec![v.clone(), x.clone()]).unwrap();
+        set.eval(&mut cx, tensors![v.clone(), x.clone()]).unwrap();
         let add = Assign {
             kind: Kind::Add,
             validate_shape: true,
         };
-        let r = add.eval(&mut cx, vec![v.clone(), x]).unwrap().remove(0);
+        let r = add.eval(&mut cx, tensors![v.clone(), x]).unwrap().remove(0);
         let got = super::super::deref(r).unwrap();
         assert_eq!(got.as_slice::<f32>().unwrap(), &[2., 4.]);
-        let init = IsInitialized.eval(&mut cx, vec![v]).unwrap();
+        let init = IsInitialized.eval(&mut cx, tensors![v]).unwrap();
         assert!(init[0].scalar_value::<bool>().unwrap());
     }
 }

@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Buf, DType, Data, Element, Handle, Tensor};
 
 #[derive(Debug, Default, Clone)]
@@ -288,7 +288,7 @@ impl Create {
 }
 
 impl Op for Create {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [size] = take_inputs(inputs)?;
         let n = size.scalar_value::<i32>()?;
         let n = usize::try_from(n)
@@ -311,7 +311,7 @@ impl Op for Create {
             name: Arc::from(self.name.as_str()),
             value: Arc::new(a),
         };
-        Ok(vec![
+        Ok(tensors![
             Tensor::handles(&[], vec![h], DType::Resource)?,
             flow(),
         ])
@@ -343,12 +343,12 @@ pub(super) struct Write {
 simple_build!(Write, 4);
 
 impl Op for Write {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [ta, index, value, _flow] = take_inputs(inputs)?;
         let (h, a) = array_of(&ta)?;
         let mut st = a.lock(h)?;
         a.write(h, &mut st, index.scalar_value::<i32>()? as i64, value)?;
-        Ok(vec![flow()])
+        Ok(tensors![flow()])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -364,11 +364,11 @@ pub(super) struct Read {
 simple_build!(Read, 3);
 
 impl Op for Read {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [ta, index, _flow] = take_inputs(inputs)?;
         let (h, a) = array_of(&ta)?;
         let mut st = a.lock(h)?;
-        Ok(vec![a.read(
+        Ok(tensors![a.read(
             h,
             &mut st,
             index.scalar_value::<i32>()? as i64,
@@ -387,7 +387,7 @@ pub(super) struct Gather {
 simple_build!(Gather, 3);
 
 impl Op for Gather {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [ta, indices, _flow] = take_inputs(inputs)?;
         let (h, a) = array_of(&ta)?;
         let idx = indices.as_slice::<i32>()?.to_vec();
@@ -398,7 +398,7 @@ impl Op for Gather {
                 .collect::<Result<Vec<_>, _>>()?
         };
         let elem = self.element_shape.clone().or(a.element_shape.clone());
-        Ok(vec![stack(cx, h, a, &parts, &elem)?])
+        Ok(tensors![stack(cx, h, a, &parts, &elem)?])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -414,7 +414,7 @@ pub(super) struct Scatter {
 simple_build!(Scatter, 4);
 
 impl Op for Scatter {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [ta, indices, value, _flow] = take_inputs(inputs)?;
         let (h, a) = array_of(&ta)?;
         let idx = indices.as_slice::<i32>()?;
@@ -434,7 +434,7 @@ impl Op for Scatter {
             let row = row.reshape(&value.shape()[1..])?;
             a.write(h, &mut st, i as i64, row)?;
         }
-        Ok(vec![flow()])
+        Ok(tensors![flow()])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -450,11 +450,11 @@ pub(super) struct Size {
 simple_build!(Size, 2);
 
 impl Op for Size {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [ta, _flow] = take_inputs(inputs)?;
         let (h, a) = array_of(&ta)?;
         let n = a.lock(h)?.elems.len();
-        Ok(vec![Tensor::scalar(n as i32)])
+        Ok(tensors![Tensor::scalar(n as i32)])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -470,13 +470,13 @@ pub(super) struct Close {
 simple_build!(Close, 1);
 
 impl Op for Close {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [ta] = take_inputs(inputs)?;
         let (h, a) = array_of(&ta)?;
         let mut st = a.lock(h)?;
         st.elems.clear();
         st.closed = true;
-        Ok(Vec::new())
+        Ok(Tensors::new())
     }
     fn is_stateful(&self) -> bool {
         true
@@ -500,7 +500,7 @@ impl Concat {
 }
 
 impl Op for Concat {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [ta, _flow] = take_inputs(inputs)?;
         let (h, a) = array_of(&ta)?;
         let parts = {
@@ -546,7 +546,7 @@ impl Op for Concat {
             }
         }
         let value = concat0(cx, a.dtype, &parts, &shape)?;
-        Ok(vec![value, Tensor::vector(lengths)])
+        Ok(tensors![value, Tensor::vector(lengths)])
     }
     fn is_stateful(&self) -> bool {
         true
@@ -563,7 +563,7 @@ pub(super) struct Split {
 simple_build!(Split, 4);
 
 impl Op for Split {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [ta, value, lengths, _flow] = take_inputs(inputs)?;
         let (h, a) = array_of(&ta)?;
         let lengths = lengths.as_slice::<i64>()?;
@@ -602,7 +602,7 @@ impl Op for Split {
             start += l as usize;
             a.write(h, &mut st, i as i64, part)?;
         }
-        Ok(vec![flow()])
+        Ok(tensors![flow()])
     }
     fn is_stateful(&self) -> bool {
         true

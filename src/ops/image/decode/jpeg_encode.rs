@@ -4,7 +4,7 @@
 //! baseline output, with or without `optimize_size`, and for `progressive=true` (SOF2 with
 //! `jpeg_simple_progression`'s scans). TF reference: core/kernels/image/encode_jpeg_op.cc.
 
-use crate::ops::{BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{DType, Tensor};
 use tfhub_kernels::image::jpeg::{self as kj, EncodeOptions, JpegError};
 
@@ -99,7 +99,7 @@ impl EncodeJpeg {
 }
 
 impl Op for EncodeJpeg {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let image = &inputs[0];
         let [h, w, c] = *image.shape() else {
             return Err(OpError::invalid(format!(
@@ -172,7 +172,7 @@ impl Op for EncodeJpeg {
             }
             e => OpError::invalid(format!("JPEG encoding failed: {e}")),
         })?;
-        Ok(vec![Tensor::from_strings(&[], vec![bytes])?])
+        Ok(tensors![Tensor::from_strings(&[], vec![bytes])?])
     }
 }
 
@@ -199,7 +199,8 @@ mod tests {
 
     fn eval(op: &EncodeJpeg, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
         let session = Session::new(".".into(), None, Limits::default());
-        op.eval(&mut EvalCtx::new(&session), inputs)
+        op.eval(&mut EvalCtx::new(&session), inputs.into())
+            .map(Tensors::into_vec)
     }
 
     fn img(h: usize, w: usize, c: usize) -> Tensor {

@@ -18,7 +18,7 @@ mod webp;
 
 use jpeg::JpegFlags;
 
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry, Tensors};
 use crate::tensor::{DType, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -303,7 +303,7 @@ impl Decode {
 }
 
 impl Op for Decode {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let contents = &inputs[0];
         if contents.rank() != 0 {
             return Err(OpError::invalid(format!(
@@ -360,7 +360,7 @@ impl Op for Decode {
             }
             (Pixels::U16(v), _) => Tensor::from_vec(&shape, v)?,
         };
-        Ok(vec![t])
+        Ok(tensors![t])
     }
 }
 
@@ -381,7 +381,7 @@ impl ExtractJpegShape {
 }
 
 impl Op for ExtractJpegShape {
-    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [contents] = take_inputs(inputs)?;
         if contents.rank() != 0 {
             return Err(OpError::invalid(format!(
@@ -393,7 +393,7 @@ impl Op for ExtractJpegShape {
         let (h, w, c) = jpeg::shape(bytes).map_err(|_| {
             OpError::invalid("Invalid JPEG data, size ".to_string() + &bytes.len().to_string())
         })?;
-        Ok(vec![if self.int64 {
+        Ok(tensors![if self.int64 {
             Tensor::vector(vec![h as i64, w as i64, c as i64])
         } else {
             Tensor::vector(vec![h as i32, w as i32, c as i32])
@@ -422,7 +422,7 @@ impl EncodePng {
 }
 
 impl Op for EncodePng {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [image] = take_inputs(inputs)?;
         let [h, w, c] = *image.shape() else {
             return Err(OpError::invalid(format!(
@@ -448,6 +448,6 @@ impl Op for EncodePng {
             }
             d => return Err(OpError::dtype(0, "uint8 or uint16", d)),
         };
-        Ok(vec![Tensor::from_strings(&[], vec![bytes])?])
+        Ok(tensors![Tensor::from_strings(&[], vec![bytes])?])
     }
 }

@@ -7,7 +7,7 @@ use half::{bf16, f16};
 use super::num::{fmax, fmin, Float, FloatElem, Int};
 use super::{alloc_len, broadcast_shape, broadcast_strides, map2, map2_to, writable, zip_in_place};
 use crate::ops::kernels::elementwise::{self as k, BinaryOp};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Limits, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Limits, Op, OpError, Tensors};
 use crate::tensor::{Bytes, Complex32, Complex64, DType, Element, Tensor};
 
 /// Which binary arithmetic op.
@@ -45,7 +45,7 @@ impl Binary {
 }
 
 impl Op for Binary {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [a, b] = take_inputs(inputs)?;
         let dt = a.dtype();
         if b.dtype() != dt {
@@ -78,7 +78,7 @@ impl Op for Binary {
             }
             _ => None,
         };
-        out.map(|t| vec![t])
+        out.map(|t| tensors![t])
             .ok_or_else(|| OpError::dtype(0, "a numeric type this op supports", dt))
     }
 }
@@ -243,7 +243,7 @@ impl BiasAdd {
 }
 
 impl Op for BiasAdd {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [value, bias] = take_inputs(inputs)?;
         let rank = value.rank();
         if rank < 2 {
@@ -291,7 +291,7 @@ impl Op for BiasAdd {
             DType::U64 => add_along::<u64>(cx.limits(), value, &bias, &st, u64::wadd)?,
             dt => return Err(OpError::dtype(0, "a numeric type", dt)),
         };
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 
@@ -329,7 +329,7 @@ impl AddN {
 }
 
 impl Op for AddN {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let mut it = inputs.into_iter();
         let first = it.next().ok_or(OpError::Arity {
             expected: 1,
@@ -370,7 +370,7 @@ impl Op for AddN {
             DType::U64 => sum::<u64>(l, first, &rest, u64::wadd)?,
             dt => return Err(OpError::dtype(0, "a numeric type", dt)),
         };
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 
@@ -398,7 +398,7 @@ mod tests {
     fn eval(op: &dyn Op, inputs: Vec<Tensor>) -> Result<Tensor, OpError> {
         let session = Session::new(".".into(), None, Default::default());
         let mut cx = EvalCtx::new(&session);
-        Ok(op.eval(&mut cx, inputs)?.remove(0))
+        Ok(op.eval(&mut cx, inputs.into())?.remove(0))
     }
     fn bin(op: BinOp, a: Tensor, b: Tensor) -> Result<Tensor, OpError> {
         eval(&Binary { op }, vec![a, b])

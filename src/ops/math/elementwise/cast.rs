@@ -7,7 +7,7 @@
 use half::{bf16, f16};
 
 use super::with_numeric;
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{DType, Element, Tensor};
 
 /// `Cast` to `DstT`. `Truncate` zeroes the mantissa bits a float→narrower-float cast drops,
@@ -29,11 +29,11 @@ impl Cast {
 }
 
 impl Op for Cast {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         let src = x.dtype();
         if src == self.dst {
-            return Ok(vec![x]);
+            return Ok(tensors![x]);
         }
         cx.limits().check_alloc(x.len(), self.dst)?;
         let unsupported =
@@ -50,7 +50,7 @@ impl Op for Cast {
         } else {
             with_numeric!(src, S => convert::<S>(&x, self.dst, drop_bits)?, _ => None)
         };
-        out.map(|t| vec![t]).ok_or_else(unsupported)
+        out.map(|t| tensors![t]).ok_or_else(unsupported)
     }
 }
 
@@ -220,7 +220,7 @@ mod tests {
             truncate,
         };
         let out = op
-            .eval(&mut cx, vec![Tensor::vector(v.to_vec())])?
+            .eval(&mut cx, tensors![Tensor::vector(v.to_vec())])?
             .remove(0);
         Ok(out.into_vec::<D>()?)
     }

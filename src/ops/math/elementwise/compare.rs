@@ -3,7 +3,7 @@
 //! cwise_op_select.cc, cwise_op_clip.cc.
 
 use super::{alloc_len, broadcast_shape, map1, map2_to, with_numeric, Plan};
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Limits, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Limits, Op, OpError, Tensors};
 use crate::tensor::{Buf, DType, Data, Element, Tensor};
 
 /// Which comparison or logical op.
@@ -38,7 +38,7 @@ impl Compare {
 }
 
 impl Op for Compare {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         use CmpOp::*;
         let [a, b] = take_inputs(inputs)?;
         let dt = a.dtype();
@@ -47,7 +47,7 @@ impl Op for Compare {
         }
         let eq = matches!(self.op, Equal | NotEqual);
         if eq && !self.shape_error && broadcast_shape(a.shape(), b.shape()).is_err() {
-            return Ok(vec![Tensor::scalar(self.op == NotEqual)]);
+            return Ok(tensors![Tensor::scalar(self.op == NotEqual)]);
         }
         let l = cx.limits();
         let out = match (self.op, a.data()) {
@@ -59,7 +59,7 @@ impl Op for Compare {
             (op, data) => crate::match_numeric!(data, buf => compare(buf, l, op, &a, &b)?,
                 _ => return Err(OpError::dtype(0, "a numeric type", dt))),
         };
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 
@@ -95,12 +95,12 @@ impl LogicalNot {
 }
 
 impl Op for LogicalNot {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         if x.dtype() != DType::Bool {
             return Err(OpError::dtype(0, "bool", x.dtype()));
         }
-        Ok(vec![map1::<bool>(x, |v| !v)?])
+        Ok(tensors![map1::<bool>(x, |v| !v)?])
     }
 }
 
@@ -154,7 +154,7 @@ impl Select {
 }
 
 impl Op for Select {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [cond, t, e] = take_inputs(inputs)?;
         if t.dtype() != e.dtype() {
             return Err(OpError::dtype(2, t.dtype().name(), e.dtype()));
@@ -194,18 +194,18 @@ impl Op for Select {
         if let Some(inner) = row_blocks(&cond_shape, &shape, t.shape(), e.shape(), c.len()) {
             // Uniform conditions return an input as is.
             if all_equal(c, false) {
-                return Ok(vec![e]);
+                return Ok(tensors![e]);
             }
             if all_equal(c, true) {
-                return Ok(vec![t]);
+                return Ok(tensors![t]);
             }
             let out = crate::match_any!(t.data(), tb => select_blocks(c, inner, tb, e)?);
-            return Ok(vec![out]);
+            return Ok(tensors![out]);
         }
         let shapes = [cond_shape.as_slice(), t.shape(), e.shape()];
         let l = cx.limits();
         let out = crate::match_any!(t.data(), tb => pick(l, &shape, shapes, c, tb, &e)?);
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 
@@ -310,7 +310,7 @@ impl ClipByValue {
 }
 
 impl Op for ClipByValue {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [t, lo, hi] = take_inputs(inputs)?;
         for (i, b) in [(1, &lo), (2, &hi)] {
             if b.dtype() != t.dtype() {
@@ -329,7 +329,7 @@ impl Op for ClipByValue {
         let dt = t.dtype();
         let out = with_numeric!(dt, T => clip::<T>(l, t, &lo, &hi)?,
             _ => return Err(OpError::dtype(0, "a numeric type", dt)));
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 
@@ -364,7 +364,7 @@ mod tests {
     fn eval(op: &dyn Op, inputs: Vec<Tensor>) -> Result<Tensor, OpError> {
         let session = Session::new(".".into(), None, Default::default());
         let mut cx = EvalCtx::new(&session);
-        Ok(op.eval(&mut cx, inputs)?.remove(0))
+        Ok(op.eval(&mut cx, inputs.into())?.remove(0))
     }
     fn v<T: Element>(x: &[T]) -> Tensor {
         Tensor::vector(x.to_vec())

@@ -298,6 +298,13 @@ pub(crate) fn map2_to<T: Element, O: Element + Default>(
     let n = alloc_len(limits, &shape, O::DTYPE)?;
     let (x, y) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
     let mut out = vec![O::default(); n];
+    if n > 0 && n < PAR_MIN {
+        // Small and elementwise or against one element (the shape and index arithmetic of
+        // a text model's preprocessing): no stride plan to build.
+        if let Some(()) = small_zip(&mut out, x, y, &f) {
+            return Ok(Tensor::from_vec(&shape, out)?);
+        }
+    }
     if n > 0 {
         // A full operand and a per-channel vector (`x - mean` on an image): whole rows.
         let full = broadcast_strides(&shape, shape.len());
@@ -352,6 +359,35 @@ pub(crate) fn map2_to<T: Element, O: Element + Default>(
         });
     }
     Ok(Tensor::from_vec(&shape, out)?)
+}
+
+/// `out[i] = f(x[i], y[i])` when `x` and `y` both have `out`'s element count (then, as
+/// broadcasting never shrinks a dimension, their shapes differ from the output's only by
+/// size-1 axes, so row-major positions match), or with the one element of a single-element
+/// operand; `None` (nothing written) for any other broadcast.
+fn small_zip<T, O>(out: &mut [O], x: &[T], y: &[T], f: impl Fn(&T, &T) -> O) -> Option<()> {
+    let n = out.len();
+    match (x.len() == n, y.len() == n) {
+        (true, true) => {
+            for ((o, x), y) in out.iter_mut().zip(x).zip(y) {
+                *o = f(x, y);
+            }
+        }
+        (true, false) if y.len() == 1 => {
+            let y = &y[0];
+            for (o, x) in out.iter_mut().zip(x) {
+                *o = f(x, y);
+            }
+        }
+        (false, true) if x.len() == 1 => {
+            let x = &x[0];
+            for (o, y) in out.iter_mut().zip(y) {
+                *o = f(x, y);
+            }
+        }
+        _ => return None,
+    }
+    Some(())
 }
 
 /// `out = f(out, b)` where `out` already has the output shape and `b` is read through
@@ -496,9 +532,18 @@ fn map2<T: Element + Copy + Default>(
     let a_fits = a.shape() == shape.as_slice() && writable::<T>(&a);
     if a_fits || (b.shape() == shape.as_slice() && writable::<T>(&b)) {
         let (mut out, other, swap) = if a_fits { (a, b, false) } else { (b, a, true) };
-        let st = broadcast_strides(other.shape(), shape.len());
         let src = other.as_slice::<T>()?;
         let dst = out.as_mut_slice::<T>()?;
+        let n = dst.len();
+        if n < PAR_MIN && (src.len() == n || src.len() == 1) {
+            // Small and elementwise or against one element: no stride plan (`small_zip`).
+            let y = |i: usize| src[if src.len() == 1 { 0 } else { i }];
+            for (i, o) in dst.iter_mut().enumerate() {
+                *o = if swap { f(y(i), *o) } else { f(*o, y(i)) };
+            }
+            return Ok(out);
+        }
+        let st = broadcast_strides(other.shape(), shape.len());
         if swap {
             zip_in_place(dst, &shape, src, &st, |o, x| f(x, o));
         } else {
@@ -606,6 +651,64 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn small_elementwise_and_one_element_operands_keep_order_and_shape() {
+        let limits = crate::ops::Limits::default();
+        let t = |shape: &[usize], v: &[i64]| Tensor::from_vec(shape, v.to_vec()).unwrap();
+        // (a, b, output shape, a - b): equal counts with size-1 axes on either side, a
+        // scalar or one-element operand on either side, and a real broadcast (general plan).
+        let cases: [(Tensor, Tensor, Vec<usize>, Vec<i64>); 5] = [
+            (
+                t(&[1, 3], &[10, 20, 30]),
+                t(&[3], &[1, 2, 3]),
+                vec![1, 3],
+                vec![9, 18, 27],
+            ),
+            (
+                t(&[3], &[10, 20, 30]),
+                t(&[3, 1], &[1, 2, 3]),
+                vec![3, 3],
+                vec![9, 19, 29, 8, 18, 28, 7, 17, 27],
+            ),
+            (
+                t(&[3], &[10, 20, 30]),
+                t(&[], &[1]),
+                vec![3],
+                vec![9, 19, 29],
+            ),
+            (
+                t(&[1, 1], &[100]),
+                t(&[2], &[1, 2]),
+                vec![1, 2],
+                vec![99, 98],
+            ),
+            (
+                t(&[2, 1], &[5, 6]),
+                t(&[2, 1], &[1, 1]),
+                vec![2, 1],
+                vec![4, 5],
+            ),
+        ];
+        for (a, b, shape, want) in cases {
+            // Into a new buffer (`map2_to`, as comparisons) and in place (`map2`).
+            let out = map2_to::<i64, i64>(&limits, &a, &b, |x, y| x - y).unwrap();
+            assert_eq!(
+                (out.shape(), out.as_slice::<i64>().unwrap()),
+                (&shape[..], &want[..])
+            );
+            let out = map2::<i64>(&limits, a, b, |x, y| x - y).unwrap();
+            assert_eq!(
+                (out.shape(), out.as_slice::<i64>().unwrap()),
+                (&shape[..], &want[..])
+            );
+        }
+        // Both operands one shared buffer: the input is not written through.
+        let a = t(&[2], &[3, 4]);
+        let out = map2::<i64>(&limits, a.clone(), a.clone(), |x, y| x * y).unwrap();
+        assert_eq!(out.as_slice::<i64>().unwrap(), &[9, 16]);
+        assert_eq!(a.as_slice::<i64>().unwrap(), &[3, 4]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use half::{bf16, f16};
 use super::num::{Float, FloatElem, Int};
 use super::{map1, map1_to};
 use crate::ops::kernels::elementwise as k;
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{Complex32, Complex64, DType, Tensor};
 
 /// The complex maps TF defines with `std::complex` (others are refused by dtype).
@@ -87,7 +87,7 @@ impl Unary {
 }
 
 impl Op for Unary {
-    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, _cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [x] = take_inputs(inputs)?;
         let dt = x.dtype();
         let out = match dt {
@@ -116,7 +116,7 @@ impl Op for Unary {
             DType::C128 => complex!(Complex64, self.op, x),
             _ => None,
         };
-        out.map(|t| vec![t])
+        out.map(|t| tensors![t])
             .ok_or_else(|| OpError::dtype(0, "a numeric type this op supports", dt))
     }
 }
@@ -277,7 +277,7 @@ mod tests {
         let u = Unary { op: op_of(op) };
         let session = crate::ops::Session::new(".".into(), None, Default::default());
         let mut cx = EvalCtx::new(&session);
-        Ok(u.eval(&mut cx, vec![x])?.remove(0))
+        Ok(u.eval(&mut cx, tensors![x])?.remove(0))
     }
 
     fn op_of(name: &str) -> UnOp {

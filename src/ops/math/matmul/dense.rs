@@ -15,7 +15,7 @@ use crate::ops::fused::EpilogueProducer;
 use crate::ops::kernels::epilogue::Epilogue;
 use crate::ops::kernels::gemm::{gemm_f32, gemm_packed_f32, PackedB};
 use crate::ops::kernels::Isa;
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{DType, Tensor};
 
 /// `MatMul`: `op(a) · op(b)` for rank-2 operands, `op` = transpose when `transpose_a/b`.
@@ -124,7 +124,7 @@ impl EpilogueProducer for MatMul {
     fn eval_epilogue(
         &self,
         cx: &mut EvalCtx<'_>,
-        inputs: Vec<Tensor>,
+        inputs: Tensors,
         ep: &Epilogue<'_>,
     ) -> Result<Tensor, OpError> {
         let [a, b] = take_inputs(inputs)?;
@@ -160,7 +160,7 @@ impl EpilogueProducer for MatMul {
 }
 
 impl Op for MatMul {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [a, b] = take_inputs(inputs)?;
         for (i, t) in [&a, &b].into_iter().enumerate() {
             if t.rank() != 2 {
@@ -171,13 +171,15 @@ impl Op for MatMul {
             }
         }
         if self.dims_f32(&a, &b).is_some() {
-            return Ok(vec![self.eval_epilogue(
+            return Ok(tensors![self.eval_epilogue(
                 cx,
-                vec![a, b],
+                tensors![a, b],
                 &Epilogue::default(),
             )?]);
         }
-        Ok(vec![batched_matmul(cx, &a, self.ta, &b, self.tb, false)?])
+        Ok(tensors![batched_matmul(
+            cx, &a, self.ta, &b, self.tb, false
+        )?])
     }
 
     fn epilogue_producer(&self) -> Option<&dyn EpilogueProducer> {

@@ -7,7 +7,7 @@ use super::{batched_matmul, fmt_shape, permute};
 use crate::ops::kernels::epilogue::Epilogue;
 use crate::ops::kernels::gemm::{gemm_f32_ptr, gemm_packed_f32};
 use crate::ops::kernels::Isa;
-use crate::ops::{BuildCtx, EvalCtx, Op, OpError};
+use crate::ops::{BuildCtx, EvalCtx, Op, OpError, Tensors};
 use crate::tensor::{num_elements, DType, Tensor};
 
 /// A subscript label: a letter, or one dimension covered by `...` (numbered from the right so
@@ -130,7 +130,7 @@ fn pos(labels: &[Label], l: Label) -> Option<usize> {
 }
 
 impl Op for Einsum {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         if inputs.len() != self.inputs.len() {
             return Err(OpError::Arity {
                 expected: self.inputs.len(),
@@ -256,7 +256,7 @@ impl Op for Einsum {
             }
             _ => return Err(self.unimplemented("operand count")),
         };
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 }
 

@@ -17,7 +17,7 @@ use crate::ops::fused::EpilogueProducer;
 use crate::ops::kernels::epilogue::Epilogue;
 use crate::ops::kernels::gemm::{gemm_f32, gemm_f64, gemm_packed_f32};
 use crate::ops::kernels::transpose::transpose;
-use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry};
+use crate::ops::{take_inputs, BuildCtx, EvalCtx, Op, OpError, Registry, Tensors};
 use crate::tensor::{num_elements, DType, Data, Element, Tensor};
 
 mod dense;
@@ -385,7 +385,7 @@ impl EpilogueProducer for BatchMatMul {
     fn eval_epilogue(
         &self,
         cx: &mut EvalCtx<'_>,
-        inputs: Vec<Tensor>,
+        inputs: Tensors,
         ep: &Epilogue<'_>,
     ) -> Result<Tensor, OpError> {
         let [x, y] = take_inputs(inputs)?;
@@ -430,17 +430,17 @@ fn cast_for_matmul(t: Tensor, to: DType) -> Result<Tensor, OpError> {
 }
 
 impl Op for BatchMatMul {
-    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Tensors) -> Result<Tensors, OpError> {
         let [mut x, mut y] = take_inputs(inputs)?;
         if let Some(to) = self.tout {
             x = cast_for_matmul(x, to)?;
             y = cast_for_matmul(y, to)?;
         }
         if let Some(out) = self.flat_f32(cx, &x, &y, &Epilogue::default())? {
-            return Ok(vec![out]);
+            return Ok(tensors![out]);
         }
         let out = batched_matmul(cx, &x, self.adj_x, &y, self.adj_y, self.broadcast)?;
-        Ok(vec![out])
+        Ok(tensors![out])
     }
 
     fn epilogue_producer(&self) -> Option<&dyn EpilogueProducer> {

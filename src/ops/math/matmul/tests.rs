@@ -17,7 +17,7 @@ fn range(shape: &[usize]) -> Tensor {
 fn run(op: &dyn Op, inputs: Vec<Tensor>) -> Result<Tensor, OpError> {
     let s = session();
     let mut cx = EvalCtx::new(&s);
-    Ok(op.eval(&mut cx, inputs)?.remove(0))
+    Ok(op.eval(&mut cx, inputs.into())?.remove(0))
 }
 
 /// Reference einsum: a loop over every assignment of every label.
