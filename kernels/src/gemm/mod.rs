@@ -768,6 +768,16 @@ unsafe fn drive<K: Kernel>(
 // Microkernels
 // ---------------------------------------------------------------------------------------
 
+/// How many `k` steps ahead the vector microkernels prefetch their `B` panel into L1. The
+/// panel streams from L2 (one or two lines per step); without the hint the Emerald Rapids
+/// VM this was measured on (2 FMA ports, 12 steps of 24 FMAs ≈ 12 cycles per step) waited on
+/// L2: `gemm_gflops` on BERT's `128×768×3072` went from 140 to 150 GFLOP/s on AVX-512
+/// (+3–5% on AVX2). 16 steps is 2 KB (AVX-512) or 1 KB (AVX2) ahead; past a panel's end the
+/// hint warms the next panel, which follows it in a packed `B`. Prefetches never fault, so
+/// the address is computed with `wrapping_add`.
+#[cfg(target_arch = "x86_64")]
+const B_PREFETCH: usize = 16;
+
 /// Portable 4×8 microkernel.
 struct ScalarKernel;
 
@@ -888,6 +898,8 @@ unsafe fn kernel_avx2_6x16<const ROWS: bool>(
         // 6 rows of kc floats at stride lda.
         let b0 = _mm256_loadu_ps(bp);
         let b1 = _mm256_loadu_ps(bp.add(8));
+        // The step B_PREFETCH ahead (one line), past the panel's end into the next panel.
+        _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(B_PREFETCH * 16) as *const i8);
         for r in 0..6 {
             let av = _mm256_broadcast_ss(&*ap.add(if ROWS { r * lda } else { r }));
             c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
@@ -1009,6 +1021,9 @@ unsafe fn kernel_avx512_12x32<const ROWS: bool>(
         // 12 rows of kc floats at stride lda.
         let b0 = _mm512_loadu_ps(bp);
         let b1 = _mm512_loadu_ps(bp.add(16));
+        // The step B_PREFETCH ahead (two lines), past the panel's end into the next panel.
+        _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(B_PREFETCH * 32) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(B_PREFETCH * 32 + 16) as *const i8);
         for r in 0..12 {
             let av = _mm512_set1_ps(*ap.add(if ROWS { r * lda } else { r }));
             c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
