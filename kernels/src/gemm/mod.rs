@@ -900,9 +900,9 @@ unsafe fn kernel_avx2_6x16<const ROWS: bool>(
             // SAFETY: as in the full loop below.
             let b0 = _mm256_loadu_ps(bp);
             _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(B_PREFETCH * 16) as *const i8);
-            for r in 0..6 {
+            for (r, cr) in c0.iter_mut().enumerate() {
                 let av = _mm256_broadcast_ss(&*ap.add(if ROWS { r * lda } else { r }));
-                c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+                *cr = _mm256_fmadd_ps(av, b0, *cr);
             }
             ap = ap.add(if ROWS { 1 } else { 6 });
             bp = bp.add(16);
@@ -1039,9 +1039,9 @@ unsafe fn kernel_avx512_12x32<const ROWS: bool>(
             // SAFETY: as in the full loop below.
             let b0 = _mm512_loadu_ps(bp);
             _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(B_PREFETCH * 32) as *const i8);
-            for r in 0..12 {
+            for (r, cr) in c0.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*ap.add(if ROWS { r * lda } else { r }));
-                c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+                *cr = _mm512_fmadd_ps(av, b0, *cr);
             }
             ap = ap.add(if ROWS { 1 } else { 12 });
             bp = bp.add(32);
