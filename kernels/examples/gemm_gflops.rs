@@ -5,8 +5,9 @@
 //! (one core) of this process (from `/proc/self/stat`, Linux), the second being meaningful on a
 //! machine shared with other jobs, and on one thread the rate of the call that used the least
 //! CPU time (the thread's CPU clock), the least disturbed by other jobs' cache traffic.
-//! `GEMM_SHAPE=i` runs shape `i` only, `GEMM_SECS` sets the time per shape (default 1).
-//! `TFHUB_NO_AVX512=1` hides AVX-512.
+//! `GEMM_SHAPE=i,j` runs shapes `i` and `j` only, `GEMM_NO_PEAK=1` skips the FMA peak, `GEMM_SECS` sets the time per shape (default 1).
+//! `GEMM_PACKED_ONLY=1` skips the unpacked (strided `B`) product. `TFHUB_NO_AVX512=1` hides
+//! AVX-512.
 use std::time::Instant;
 use tfhub_kernels::epilogue::Epilogue;
 use tfhub_kernels::gemm::{gemm_f32_with, gemm_packed_f32_with, PackedB};
@@ -90,43 +91,62 @@ fn main() {
         .num_threads(threads)
         .build()
         .expect("thread pool");
-    // (m, k, n): BERT-small/base FFN and projections at batch 8 and 1, seq 128.
-    let shapes = [
-        (1024, 512, 2048),
-        (1024, 2048, 512),
-        (1024, 768, 3072),
-        (1024, 3072, 768),
-        (1024, 768, 768),
-        (128, 768, 3072),
-        (128, 3072, 768),
-        // 1×1 convolutions at 224² batch 1 (EfficientNetB0, MobileNetV2, ResNet50): pixels ×
+    // (m, k, n): BERT-small/base projections and FFN at seq 128, batch 1 (m = 128) and 8.
+    let mut shapes = Vec::new();
+    for m in [128, 1024] {
+        for (k, n) in [
+            (512, 2048),
+            (2048, 512),
+            (512, 512),
+            (768, 3072),
+            (3072, 768),
+            (768, 768),
+        ] {
+            shapes.push((m, k, n));
+        }
+    }
+    shapes.extend([
+        // 1×1 convolutions at 224² batch 1 (MobileNetV2, EfficientNetB0, ResNet50): pixels ×
         // input channels × output channels.
         (12544, 16, 96),
+        (3136, 24, 144),
         (3136, 144, 24),
-        (784, 40, 240),
-        (196, 672, 112),
+        (3136, 96, 24),
         (3136, 64, 256),
+        (784, 40, 240),
         (784, 512, 128),
+        (196, 672, 112),
+        (196, 256, 1024),
+        (196, 1024, 256),
+        (49, 320, 1280),
+        (49, 2048, 512),
+        (49, 960, 160),
+        (784, 240, 40),
+        (196, 480, 80),
         // 3×3 convolutions as im2col GEMMs (ResNet50).
         (196, 2304, 256),
         (784, 1152, 128),
         (3136, 576, 64),
-    ];
-    let only: Option<usize> = std::env::var("GEMM_SHAPE")
+    ]);
+    let packed_only = std::env::var_os("GEMM_PACKED_ONLY").is_some();
+    let only: Option<Vec<usize>> = std::env::var("GEMM_SHAPE")
         .ok()
-        .and_then(|s| s.parse().ok());
+        .map(|s| s.split(',').filter_map(|v| v.parse().ok()).collect());
     let isas: Vec<Isa> = Isa::available()
         .into_iter()
         .filter(|&i| i != Isa::Scalar)
         .collect();
     #[cfg(target_arch = "x86_64")]
-    for &isa in &isas {
+    for &isa in isas
+        .iter()
+        .filter(|_| std::env::var_os("GEMM_NO_PEAK").is_none())
+    {
         let (wall, cpu) = fma_peak(isa);
         println!("FMA peak {isa:?}: {wall:.1} GFLOP/s wall, {cpu:.1} per core-second");
     }
     pool.install(|| {
         for (i, &(m, k, n)) in shapes.iter().enumerate() {
-            if only.is_some_and(|o| o != i) {
+            if only.as_ref().is_some_and(|o| !o.contains(&i)) {
                 continue;
             }
             let a: Vec<f32> = (0..m * k).map(|i| ((i % 13) as f32 - 6.0) * 0.1).collect();
@@ -136,6 +156,9 @@ fn main() {
             for &isa in &isas {
                 let packed = PackedB::new_with(isa, k, n, &b, (n, 1));
                 for (name, packed_b) in [("unpacked", false), ("packed", true)] {
+                    if packed_only && !packed_b {
+                        continue;
+                    }
                     let run = |c: &mut [f32]| {
                         if packed_b {
                             let ep = Epilogue::default();
