@@ -12,13 +12,26 @@
 //! `x·m + ((-mean)·m + beta)` with `m = rsqrt·gamma`, each product and sum rounded as the
 //! separate ops round it (IEEE `+` and `·` are commutative, so operand order does not matter):
 //! bit-identical, in one pass. Anything else runs the original five ops.
+//!
+//! When the statistics are Keras 3's `moments` as well (`mean = Mean(x, axis, keep_dims)`,
+//! `sq = SquaredDifference(x, mean)` (the `StopGradient` between is forwarded),
+//! `var = Mean(sq, axis, keep_dims)`, `r = Rsqrt(AddV2(var, eps))`, `nm = Neg(mean)`; each
+//! intermediate read only inside the chain, `eps` a constant), the whole layer norm becomes
+//! one [`LayerNorm`] step on `x`, `gamma`, `beta`. For `f32` rows reduced over the last axis
+//! its per-row pass calls the very reduction kernel `Mean` calls on each row (the op's
+//! `[rows, c, 1]` reduction reduces every row independently with the same code), so the
+//! summation order is unchanged and the result bit-identical to the eleven separate ops, with
+//! the row in L1 instead of five full-size passes over memory. Anything else runs the ops.
 
 use rayon::prelude::*;
 
+use std::collections::HashMap;
+
 use super::compile::{step_positions, use_counts, PendingStep, Src};
+use crate::ops::kernels::reduce::{reduce_f32, ReduceOp};
 use crate::ops::{EvalCtx, Op, OpError};
-use crate::proto::NodeDef;
-use crate::tensor::Tensor;
+use crate::proto::{attr_value, NodeDef};
+use crate::tensor::{DType, Tensor};
 
 /// The five ops, each with the positions of its operands in the fused step's inputs
 /// (`0..5` = `x, ma, mb, nm, beta`; `5` = `mul`, `6` = `mul_1`, `7` = `add_1`, `8` = `mul_2`).
@@ -127,11 +140,216 @@ impl Op for LayerNormTail {
     }
 }
 
+/// An operand of one of [`LayerNorm`]'s statistics ops: an earlier value or a constant.
+#[derive(Debug)]
+enum In {
+    V(usize),
+    C(Tensor),
+}
+
+/// A whole Keras 3 layer norm (module docs). Inputs: `x`, `gamma`, `beta`.
+#[derive(Debug)]
+pub(crate) struct LayerNorm {
+    /// `Mean`, `SquaredDifference`, `Mean`, `AddV2`, `Rsqrt`, `Neg`, appending values
+    /// `3..9` to `[x, gamma, beta]` (`mean, sq, var, var+eps, r, nm`).
+    stats: Vec<(Box<dyn Op>, Vec<In>)>,
+    /// The two reduction axes and `eps`, for the one-pass path.
+    axes: [Tensor; 2],
+    eps: Tensor,
+    /// Whether `gamma` is the first operand of the tail's `mul`.
+    gamma_first: bool,
+    tail: LayerNormTail,
+}
+
+/// Whether `axis` (an integer scalar or 1-vector) names the last axis of a rank-`rank` tensor.
+fn last_axis(axis: &Tensor, rank: usize) -> bool {
+    axis.to_i64_vec()
+        .is_ok_and(|a| a.len() == 1 && (a[0] == -1 || a[0] == rank as i64 - 1))
+}
+
+impl LayerNorm {
+    /// The one-pass `f32` result, or `None` when the operands do not have the usual shapes.
+    fn fast(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<Option<Tensor>, OpError> {
+        let xs = x.shape();
+        let Some(&c) = xs.last() else { return Ok(None) };
+        let f32s = [x, gamma, beta, &self.eps]
+            .iter()
+            .all(|t| t.dtype() == DType::F32);
+        if !f32s
+            || c < 2
+            || x.is_empty()
+            || self.eps.len() != 1
+            || self.eps.rank() > 1
+            || !self.axes.iter().all(|a| last_axis(a, xs.len()))
+            || !channel_vec(gamma, c)
+            || !channel_vec(beta, c)
+        {
+            return Ok(None);
+        }
+        let eps = self.eps.as_slice::<f32>()?[0];
+        let (xv, gv, bv) = (
+            x.as_slice::<f32>()?,
+            gamma.as_slice::<f32>()?,
+            beta.as_slice::<f32>()?,
+        );
+        // Every element is written below.
+        let mut out = crate::tensor::pool::f32_for_overwrite(xv.len());
+        // Each step as the separate ops round it: `Mean` (the same kernel on the same row),
+        // `(x - mean)²`, `Mean`, `+ eps`, `1 / sqrt`, `-mean`, then the tail.
+        let row = |sq: &mut Vec<f32>, (o, x): (&mut [f32], &[f32])| {
+            let mut acc = [0f32];
+            reduce_f32(ReduceOp::Mean, x, 1, c, 1, &mut acc);
+            let mean = acc[0];
+            for (s, &v) in sq.iter_mut().zip(x) {
+                *s = (v - mean) * (v - mean);
+            }
+            reduce_f32(ReduceOp::Mean, sq, 1, c, 1, &mut acc);
+            let (r, n) = (1.0 / (acc[0] + eps).sqrt(), -mean);
+            for (((o, &x), &g), &b) in o.iter_mut().zip(x).zip(gv).zip(bv) {
+                let m = r * g;
+                *o = x * m + (n * m + b);
+            }
+        };
+        let init = || vec![0f32; c];
+        if xv.len() >= 1 << 15 {
+            out.par_chunks_mut(c)
+                .zip(xv.par_chunks(c))
+                .for_each_init(init, row);
+        } else {
+            let mut sq = init();
+            out.chunks_mut(c)
+                .zip(xv.chunks(c))
+                .for_each(|p| row(&mut sq, p));
+        }
+        Ok(Some(Tensor::from_vec(xs, out)?))
+    }
+}
+
+impl Op for LayerNorm {
+    fn profile_detail(&self, _inputs: &[Tensor]) -> Option<String> {
+        Some("layer norm: moments+Rsqrt+tail".into())
+    }
+
+    fn eval(&self, cx: &mut EvalCtx<'_>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+        let [x, gamma, beta] = crate::ops::take_inputs(inputs)?;
+        if let Some(y) = self.fast(&x, &gamma, &beta)? {
+            return Ok(vec![y]);
+        }
+        let mut vals = vec![x, gamma, beta];
+        for (op, ins) in &self.stats {
+            let ins = ins
+                .iter()
+                .map(|i| match i {
+                    In::V(v) => vals[*v].clone(),
+                    In::C(t) => t.clone(),
+                })
+                .collect();
+            vals.push(first(op.eval(cx, ins)?)?);
+        }
+        let (g, r) = (vals[1].clone(), vals[7].clone());
+        let (ma, mb) = if self.gamma_first { (g, r) } else { (r, g) };
+        let ins = vec![vals[0].clone(), ma, mb, vals[8].clone(), vals[2].clone()];
+        self.tail.eval(cx, ins)
+    }
+}
+
+/// The statistics feeding a matched tail (module docs), as the steps to absorb (`mean`, `sq`,
+/// `var`, `add`, `rsqrt`, `neg`), the [`LayerNorm`] program's operands, and `gamma`.
+type Stats = ([usize; 6], [Vec<In>; 6], [Tensor; 2], Tensor, Src, bool);
+
+/// Matches Keras 3's `moments` + `Rsqrt` + `Neg` behind a tail with operands
+/// `[x, ma, mb, nm, beta]`.
+fn match_stats(
+    nodes: &[NodeDef],
+    steps: &[PendingStep],
+    consts: &HashMap<Src, Tensor>,
+    uses: &HashMap<Src, usize>,
+    pos_of: &HashMap<usize, usize>,
+    srcs: &[Src; 5],
+) -> Option<Stats> {
+    let [x, ma, mb, nm, _beta] = *srcs;
+    // The step producing `v` (output 0 of an `ops` node read `count` times) and its inputs.
+    let prod = |v: Src, ops: &[&str], count: usize| -> Option<(usize, &[Src])> {
+        let Src::Out(n, 0) = v else { return None };
+        let &si = pos_of.get(&n)?;
+        (ops.contains(&nodes[n].op.as_str()) && uses.get(&v) == Some(&count))
+            .then_some((si, steps[si].2.as_slice()))
+    };
+    let keep_dims = |si: usize| {
+        matches!(
+            nodes[steps[si].0]
+                .attr
+                .get("keep_dims")
+                .and_then(|a| a.value.as_ref()),
+            Some(attr_value::Value::B(true))
+        )
+    };
+    let (gamma, r, gamma_first) = match (prod(ma, &["Rsqrt"], 1), prod(mb, &["Rsqrt"], 1)) {
+        (Some(_), None) => (mb, ma, false),
+        (None, Some(_)) => (ma, mb, true),
+        _ => return None,
+    };
+    let (rs, &[e]) = prod(r, &["Rsqrt"], 1)? else {
+        return None;
+    };
+    let (neg, &[mean]) = prod(nm, &["Neg"], 1)? else {
+        return None;
+    };
+    let (adds, &[p, q]) = prod(e, &["AddV2", "Add"], 1)? else {
+        return None;
+    };
+    let (var, eps, eps_first) = match (consts.get(&p), consts.get(&q)) {
+        (None, Some(t)) => (p, t, false),
+        (Some(t), None) => (q, t, true),
+        _ => return None,
+    };
+    let (vs, &[sq, ax2]) = prod(var, &["Mean"], 1)? else {
+        return None;
+    };
+    let (sqs, &[s0, s1]) = prod(sq, &["SquaredDifference"], 1)? else {
+        return None;
+    };
+    let (ms, &[x1, ax1]) = prod(mean, &["Mean"], 2)? else {
+        return None;
+    };
+    let sq_mean_first = match (s0, s1) {
+        (a, b) if a == x && b == mean => false,
+        (a, b) if a == mean && b == x => true,
+        _ => return None,
+    };
+    if x1 != x || !keep_dims(vs) || !keep_dims(ms) {
+        return None;
+    }
+    let (a1, a2) = (consts.get(&ax1)?.clone(), consts.get(&ax2)?.clone());
+    if [x, gamma].contains(&mean) || eps.dtype() != DType::F32 {
+        return None;
+    }
+    let pair = |first: bool, a: In, b: In| if first { vec![a, b] } else { vec![b, a] };
+    let progs = [
+        vec![In::V(0), In::C(a1.clone())],
+        pair(sq_mean_first, In::V(3), In::V(0)),
+        vec![In::V(4), In::C(a2.clone())],
+        pair(eps_first, In::C(eps.clone()), In::V(5)),
+        vec![In::V(6)],
+        vec![In::V(3)],
+    ];
+    Some((
+        [ms, sqs, vs, adds, rs, neg],
+        progs,
+        [a1, a2],
+        eps.clone(),
+        gamma,
+        gamma_first,
+    ))
+}
+
 /// Rewrites Keras' layer-norm tail (module docs) into one [`LayerNormTail`] step at the
-/// position and under the node of its final `AddV2`.
+/// position and under the node of its final `AddV2`, or, with Keras 3's statistics before it,
+/// the whole layer norm into one [`LayerNorm`] step there.
 pub(super) fn fuse_layernorm_tail(
     nodes: &[NodeDef],
     steps: Vec<PendingStep>,
+    consts: &HashMap<Src, Tensor>,
     outs: &[Src],
 ) -> Vec<PendingStep> {
     let uses = use_counts(&steps, outs);
@@ -150,7 +368,7 @@ pub(super) fn fuse_layernorm_tail(
     const MUL: &[&str] = &["Mul"];
     // Steps (add_2, mul_2, add_1, mul_1, mul), inputs (x, ma, mb, nm, beta), and whether
     // each op reads the chain value first.
-    type Found = ([usize; 5], [Src; 5], [bool; 5]);
+    type Found = ([usize; 5], [Src; 5], [bool; 5], Option<Stats>);
     let mut found: Vec<Found> = Vec::new();
     for (si, (ni, _, ins)) in steps.iter().enumerate() {
         let [p, q] = ins.as_slice() else { continue };
@@ -182,10 +400,12 @@ pub(super) fn fuse_layernorm_tail(
                     if srcs.contains(&mul) || srcs.contains(&v_mul1) || srcs.contains(&v2) {
                         continue;
                     }
+                    let stats = match_stats(nodes, &steps, consts, &uses, &pos_of, &srcs);
                     found.push((
                         [si, m2si, a1si, m1si, msi],
                         srcs,
                         [o_add2, o_mul2, o_add1, o_mul1, true],
+                        stats,
                     ));
                     break 'order;
                 }
@@ -196,13 +416,14 @@ pub(super) fn fuse_layernorm_tail(
         return steps;
     }
     let mut slots: Vec<Option<PendingStep>> = steps.into_iter().map(Some).collect();
-    for ([si, m2si, a1si, m1si, msi], srcs, [o_add2, o_mul2, o_add1, o_mul1, _]) in found {
+    for ([si, m2si, a1si, m1si, msi], srcs, [o_add2, o_mul2, o_add1, o_mul1, _], stats) in found {
         if [si, m2si, a1si, m1si, msi]
             .iter()
             .any(|&i| slots[i].is_none())
         {
             continue;
         }
+        let stats = stats.filter(|st| st.0.iter().all(|&i| slots[i].is_some()));
         let ni = slots[si].as_ref().expect("checked").0;
         let mut take = |i: usize| slots[i].take().expect("checked").1;
         // Operand indices: 0..5 = x, ma, mb, nm, beta; 5 = mul, 6 = mul_1, 7 = add_1,
@@ -215,7 +436,24 @@ pub(super) fn fuse_layernorm_tail(
             (take(m2si), pair(o_mul2, 0, 5)),
             (take(si), pair(o_add2, 8, 7)),
         ];
-        slots[si] = Some((ni, Box::new(LayerNormTail { ops }), srcs.to_vec()));
+        let tail = LayerNormTail { ops };
+        let Some((idx, progs, axes, eps, gamma, gamma_first)) = stats else {
+            slots[si] = Some((ni, Box::new(tail), srcs.to_vec()));
+            continue;
+        };
+        let stats = idx
+            .into_iter()
+            .zip(progs)
+            .map(|(i, ins)| (slots[i].take().expect("checked").1, ins))
+            .collect();
+        let op = LayerNorm {
+            stats,
+            axes,
+            eps,
+            gamma_first,
+            tail,
+        };
+        slots[si] = Some((ni, Box::new(op), vec![srcs[0], gamma, srcs[4]]));
     }
     slots.into_iter().flatten().collect()
 }
