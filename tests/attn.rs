@@ -32,6 +32,10 @@ fn gelu_and_layer_norm_fuse_bit_identically_and_match_golden() -> common::TestRe
         let plain = plan_of(&unfused);
         let count = |p: &str, op: &str| p.matches(&format!("op_type: \"{op}\"")).count();
         assert_eq!(count(&plan, "Erfc"), 0, "{name}: {plan}");
+        // Whole layer norms (`graph::fuse_layernorm::LayerNorm`): no statistics op is left.
+        for op in ["SquaredDifference", "Rsqrt", "Mean"] {
+            assert_eq!(count(&plan, op), 0, "{name}: {op} left in {plan}");
+        }
         assert!(count(&plain, "Erfc") > 0, "{name}");
         // Each GELU drops two `Mul`s (the fused step keeps the last `Mul`'s node), each layer
         // norm (one `Rsqrt` each) three (its step sits at the final `AddV2`), each fused

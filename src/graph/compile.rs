@@ -532,7 +532,8 @@ impl<'a> Compiler<'a> {
             let (steps, gelu) = super::fuse_gelu::fuse_gelu(body.nodes, steps, &consts, outs);
             let steps = super::fuse_dense::fuse_dense(body.nodes, steps, outs, &gelu);
             let steps = super::fuse_attention::fuse_attention(body.nodes, steps, &consts, outs);
-            let steps = super::fuse_layernorm::fuse_layernorm_tail(body.nodes, steps, outs);
+            let steps =
+                super::fuse_layernorm::fuse_layernorm_tail(body.nodes, steps, &consts, outs);
             let (steps, swish) = super::fuse::fuse_swish(body.nodes, steps, &consts, outs);
             (
                 fused,
