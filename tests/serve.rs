@@ -1054,6 +1054,30 @@ fn pad_variable_length_inputs_batches_different_lengths_like_tf() {
         );
     }
     srv.shutdown();
+
+    // Padding never builds an input past --max_tensor_elements: with a cap of 12, the two
+    // (8 and 5 tokens, 16 once padded together) run in separate batches, unpadded.
+    let mut o = opts(base.path());
+    o.max_tensor_elements = 12;
+    o.batching = Some(BatchingParams {
+        max_batch_size: 2,
+        batch_timeout_micros: 50_000,
+        max_enqueued_batches: 4,
+        num_batch_threads: 1,
+        pad_variable_length_inputs: true,
+        ..BatchingParams::default()
+    });
+    let srv = Server::start(o).unwrap();
+    let a = srv.rest_addr().unwrap();
+    let (p1, p2) = (path.clone(), path.clone());
+    let (x, y) = (req(&short), req(&long));
+    let h1 = std::thread::spawn(move || post(a, &p1, &x));
+    let h2 = std::thread::spawn(move || post(a, &p2, &y));
+    let (r1, r2) = (h1.join().unwrap(), h2.join().unwrap());
+    assert_eq!((r1.0, r2.0), (200, 200), "{} {}", r1.1, r2.1);
+    let seq = &r1.1["outputs"]["sequence_output"][0];
+    assert_eq!(seq.as_array().unwrap().len(), 5, "{}", r1.1);
+    srv.shutdown();
 }
 
 #[test]

@@ -187,11 +187,14 @@ pub struct Pool {
     jobs: Mutex<mpsc::Sender<Box<dyn FnOnce() + Send>>>,
     /// TF's knobs, shared by every queue.
     pub params: BatchingParams,
+    /// Elements one padded batch input may reach (`--max_tensor_elements`): padding to the
+    /// batch's largest dims must not turn small requests into a huge tensor.
+    max_padded_elements: usize,
 }
 
 impl Pool {
     /// Starts `params.num_batch_threads` worker threads.
-    pub fn new(params: BatchingParams) -> Arc<Pool> {
+    pub fn new(params: BatchingParams, max_padded_elements: usize) -> Arc<Pool> {
         let (tx, rx) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..params.num_batch_threads {
@@ -215,6 +218,7 @@ impl Pool {
             cv: Condvar::new(),
             jobs: Mutex::new(tx),
             params,
+            max_padded_elements,
         })
     }
 
@@ -397,6 +401,8 @@ impl Batcher {
         }
         let mut batch: Vec<Task> = Vec::new();
         let (mut rows, mut whole) = (0, 0);
+        // With padding: each input's largest dims so far, to keep the padded batch in bounds.
+        let mut maxd: Vec<Vec<usize>> = Vec::new();
         while let Some(t) = q.front() {
             let same = batch.first().is_none_or(|f| {
                 f.inputs.iter().zip(&t.inputs).all(|(a, b)| {
@@ -410,6 +416,32 @@ impl Batcher {
             });
             if !same {
                 break;
+            }
+            if p.pad_variable_length_inputs {
+                let grown: Vec<Vec<usize>> = t
+                    .inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| {
+                        let mut d = x.shape().to_vec();
+                        if let Some(m) = maxd.get(i) {
+                            d.iter_mut().zip(m).for_each(|(a, &b)| *a = (*a).max(b));
+                        }
+                        d
+                    })
+                    .collect();
+                // A request alone is within the cap (its decoder checked it); a request that
+                // would pad the batch past it waits for the next batch.
+                let over = grown.iter().any(|d| {
+                    d[1..]
+                        .iter()
+                        .try_fold(rows + t.rows, |a, &x| a.checked_mul(x))
+                        .is_none_or(|n| n > self.pool.max_padded_elements)
+                });
+                if over && !batch.is_empty() {
+                    break;
+                }
+                maxd = grown;
             }
             let room = max - rows;
             if t.rows <= room {

@@ -284,7 +284,10 @@ impl Server {
     /// A version that fails to load at startup, a port that cannot be bound.
     pub fn start(opts: ServeOptions) -> Result<Server, String> {
         let metrics = Arc::new(Metrics::default());
-        let pool = opts.batching.clone().map(batch::Pool::new);
+        let pool = opts
+            .batching
+            .clone()
+            .map(|b| batch::Pool::new(b, opts.max_tensor_elements));
         let load = LoadOptions {
             tags: opts.tags.clone(),
             ..LoadOptions::default()
